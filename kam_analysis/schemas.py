@@ -5,7 +5,7 @@ nullability, ranges, allowed values, key uniqueness, and the cross-table
 rules. The classes double as the data dictionary (``Field(description=...)``);
 :func:`data_dictionary` renders them as a table.
 
-Columns annotated ``Optional[...]`` may be absent from a file (the analyses
+Columns annotated ``X | None`` may be absent from a file (the analyses
 that need them are switched off); all other columns are required. Whether a
 value may be missing is the separate ``nullable`` flag.
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal, Optional  # noqa: UP035 - pandera reads Optional[...] as "column may be absent"
+from typing import Literal
 
 import pandas as pd
 import pandera.ibis as pa
@@ -86,7 +86,9 @@ def _date(description: str, *, nullable: bool = False, not_after_as_of: bool = T
 
 
 def _amount(description: str, *, nullable: bool = False, **checks):
-    return pa.Field(nullable=nullable, description=description, metadata={"kind": "amount"}, **checks)
+    return pa.Field(
+        nullable=nullable, description=description, metadata={"kind": "amount"}, **checks
+    )
 
 
 def _integer(description: str, *, nullable: bool = False, **checks):
@@ -110,20 +112,20 @@ class Accounts(pa.DataFrameModel):
     name: str = pa.Field(nullable=True, description="Account (company) name.")
     industry: str = pa.Field(nullable=True, description="Industry of the account.")
     region: str = pa.Field(nullable=True, description="Sales region.")
-    since: Optional[dt.datetime] = _date("Customer since (first contract or order).", nullable=True)
-    wallet_estimate: Optional[float] = _amount(
+    since: dt.datetime | None = _date("Customer since (first contract or order).", nullable=True)
+    wallet_estimate: float | None = _amount(
         "Estimated annual spend of the customer in our category (its wallet), base currency.",
         nullable=True,
         ge=0,
     )
-    employees: Optional[int] = _integer("Number of employees.", nullable=True, ge=0)
-    account_manager: Optional[str] = pa.Field(nullable=True, description="Account lead.")
-    strategic_fit: Optional[int] = _score("Fit with our strategy")
-    co_development: Optional[int] = _score("Co-development / co-investment potential")
-    reference_value: Optional[int] = _score("Value as a reference customer")
-    barrier_to_entry: Optional[int] = _score("Barrier to entry the relationship creates")
-    synergy: Optional[int] = _score("Knock-on deployment potential across the customer's business")
-    decision_complexity: Optional[int] = _score("Complexity of the customer's decision structure")
+    employees: int | None = _integer("Number of employees.", nullable=True, ge=0)
+    account_manager: str | None = pa.Field(nullable=True, description="Account lead.")
+    strategic_fit: int | None = _score("Fit with our strategy")
+    co_development: int | None = _score("Co-development / co-investment potential")
+    reference_value: int | None = _score("Value as a reference customer")
+    barrier_to_entry: int | None = _score("Barrier to entry the relationship creates")
+    synergy: int | None = _score("Knock-on deployment potential across the customer's business")
+    decision_complexity: int | None = _score("Complexity of the customer's decision structure")
 
     class Config:
         metadata = {"table": "accounts", "required": True, "key": ["account_id"]}
@@ -136,16 +138,16 @@ class Transactions(pa.DataFrameModel):
     date: dt.datetime = _date("Invoice or order date.")
     product_line: str = pa.Field(description="Product line sold.")
     revenue: float = _amount("Net revenue of the line (no negative amounts).", ge=0)
-    cost: Optional[float] = _amount(
+    cost: float | None = _amount(
         "Cost of goods sold for the line (gross profit = revenue - cost).", nullable=True, ge=0
     )
-    currency: Optional[str] = pa.Field(
+    currency: str | None = pa.Field(
         nullable=True,
         str_matches=r"^[A-Z]{3}$",
         description="ISO 4217 currency code; the configured base currency when absent.",
     )
-    quantity: Optional[float] = _amount("Quantity.", nullable=True, ge=0)
-    order_id: Optional[str] = pa.Field(
+    quantity: float | None = _amount("Quantity.", nullable=True, ge=0)
+    order_id: str | None = pa.Field(
         nullable=True, description="Order or invoice number; lines of one order share it."
     )
 
@@ -161,19 +163,19 @@ class Contracts(pa.DataFrameModel):
     start_date: dt.datetime = _date("Start of the contract term.", not_after_as_of=False)
     end_date: dt.datetime = _date("End of the contract term.", nullable=True, not_after_as_of=False)
     annual_value: float = _amount("Annual contract value.", ge=0)
-    currency: Optional[str] = pa.Field(
+    currency: str | None = pa.Field(
         nullable=True, str_matches=r"^[A-Z]{3}$", description="ISO 4217 currency code."
     )
-    pricing_model: Optional[str] = pa.Field(
+    pricing_model: str | None = pa.Field(
         nullable=True, isin=list(PRICING_MODELS), description="Pricing scheme of the contract."
     )
-    signed_date: Optional[dt.datetime] = _date("Date the contract was signed.", nullable=True)
-    go_live_date: Optional[dt.datetime] = _date(
+    signed_date: dt.datetime | None = _date("Date the contract was signed.", nullable=True)
+    go_live_date: dt.datetime | None = _date(
         "Date the customer went live (time to adoption = go-live - signed).", nullable=True
     )
     status: str = pa.Field(isin=list(CONTRACT_STATUSES), description="Contract status.")
-    churn_date: Optional[dt.datetime] = _date("Date the customer left, if churned.", nullable=True)
-    product_line: Optional[str] = pa.Field(nullable=True, description="Product line contracted.")
+    churn_date: dt.datetime | None = _date("Date the customer left, if churned.", nullable=True)
+    product_line: str | None = pa.Field(nullable=True, description="Product line contracted.")
 
     class Config:
         metadata = {"table": "contracts", "required": False, "key": ["contract_id"]}
@@ -191,11 +193,11 @@ class Opportunities(pa.DataFrameModel):
     stage: str = pa.Field(isin=list(OPPORTUNITY_STAGES), description="Pipeline stage.")
     amount: float = _amount("Expected (or won) annual amount.", ge=0)
     type: str = pa.Field(isin=list(OPPORTUNITY_TYPES), description="Kind of opportunity.")
-    product_line: Optional[str] = pa.Field(nullable=True, description="Product line concerned.")
-    is_poc: Optional[bool] = pa.Field(
+    product_line: str | None = pa.Field(nullable=True, description="Product line concerned.")
+    is_poc: bool | None = pa.Field(
         nullable=True, description="Proof of concept / pilot.", metadata={"kind": "flag"}
     )
-    probability: Optional[float] = _amount(
+    probability: float | None = _amount(
         "Win probability 0-1; the configured stage weights are used when absent.",
         nullable=True,
         in_range={"min_value": 0, "max_value": 1},
@@ -215,16 +217,16 @@ class Stakeholders(pa.DataFrameModel):
         "Influence on the buying decision (1 = low, 5 = high).", in_range=_SCORE_1_5
     )
     stance: str = pa.Field(isin=list(STANCES), description="Stance towards us.")
-    reports_to: Optional[str] = pa.Field(
+    reports_to: str | None = pa.Field(
         nullable=True, description="contact_id of the person's manager (for the org chart)."
     )
-    last_contact_date: Optional[dt.datetime] = _date("Date of our last contact.", nullable=True)
-    product_line: Optional[str] = pa.Field(
+    last_contact_date: dt.datetime | None = _date("Date of our last contact.", nullable=True)
+    product_line: str | None = pa.Field(
         nullable=True, description="Product line the person buys for or influences."
     )
-    name: Optional[str] = pa.Field(nullable=True, description="Person's name (personal data).")
-    email: Optional[str] = pa.Field(nullable=True, description="E-mail (personal data).")
-    title: Optional[str] = pa.Field(nullable=True, description="Job title.")
+    name: str | None = pa.Field(nullable=True, description="Person's name (personal data).")
+    email: str | None = pa.Field(nullable=True, description="E-mail (personal data).")
+    title: str | None = pa.Field(nullable=True, description="Job title.")
 
     class Config:
         metadata = {"table": "stakeholders", "required": False, "key": ["contact_id"]}
@@ -233,13 +235,13 @@ class Stakeholders(pa.DataFrameModel):
 class Activities(pa.DataFrameModel):
     """One row per touchpoint with the account."""
 
-    activity_id: Optional[str] = pa.Field(
+    activity_id: str | None = pa.Field(
         nullable=True, unique=True, description="Activity identifier."
     )
     account_id: str = _account_ref()
     date: dt.datetime = _date("Date of the touchpoint.")
     kind: str = pa.Field(isin=list(ACTIVITY_KINDS), description="Kind of touchpoint.")
-    contact_id: Optional[str] = pa.Field(nullable=True, description="Person met, if known.")
+    contact_id: str | None = pa.Field(nullable=True, description="Person met, if known.")
 
     class Config:
         metadata = {"table": "activities", "required": False, "key": []}
@@ -253,8 +255,8 @@ class Surveys(pa.DataFrameModel):
     nps: int = _integer(
         "Likelihood to recommend, 0-10.", nullable=True, in_range={"min_value": 0, "max_value": 10}
     )
-    csat: Optional[int] = _integer("Satisfaction, 1-5.", nullable=True, in_range=_SCORE_1_5)
-    contact_id: Optional[str] = pa.Field(nullable=True, description="Respondent, if known.")
+    csat: int | None = _integer("Satisfaction, 1-5.", nullable=True, in_range=_SCORE_1_5)
+    contact_id: str | None = pa.Field(nullable=True, description="Respondent, if known.")
 
     class Config:
         metadata = {"table": "surveys", "required": False, "key": []}

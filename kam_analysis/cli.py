@@ -1,0 +1,202 @@
+"""The ``kam`` command line.
+
+Exit codes (stable, for cron / Airflow / CI):
+
+* ``0`` — success.
+* ``1`` — the job failed (a report notebook failed, an unexpected error).
+* ``2`` — bad input: invalid data, a bad configuration or bad arguments.
+  Nothing was written.
+* ``130`` — interrupted (Ctrl-C); nothing half-written was left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from kam_analysis import __version__
+from kam_analysis.config import ConfigError, KamConfig, load_config
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A problem with the command's arguments (exit 2)."""
+
+
+def _as_of(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    from kam_analysis.data import as_date
+
+    try:
+        return as_date(value)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _config(path: str | None) -> KamConfig:
+    return load_config(path)
+
+
+def _default_as_of(folder: Path, explicit: dt.date | None) -> dt.date:
+    """The as-of date: explicit, else the dataset's recorded one, else today."""
+    if explicit is not None:
+        return explicit
+    truth = folder / "ground_truth.json"
+    if truth.is_file():
+        import json
+
+        try:
+            return dt.date.fromisoformat(json.loads(truth.read_text())["params"]["as_of"])
+        except (KeyError, ValueError, TypeError):
+            pass
+    return dt.date.today()
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from kam_analysis.data import validate_dataset
+
+    folder = Path(args.data)
+    as_of = _default_as_of(folder, _as_of(args.as_of))
+    report = validate_dataset(folder, as_of=as_of, config=_config(args.config))
+    print(report.render_text())
+    return EXIT_OK if report.ok else EXIT_BAD_INPUT
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from kam_analysis.synthetic import generate_dataset
+
+    if args.accounts < 1:
+        raise UsageError("--accounts must be at least 1")
+    summary = generate_dataset(
+        Path(args.out),
+        n_accounts=args.accounts,
+        seed=args.seed,
+        start=args.start,
+        end=args.end,
+        fiscal_year_start_month=args.fiscal_year_start,
+        overwrite=args.force,
+    )
+    rows = ", ".join(f"{k} {v:,}" for k, v in summary.get("rows", {}).items())
+    print(
+        f"wrote {args.out}: {rows} (as of {summary.get('as_of')}, {summary.get('seconds', 0):.1f} s)"
+    )
+    return EXIT_OK
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from kam_analysis.data import DatasetError, open_dataset, validate_open_dataset
+    from kam_analysis.features import build_account_features
+
+    folder = Path(args.data)
+    config = _config(args.config)
+    as_of = _default_as_of(folder, _as_of(args.as_of))
+    try:
+        ds = open_dataset(folder, config=config)
+    except DatasetError as err:
+        print(err.report.render_text(), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not args.skip_validation:
+        report = validate_open_dataset(ds, as_of)
+        if not report.ok:
+            print(report.render_text(), file=sys.stderr)
+            return EXIT_BAD_INPUT
+    started = time.perf_counter()
+    features = build_account_features(
+        ds.table("transactions"),
+        ds.table("accounts"),
+        as_of,
+        fx_rates=ds.table("fx_rates") if ds.has("fx_rates") else None,
+    )
+    out = Path(args.out) if args.out else folder / "_derived" / f"account_features_{as_of}.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    features.to_parquet(tmp, index=False)
+    tmp.replace(out)
+    took = time.perf_counter() - started
+    print(f"wrote {out}: {len(features):,} accounts × {features.shape[1]} features ({took:.1f} s)")
+    return EXIT_OK
+
+
+def cmd_dictionary(args: argparse.Namespace) -> int:
+    from kam_analysis.schemas import data_dictionary
+
+    table = data_dictionary()
+    if args.table:
+        table = table[table["table"] == args.table]
+    if args.format == "csv":
+        print(table.to_csv(index=False), end="")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", None, "display.max_colwidth", 70):
+            print(table.to_string(index=False))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``kam``."""
+    parser = argparse.ArgumentParser(
+        prog="kam",
+        description="Key Account Management analytics: validate data, build features, run reports.",
+    )
+    parser.add_argument("--version", action="version", version=f"kam-analysis {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a dataset folder against the data contract")
+    p.add_argument("data", help="dataset folder (accounts.csv, transactions.parquet, ...)")
+    p.add_argument("--as-of", help="analysis date YYYY-MM-DD (default: the dataset's, else today)")
+    p.add_argument("--config", help="kam.toml")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("synth", help="generate the synthetic demo dataset")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--accounts", type=int, default=2000, help="number of accounts (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--start", default="2022-04-01", help="first date (default 2022-04-01)")
+    p.add_argument("--end", default="2026-03-31", help="last date = as-of (default 2026-03-31)")
+    p.add_argument("--fiscal-year-start", type=int, default=4, help="fiscal year start month (4)")
+    p.add_argument("--force", action="store_true", help="replace an existing generated dataset")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("features", help="build the account feature table")
+    p.add_argument("data", help="dataset folder")
+    p.add_argument("--as-of", help="analysis date YYYY-MM-DD")
+    p.add_argument("--config", help="kam.toml")
+    p.add_argument(
+        "--out", help="output Parquet (default <data>/_derived/account_features_<as-of>.parquet)"
+    )
+    p.add_argument("--skip-validation", action="store_true", help="do not validate first")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("dictionary", help="print the data contract (data dictionary)")
+    p.add_argument("--table", help="only this table")
+    p.add_argument("--format", choices=["text", "csv"], default="text")
+    p.set_defaults(func=cmd_dictionary)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kam`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, UsageError) as err:
+        print(f"kam: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except FileExistsError as err:
+        print(f"kam: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("kam: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""kam.toml: defaults, validation, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from kam_analysis.config import ConfigError, KamConfig, config_from_dict, load_config
+
+
+def test_no_file_gives_defaults():
+    cfg = load_config(None)
+    assert cfg == KamConfig()
+    assert cfg.data.base_currency == "JPY" and cfg.data.fiscal_year_start_month == 4
+
+
+def test_reads_toml_with_japanese_column_names(tmp_path):
+    path = tmp_path / "kam.toml"
+    path.write_text(
+        '[data]\nfiscal_year_start_month = 1\n\n[columns.transactions]\nrevenue = "売上金額"\n',
+        encoding="utf-8",
+    )
+    cfg = load_config(path)
+    assert cfg.data.fiscal_year_start_month == 1
+    assert cfg.columns == {"transactions": {"revenue": "売上金額"}}
+    assert cfg.source_path == path
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"data": {"base_curency": "JPY"}}, "data.base_curency: unknown setting (misspelled?)"),
+        ({"data": {"fiscal_year_start_month": 13}}, "data.fiscal_year_start_month"),
+        ({"columns": {"invoices": {"revenue": "x"}}}, "columns.invoices: unknown table"),
+        ({"columns": {"transactions": {"turnover": "x"}}}, "['turnover'] not in the contract"),
+        (
+            {"columns": {"transactions": {"revenue": "x", "cost": "x"}}},
+            "source column(s) ['x'] mapped twice",
+        ),
+        ({"data": {"files": {"transactions": "../etc/passwd"}}}, "must be a file name"),
+    ],
+)
+def test_bad_settings_are_named(raw, expected):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(raw)
+    assert expected in str(err.value)
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)

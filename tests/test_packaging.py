@@ -1,0 +1,73 @@
+"""Packaging: pyproject.toml and environment.yml declare the same dependencies."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_TO_PYPI = {"python-duckdb": "duckdb"}
+
+
+def _split(requirement: str) -> tuple[str, str]:
+    match = re.match(r"^\s*([A-Za-z0-9_.\-]+(?:\[[^\]]+\])?)\s*(.*)$", requirement)
+    assert match, requirement
+    name, spec = match.groups()
+    name = re.sub(r"\[.*\]", "", name).lower().replace("_", "-")
+    return CONDA_TO_PYPI.get(name, name), spec.replace(" ", "")
+
+
+def _pyproject_requirements() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = project["dependencies"] + project["optional-dependencies"]["dev"]
+    return dict(_split(r) for r in reqs)
+
+
+def _environment_requirements() -> dict[str, str]:
+    out = {}
+    text = (ROOT / "environment.yml").read_text()
+    section = text.split("dependencies:", 1)[1]
+    for line in section.splitlines():
+        item = line.split("#", 1)[0].strip()
+        if not item.startswith("- ") or item.endswith(":"):
+            continue
+        value = item[2:].strip()
+        if value in ("pip", "-e .") or value.startswith("python>="):
+            continue
+        name, spec = _split(value)
+        out[name] = spec
+    return out
+
+
+def test_environment_yml_matches_pyproject():
+    assert _environment_requirements() == _pyproject_requirements()
+
+
+def test_split_handles_extras_and_conda_names():
+    assert _split("ibis-framework[duckdb]>=10,<13") == ("ibis-framework", ">=10,<13")
+    assert _split("python-duckdb>=1.1,<3") == ("duckdb", ">=1.1,<3")
+
+
+def test_known_breaking_pins_present():
+    reqs = _pyproject_requirements()
+    assert reqs["sqlglot"] == "<30.18"  # Ibis 12 fails with sqlglot >= 30.18
+    assert reqs["nbconvert"].startswith(">=7.17.1")  # path-traversal fixes
+
+
+def test_console_script_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["kam"] == "kam_analysis.cli:main"
+
+
+def test_committed_notebooks_have_no_outputs():
+    import json
+
+    from kam_analysis.notebook_tools import has_outputs
+
+    dirty = [
+        p.name
+        for p in (ROOT / "notebooks").glob("*.ipynb")
+        if has_outputs(json.loads(p.read_text(encoding="utf-8")))
+    ]
+    assert dirty == []
