@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -44,18 +45,9 @@ def _config(path: str | None) -> KamConfig:
 
 
 def _default_as_of(folder: Path, explicit: dt.date | None) -> dt.date:
-    """The as-of date: explicit, else the dataset's recorded one, else today."""
-    if explicit is not None:
-        return explicit
-    truth = folder / "ground_truth.json"
-    if truth.is_file():
-        import json
+    from kam_analysis.context import default_as_of
 
-        try:
-            return dt.date.fromisoformat(json.loads(truth.read_text())["params"]["as_of"])
-        except (KeyError, ValueError, TypeError):
-            pass
-    return dt.date.today()
+    return default_as_of(folder, explicit)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -196,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kam: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `kam validate ... | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

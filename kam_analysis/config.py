@@ -29,7 +29,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kam_analysis.features import FeatureSettings
+from kam_analysis.kpi import KpiSettings
+from kam_analysis.pricing import PricingSettings
+from kam_analysis.scenarios import ScenarioSettings
 from kam_analysis.schemas import TABLE_MODELS, column_specs
+from kam_analysis.segmentation import SegmentationSettings
+from kam_analysis.stakeholders import StakeholderSettings
+from kam_analysis.valuation import ValuationSettings
 
 
 class ConfigError(ValueError):
@@ -75,6 +82,17 @@ class KamConfig(_Section):
     columns: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Per table: contract column name -> column name in the source file.",
+    )
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    valuation: ValuationSettings = Field(default_factory=ValuationSettings)
+    segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
+    kpi: KpiSettings = Field(default_factory=KpiSettings)
+    stakeholders: StakeholderSettings = Field(default_factory=StakeholderSettings)
+    scenarios: ScenarioSettings = Field(default_factory=ScenarioSettings)
+    pricing: PricingSettings = Field(default_factory=PricingSettings)
+    show_personal_data: bool = Field(
+        False,
+        description="Show stakeholder names and e-mails in reports (off: role + pseudonym).",
     )
     source_path: Path | None = Field(None, exclude=True, description="Where it was read from.")
 

@@ -1,0 +1,179 @@
+"""What every analysis notebook starts from: dataset, as-of date, config, features.
+
+A notebook calls :func:`load_context` once with its parameters and then
+asks the context for what it needs; each piece is computed on first use
+and kept, so a notebook never repeats the transaction-level work::
+
+    ctx = load_context(data_dir, as_of=as_of, config_path=config_path, lang=lang)
+    ctx.features          # one row per account (engine aggregation)
+    ctx.scored            # valuation + attractiveness score + tier
+    ctx.frame("surveys")  # an optional table as pandas, or None
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from kam_analysis.config import KamConfig, load_config
+from kam_analysis.data import Dataset, as_date, open_dataset
+from kam_analysis.features import build_account_features, monthly_revenue
+from kam_analysis.schemas import REQUIRED_TABLES
+
+
+def default_as_of(folder: str | Path, explicit: dt.date | str | None = None) -> dt.date:
+    """The as-of date: the explicit one, else the dataset's recorded one, else today.
+
+    A generated dataset records its as-of date in ``ground_truth.json``.
+    """
+    if explicit not in (None, ""):
+        return as_date(explicit)  # type: ignore[arg-type]
+    truth = Path(folder) / "ground_truth.json"
+    if truth.is_file():
+        try:
+            return dt.date.fromisoformat(json.loads(truth.read_text())["params"]["as_of"])
+        except (KeyError, ValueError, TypeError):
+            pass
+    return dt.date.today()
+
+
+@dataclass
+class AnalysisContext:
+    """An opened dataset with its as-of date, configuration and derived tables."""
+
+    dataset: Dataset
+    as_of: dt.date
+    config: KamConfig
+    lang: str = "en"
+    _frames: dict[str, pd.DataFrame | None] = field(default_factory=dict, repr=False)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.dataset.folder
+
+    def has(self, table: str) -> bool:
+        """Whether the dataset provides ``table``."""
+        return self.dataset.has(table)
+
+    def frame(self, table: str) -> pd.DataFrame | None:
+        """A table as pandas (rows dated after the as-of date dropped), or None if absent."""
+        if table not in self._frames:
+            frame = self.dataset.to_pandas(table)
+            if frame is not None:
+                frame = _up_to(frame, table, self.as_of)
+            self._frames[table] = frame
+        return self._frames[table]
+
+    @cached_property
+    def features(self) -> pd.DataFrame:
+        """Account feature table (:func:`kam_analysis.features.build_account_features`)."""
+        ds = self.dataset
+        return build_account_features(
+            ds.table("transactions"),
+            ds.table("accounts"),
+            self.as_of,
+            period=self.config.features.period,
+            fx_rates=ds.table("fx_rates") if ds.has("fx_rates") else None,
+        )
+
+    @cached_property
+    def monthly(self) -> pd.DataFrame:
+        """Revenue and gross profit per account and month (engine aggregation)."""
+        ds = self.dataset
+        return monthly_revenue(
+            ds.table("transactions"),
+            self.as_of,
+            months=self.config.features.trend_months,
+            fx_rates=ds.table("fx_rates") if ds.has("fx_rates") else None,
+        )
+
+    @cached_property
+    def scored(self) -> pd.DataFrame:
+        """Valuation table with attractiveness score, contributions, tier and reason."""
+        from kam_analysis.segmentation import score_and_tier
+
+        return score_and_tier(
+            self.features,
+            self.frame("transactions"),
+            as_of=self.as_of,
+            accounts=self.frame("accounts"),
+            opportunities=self.frame("opportunities"),
+            monthly_revenue=self.monthly,
+            valuation=self.config.valuation,
+            segmentation=self.config.segmentation,
+        )
+
+    def key_accounts(self, top_n: int | None = None) -> list[str]:
+        """Key-account ids by descending score (the first ``top_n`` when given)."""
+        scored = self.scored
+        key = scored[scored["tier"] == "key"].sort_values(
+            ["score", "account_id"], ascending=[False, True]
+        )
+        ids = key["account_id"].tolist()
+        return ids[:top_n] if top_n is not None else ids
+
+    def missing_tables(self) -> list[str]:
+        """Optional tables the dataset does not provide."""
+        from kam_analysis.schemas import CANONICAL_TABLES
+
+        return [t for t in CANONICAL_TABLES if t not in REQUIRED_TABLES and not self.has(t)]
+
+
+_DATE_COLUMN = {
+    "transactions": "date",
+    "activities": "date",
+    "surveys": "date",
+    "usage": "month",
+    "opportunities": "created_date",
+}
+
+
+def _up_to(frame: pd.DataFrame, table: str, as_of: dt.date) -> pd.DataFrame:
+    col = _DATE_COLUMN.get(table)
+    if col is None or col not in frame.columns:
+        return frame
+    end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+    return frame[frame[col] < end].reset_index(drop=True)
+
+
+def load_context(
+    data_dir: str | Path,
+    *,
+    as_of: dt.date | str | None = None,
+    config_path: str | Path | None = None,
+    lang: str = "en",
+) -> AnalysisContext:
+    """Open a dataset for analysis.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        Dataset folder.
+    as_of : date or str, optional
+        Analysis date (default: the dataset's recorded as-of date, else today).
+    config_path : str or Path, optional
+        ``kam.toml``; defaults when omitted.
+    lang : {"en", "ja"}
+        Language of labels.
+
+    Returns
+    -------
+    AnalysisContext
+
+    Raises
+    ------
+    kam_analysis.data.DatasetError
+        When files are missing or unreadable (its report says which).
+    kam_analysis.config.ConfigError
+        For a bad configuration.
+    """
+    if lang not in ("en", "ja"):
+        raise ValueError(f"lang must be 'en' or 'ja', not {lang!r}")
+    config = load_config(config_path or None)
+    dataset = open_dataset(data_dir, config=config)
+    return AnalysisContext(dataset, default_as_of(data_dir, as_of), config, lang)

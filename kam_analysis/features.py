@@ -1,0 +1,643 @@
+"""Account-level features as of a date, aggregated in the engine.
+
+The transaction table can hold tens of millions of lines, so every
+transaction-level step (filtering to the as-of date, currency conversion,
+trailing-window sums, distinct counts, purchase periods) is an Ibis
+expression: it runs inside DuckDB by default, or inside any other Ibis
+backend (Spark, Postgres, ...) holding the data. Only the result, one row
+per account, comes back as a pandas DataFrame.
+
+Time conventions (used by every function here)
+----------------------------------------------
+as-of date
+    A calendar day; a time of day is dropped. Lines dated on the as-of day
+    count, lines dated after it are ignored. Transaction timestamps are
+    assigned to their calendar day (naive timestamps; a time zone is not
+    interpreted).
+Trailing windows
+    ``12m`` is ``(as_of - 12 calendar months, as_of]`` and ``prev_12m`` is
+    ``(as_of - 24 months, as_of - 12 months]``, with calendar months
+    (``pandas.DateOffset(months=12)``; 29 February falls back to 28
+    February), never 30-day months. For ``as_of = 2024-06-30`` the windows
+    are 2023-07-01..2024-06-30 and 2022-07-01..2023-06-30, both inclusive.
+Day counts
+    ``recency_days`` and ``tenure_days`` are whole calendar days.
+Purchase periods (BG/NBD summary)
+    Calendar periods, as in lifetimes' ``summary_data_from_transaction_data``
+    (which buckets dates with ``to_period(freq)``): ``"day"`` = calendar day,
+    ``"week"`` = calendar week Monday-Sunday (7 days, pandas ``W-SUN``),
+    ``"month"`` = calendar month. Periods are integers, so ``frequency``,
+    ``recency`` and ``T`` are whole numbers of periods (months are counted
+    as integer calendar months, not fractional 30.4-day months).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from kam_analysis.schemas import Accounts, FxRates, Transactions
+
+Period = Literal["day", "week", "month"]
+PERIODS: tuple[str, ...] = ("day", "week", "month")
+
+# Column names come from the contract (pandera returns the field name).
+_ACCOUNT_ID = Transactions.account_id
+_DATE = Transactions.date
+_PRODUCT_LINE = Transactions.product_line
+_REVENUE = Transactions.revenue
+_COST = Transactions.cost
+_CURRENCY = Transactions.currency
+_ORDER_ID = Transactions.order_id
+_SINCE = Accounts.since
+_WALLET = Accounts.wallet_estimate
+_FX_CURRENCY = FxRates.currency
+_FX_RATE = FxRates.rate_to_base
+
+_SECONDS_PER_DAY = 86_400
+_FIRST_MONDAY = 4  # day number of 1970-01-05, the first Monday after the epoch
+_WINDOW_MONTHS = 12
+
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "account_id",
+    "revenue_12m",
+    "gross_profit_12m",
+    "margin_12m",
+    "revenue_prev_12m",
+    "gross_profit_prev_12m",
+    "revenue_growth",
+    "gross_profit_growth",
+    "orders_12m",
+    "orders_total",
+    "revenue_total",
+    "first_purchase",
+    "last_purchase",
+    "recency_days",
+    "tenure_days",
+    "product_lines_12m",
+    "product_lines_total",
+    "wallet_estimate",
+    "share_of_wallet",
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+)
+"""Columns of :func:`build_account_features`, in order."""
+
+_INT_COLUMNS = ("orders_12m", "orders_total", "product_lines_12m", "product_lines_total")
+_DATETIME_COLUMNS = ("first_purchase", "last_purchase")
+
+
+class FeatureSettings(BaseModel):
+    """Configuration of the feature table (composed into ``kam.toml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    period: Period = Field(
+        "week", description="Purchase period of the BG/NBD summary: day, week or month."
+    )
+    trend_months: int = Field(
+        36, ge=1, description="Calendar months of history in the monthly revenue table."
+    )
+
+
+class FeatureInputError(ValueError):
+    """The transactions, accounts or fx_rates tables cannot be used as given."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _as_of_day(as_of) -> pd.Timestamp:
+    """The as-of date as a naive midnight Timestamp."""
+    try:
+        ts = pd.Timestamp(as_of)
+    except (TypeError, ValueError) as exc:
+        raise FeatureInputError(f"as_of must be a date, got {as_of!r}") from exc
+    if pd.isna(ts):
+        raise FeatureInputError(f"as_of must be a date, got {as_of!r}")
+    if ts.tzinfo is not None:
+        ts = ts.tz_localize(None)
+    return ts.normalize()
+
+
+def _day_number(day: pd.Timestamp) -> int:
+    return int((day - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1))
+
+
+def _period_of_day(day: pd.Timestamp, period: str) -> int:
+    """Integer index of the calendar period holding ``day`` (see :func:`_period_expr`)."""
+    if period == "day":
+        return _day_number(day)
+    if period == "week":
+        return (_day_number(day) - _FIRST_MONDAY) // 7
+    return day.year * 12 + day.month - 1
+
+
+def _as_timestamp(col: ir.Value) -> ir.TimestampValue:
+    return col.cast("timestamp") if col.type().is_date() else col
+
+
+def _day_expr(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """Calendar day number (days since 1970-01-01) of a timestamp column."""
+    return ts.epoch_seconds() // _SECONDS_PER_DAY
+
+
+def _period_expr(ts: ir.TimestampValue, day: ir.IntegerValue, period: str) -> ir.IntegerValue:
+    """Integer index of the calendar period of each line.
+
+    Consecutive periods have consecutive indices, so differences are counts
+    of periods: days since the epoch, Monday-based weeks since 1970-01-05,
+    or ``12 * year + month - 1``.
+    """
+    if period == "day":
+        return day
+    if period == "week":
+        return (day - _FIRST_MONDAY) // 7
+    return ts.year() * 12 + ts.month() - 1
+
+
+def _check_period(period: str) -> None:
+    if period not in PERIODS:
+        raise FeatureInputError(f"period must be one of {PERIODS}, got {period!r}")
+
+
+def _require_columns(table: ir.Table, name: str, required: dict[str, str]) -> None:
+    """Check that ``table`` has the required columns with usable types."""
+    schema = table.schema()
+    missing = [c for c in required if c not in schema]
+    if missing:
+        raise FeatureInputError(
+            f"{name} is missing required column(s) {missing}; it has {list(schema.names)}"
+        )
+    for col, kind in required.items():
+        dtype = schema[col]
+        ok = {
+            "temporal": dtype.is_timestamp() or dtype.is_date(),
+            "numeric": dtype.is_numeric(),
+            "any": True,
+        }[kind]
+        if not ok:
+            raise FeatureInputError(
+                f"{name}.{col} must be {kind} (see kam_analysis.schemas), got type {dtype}"
+            )
+
+
+def _rate_map(fx_rates: ir.Table) -> dict[str, float]:
+    """Read the (small) fx table and check it: one positive rate per currency."""
+    _require_columns(fx_rates, "fx_rates", {_FX_CURRENCY: "any", _FX_RATE: "numeric"})
+    fx = fx_rates.select(_FX_CURRENCY, _FX_RATE).to_pandas()
+    dup = fx[_FX_CURRENCY][fx[_FX_CURRENCY].duplicated()].unique().tolist()
+    if dup:
+        raise FeatureInputError(f"fx_rates lists currency {dup} more than once")
+    bad = fx[~(fx[_FX_RATE] > 0)]
+    if len(bad):
+        raise FeatureInputError(
+            f"fx_rates.{_FX_RATE} must be > 0; bad rows: {bad.head(5).to_dict('records')}"
+        )
+    return {str(c): float(r) for c, r in zip(fx[_FX_CURRENCY], fx[_FX_RATE], strict=True)}
+
+
+def _conversion_rate(lines: ir.Table, fx_rates: ir.Table | None) -> ir.FloatingValue | None:
+    """Per-line factor into base currency, or None when no conversion is needed.
+
+    Runs one small query (the distinct currencies up to the as-of date) to
+    check that every currency is known.
+    """
+    if _CURRENCY not in lines.schema():
+        return None  # amounts are in the base currency by contract
+    currencies = lines.select(_CURRENCY).distinct().to_pandas()[_CURRENCY].dropna()
+    currencies = sorted(str(c) for c in currencies)
+    if fx_rates is None:
+        if len(currencies) > 1:
+            raise FeatureInputError(
+                f"transactions mix currencies {currencies[:10]}; pass fx_rates "
+                f"({_FX_CURRENCY}, {_FX_RATE}) to convert them into the base currency"
+            )
+        return None
+    rates = _rate_map(fx_rates)
+    unknown = [c for c in currencies if c not in rates]
+    if unknown:
+        raise FeatureInputError(
+            f"currency {unknown[:10]} of transactions.{_CURRENCY} is missing from fx_rates "
+            f"(which has {sorted(rates)[:10]}); add it, with {_FX_RATE} = 1.0 if it is the "
+            "base currency"
+        )
+    cur = lines[_CURRENCY]
+    # A missing currency value means the base currency (see schemas.Transactions).
+    return cur.substitute(rates, else_=ibis.literal(1.0))
+
+
+def _prepared_lines(
+    transactions: ir.Table, as_of_day: pd.Timestamp, period: str, fx_rates: ir.Table | None
+) -> ir.Table:
+    """Lines up to the as-of day with day, period, converted revenue and gross profit."""
+    _require_columns(
+        transactions,
+        "transactions",
+        {_ACCOUNT_ID: "any", _DATE: "temporal", _PRODUCT_LINE: "any", _REVENUE: "numeric"},
+    )
+    if _COST in transactions.schema():
+        _require_columns(transactions, "transactions", {_COST: "numeric"})
+    end = ibis.literal(as_of_day + pd.Timedelta(days=1), type="timestamp")
+    date = _as_timestamp(transactions[_DATE])
+    lines = transactions.filter(date < end)
+    rate = _conversion_rate(lines, fx_rates)
+
+    date = _as_timestamp(lines[_DATE])
+    day = _day_expr(date)
+    revenue = lines[_REVENUE].cast("float64")
+    if _COST in lines.schema():
+        gross_profit = revenue - lines[_COST].cast("float64")
+    else:
+        gross_profit = ibis.null("float64")
+    if rate is not None:
+        revenue = revenue * rate
+        gross_profit = gross_profit * rate
+    if _ORDER_ID in lines.schema():
+        # Lines without an order number count as one order per account and day.
+        order_key = ibis.coalesce(
+            lines[_ORDER_ID].cast("string"), ibis.literal("~day:") + day.cast("string")
+        )
+    else:
+        order_key = day
+    return lines.select(
+        account_id=lines[_ACCOUNT_ID],
+        ts=date,
+        day=day,
+        period=_period_expr(date, day, period),
+        product_line=lines[_PRODUCT_LINE],
+        order_key=order_key,
+        revenue=revenue,
+        gross_profit=gross_profit,
+    )
+
+
+def _window_starts(as_of_day: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First day of the trailing 12 months and of the 12 months before."""
+    one_day = pd.Timedelta(days=1)
+    start_12m = as_of_day - pd.DateOffset(months=_WINDOW_MONTHS) + one_day
+    start_prev = as_of_day - pd.DateOffset(months=2 * _WINDOW_MONTHS) + one_day
+    return start_12m, start_prev
+
+
+def _account_sums(lines: ir.Table, in_12m: ir.BooleanValue, in_prev: ir.BooleanValue) -> ir.Table:
+    """Window sums, first / last purchase per account (one grouping by account)."""
+    gp_missing = lines.gross_profit.isnull()
+    return lines.group_by("account_id").aggregate(
+        _rev_12m=lines.revenue.sum(where=in_12m),
+        _gp_12m=lines.gross_profit.sum(where=in_12m),
+        _gp_12m_missing=gp_missing.any(where=in_12m),
+        _rev_prev=lines.revenue.sum(where=in_prev),
+        _gp_prev=lines.gross_profit.sum(where=in_prev),
+        _gp_prev_missing=gp_missing.any(where=in_prev),
+        _rev_total=lines.revenue.sum(),
+        first_purchase=lines.ts.min(),
+        last_purchase=lines.ts.max(),
+        _first_day=lines.day.min(),
+        _last_day=lines.day.max(),
+    )
+
+
+def _distinct_counts(
+    lines: ir.Table, column: str, start_12m: ir.TimestampScalar, prefix: str
+) -> ir.Table:
+    """Distinct values of ``column`` per account, in total and in the trailing 12 months.
+
+    A value counts in the window when any of its lines does, i.e. when its
+    last line is on or after the window start.
+    """
+    per_value = lines.group_by(["account_id", column]).aggregate(_last=lines.ts.max())
+    return per_value.group_by("account_id").aggregate(
+        **{
+            f"{prefix}_total": per_value.count(),
+            f"{prefix}_12m": per_value.count(where=per_value._last >= start_12m),
+        }
+    )
+
+
+def _period_summary(lines: ir.Table) -> ir.Table:
+    """Purchase periods per account: count, first, last and revenue of the first period."""
+    per_period = lines.group_by(["account_id", "period"]).aggregate(_rev=lines.revenue.sum())
+    return per_period.group_by("account_id").aggregate(
+        _n_periods=per_period.count(),
+        _first_period=per_period.period.min(),
+        _last_period=per_period.period.max(),
+        _rev_first_period=per_period._rev.argmin(per_period.period),
+    )
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def account_features_expr(
+    transactions: ir.Table,
+    accounts: ir.Table,
+    as_of,
+    *,
+    period: Period = "week",
+    fx_rates: ir.Table | None = None,
+) -> ir.Table:
+    """The lazy Ibis expression behind :func:`build_account_features`.
+
+    Parameters and output columns are those of :func:`build_account_features`
+    (rows unordered, missing values as SQL NULL). Building the expression
+    runs validation queries with tiny results only when a ``currency``
+    column exists (its distinct values up to ``as_of``, one scan of that
+    column) and reads ``fx_rates``; the features themselves are computed
+    when the expression is executed, e.g. with ``expr.to_pandas()`` or
+    ``con.create_table(name, expr)`` on the backend holding the data.
+
+    Raises
+    ------
+    FeatureInputError
+        See :func:`build_account_features`.
+    """
+    _check_period(period)
+    day0 = _as_of_day(as_of)
+    _require_columns(accounts, "accounts", {_ACCOUNT_ID: "any"})
+    for col, kind in ((_SINCE, "temporal"), (_WALLET, "numeric")):
+        if col in accounts.schema():
+            _require_columns(accounts, "accounts", {col: kind})
+    lines = _prepared_lines(transactions, day0, period, fx_rates)
+    start_12m, start_prev = _window_starts(day0)
+    in_12m = lines.ts >= ibis.literal(start_12m, type="timestamp")
+    in_prev = ~in_12m & (lines.ts >= ibis.literal(start_prev, type="timestamp"))
+    start_12m_lit = ibis.literal(start_12m, type="timestamp")
+
+    # Several narrow aggregations over the lines rather than one aggregation with
+    # COUNT(DISTINCT ...): engines run a distinct aggregate as a separate grouping
+    # anyway, and two-level counts let one grouping serve both windows.
+    parts = [
+        _account_sums(lines, in_12m, in_prev),
+        _distinct_counts(lines, "order_key", start_12m_lit, "_orders"),
+        _distinct_counts(lines, "product_line", start_12m_lit, "_pl"),
+        _period_summary(lines),
+    ]
+    acc = accounts
+    acc_cols = {"account_id": acc[_ACCOUNT_ID]}
+    acc_cols["_since_day"] = (
+        _day_expr(_as_timestamp(acc[_SINCE])) if _SINCE in acc.schema() else ibis.null("int64")
+    )
+    acc_cols["wallet_estimate"] = (
+        acc[_WALLET].cast("float64") if _WALLET in acc.schema() else ibis.null("float64")
+    )
+    t = acc.select(**acc_cols)
+    for i, part in enumerate(parts):  # one join chain, no intermediate projections
+        part = part.rename({f"_key{i}": "account_id"})
+        t = t.left_join(part, t.account_id == part[f"_key{i}"])
+
+    zero = ibis.literal(0.0)
+    revenue_12m = t._rev_12m.fill_null(zero)
+    revenue_prev = t._rev_prev.fill_null(zero)
+    if _COST in transactions.schema():
+        gp_12m = t._gp_12m_missing.fill_null(False).ifelse(
+            ibis.null("float64"), t._gp_12m.fill_null(zero)
+        )
+        gp_prev = t._gp_prev_missing.fill_null(False).ifelse(
+            ibis.null("float64"), t._gp_prev.fill_null(zero)
+        )
+    else:  # no cost column: gross profit unknown, also for accounts without lines
+        gp_12m = gp_prev = ibis.null("float64")
+    as_of_day_number = _day_number(day0)
+    frequency = (t._n_periods - 1).cast("float64")
+    first_day = ibis.coalesce(ibis.least(t._since_day, t._first_day), t._since_day, t._first_day)
+    return t.select(
+        account_id=t.account_id,
+        revenue_12m=revenue_12m,
+        gross_profit_12m=gp_12m,
+        margin_12m=gp_12m / revenue_12m.nullif(zero),
+        revenue_prev_12m=revenue_prev,
+        gross_profit_prev_12m=gp_prev,
+        revenue_growth=(revenue_12m - revenue_prev) / revenue_prev.nullif(zero),
+        gross_profit_growth=(gp_12m - gp_prev) / gp_prev.abs().nullif(zero),
+        orders_12m=t._orders_12m.fill_null(0).cast("int64"),
+        orders_total=t._orders_total.fill_null(0).cast("int64"),
+        revenue_total=t._rev_total.fill_null(zero),
+        first_purchase=t.first_purchase,
+        last_purchase=t.last_purchase,
+        recency_days=(as_of_day_number - t._last_day).cast("float64"),
+        tenure_days=(as_of_day_number - first_day).cast("float64"),
+        product_lines_12m=t._pl_12m.fill_null(0).cast("int64"),
+        product_lines_total=t._pl_total.fill_null(0).cast("int64"),
+        wallet_estimate=t.wallet_estimate,
+        share_of_wallet=revenue_12m / t.wallet_estimate.nullif(zero),
+        frequency=frequency,
+        recency=(t._last_period - t._first_period).cast("float64"),
+        T=(_period_of_day(day0, period) - t._first_period).cast("float64"),
+        monetary_value=(t._rev_total - t._rev_first_period.fill_null(zero))
+        / frequency.nullif(zero),
+    )
+
+
+def build_account_features(
+    transactions: ir.Table,
+    accounts: ir.Table,
+    as_of,
+    *,
+    period: Period = "week",
+    fx_rates: ir.Table | None = None,
+) -> pd.DataFrame:
+    """Account-level feature table as of a date, aggregated in the engine.
+
+    The aggregation over transaction lines runs in the backend of the Ibis
+    tables (DuckDB for ``ibis.memtable`` / ``ibis.duckdb.connect()``, or
+    Spark, Postgres, ...); only one row per account is returned.
+
+    Parameters
+    ----------
+    transactions : ibis.Table
+        Invoice / order lines (:class:`kam_analysis.schemas.Transactions`).
+        Required columns ``account_id``, ``date`` (timestamp or date),
+        ``product_line``, ``revenue``. Optional: ``cost`` (absent: every
+        gross-profit column is NaN), ``currency`` (absent, or a single
+        currency without ``fx_rates``: no conversion; a missing value means
+        the base currency), ``order_id`` (absent: an order is a distinct
+        account and calendar day; lines with a missing ``order_id`` count
+        one order per account and day). Lines after ``as_of`` and lines of
+        accounts not in ``accounts`` are ignored.
+    accounts : ibis.Table
+        One row per account (:class:`kam_analysis.schemas.Accounts`).
+        Required ``account_id``; optional ``since`` and ``wallet_estimate``.
+        Other columns are not used.
+    as_of : date-like
+        Analysis date (``"2024-06-30"``, ``datetime.date``,
+        ``pandas.Timestamp``); the time of day is dropped and lines on that
+        day count. See the module docstring for the time conventions.
+    period : {"week", "day", "month"}, default "week"
+        Calendar period of the BG/NBD summary columns.
+    fx_rates : ibis.Table, optional
+        Columns ``currency`` and ``rate_to_base`` (base-currency units per
+        unit; :class:`kam_analysis.schemas.FxRates`). When given and
+        transactions have a ``currency`` column, ``revenue`` and ``cost``
+        are multiplied by the rate of their currency.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account of ``accounts``, sorted by ``account_id``.
+        Amounts are in the base currency; ``12m`` = trailing 12 calendar
+        months ending on ``as_of``, ``prev_12m`` = the 12 months before.
+        Accounts without transactions get 0 for sums and counts and NaN /
+        NaT for everything else.
+
+        ========================= ==================================================
+        account_id                account key
+        revenue_12m               revenue in the trailing 12 months
+        gross_profit_12m          revenue - cost in the 12 months; NaN when the cost
+                                  column is absent or any line of the window lacks a
+                                  cost
+        margin_12m                gross_profit_12m / revenue_12m (NaN if revenue 0)
+        revenue_prev_12m          revenue in the 12 months before the trailing 12
+        gross_profit_prev_12m     gross profit in those months (NaN as above)
+        revenue_growth            (revenue_12m - revenue_prev_12m) / revenue_prev_12m;
+                                  NaN when revenue_prev_12m is 0
+        gross_profit_growth       (gp_12m - gp_prev_12m) / abs(gp_prev_12m); NaN when
+                                  the previous gross profit is 0 or NaN
+        orders_12m                distinct orders with a line in the 12 months (int)
+        orders_total              distinct orders up to as_of (int)
+        revenue_total             revenue of all lines up to as_of
+        first_purchase            timestamp of the first line (NaT if none)
+        last_purchase             timestamp of the last line up to as_of (NaT if none)
+        recency_days              days from the last purchase day to as_of
+        tenure_days               days from min(since, first purchase) to as_of
+        product_lines_12m         distinct product lines bought in the 12 months (int)
+        product_lines_total       distinct product lines bought up to as_of (int)
+        wallet_estimate           from accounts (NaN when absent)
+        share_of_wallet           revenue_12m / wallet_estimate; NaN when the wallet
+                                  is missing or 0
+        frequency                 repeat purchase periods: distinct purchase periods
+                                  - 1 (NaN without purchases)
+        recency                   periods from the first to the last purchase period
+        T                         periods from the first purchase period to the
+                                  period of as_of
+        monetary_value            mean revenue per repeat purchase period (the first
+                                  purchase period excluded); NaN when frequency is 0
+        ========================= ==================================================
+
+        ``frequency``, ``recency``, ``T`` and ``monetary_value`` are the
+        BG/NBD / Gamma-Gamma summary in calendar ``period`` units and follow
+        lifetimes' ``summary_data_from_transaction_data`` (revenue summed
+        per period, first period dropped from the mean), except that
+        ``monetary_value`` is NaN rather than 0 when there is no repeat
+        purchase, so it cannot be mistaken for a zero spend. All amounts
+        and day counts are float64; counts are int64.
+
+    Raises
+    ------
+    FeatureInputError
+        (a ``ValueError``) when a required column is missing or mistyped,
+        ``period`` or ``as_of`` is invalid, transactions mix currencies
+        without ``fx_rates``, a currency is missing from ``fx_rates``, or
+        ``fx_rates`` repeats a currency or has a non-positive rate.
+
+    References
+    ----------
+    .. [1] Fader, P. S., Hardie, B. G. S., & Lee, K. L. (2005). "Counting your
+       customers" the easy way: An alternative to the Pareto/NBD model.
+       Marketing Science, 24(2), 275-284.
+    .. [2] Fader, P. S., & Hardie, B. G. S. (2013). The Gamma-Gamma model of
+       monetary value. http://www.brucehardie.com/notes/025/
+    .. [3] Davidson-Pilon, C. lifetimes, ``lifetimes.utils.summary_data_from_
+       transaction_data``. https://github.com/CamDavidsonPilon/lifetimes
+    """
+    expr = account_features_expr(transactions, accounts, as_of, period=period, fx_rates=fx_rates)
+    df = expr.to_pandas()
+    return _tidy_features(df)
+
+
+def _tidy_features(df: pd.DataFrame) -> pd.DataFrame:
+    """Stable order and dtypes for the pandas result."""
+    df = df.sort_values("account_id", kind="stable", ignore_index=True)
+    out = {}
+    for col in FEATURE_COLUMNS:
+        s = df[col]
+        if col == "account_id":
+            out[col] = s
+        elif col in _INT_COLUMNS:
+            out[col] = s.astype("int64")
+        elif col in _DATETIME_COLUMNS:
+            out[col] = pd.to_datetime(s)
+        else:
+            out[col] = pd.to_numeric(s).astype("float64")
+    return pd.DataFrame(out)
+
+
+def monthly_revenue(
+    transactions: ir.Table,
+    as_of,
+    months: int = 36,
+    *,
+    fx_rates: ir.Table | None = None,
+) -> pd.DataFrame:
+    """Revenue and gross profit per account and calendar month, aggregated in the engine.
+
+    Parameters
+    ----------
+    transactions : ibis.Table
+        As for :func:`build_account_features` (``cost``, ``currency`` and
+        ``order_id`` optional).
+    as_of : date-like
+        Analysis date; lines after it are ignored, so the month of ``as_of``
+        is month-to-date.
+    months : int, default 36
+        Number of calendar months returned: the month of ``as_of`` and the
+        ``months - 1`` months before it.
+    fx_rates : ibis.Table, optional
+        Conversion into the base currency, as for :func:`build_account_features`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``account_id``, ``month`` (timestamp of the first day of the
+        month), ``revenue`` (float) and ``gross_profit`` (float; NaN when the
+        cost column is absent or any line of that account-month lacks a
+        cost). One row per account and month with at least one line (months
+        without sales have no row; reindex to fill zeros), sorted by
+        ``account_id`` and ``month``.
+
+    Raises
+    ------
+    FeatureInputError
+        As for :func:`build_account_features`, or when ``months < 1``.
+    """
+    if not isinstance(months, (int, np.integer)) or months < 1:
+        raise FeatureInputError(f"months must be a positive integer, got {months!r}")
+    day0 = _as_of_day(as_of)
+    lines = _prepared_lines(transactions, day0, "month", fx_rates)
+    first_month = day0.replace(day=1) - pd.DateOffset(months=int(months) - 1)
+    lines = lines.filter(lines.ts >= ibis.literal(first_month, type="timestamp"))
+    lines = lines.mutate(month=lines.ts.truncate("M"))
+    agg = lines.group_by(["account_id", "month"]).aggregate(
+        revenue=lines.revenue.sum(),
+        gross_profit=lines.gross_profit.sum(),
+        _gp_missing=lines.gross_profit.isnull().any(),
+    )
+    agg = agg.select(
+        "account_id",
+        "month",
+        "revenue",
+        gross_profit=agg._gp_missing.ifelse(ibis.null("float64"), agg.gross_profit),
+    )
+    df = agg.to_pandas()
+    df = df.sort_values(["account_id", "month"], kind="stable", ignore_index=True)
+    df["month"] = pd.to_datetime(df["month"])
+    df["revenue"] = df["revenue"].astype("float64")
+    df["gross_profit"] = pd.to_numeric(df["gross_profit"]).astype("float64")
+    return df
+
+
+__all__ = [
+    "FEATURE_COLUMNS",
+    "FeatureInputError",
+    "FeatureSettings",
+    "account_features_expr",
+    "build_account_features",
+    "monthly_revenue",
+]

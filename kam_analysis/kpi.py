@@ -1,0 +1,1771 @@
+"""Key account KPIs per account and for the portfolio, per period, and the balanced scorecard.
+
+The seed guide's KPI section (KPIと評価指標) names four families:
+
+* revenue (収益関連): revenue, gross profit, LTV;
+* relationship (関係性関連): CSAT, NPS, executive contact frequency;
+* expansion (拡大関連): share of wallet, cross-sell and upsell rates;
+* adoption & success (導入・成功関連): time to adoption, PoC success rate,
+  utilisation and retention after adoption;
+
+and asks for a scorecard that balances short- and long-term indicators
+("短期と中長期のバランスを取ったスコアカード"). Every KPI is defined once, in
+:data:`KPI_DEFINITIONS` (English and Japanese names, definition, unit,
+direction, horizon); the report reads the definitions from there.
+
+Workflow::
+
+    result = compute_kpis(transactions, accounts, surveys=surveys, ..., as_of="2026-03-31")
+    result.values            # long table: account x period x KPI
+    result.portfolio         # the same for the whole portfolio
+    result.notes             # which KPIs were left out and why
+    table = assess_kpis(result)        # target, status and trend per account and KPI
+    card = balanced_scorecard(result)  # attainment 0-100, family scores, health score
+
+Periods
+-------
+``month`` (label ``2025-04``), ``quarter`` (fiscal quarters, ``FY2025-Q1``)
+or ``fiscal_year`` (``FY2025``). With the default fiscal year start in April
+(Japanese 年度), ``FY2025`` runs from 2025-04-01 to 2026-03-31: the label is
+the calendar year in which the fiscal year *starts* (``fiscal_year_label =
+"start"``). Set ``fiscal_year_label = "end"`` for the convention that names a
+fiscal year after the year in which it ends (then the same year is
+``FY2026``). With ``fiscal_year_start_month = 1`` both conventions coincide
+with the calendar year.
+
+Statuses and trends
+-------------------
+Each KPI value is compared with its target (:class:`KpiTarget`) in one of three
+bases: ``absolute`` (the value itself), ``growth`` (change against the same
+period a year earlier, e.g. revenue +5 %) or ``percentile`` (rank among the
+accounts in the same period, e.g. LTV). The status is ``on_track`` when the
+measure reaches the target, ``at_risk`` when it misses by at most
+``at_risk_band`` (in the units of the measure) and ``off_track`` beyond that,
+all respecting ``higher_is_better``; ``no_data`` when there is nothing to
+measure and ``insufficient`` when a survey KPI rests on fewer than
+``min_responses`` answers.
+
+The trend over the last ``trend_periods`` periods is *flat* when either the
+90 % confidence interval (``trend_ci_level``) of the OLS slope of the value on
+the period number contains 0, or the fitted change over the window is smaller
+than ``flat_tolerance`` times the mean absolute value (statistically or
+practically no change). Otherwise it is ``improving`` or ``worsening``
+according to the sign of the slope and ``higher_is_better``; fewer than three
+values give ``insufficient_data``. See :func:`trend_test`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from scipy import stats
+
+from kam_analysis.schemas import ACTIVITY_KINDS
+
+Freq = Literal["month", "quarter", "fiscal_year"]
+FREQS: tuple[str, ...] = ("month", "quarter", "fiscal_year")
+_MONTHS_PER_PERIOD = {"month": 1, "quarter": 3, "fiscal_year": 12}
+_DAYS_PER_YEAR = 365.25
+_EPOCH = pd.Timestamp("1970-01-01")
+
+FAMILIES: tuple[str, ...] = ("revenue", "relationship", "expansion", "adoption")
+FAMILY_NAMES: dict[str, dict[str, str]] = {
+    "revenue": {"en": "Revenue", "ja": "収益"},
+    "relationship": {"en": "Relationship", "ja": "関係性"},
+    "expansion": {"en": "Expansion", "ja": "拡大"},
+    "adoption": {"en": "Adoption & success", "ja": "導入・成功"},
+}
+"""Display names of the four KPI families (seed guide, KPIと評価指標)."""
+
+PORTFOLIO_ID = "portfolio"
+"""``account_id`` used for portfolio-level rows of :func:`balanced_scorecard`."""
+
+EXECUTIVE_MEETING = "executive_meeting"
+assert EXECUTIVE_MEETING in ACTIVITY_KINDS
+
+INPUT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "transactions": ("account_id", "date", "product_line", "revenue"),
+    "accounts": ("account_id",),
+    "contracts": ("account_id", "status"),
+    "opportunities": ("account_id", "stage", "close_date"),
+    "activities": ("account_id", "date", "kind"),
+    "surveys": ("account_id", "date", "nps"),
+    "usage": ("account_id", "month", "seats_purchased", "seats_active"),
+}
+"""Contract columns each table must have for this module (a subset of :mod:`schemas`)."""
+
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "transactions": ("cost",),
+    "accounts": ("wallet_estimate",),
+    "contracts": ("signed_date", "go_live_date", "churn_date", "end_date", "start_date"),
+    "opportunities": ("is_poc",),
+    "surveys": ("csat",),
+}
+"""Optional contract columns that switch individual KPIs on."""
+
+
+class KpiInputError(ValueError):
+    """An input table lacks a column or refers to unknown accounts."""
+
+
+# --------------------------------------------------------------------------- definitions
+
+
+@dataclass(frozen=True)
+class KpiDefinition:
+    """One KPI: identity, meaning and how to read it."""
+
+    id: str
+    family: str
+    name_en: str
+    name_ja: str
+    definition: str
+    unit: str
+    higher_is_better: bool
+    horizon: Literal["short", "long"]
+    grain: Literal["period", "snapshot"] = "period"
+    requires: tuple[str, ...] = ("transactions",)
+
+
+_DEFINITIONS: tuple[KpiDefinition, ...] = (
+    KpiDefinition(
+        "revenue",
+        "revenue",
+        "Revenue",
+        "売上",
+        "Sum of transaction revenue in the period (0 when the account bought nothing).",
+        "currency",
+        True,
+        "short",
+    ),
+    KpiDefinition(
+        "gross_profit",
+        "revenue",
+        "Gross profit",
+        "粗利",
+        "Sum of revenue - cost over the period's transaction lines with a known cost.",
+        "currency",
+        True,
+        "short",
+        requires=("transactions.cost",),
+    ),
+    KpiDefinition(
+        "gross_margin",
+        "revenue",
+        "Gross margin",
+        "粗利率",
+        "Gross profit / revenue of the lines with a known cost (undefined without revenue).",
+        "ratio",
+        True,
+        "short",
+        requires=("transactions.cost",),
+    ),
+    KpiDefinition(
+        "ltv",
+        "revenue",
+        "Lifetime value (LTV)",
+        "ライフタイムバリュー(LTV)",
+        "Account lifetime value from the LTV module, as of the analysis date (portfolio: sum).",
+        "currency",
+        True,
+        "long",
+        grain="snapshot",
+        requires=("ltv",),
+    ),
+    KpiDefinition(
+        "csat",
+        "relationship",
+        "Customer satisfaction (CSAT)",
+        "顧客満足度(CSAT)",
+        "Mean CSAT (1-5) of the survey responses in the period; n = responses.",
+        "score_1_5",
+        True,
+        "short",
+        requires=("surveys.csat",),
+    ),
+    KpiDefinition(
+        "nps",
+        "relationship",
+        "Net Promoter Score (NPS)",
+        "ネットプロモータースコア(NPS)",
+        "% promoters (9-10) - % detractors (0-6) of the responses in the period, -100..100, "
+        "with n and a normal-approximation confidence interval from the multinomial standard "
+        "error sqrt((p_pro + p_det - (p_pro - p_det)^2) / n); fewer than min_responses "
+        "answers are marked insufficient (Reichheld 2003; Rocks 2016). Portfolio: pooled "
+        "responses.",
+        "score_-100_100",
+        True,
+        "long",
+        requires=("surveys",),
+    ),
+    KpiDefinition(
+        "exec_contact",
+        "relationship",
+        "Executive contact frequency",
+        "経営層との接触頻度",
+        "Executive meetings (activities of kind executive_meeting) per quarter in the period "
+        "(count x 3 / months of the period; a partial last period scales by elapsed days). "
+        "Portfolio: mean over accounts.",
+        "per_quarter",
+        True,
+        "long",
+        requires=("activities",),
+    ),
+    KpiDefinition(
+        "share_of_wallet",
+        "expansion",
+        "Share of wallet",
+        "シェア・オブ・ウォレット",
+        "Annualised revenue of the period (x 12 / months; a partial last period x 365.25 / "
+        "elapsed days) / the account's "
+        "wallet_estimate (its yearly spend in our category). Portfolio: sum / sum over "
+        "accounts with a wallet estimate.",
+        "ratio",
+        True,
+        "long",
+        requires=("accounts.wallet_estimate",),
+    ),
+    KpiDefinition(
+        "cross_sell_rate",
+        "expansion",
+        "Cross-sell rate",
+        "クロスセル率",
+        "Share of existing accounts (active in the period and in the prior 12 months) that "
+        "bought a product line in the period they had not bought in the prior 12 months. "
+        "Account level: 1 / 0, undefined when not an active existing account.",
+        "ratio",
+        True,
+        "short",
+    ),
+    KpiDefinition(
+        "upsell_rate",
+        "expansion",
+        "Upsell rate",
+        "アップセル率",
+        "Share of accounts active a year earlier whose revenue in the product lines they "
+        "bought in the same period a year earlier grew against that period. Account level: "
+        "1 / 0.",
+        "ratio",
+        True,
+        "short",
+    ),
+    KpiDefinition(
+        "nrr",
+        "expansion",
+        "Net revenue retention (NRR)",
+        "売上継続率(NRR)",
+        "Revenue in the period from the accounts active in the same period a year earlier / "
+        "their revenue a year earlier, i.e. (starting revenue + expansion - contraction - "
+        "churn) / starting revenue of the year-earlier cohort.",
+        "ratio",
+        True,
+        "long",
+    ),
+    KpiDefinition(
+        "time_to_adoption",
+        "adoption",
+        "Time to adoption",
+        "導入までの時間",
+        "Median days from signed_date to go_live_date of the contracts that went live in the "
+        "period.",
+        "days",
+        False,
+        "short",
+        requires=("contracts.signed_date", "contracts.go_live_date"),
+    ),
+    KpiDefinition(
+        "poc_success_rate",
+        "adoption",
+        "PoC success rate",
+        "PoC成功率",
+        "PoC opportunities closed won / PoC opportunities closed (won or lost) in the period.",
+        "ratio",
+        True,
+        "short",
+        requires=("opportunities.is_poc",),
+    ),
+    KpiDefinition(
+        "poc_conversion",
+        "adoption",
+        "PoC to contract conversion",
+        "PoCから本契約への転換率",
+        "Share of accounts with a PoC won in the period that win a non-PoC opportunity or sign "
+        "a contract within poc_conversion_months after it; accounts whose window has not "
+        "ended by the as-of date and have not converted yet are left out (censored).",
+        "ratio",
+        True,
+        "long",
+        requires=("opportunities.is_poc",),
+    ),
+    KpiDefinition(
+        "utilisation",
+        "adoption",
+        "Utilisation",
+        "利用率",
+        "Sum of seats_active / sum of seats_purchased over the usage months in the period.",
+        "ratio",
+        True,
+        "short",
+        requires=("usage",),
+    ),
+    KpiDefinition(
+        "retention_after_adoption",
+        "adoption",
+        "Retention after adoption",
+        "導入後の定着率",
+        "Share of accounts whose first go-live lies at least retention_months before the end "
+        "of the period (or the as-of date) that have not churned by then. Account level: 1 / 0.",
+        "ratio",
+        True,
+        "long",
+        requires=("contracts.go_live_date",),
+    ),
+)
+
+KPI_IDS: tuple[str, ...] = tuple(d.id for d in _DEFINITIONS)
+_DEF: dict[str, KpiDefinition] = {d.id: d for d in _DEFINITIONS}
+SURVEY_KPIS: tuple[str, ...] = ("nps", "csat")
+
+KPI_DEFINITIONS = pd.DataFrame(
+    [
+        {
+            "kpi_id": d.id,
+            "family": d.family,
+            "name_en": d.name_en,
+            "name_ja": d.name_ja,
+            "definition": d.definition,
+            "unit": d.unit,
+            "higher_is_better": d.higher_is_better,
+            "horizon": d.horizon,
+            "grain": d.grain,
+            "requires": ", ".join(d.requires),
+        }
+        for d in _DEFINITIONS
+    ]
+)
+"""One row per KPI: ``kpi_id, family, name_en, name_ja, definition, unit,
+higher_is_better, horizon (short/long), grain (period/snapshot), requires``."""
+
+
+# --------------------------------------------------------------------------- settings
+
+
+class KpiTarget(BaseModel):
+    """Target of one KPI.
+
+    Attributes
+    ----------
+    basis : {"absolute", "growth", "percentile"}
+        What is compared with ``target``: the value itself, its relative change
+        against the same period a year earlier (0.05 = +5 %), or its percentile
+        rank 0-100 among the accounts in the period.
+    target : float
+        Target in the units of the basis.
+    at_risk_band : float
+        Distance short of the target (same units) that is still ``at_risk``.
+    floor : float
+        Measure that earns 0 attainment in the scorecard (attainment rises
+        linearly to 100 at the target and is capped there). For KPIs where lower
+        is better, the floor lies above the target.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    basis: Literal["absolute", "growth", "percentile"] = "absolute"
+    target: float
+    at_risk_band: float = Field(0.0, ge=0)
+    floor: float
+
+    @model_validator(mode="after")
+    def _floor_differs(self) -> KpiTarget:
+        if self.floor == self.target:
+            raise ValueError("floor must differ from target (it is the 0-attainment point)")
+        return self
+
+
+def _default_targets() -> dict[str, KpiTarget]:
+    t = KpiTarget
+    return {
+        "revenue": t(basis="growth", target=0.05, at_risk_band=0.05, floor=-0.30),
+        "gross_profit": t(basis="growth", target=0.05, at_risk_band=0.05, floor=-0.30),
+        "gross_margin": t(target=0.30, at_risk_band=0.05, floor=0.0),
+        "ltv": t(basis="percentile", target=50.0, at_risk_band=25.0, floor=0.0),
+        "csat": t(target=4.0, at_risk_band=0.3, floor=1.0),
+        "nps": t(target=30.0, at_risk_band=10.0, floor=-50.0),
+        "exec_contact": t(target=0.5, at_risk_band=0.25, floor=0.0),
+        "share_of_wallet": t(target=0.40, at_risk_band=0.10, floor=0.0),
+        "cross_sell_rate": t(target=0.20, at_risk_band=0.05, floor=0.0),
+        "upsell_rate": t(target=0.30, at_risk_band=0.10, floor=0.0),
+        "nrr": t(target=1.00, at_risk_band=0.10, floor=0.50),
+        "time_to_adoption": t(target=90.0, at_risk_band=30.0, floor=365.0),
+        "poc_success_rate": t(target=0.50, at_risk_band=0.15, floor=0.0),
+        "poc_conversion": t(target=0.60, at_risk_band=0.15, floor=0.0),
+        "utilisation": t(target=0.80, at_risk_band=0.10, floor=0.20),
+        "retention_after_adoption": t(target=0.90, at_risk_band=0.05, floor=0.50),
+    }
+
+
+def _default_kpi_weights() -> dict[str, float]:
+    # Account-level cross-sell / upsell are 0/1 indicators: half weight keeps one quiet
+    # quarter from dominating an account's expansion score.
+    return {k: (0.5 if k in ("cross_sell_rate", "upsell_rate") else 1.0) for k in KPI_IDS}
+
+
+class KpiSettings(BaseModel):
+    """Business rules of the KPI scorecard (composed into ``kam.toml`` as ``[kpi]``).
+
+    Attributes
+    ----------
+    targets : dict of str to KpiTarget
+        Target per KPI id; KPIs without a target get no status and stay out of
+        the scorecard. Defaults are illustrative starting points.
+    period : {"month", "quarter", "fiscal_year"}
+        Period of the KPI series (default quarter).
+    fiscal_year_start_month : int
+        First month of the fiscal year (4 = April, the Japanese 年度).
+    fiscal_year_label : {"start", "end"}
+        Name a fiscal year after the calendar year in which it starts (``FY2025`` =
+        2025-04..2026-03, Japanese usage) or ends.
+    min_responses : int
+        Survey KPIs (NPS, CSAT) with fewer answers are ``insufficient``; in the
+        scorecard their attainment is shrunk towards the neutral 50 with the
+        square-root credibility factor ``sqrt(n / min_responses)``.
+    ci_level : float
+        Confidence level of the NPS interval.
+    trend_periods, trend_ci_level, flat_tolerance
+        Trend window and the "flat" rule (see :func:`trend_test`).
+    long_term_weight : float
+        Share of each family's weight on its long-horizon KPIs (LTV, NPS, executive
+        contact, share of wallet, NRR, PoC conversion, retention) when the family has
+        both kinds available; 0.5 weighs them equally.
+    family_weights : dict
+        Weight of each family in the health score (renormalised over the families
+        with data).
+    kpi_weights : dict
+        Relative weight of each KPI inside its horizon group.
+    poc_conversion_months : int
+        Window after a won PoC in which a contract counts as conversion.
+    retention_months : int
+        Minimum time since go-live for retention after adoption.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    targets: dict[str, KpiTarget] = Field(default_factory=_default_targets)
+    period: Freq = "quarter"
+    fiscal_year_start_month: int = Field(4, ge=1, le=12)
+    fiscal_year_label: Literal["start", "end"] = "start"
+    min_responses: int = Field(5, ge=1)
+    ci_level: float = Field(0.90, gt=0, lt=1)
+    trend_periods: int = Field(4, ge=3)
+    trend_ci_level: float = Field(0.90, gt=0, lt=1)
+    flat_tolerance: float = Field(0.02, ge=0)
+    long_term_weight: float = Field(0.5, ge=0, le=1)
+    family_weights: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(FAMILIES, 0.25))
+    kpi_weights: dict[str, float] = Field(default_factory=_default_kpi_weights)
+    poc_conversion_months: int = Field(12, ge=1)
+    retention_months: int = Field(12, ge=1)
+
+    @field_validator("targets", "kpi_weights")
+    @classmethod
+    def _known_kpis(cls, value: dict) -> dict:
+        unknown = sorted(set(value) - set(KPI_IDS))
+        if unknown:
+            raise ValueError(f"unknown KPI id(s) {unknown}; known: {list(KPI_IDS)}")
+        return value
+
+    @field_validator("family_weights")
+    @classmethod
+    def _known_families(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown KPI family(ies) {unknown}; known: {list(FAMILIES)}")
+        if any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
+            raise ValueError("family_weights must be >= 0 and not all 0")
+        return value
+
+
+# --------------------------------------------------------------------------- periods
+
+
+def _check_freq(freq: str) -> str:
+    if freq == "year":
+        return "fiscal_year"
+    if freq not in FREQS:
+        raise ValueError(f"freq must be one of {FREQS}, got {freq!r}")
+    return freq
+
+
+def _period_start_months(
+    dates: pd.Series, freq: str, fiscal_year_start_month: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Absolute month number (year*12 + month-1) of each period start, and the fiscal year."""
+    y = dates.dt.year.to_numpy(dtype=np.int64)
+    m = dates.dt.month.to_numpy(dtype=np.int64)
+    fy = y - (m < fiscal_year_start_month)
+    if freq == "month":
+        return y * 12 + m - 1, fy
+    k = (m - fiscal_year_start_month) % 12
+    step = _MONTHS_PER_PERIOD[freq]
+    return fy * 12 + (fiscal_year_start_month - 1) + (k // step) * step, fy
+
+
+def _months_to_timestamps(months: np.ndarray) -> pd.DatetimeIndex:
+    return pd.to_datetime(
+        pd.DataFrame({"year": months // 12, "month": months % 12 + 1, "day": 1})
+    ).pipe(pd.DatetimeIndex)
+
+
+def period_index(
+    dates,
+    freq: str = "quarter",
+    fiscal_year_start_month: int = 4,
+    *,
+    fiscal_year_label: Literal["start", "end"] = "start",
+) -> pd.DataFrame:
+    """Label each date with its month, fiscal quarter or fiscal year.
+
+    Parameters
+    ----------
+    dates : array-like of dates
+        Anything :func:`pandas.to_datetime` reads; missing dates give missing periods.
+    freq : {"month", "quarter", "fiscal_year"}
+        Period length (``"year"`` is accepted for ``"fiscal_year"``).
+    fiscal_year_start_month : int, default 4
+        First month of the fiscal year (April: the Japanese 年度).
+    fiscal_year_label : {"start", "end"}, default "start"
+        ``"start"``: ``FY2025`` is the fiscal year that starts in 2025 (with an April
+        start 2025-04-01..2026-03-31); ``"end"``: named after the year it ends in.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index of ``dates`` (a RangeIndex for arrays); columns ``period`` (label:
+        ``2025-04``, ``FY2025-Q1`` or ``FY2025``), ``period_start`` and
+        ``period_end`` (first and last day, inclusive).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``freq`` or a start month outside 1-12.
+
+    Examples
+    --------
+    >>> period_index(["2025-03-31", "2025-04-01"], "fiscal_year")["period"].tolist()
+    ['FY2024', 'FY2025']
+    """
+    freq = _check_freq(freq)
+    if not 1 <= int(fiscal_year_start_month) <= 12:
+        raise ValueError(f"fiscal_year_start_month must be 1-12, got {fiscal_year_start_month}")
+    if fiscal_year_label not in ("start", "end"):
+        raise ValueError(f"fiscal_year_label must be 'start' or 'end', got {fiscal_year_label!r}")
+    s = pd.Series(dates) if not isinstance(dates, pd.Series) else dates
+    d = pd.to_datetime(s)
+    out = pd.DataFrame(
+        {
+            "period": pd.Series(pd.NA, index=d.index, dtype="object"),
+            "period_start": pd.Series(pd.NaT, index=d.index, dtype="datetime64[us]"),
+            "period_end": pd.Series(pd.NaT, index=d.index, dtype="datetime64[us]"),
+        }
+    )
+    ok = d.notna()
+    if not ok.any():
+        return out
+    dd = d[ok]
+    start_m, fy = _period_start_months(dd, freq, fiscal_year_start_month)
+    starts = _months_to_timestamps(start_m)
+    ends = _months_to_timestamps(start_m + _MONTHS_PER_PERIOD[freq]) - pd.Timedelta(days=1)
+    fy_named = fy + (1 if (fiscal_year_label == "end" and fiscal_year_start_month != 1) else 0)
+    if freq == "month":
+        labels = [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in start_m]
+    elif freq == "quarter":
+        q = ((start_m % 12 + 1 - fiscal_year_start_month) % 12) // 3 + 1
+        labels = [f"FY{a}-Q{b}" for a, b in zip(fy_named, q, strict=True)]
+    else:
+        labels = [f"FY{a}" for a in fy_named]
+    out.loc[ok, "period"] = labels
+    out.loc[ok, "period_start"] = starts.to_numpy()
+    out.loc[ok, "period_end"] = ends.to_numpy()
+    return out
+
+
+def period_range(
+    start,
+    end,
+    freq: str = "quarter",
+    fiscal_year_start_month: int = 4,
+    *,
+    fiscal_year_label: Literal["start", "end"] = "start",
+) -> pd.DataFrame:
+    """Consecutive periods from the one containing ``start`` to the one containing ``end``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per period, in order: ``period``, ``period_start``, ``period_end``.
+    """
+    freq = _check_freq(freq)
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    if end < start:
+        raise ValueError(f"end {end.date()} is before start {start.date()}")
+    first = period_index([start], freq, fiscal_year_start_month)["period_start"].iloc[0]
+    step = _MONTHS_PER_PERIOD[freq]
+    m0 = first.year * 12 + first.month - 1
+    m1 = end.year * 12 + end.month - 1
+    months = np.arange(m0, m1 + 1, step)
+    return period_index(
+        pd.Series(_months_to_timestamps(months)),
+        freq,
+        fiscal_year_start_month,
+        fiscal_year_label=fiscal_year_label,
+    ).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- NPS
+
+
+def nps_score(scores, *, ci_level: float = 0.90) -> dict[str, float]:
+    """Net Promoter Score of a set of 0-10 answers, with its standard error and interval.
+
+    Parameters
+    ----------
+    scores : array-like of numbers 0-10
+        Missing answers are ignored.
+    ci_level : float, default 0.90
+        Two-sided level of the normal-approximation interval (clipped to -100..100).
+
+    Returns
+    -------
+    dict
+        ``nps`` (percentage points, NaN without answers), ``n``, ``p_promoters``,
+        ``p_detractors``, ``se`` (percentage points), ``ci_low``, ``ci_high``.
+
+    Raises
+    ------
+    ValueError
+        When an answer lies outside 0-10.
+
+    References
+    ----------
+    Reichheld, F. F. (2003). The one number you need to grow. Harvard Business
+    Review 81(12), 46-54.
+    Rocks, B. (2016). Interval estimation for the "Net Promoter Score". The American
+    Statistician 70(4), 365-372 (the multinomial variance used here).
+    """
+    a = pd.to_numeric(pd.Series(scores), errors="raise").dropna().to_numpy(dtype=float)
+    if ((a < 0) | (a > 10)).any():
+        raise ValueError(f"NPS answers must be 0-10; got e.g. {a[(a < 0) | (a > 10)][:3]}")
+    n = a.size
+    if n == 0:
+        nan = float("nan")
+        return dict(
+            nps=nan, n=0, p_promoters=nan, p_detractors=nan, se=nan, ci_low=nan, ci_high=nan
+        )
+    p, d = float((a >= 9).mean()), float((a <= 6).mean())
+    nps, se, lo, hi = _nps_arrays(np.array([p]), np.array([d]), np.array([n]), ci_level)
+    return dict(
+        nps=float(nps[0]),
+        n=n,
+        p_promoters=p,
+        p_detractors=d,
+        se=float(se[0]),
+        ci_low=float(lo[0]),
+        ci_high=float(hi[0]),
+    )
+
+
+def _nps_arrays(p: np.ndarray, d: np.ndarray, n: np.ndarray, ci_level: float):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nps = 100.0 * (p - d)
+        var = np.clip(p + d - (p - d) ** 2, 0.0, None) / n
+        se = 100.0 * np.sqrt(var)
+    z = stats.norm.ppf(0.5 + ci_level / 2)
+    return nps, se, np.clip(nps - z * se, -100, 100), np.clip(nps + z * se, -100, 100)
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass
+class KpiResult:
+    """KPI values with the notes that explain what is missing.
+
+    Attributes
+    ----------
+    values : pandas.DataFrame
+        Account level, long: ``account_id, period, period_start, period_end, complete,
+        kpi_id, value, n, ci_low, ci_high, quality`` (``quality``: ``ok``,
+        ``insufficient`` or ``no_data``). Every account x period x computed KPI has a
+        row; ``value`` is NaN where the KPI is undefined (e.g. no survey answers), never 0.
+    portfolio : pandas.DataFrame
+        The same columns without ``account_id``.
+    periods : pandas.DataFrame
+        ``period, period_start, period_end, complete`` in order.
+    notes : list of str
+        Human-readable notes: omitted KPIs and why, data left out.
+    omitted : dict of str to str
+        KPI id -> reason, for the KPIs not computed.
+    settings : KpiSettings
+    as_of : pandas.Timestamp
+    """
+
+    values: pd.DataFrame
+    portfolio: pd.DataFrame
+    periods: pd.DataFrame
+    notes: list[str]
+    omitted: dict[str, str]
+    settings: KpiSettings
+    as_of: pd.Timestamp
+    computed: tuple[str, ...] = field(default=())
+
+    def wide(self, level: Literal["account", "portfolio"] = "account") -> pd.DataFrame:
+        """Values pivoted to one column per KPI (rows: account x period, or period)."""
+        if level == "portfolio":
+            return self.portfolio.pivot(index="period", columns="kpi_id", values="value").reindex(
+                index=self.periods["period"], columns=list(self.computed)
+            )
+        w = self.values.pivot(
+            index=["account_id", "period"], columns="kpi_id", values="value"
+        ).reindex(columns=list(self.computed))
+        return w
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _require(df: pd.DataFrame | None, table: str) -> None:
+    if df is None:
+        return
+    if not isinstance(df, pd.DataFrame):
+        raise KpiInputError(f"{table}: expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in INPUT_COLUMNS[table] if c not in df.columns]
+    if missing:
+        raise KpiInputError(
+            f"{table}: missing column(s) {missing}; the data contract (schemas.py) requires "
+            f"{list(INPUT_COLUMNS[table])}; found {list(df.columns)[:12]}"
+        )
+
+
+def _days(values) -> np.ndarray:
+    """Dates as float days since 1970-01-01 (NaN for missing)."""
+    s = pd.to_datetime(pd.Series(values).reset_index(drop=True))
+    return (s - _EPOCH).dt.days.to_numpy(dtype=float)
+
+
+def _codes(ids: pd.Series, index: pd.Index, table: str) -> np.ndarray:
+    codes = index.get_indexer(ids.astype(str))
+    bad = codes < 0
+    if bad.any():
+        examples = sorted(ids[bad].astype(str).unique())[:5]
+        raise KpiInputError(
+            f"{table}.account_id: {int(bad.sum())} row(s) refer to accounts not in accounts, "
+            f"e.g. {examples}"
+        )
+    return codes
+
+
+class _Grid:
+    """Accounts x periods, and how dates fall into periods."""
+
+    def __init__(self, account_ids: pd.Index, periods: pd.DataFrame, as_of: pd.Timestamp, freq):
+        self.accounts = account_ids
+        self.periods = periods
+        self.as_of = as_of
+        self.A, self.P = len(account_ids), len(periods)
+        self.start_days = _days(periods["period_start"])
+        self.next_days = _days(periods["period_end"]) + 1
+        self.as_of_day = float((as_of - _EPOCH).days)
+        # evaluation date of each period: its last day or the as-of date, whichever is first
+        self.eval_days = np.minimum(self.next_days - 1, self.as_of_day)
+        self.elapsed = self.eval_days - self.start_days + 1
+        complete = (self.next_days - 1) <= self.as_of_day
+        # periods per year: 12 / months for complete periods, by elapsed days for the last one
+        self.per_year = np.where(
+            complete, 12.0 / _MONTHS_PER_PERIOD[freq], _DAYS_PER_YEAR / self.elapsed
+        )
+        self.year_lag = 12 // _MONTHS_PER_PERIOD[freq]
+
+    def period_of(self, days: np.ndarray) -> np.ndarray:
+        """Period position of each day (-1 outside the grid or after the as-of date)."""
+        idx = np.searchsorted(self.start_days, days, side="right") - 1
+        out = (idx < 0) | np.isnan(days) | (days > self.as_of_day) | (days >= self.next_days[-1])
+        return np.where(out, -1, idx)
+
+    def matrix(self, a: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+        keep = p >= 0
+        flat = a[keep] * self.P + p[keep]
+        weights = None if w is None else np.asarray(w, dtype=float)[keep]
+        return (
+            np.bincount(flat, weights=weights, minlength=self.A * self.P)
+            .reshape(self.A, self.P)
+            .astype(float)
+        )
+
+
+@dataclass
+class _Kpi:
+    value: np.ndarray  # A x P
+    n: np.ndarray  # A x P
+    portfolio: np.ndarray  # P
+    portfolio_n: np.ndarray  # P
+    ci: tuple[np.ndarray, np.ndarray] | None = None
+    portfolio_ci: tuple[np.ndarray, np.ndarray] | None = None
+    survey: bool = False
+
+
+def _ratio(num, den):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+# --------------------------------------------------------------------------- KPI families
+
+
+def _revenue_kpis(g: _Grid, tx: pd.DataFrame, a: np.ndarray, p: np.ndarray, notes: list[str]):
+    out: dict[str, _Kpi] = {}
+    rev = tx["revenue"].to_numpy(dtype=float)
+    R = g.matrix(a, p, rev)
+    lines = g.matrix(a, p)
+    out["revenue"] = _Kpi(R, lines, R.sum(0), lines.sum(0))
+    if "cost" in tx.columns and tx["cost"].notna().any():
+        cost = pd.to_numeric(tx["cost"]).to_numpy(dtype=float)
+        has = ~np.isnan(cost)
+        n_no_cost = int((~has & (p >= 0)).sum())
+        if n_no_cost:
+            notes.append(
+                f"gross_profit, gross_margin: {n_no_cost} transaction line(s) without cost "
+                "left out of both."
+            )
+        GP = g.matrix(a[has], p[has], rev[has] - cost[has])
+        Rc = g.matrix(a[has], p[has], rev[has])
+        nc = g.matrix(a[has], p[has])
+        GPv = np.where((lines > 0) & (nc == 0), np.nan, GP)
+        out["gross_profit"] = _Kpi(GPv, nc, GP.sum(0), nc.sum(0))
+        out["gross_margin"] = _Kpi(_ratio(GP, Rc), nc, _ratio(GP.sum(0), Rc.sum(0)), nc.sum(0))
+    return out, R
+
+
+def _survey_kpis(g: _Grid, surveys: pd.DataFrame, settings: KpiSettings, notes: list[str]):
+    out: dict[str, _Kpi] = {}
+    a = _codes(surveys["account_id"], g.accounts, "surveys")
+    p = g.period_of(_days(surveys["date"]))
+    nps = pd.to_numeric(surveys["nps"]).to_numpy(dtype=float)
+    bad = ~np.isnan(nps) & ((nps < 0) | (nps > 10))
+    if bad.any():
+        raise KpiInputError(f"surveys.nps must be 0-10; got e.g. {nps[bad][:3].tolist()}")
+    has = ~np.isnan(nps)
+    n = g.matrix(a[has], p[has])
+    pro = g.matrix(a[has], p[has], (nps[has] >= 9).astype(float))
+    det = g.matrix(a[has], p[has], (nps[has] <= 6).astype(float))
+    v, _, lo, hi = _nps_arrays(_ratio(pro, n), _ratio(det, n), n, settings.ci_level)
+    pn, pp, pd_ = n.sum(0), pro.sum(0), det.sum(0)
+    pv, _, plo, phi = _nps_arrays(_ratio(pp, pn), _ratio(pd_, pn), pn, settings.ci_level)
+    out["nps"] = _Kpi(v, n, pv, pn, (lo, hi), (plo, phi), survey=True)
+    if "csat" in surveys.columns and surveys["csat"].notna().any():
+        cs = pd.to_numeric(surveys["csat"]).to_numpy(dtype=float)
+        hc = ~np.isnan(cs)
+        nc = g.matrix(a[hc], p[hc])
+        sc = g.matrix(a[hc], p[hc], cs[hc])
+        out["csat"] = _Kpi(_ratio(sc, nc), nc, _ratio(sc.sum(0), nc.sum(0)), nc.sum(0), survey=True)
+    else:
+        notes.append("csat: omitted, surveys has no csat answers.")
+    return out
+
+
+def _exec_contact(g: _Grid, activities: pd.DataFrame) -> _Kpi:
+    ex = activities[activities["kind"].astype(str) == EXECUTIVE_MEETING]
+    a = _codes(ex["account_id"], g.accounts, "activities")
+    p = g.period_of(_days(ex["date"]))
+    C = g.matrix(a, p)
+    per_q = g.per_year / 4.0
+    V = C * per_q
+    return _Kpi(V, C, V.mean(0) if g.A else np.full(g.P, np.nan), C.sum(0))
+
+
+def _share_of_wallet(g: _Grid, R: np.ndarray, wallet: np.ndarray) -> _Kpi:
+    ann = R * g.per_year
+    w = wallet[:, None]
+    V = _ratio(ann, np.broadcast_to(w, ann.shape))
+    known = (wallet > 0) & ~np.isnan(wallet)
+    pv = _ratio(ann[known].sum(0), np.full(g.P, wallet[known].sum()))
+    n = np.broadcast_to(known[:, None].astype(float), R.shape).copy()
+    return _Kpi(V, n, pv, np.full(g.P, float(known.sum())))
+
+
+def _expansion_kpis(g: _Grid, tx: pd.DataFrame, a: np.ndarray, p: np.ndarray, R: np.ndarray):
+    """Cross-sell, upsell and NRR; undefined where the year-earlier history is not covered."""
+    k = g.year_lag
+    keep = p >= 0
+    lines = pd.DataFrame(
+        {
+            "a": a[keep],
+            "p": p[keep],
+            "line": tx["product_line"].astype(str).to_numpy()[keep],
+            "rev": tx["revenue"].to_numpy(dtype=float)[keep],
+        }
+    )
+    alp = lines.groupby(["a", "line", "p"], as_index=False)["rev"].sum()
+    alp = alp[alp["rev"] > 0]
+    history = np.arange(g.P) >= k  # a full year of history inside the grid
+
+    # cross-sell: a line bought now, not in the k preceding periods, by an existing account
+    alp = alp.sort_values(["a", "line", "p"])
+    prev_line = alp.groupby(["a", "line"])["p"].shift()
+    alp = alp.assign(new_line=prev_line.isna() | (alp["p"] - prev_line > k))
+    active = R > 0
+    ap = np.argwhere(active)
+    act = pd.DataFrame({"a": ap[:, 0], "p": ap[:, 1]}).sort_values(["a", "p"])
+    act["prev"] = act.groupby("a")["p"].shift()
+    existing = np.zeros_like(active)
+    ex_rows = act[act["prev"].notna() & (act["p"] - act["prev"] <= k)]
+    existing[ex_rows["a"].to_numpy(), ex_rows["p"].to_numpy()] = True
+    new_any = np.zeros_like(active)
+    nl = alp[alp["new_line"]]
+    new_any[nl["a"].to_numpy(), nl["p"].to_numpy()] = True
+    elig = existing & history[None, :]
+    X = np.where(elig, new_any.astype(float), np.nan)
+    xn = elig.sum(0).astype(float)
+    cross = _Kpi(X, elig.astype(float), _ratio(np.nansum(X, 0), xn), xn)
+
+    # upsell: revenue now in the lines bought a year earlier vs their revenue then
+    prev = alp.assign(p=alp["p"] + k)
+    prev = prev[prev["p"] < g.P]
+    cur = alp[["a", "line", "p", "rev"]].rename(columns={"rev": "rev_now"})
+    both = prev.merge(cur, on=["a", "line", "p"], how="left").fillna({"rev_now": 0.0})
+    s = both.groupby(["a", "p"], as_index=False)[["rev", "rev_now"]].sum()
+    U = np.full((g.A, g.P), np.nan)
+    U[s["a"].to_numpy(), s["p"].to_numpy()] = (s["rev_now"] > s["rev"]).astype(float).to_numpy()
+    un = (~np.isnan(U)).sum(0).astype(float)
+    up = _Kpi(U, (~np.isnan(U)).astype(float), _ratio(np.nansum(U, 0), un), un)
+
+    # NRR: revenue now / revenue a year earlier of the year-earlier cohort
+    R_prev = np.full_like(R, np.nan)
+    R_prev[:, k:] = R[:, :-k] if k < g.P else R_prev[:, k:]
+    cohort = (R_prev > 0) & history[None, :]
+    V = np.where(cohort, _ratio(R, np.where(cohort, R_prev, 0.0)), np.nan)
+    num = np.where(cohort, R, 0.0).sum(0)
+    den = np.where(cohort, R_prev, 0.0).sum(0)
+    nrr = _Kpi(V, cohort.astype(float), _ratio(num, den), cohort.sum(0).astype(float))
+    return {"cross_sell_rate": cross, "upsell_rate": up, "nrr": nrr}
+
+
+def _time_to_adoption(g: _Grid, contracts: pd.DataFrame) -> _Kpi:
+    signed, live = _days(contracts["signed_date"]), _days(contracts["go_live_date"])
+    ok = ~np.isnan(signed) & ~np.isnan(live)
+    a = _codes(contracts["account_id"], g.accounts, "contracts")[ok]
+    p = g.period_of(live[ok])
+    dur = (live - signed)[ok]
+    df = pd.DataFrame({"a": a, "p": p, "d": dur})
+    df = df[df["p"] >= 0]
+    V = np.full((g.A, g.P), np.nan)
+    N = np.zeros((g.A, g.P))
+    if len(df):
+        med = df.groupby(["a", "p"])["d"].agg(["median", "size"]).reset_index()
+        V[med["a"], med["p"]] = med["median"]
+        N[med["a"], med["p"]] = med["size"]
+    pm = df.groupby("p")["d"].median().reindex(range(g.P)).to_numpy(dtype=float)
+    return _Kpi(V, N, pm, N.sum(0))
+
+
+def _contract_churn_days(g: _Grid, contracts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Churn day of each contract (NaN unless churned) and its start day.
+
+    A churned contract's churn day is ``churn_date``, else ``end_date``, else the
+    as-of date (churned at an unknown time: counted as lost by now).
+    """
+    n = len(contracts)
+    churned = contracts["status"].astype(str).to_numpy() == "churned"
+    cd = _days(contracts["churn_date"]) if "churn_date" in contracts else np.full(n, np.nan)
+    ed = _days(contracts["end_date"]) if "end_date" in contracts else np.full(n, np.nan)
+    when = np.where(np.isnan(cd), ed, cd)
+    when = np.where(churned & np.isnan(when), g.as_of_day, when)
+    when = np.where(churned, when, np.nan)
+    sd = _days(contracts["start_date"]) if "start_date" in contracts else np.full(n, np.nan)
+    return when, sd
+
+
+def _retention_after_adoption(g: _Grid, contracts: pd.DataFrame, months: int) -> _Kpi:
+    """Accounts live for ``months`` by the evaluation date, not churned by then.
+
+    An account has churned by day e when one of its contracts churned on or before e
+    and none of its contracts started after that churn and on or before e.
+    """
+    a = _codes(contracts["account_id"], g.accounts, "contracts")
+    first_live = np.full(g.A, np.inf)
+    np.minimum.at(first_live, a, np.nan_to_num(_days(contracts["go_live_date"]), nan=np.inf))
+    churn, start = _contract_churn_days(g, contracts)
+    eval_ts = pd.to_datetime(g.eval_days, unit="D")
+    cutoff = _days(pd.Series(eval_ts) - pd.DateOffset(months=months))
+    V = np.full((g.A, g.P), np.nan)
+    for i in range(g.P):
+        e = g.eval_days[i]
+        last_churn = np.full(g.A, -np.inf)
+        past = churn <= e  # NaN compares False
+        np.maximum.at(last_churn, a[past], churn[past])
+        back = (start <= e) & (start > last_churn[a])
+        returned = np.zeros(g.A, dtype=bool)
+        returned[a[back]] = True
+        lost = np.isfinite(last_churn) & ~returned
+        eligible = first_live <= cutoff[i]
+        V[:, i] = np.where(eligible, np.where(lost, 0.0, 1.0), np.nan)
+    n = (~np.isnan(V)).sum(0).astype(float)
+    return _Kpi(V, (~np.isnan(V)).astype(float), _ratio(np.nansum(V, 0), n), n)
+
+
+def _poc_kpis(
+    g: _Grid,
+    opps: pd.DataFrame,
+    contracts: pd.DataFrame | None,
+    months: int,
+    notes: list[str],
+) -> dict[str, _Kpi]:
+    is_poc = opps["is_poc"].fillna(False).astype(bool).to_numpy()
+    stage = opps["stage"].astype(str).to_numpy()
+    won, lost = stage == "closed_won", stage == "closed_lost"
+    a_all = _codes(opps["account_id"], g.accounts, "opportunities")
+    close = _days(opps["close_date"])
+    p_all = g.period_of(close)
+    sel = is_poc & (won | lost)
+    C = g.matrix(a_all[sel], p_all[sel])
+    W = g.matrix(a_all[sel & won], p_all[sel & won])
+    success = _Kpi(_ratio(W, C), C, _ratio(W.sum(0), C.sum(0)), C.sum(0))
+
+    # conversion events: won non-PoC opportunities and signed contracts
+    ev_a = [a_all[won & ~is_poc]]
+    ev_d = [close[won & ~is_poc]]
+    if contracts is not None:
+        ca = _codes(contracts["account_id"], g.accounts, "contracts")
+        sign = (
+            _days(contracts["signed_date"])
+            if "signed_date" in contracts
+            else np.full(len(ca), np.nan)
+        )
+        if "start_date" in contracts:
+            sign = np.where(np.isnan(sign), _days(contracts["start_date"]), sign)
+        ev_a.append(ca)
+        ev_d.append(sign)
+    else:
+        notes.append(
+            "poc_conversion: no contracts table; only won non-PoC opportunities count as conversion."
+        )
+    ev = pd.DataFrame({"a": np.concatenate(ev_a), "d": np.concatenate(ev_d)}).dropna()
+    ev_by_acc = {int(k): v["d"].to_numpy() for k, v in ev.groupby("a")}
+    wp = pd.DataFrame({"a": a_all, "p": p_all, "d": close})[sel & won]
+    wp = wp[wp["p"] >= 0].groupby(["a", "p"], as_index=False)["d"].min()
+    V = np.full((g.A, g.P), np.nan)
+    for acc, per, d0 in wp.itertuples(index=False):
+        t0 = pd.Timestamp(_EPOCH + pd.Timedelta(days=float(d0)))
+        d1 = float(((t0 + pd.DateOffset(months=months)) - _EPOCH).days)
+        evd = ev_by_acc.get(int(acc), np.array([]))
+        hit = ((evd > d0) & (evd <= min(d1, g.as_of_day))).any()
+        if hit:
+            V[acc, per] = 1.0
+        elif d1 <= g.as_of_day:
+            V[acc, per] = 0.0
+    n = (~np.isnan(V)).sum(0).astype(float)
+    conv = _Kpi(V, (~np.isnan(V)).astype(float), _ratio(np.nansum(V, 0), n), n)
+    return {"poc_success_rate": success, "poc_conversion": conv}
+
+
+def _utilisation(g: _Grid, usage: pd.DataFrame) -> _Kpi:
+    a = _codes(usage["account_id"], g.accounts, "usage")
+    p = g.period_of(_days(usage["month"]))
+    act = pd.to_numeric(usage["seats_active"]).to_numpy(dtype=float)
+    pur = pd.to_numeric(usage["seats_purchased"]).to_numpy(dtype=float)
+    A_ = g.matrix(a, p, act)
+    P_ = g.matrix(a, p, pur)
+    n = g.matrix(a, p)
+    return _Kpi(_ratio(A_, P_), n, _ratio(A_.sum(0), P_.sum(0)), n.sum(0))
+
+
+def _ltv_kpi(g: _Grid, ltv: pd.Series) -> _Kpi:
+    s = pd.Series(ltv)
+    s.index = s.index.astype(str)
+    unknown = s.index.difference(g.accounts)
+    if len(unknown):
+        raise KpiInputError(f"ltv: index holds accounts not in accounts, e.g. {list(unknown[:5])}")
+    vals = pd.to_numeric(s).reindex(g.accounts).to_numpy(dtype=float)
+    V = np.full((g.A, g.P), np.nan)
+    V[:, -1] = vals
+    n = np.zeros((g.A, g.P))
+    n[:, -1] = ~np.isnan(vals)
+    pv = np.full(g.P, np.nan)
+    pv[-1] = np.nansum(vals) if (~np.isnan(vals)).any() else np.nan
+    pn = np.zeros(g.P)
+    pn[-1] = n[:, -1].sum()
+    return _Kpi(V, n, pv, pn)
+
+
+# --------------------------------------------------------------------------- compute
+
+
+def compute_kpis(
+    transactions: pd.DataFrame,
+    accounts: pd.DataFrame,
+    *,
+    contracts: pd.DataFrame | None = None,
+    opportunities: pd.DataFrame | None = None,
+    activities: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
+    usage: pd.DataFrame | None = None,
+    ltv: pd.Series | None = None,
+    as_of=None,
+    start=None,
+    settings: KpiSettings | None = None,
+) -> KpiResult:
+    """Compute every KPI the available tables allow, per account and for the portfolio.
+
+    Parameters
+    ----------
+    transactions : pandas.DataFrame
+        Contract columns ``account_id, date, product_line, revenue`` (+ optional ``cost``).
+    accounts : pandas.DataFrame
+        ``account_id`` (the account universe) and optional ``wallet_estimate``.
+    contracts, opportunities, activities, surveys, usage : pandas.DataFrame, optional
+        The optional tables of the contract; ``None`` leaves out the KPIs that need
+        them, with a note.
+    ltv : pandas.Series, optional
+        LTV per account (index ``account_id``), e.g. from :mod:`kam_analysis.ltv`.
+    as_of : date-like, optional
+        Analysis date; data after it is ignored. Default: the last transaction date.
+    start : date-like, optional
+        First period (the one containing ``start``). Default: the first transaction.
+    settings : KpiSettings, optional
+        Period, fiscal year, survey and PoC rules.
+
+    Returns
+    -------
+    KpiResult
+        ``values`` (account level), ``portfolio``, ``periods``, ``notes``, ``omitted``.
+        Long columns: ``[account_id,] period, period_start, period_end, complete, kpi_id,
+        value, n, ci_low, ci_high, quality``. Definitions: :data:`KPI_DEFINITIONS`.
+
+    Raises
+    ------
+    KpiInputError
+        Missing contract columns, account ids not in ``accounts``, NPS outside 0-10,
+        no transactions.
+    """
+    settings = settings or KpiSettings()
+    for name, df in {
+        "transactions": transactions,
+        "accounts": accounts,
+        "contracts": contracts,
+        "opportunities": opportunities,
+        "activities": activities,
+        "surveys": surveys,
+        "usage": usage,
+    }.items():
+        _require(df, name)
+    if accounts["account_id"].duplicated().any():
+        dup = accounts.loc[accounts["account_id"].duplicated(), "account_id"].astype(str)
+        raise KpiInputError(f"accounts.account_id must be unique; duplicated e.g. {list(dup[:5])}")
+    tx_dates = pd.to_datetime(transactions["date"])
+    if tx_dates.notna().sum() == 0:
+        raise KpiInputError("transactions: no rows with a date; nothing to compute")
+    as_of = pd.Timestamp(as_of) if as_of is not None else tx_dates.max()
+    start = pd.Timestamp(start) if start is not None else tx_dates.min()
+    freq = settings.period
+    periods = period_range(
+        start,
+        as_of,
+        freq,
+        settings.fiscal_year_start_month,
+        fiscal_year_label=settings.fiscal_year_label,
+    )
+    periods["complete"] = periods["period_end"] <= as_of
+    g = _Grid(pd.Index(accounts["account_id"].astype(str)), periods, as_of, freq)
+    notes: list[str] = []
+    omitted: dict[str, str] = {}
+    kpis: dict[str, _Kpi] = {}
+
+    a = _codes(transactions["account_id"], g.accounts, "transactions")
+    p = g.period_of(_days(transactions["date"]))
+    later = int((_days(transactions["date"]) > g.as_of_day).sum())
+    if later:
+        notes.append(f"{later} transaction line(s) after the as-of date {as_of.date()} ignored.")
+    rev_kpis, R = _revenue_kpis(g, transactions, a, p, notes)
+    kpis.update(rev_kpis)
+    if "gross_profit" not in kpis:
+        for k in ("gross_profit", "gross_margin"):
+            omitted[k] = "transactions has no cost column (or no cost values)"
+    if ltv is None:
+        omitted["ltv"] = "no LTV estimates passed (ltv=None); run the LTV module first"
+    else:
+        kpis["ltv"] = _ltv_kpi(g, ltv)
+
+    if surveys is None:
+        omitted["nps"] = omitted["csat"] = "no surveys table"
+    else:
+        kpis.update(_survey_kpis(g, surveys, settings, notes))
+        if "csat" not in kpis:
+            omitted["csat"] = "surveys has no csat answers"
+            notes.remove("csat: omitted, surveys has no csat answers.")
+    if activities is None:
+        omitted["exec_contact"] = "no activities table"
+    else:
+        kpis["exec_contact"] = _exec_contact(g, activities)
+
+    if "wallet_estimate" in accounts.columns and accounts["wallet_estimate"].notna().any():
+        wallet = pd.to_numeric(accounts["wallet_estimate"]).to_numpy(dtype=float)
+        kpis["share_of_wallet"] = _share_of_wallet(g, R, wallet)
+    else:
+        omitted["share_of_wallet"] = "accounts has no wallet_estimate"
+    kpis.update(_expansion_kpis(g, transactions, a, p, R))
+    if g.P <= g.year_lag:
+        notes.append(
+            "cross_sell_rate, upsell_rate, nrr: need 12 months of history before a period; "
+            "none of the periods has it."
+        )
+    else:
+        notes.append(
+            "cross_sell_rate, upsell_rate, nrr: available from "
+            f"{periods['period'].iloc[g.year_lag]} (12 months of history needed)."
+        )
+
+    if contracts is None:
+        for k in ("time_to_adoption", "retention_after_adoption"):
+            omitted[k] = "no contracts table"
+    else:
+        has = [c for c in ("signed_date", "go_live_date") if c in contracts.columns]
+        if len(has) == 2:
+            kpis["time_to_adoption"] = _time_to_adoption(g, contracts)
+        else:
+            omitted["time_to_adoption"] = "contracts lacks signed_date and/or go_live_date"
+        if "go_live_date" in contracts.columns:
+            kpis["retention_after_adoption"] = _retention_after_adoption(
+                g, contracts, settings.retention_months
+            )
+        else:
+            omitted["retention_after_adoption"] = "contracts has no go_live_date"
+    if opportunities is None:
+        omitted["poc_success_rate"] = omitted["poc_conversion"] = "no opportunities table"
+    elif "is_poc" not in opportunities.columns:
+        omitted["poc_success_rate"] = omitted["poc_conversion"] = "opportunities has no is_poc"
+    else:
+        kpis.update(_poc_kpis(g, opportunities, contracts, settings.poc_conversion_months, notes))
+    if usage is None:
+        omitted["utilisation"] = "no usage table"
+    else:
+        kpis["utilisation"] = _utilisation(g, usage)
+
+    for k in KPI_IDS:
+        if k in omitted:
+            notes.insert(0, f"{k}: omitted, {omitted[k]}.")
+    computed = tuple(k for k in KPI_IDS if k in kpis)
+    values, portfolio = _to_long(g, kpis, computed, settings.min_responses)
+    return KpiResult(
+        values=values,
+        portfolio=portfolio,
+        periods=periods,
+        notes=notes,
+        omitted={k: omitted[k] for k in KPI_IDS if k in omitted},
+        settings=settings,
+        as_of=as_of,
+        computed=computed,
+    )
+
+
+def _quality(v: np.ndarray, n: np.ndarray, survey: bool, min_responses: int) -> np.ndarray:
+    q = np.where(np.isnan(v), "no_data", "ok").astype(object)
+    if survey:
+        q = np.where(~np.isnan(v) & (n < min_responses), "insufficient", q)
+    return q
+
+
+def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int):
+    per = g.periods
+    acc_rows, port_rows = [], []
+    acc_col = np.repeat(g.accounts.to_numpy(dtype=object), g.P)
+    per_pos = np.tile(np.arange(g.P), g.A)
+    for k in computed:
+        m = kpis[k]
+        v = m.value.ravel()
+        n = m.n.ravel()
+        lo, hi = (m.ci[0].ravel(), m.ci[1].ravel()) if m.ci else (np.full(v.size, np.nan),) * 2
+        acc_rows.append(
+            pd.DataFrame(
+                {
+                    "account_id": acc_col,
+                    "_p": per_pos,
+                    "kpi_id": k,
+                    "value": v,
+                    "n": n,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "quality": _quality(v, n, m.survey, min_responses),
+                }
+            )
+        )
+        plo, phi = m.portfolio_ci if m.portfolio_ci else (np.full(g.P, np.nan),) * 2
+        port_rows.append(
+            pd.DataFrame(
+                {
+                    "_p": np.arange(g.P),
+                    "kpi_id": k,
+                    "value": m.portfolio.astype(float),
+                    "n": m.portfolio_n.astype(float),
+                    "ci_low": plo,
+                    "ci_high": phi,
+                    "quality": _quality(
+                        m.portfolio.astype(float), m.portfolio_n, m.survey, min_responses
+                    ),
+                }
+            )
+        )
+    pcols = ["period", "period_start", "period_end", "complete"]
+    pinfo = per[pcols].reset_index(drop=True)
+
+    def finish(frames, lead):
+        if not frames:
+            cols = [*lead, *pcols, "kpi_id", "value", "n", "ci_low", "ci_high", "quality"]
+            return pd.DataFrame(columns=cols)
+        df = pd.concat(frames, ignore_index=True)
+        df = pd.concat([df, pinfo.iloc[df["_p"].to_numpy()].reset_index(drop=True)], axis=1)
+        df = df.drop(columns="_p")
+        return df[[*lead, *pcols, "kpi_id", "value", "n", "ci_low", "ci_high", "quality"]]
+
+    return finish(acc_rows, ["account_id"]), finish(port_rows, [])
+
+
+# --------------------------------------------------------------------------- status & trend
+
+
+def kpi_status(
+    measure,
+    target: float,
+    at_risk_band: float,
+    higher_is_better: bool = True,
+) -> np.ndarray:
+    """Status of measures against a target: ``on_track``, ``at_risk``, ``off_track``, ``no_data``.
+
+    ``on_track`` when the measure reaches the target (>= when higher is better,
+    <= otherwise); ``at_risk`` when it misses by at most ``at_risk_band``;
+    ``off_track`` beyond; ``no_data`` for NaN.
+
+    Parameters
+    ----------
+    measure : float or array-like
+    target, at_risk_band : float or array-like (broadcast against ``measure``)
+    higher_is_better : bool
+
+    Returns
+    -------
+    numpy.ndarray of str
+    """
+    m = np.atleast_1d(np.asarray(measure, dtype=float))
+    gap = (target - m) if higher_is_better else (m - target)  # > 0: short of target
+    target = np.asarray(target, dtype=float)
+    eps = 1e-12 * np.maximum(1.0, np.abs(target))
+    out = np.where(
+        gap <= eps, "on_track", np.where(gap <= at_risk_band + eps, "at_risk", "off_track")
+    )
+    return np.where(np.isnan(m), "no_data", out).astype(object)
+
+
+def attainment(measure, target: float, floor: float) -> np.ndarray:
+    """Attainment 0-100: 0 at ``floor``, 100 at ``target``, linear between, capped.
+
+    Works for both directions: when lower is better, ``floor`` lies above ``target``.
+    """
+    m = np.asarray(measure, dtype=float)
+    return np.clip((m - floor) / (target - floor), 0.0, 1.0) * 100.0
+
+
+def trend_test(
+    values,
+    *,
+    higher_is_better: bool = True,
+    ci_level: float = 0.90,
+    flat_tolerance: float = 0.02,
+) -> dict[str, float | str]:
+    """Classify a short series as improving, flat or worsening.
+
+    The values are regressed on their position 0..k-1 (OLS, NaNs skipped). The
+    trend is ``flat`` when the two-sided ``ci_level`` t-interval of the slope
+    contains 0 (no statistically clear change), or when the fitted change over
+    the window, ``|slope| * (k - 1)``, is below ``flat_tolerance`` times the mean
+    absolute value (no practically relevant change). Otherwise the sign of the
+    slope and ``higher_is_better`` decide between ``improving`` and ``worsening``.
+    Fewer than three values give ``insufficient_data``.
+
+    Parameters
+    ----------
+    values : array-like of float
+        Oldest first.
+    higher_is_better : bool
+    ci_level : float, default 0.90
+    flat_tolerance : float, default 0.02
+
+    Returns
+    -------
+    dict
+        ``trend``, ``slope`` (units per period), ``slope_ci_low``, ``slope_ci_high``,
+        ``n`` (values used).
+    """
+    y = np.asarray(values, dtype=float)
+    if y.ndim != 1:
+        raise ValueError("trend_test: values must be one-dimensional")
+    res = trend_matrix(
+        y[None, :],
+        higher_is_better=higher_is_better,
+        ci_level=ci_level,
+        flat_tolerance=flat_tolerance,
+    )
+    return res.iloc[0].to_dict() | {"n": int(res["n"].iloc[0])}
+
+
+def trend_matrix(
+    values: np.ndarray,
+    *,
+    higher_is_better: bool = True,
+    ci_level: float = 0.90,
+    flat_tolerance: float = 0.02,
+) -> pd.DataFrame:
+    """:func:`trend_test` for every row of a 2-D array at once (columns: periods).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per input row: ``trend, slope, slope_ci_low, slope_ci_high, n``.
+    """
+    Y = np.asarray(values, dtype=float)
+    ok = ~np.isnan(Y)
+    X = np.where(ok, np.arange(Y.shape[1], dtype=float)[None, :], np.nan)
+    n = ok.sum(1)
+    pos = np.arange(Y.shape[1], dtype=float)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xm = (np.where(ok, pos, 0.0).sum(1) / n)[:, None]
+        ym = (np.where(ok, Y, 0.0).sum(1) / n)[:, None]
+        xc, yc = np.where(ok, X - xm, 0.0), np.where(ok, Y - ym, 0.0)
+        sxx = (xc**2).sum(1)
+        b = (xc * yc).sum(1) / sxx
+        ssr = ((yc - b[:, None] * xc) ** 2).sum(1)
+        se = np.sqrt(ssr / (n - 2) / sxx)
+        t = stats.t.ppf(0.5 + ci_level / 2, np.maximum(n - 2, 1))
+        lo, hi = b - t * se, b + t * se
+        span = np.where(ok, pos, -np.inf).max(1, initial=-np.inf) - np.where(ok, pos, np.inf).min(
+            1, initial=np.inf
+        )
+        scale = np.where(ok, np.abs(Y), 0.0).sum(1) / n
+    enough = n >= 3
+    flat = (lo <= 0) & (hi >= 0) | (np.abs(b) * span < flat_tolerance * scale) | (b == 0)
+    up = (b > 0) == higher_is_better
+    trend = np.where(flat, "flat", np.where(up, "improving", "worsening")).astype(object)
+    trend = np.where(enough, trend, "insufficient_data")
+    nan = np.nan
+    return pd.DataFrame(
+        {
+            "trend": trend,
+            "slope": np.where(enough, b, nan),
+            "slope_ci_low": np.where(enough, lo, nan),
+            "slope_ci_high": np.where(enough, hi, nan),
+            "n": n,
+        }
+    )
+
+
+def _pick_period(result: KpiResult, period: str | None) -> int:
+    per = result.periods
+    if period is None:
+        done = np.flatnonzero(per["complete"].to_numpy())
+        return int(done[-1]) if done.size else len(per) - 1
+    hits = np.flatnonzero(per["period"].to_numpy() == period)
+    if not hits.size:
+        raise ValueError(
+            f"period {period!r} not in the result; available: {per['period'].tolist()}"
+        )
+    return int(hits[0])
+
+
+def assess_kpis(
+    result: KpiResult,
+    *,
+    period: str | None = None,
+    level: Literal["account", "portfolio"] = "account",
+    settings: KpiSettings | None = None,
+    account_targets: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Target, status and trend of every KPI in one period.
+
+    Parameters
+    ----------
+    result : KpiResult
+        From :func:`compute_kpis`.
+    period : str, optional
+        Period label; default the last complete period (the last one when none is).
+    level : {"account", "portfolio"}
+    settings : KpiSettings, optional
+        Default: the settings the result was computed with.
+    account_targets : pandas.DataFrame, optional
+        Per-account overrides: ``account_id, kpi_id, target`` (+ optional
+        ``at_risk_band``), in the units of the KPI's basis.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account (or one for the portfolio) and KPI: ``[account_id,]
+        period, kpi_id, family, horizon, value, n, quality, basis, measure, target,
+        at_risk_band, attainment, status, trend, trend_slope``. ``measure`` is the
+        value in the basis of the target (value, growth vs a year earlier, or
+        percentile); ``attainment`` is 0-100 (:func:`attainment`). Snapshot KPIs (LTV)
+        take their latest value.
+    """
+    settings = settings or result.settings
+    i = _pick_period(result, period)
+    lag = 12 // _MONTHS_PER_PERIOD[settings.period]
+    src = result.values if level == "account" else result.portfolio.assign(account_id=PORTFOLIO_ID)
+    labels = result.periods["period"].tolist()
+    pos = pd.Series(range(len(labels)), index=labels)
+    src = src.assign(_p=pos.reindex(src["period"]).to_numpy())
+    first = i - max(lag, settings.trend_periods)
+    last = len(labels) - 1
+    src = src[((src["_p"] >= first) & (src["_p"] <= i)) | (src["_p"] == last)]
+    by_kpi = dict(iter(src.groupby("kpi_id", sort=False)))
+    rows = []
+    for k in result.computed:
+        d = _DEF[k]
+        sk = by_kpi[k]
+        if d.grain == "snapshot":
+            cur = sk[sk["_p"] == sk["_p"].max()]
+        else:
+            cur = sk[sk["_p"] == i]
+        cur = cur.set_index("account_id")
+        tgt = settings.targets.get(k)
+        basis = tgt.basis if tgt else None
+        value = cur["value"].astype(float)
+        if basis == "growth":
+            prev = sk[sk["_p"] == i - lag].set_index("account_id")["value"].reindex(cur.index)
+            measure = pd.Series(_ratio(value.to_numpy(), prev.to_numpy()), index=cur.index) - 1
+        elif basis == "percentile":
+            measure = value.rank(pct=True) * 100 if level == "account" else value * np.nan
+        else:
+            measure = value
+        out = pd.DataFrame(
+            {
+                "period": labels[i],
+                "kpi_id": k,
+                "family": d.family,
+                "horizon": d.horizon,
+                "value": value,
+                "n": cur["n"],
+                "quality": cur["quality"],
+                "basis": basis,
+                "measure": measure.astype(float),
+            },
+            index=cur.index,
+        )
+        if tgt is not None:
+            t = pd.Series(tgt.target, index=cur.index, dtype=float)
+            band = pd.Series(tgt.at_risk_band, index=cur.index, dtype=float)
+            if account_targets is not None and level == "account":
+                ov = account_targets[account_targets["kpi_id"] == k].set_index("account_id")
+                ov.index = ov.index.astype(str)
+                t.update(ov["target"].astype(float))
+                if "at_risk_band" in ov:
+                    band.update(ov["at_risk_band"].astype(float))
+            out["target"] = t
+            out["at_risk_band"] = band
+            m = out["measure"].to_numpy()
+            status = kpi_status(m, t.to_numpy(), band.to_numpy(), d.higher_is_better)
+            att = attainment(m, t.to_numpy(), tgt.floor)
+            out["attainment"] = att
+            out["status"] = np.where(out["quality"] == "insufficient", "insufficient", status)
+        else:
+            out["target"] = np.nan
+            out["at_risk_band"] = np.nan
+            out["attainment"] = np.nan
+            out["status"] = "no_target"
+        tr = _trends(sk, i, settings, d.higher_is_better, cur.index)
+        out["trend"] = tr["trend"]
+        out["trend_slope"] = tr["slope"]
+        rows.append(out.reset_index())
+    res = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    if level == "portfolio" and len(res):
+        res = res.drop(columns="account_id")
+    return res
+
+
+def _trends(sk: pd.DataFrame, i: int, settings: KpiSettings, hib: bool, index) -> pd.DataFrame:
+    lo = i - settings.trend_periods + 1
+    win = sk[(sk["_p"] >= lo) & (sk["_p"] <= i)]
+    wide = win.pivot(index="account_id", columns="_p", values="value").reindex(
+        index=index, columns=range(lo, i + 1)
+    )
+    res = trend_matrix(
+        wide.to_numpy(dtype=float),
+        higher_is_better=hib,
+        ci_level=settings.trend_ci_level,
+        flat_tolerance=settings.flat_tolerance,
+    )
+    res.index = index
+    return res
+
+
+# --------------------------------------------------------------------------- scorecard
+
+
+def credibility(n, full: int) -> np.ndarray:
+    """Square-root partial credibility ``min(1, sqrt(n / full))``.
+
+    References
+    ----------
+    Longley-Cook, L. H. (1962). An introduction to credibility theory. Proceedings of the
+    Casualty Actuarial Society 49, 194-221 (limited-fluctuation credibility).
+    """
+    n = np.asarray(n, dtype=float)
+    return np.minimum(1.0, np.sqrt(np.clip(n, 0, None) / float(full)))
+
+
+def balanced_scorecard(
+    result: KpiResult,
+    *,
+    period: str | None = None,
+    level: Literal["account", "portfolio"] = "account",
+    settings: KpiSettings | None = None,
+    account_targets: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Balanced scorecard: attainment per KPI, family scores and a 0-100 health score.
+
+    Each KPI with a target is turned into an attainment 0-100 (:func:`attainment`).
+    Survey KPIs with few answers are shrunk towards 50 with :func:`credibility`
+    (``Z * attainment + (1 - Z) * 50``). Inside a family the long-horizon KPIs
+    share ``long_term_weight`` of the family weight and the short-horizon ones the
+    rest (all of it when only one kind has data), split by ``kpi_weights``. The
+    health score is the family-weighted mean of the family scores over the
+    families with data. Missing KPIs drop out and the weights renormalise, so
+    the contributions always add up to the score.
+
+    Parameters
+    ----------
+    result : KpiResult
+    period, level, settings, account_targets
+        As in :func:`assess_kpis`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account (``account_id = "portfolio"`` at portfolio level):
+        ``account_id, period, health_score, n_kpis``, ``family_score_<family>``
+        (0-100), ``family_contrib_<family>`` and ``contrib_<kpi>`` (points of the
+        health score; each set sums to ``health_score``), ``attain_<kpi>`` (0-100 after
+        credibility) and ``weight_<kpi>`` (share of the score). NaN health when no KPI
+        has data.
+    """
+    settings = settings or result.settings
+    table = assess_kpis(
+        result, period=period, level=level, settings=settings, account_targets=account_targets
+    )
+    if level == "portfolio" and len(table):
+        table = table.assign(account_id=PORTFOLIO_ID)
+    kpis = [k for k in result.computed if k in settings.targets]
+    table = table[table["kpi_id"].isin(kpis)]
+    if table.empty:
+        ids = result.values["account_id"].unique() if level == "account" else [PORTFOLIO_ID]
+        return pd.DataFrame({"account_id": ids, "health_score": np.nan, "n_kpis": 0})
+    att = table.pivot(index="account_id", columns="kpi_id", values="attainment").reindex(
+        columns=kpis
+    )
+    n = table.pivot(index="account_id", columns="kpi_id", values="n").reindex(columns=kpis)
+    for k in SURVEY_KPIS:
+        if k in att:
+            z = credibility(n[k].fillna(0).to_numpy(), settings.min_responses)
+            att[k] = z * att[k] + (1 - z) * 50.0
+    A = att.to_numpy(dtype=float)
+    avail = ~np.isnan(A)
+    kw = np.array([settings.kpi_weights.get(k, 1.0) for k in kpis])
+    fam = np.array([_DEF[k].family for k in kpis])
+    long_ = np.array([_DEF[k].horizon == "long" for k in kpis])
+    W = np.zeros_like(A)  # weight of each KPI inside its family
+    fam_score = {}
+    fam_avail = {}
+    for f in FAMILIES:
+        cols = fam == f
+        if not cols.any():
+            continue
+        w_f = np.zeros((A.shape[0], cols.sum()))
+        av = avail[:, cols]
+        lg = long_[cols]
+        kwf = kw[cols]
+        lw = np.where(av & lg, kwf, 0.0)
+        sw = np.where(av & ~lg, kwf, 0.0)
+        lsum, ssum = lw.sum(1, keepdims=True), sw.sum(1, keepdims=True)
+        both = (lsum > 0) & (ssum > 0)
+        share_long = np.where(both, settings.long_term_weight, np.where(lsum > 0, 1.0, 0.0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w_f = np.where(lsum > 0, lw / np.where(lsum > 0, lsum, 1) * share_long, 0.0) + np.where(
+                ssum > 0, sw / np.where(ssum > 0, ssum, 1) * (1 - share_long), 0.0
+            )
+        W[:, cols] = w_f
+        fam_avail[f] = av.any(1)
+        fam_score[f] = np.where(fam_avail[f], np.nansum(np.nan_to_num(A[:, cols]) * w_f, 1), np.nan)
+    fw = np.array([settings.family_weights.get(f, 0.0) for f in fam_score])
+    FA = np.column_stack([fam_avail[f] for f in fam_score]).astype(float) * fw
+    tot = FA.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        FW = np.where(tot > 0, FA / np.where(tot > 0, tot, 1), 0.0)  # family share of the score
+    fam_idx = {f: j for j, f in enumerate(fam_score)}
+    kpi_share = np.column_stack(
+        [
+            W[:, j] * FW[:, fam_idx[fam[j]]] if fam[j] in fam_idx else W[:, j] * 0
+            for j in range(len(kpis))
+        ]
+    )
+    contrib_k = np.nan_to_num(A) * kpi_share
+    health = np.where(tot[:, 0] > 0, contrib_k.sum(1), np.nan)
+    out = pd.DataFrame(
+        {
+            "account_id": att.index,
+            "period": table["period"].iloc[0],
+            "health_score": health,
+            "n_kpis": avail.sum(1),
+        }
+    )
+    for f in FAMILIES:
+        if f in fam_score:
+            share = FW[:, fam_idx[f]]
+            out[f"family_score_{f}"] = fam_score[f]
+            out[f"family_contrib_{f}"] = np.where(
+                tot[:, 0] > 0, np.nan_to_num(fam_score[f]) * share, np.nan
+            )
+    for j, k in enumerate(kpis):
+        out[f"attain_{k}"] = A[:, j]
+        out[f"contrib_{k}"] = np.where(tot[:, 0] > 0, contrib_k[:, j], np.nan)
+        out[f"weight_{k}"] = kpi_share[:, j]
+    return out.reset_index(drop=True)
+
+
+def kpi_label(kpi_id: str, lang: Literal["en", "ja"] = "en") -> str:
+    """Display name of a KPI in English or Japanese."""
+    if kpi_id not in _DEF:
+        raise KeyError(f"unknown KPI {kpi_id!r}; known: {list(KPI_IDS)}")
+    return _DEF[kpi_id].name_ja if lang == "ja" else _DEF[kpi_id].name_en
+
+
+__all__ = [
+    "FAMILIES",
+    "FAMILY_NAMES",
+    "KPI_DEFINITIONS",
+    "KPI_IDS",
+    "KpiDefinition",
+    "KpiInputError",
+    "KpiResult",
+    "KpiSettings",
+    "KpiTarget",
+    "assess_kpis",
+    "attainment",
+    "balanced_scorecard",
+    "compute_kpis",
+    "credibility",
+    "kpi_label",
+    "kpi_status",
+    "nps_score",
+    "period_index",
+    "period_range",
+    "trend_matrix",
+    "trend_test",
+]

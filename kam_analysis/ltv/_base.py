@@ -1,0 +1,680 @@
+"""Shared plumbing for the probabilistic customer-base models.
+
+Everything here is model-agnostic: time units and discounting, input
+validation for customer-by-sufficient-statistic (CBS) data, compression of
+duplicate rows into weights, the L-BFGS-B optimiser on the log scale with its
+convergence checks, the numerical Hessian, and the ``summary()`` table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+from scipy import optimize, stats
+
+TimeUnit = Literal["week", "month", "quarter", "year"]
+
+#: Mean length of the Gregorian year in days.
+DAYS_PER_YEAR = 365.2425
+
+#: Periods per year for each supported time unit. A week is 7 days of a
+#: 365.2425-day year (52.1775 weeks); months and quarters are calendar
+#: fractions of the year (never "30 days").
+PERIODS_PER_YEAR: dict[str, float] = {
+    "week": DAYS_PER_YEAR / 7.0,
+    "month": 12.0,
+    "quarter": 4.0,
+    "year": 1.0,
+}
+
+#: Parameters are optimised as log(theta) inside [-LOG_BOUND, LOG_BOUND];
+#: an optimum on that box is a degenerate boundary solution.
+LOG_BOUND = 18.0
+
+#: A standard error of log(theta) above this (a 95 % interval spanning a factor
+#: of e^40) means the likelihood is flat: the parameter is not identified.
+MAX_SE_LOG = 10.0
+
+
+class ConvergenceError(RuntimeError):
+    """The maximum-likelihood fit failed or landed on a degenerate boundary.
+
+    Raised instead of returning parameters that do not describe the data: the
+    optimiser stopped without meeting its tolerance, the log-likelihood was not
+    finite, a parameter ran off to 0 or infinity (e.g. a dropout process that
+    is not identified because nobody ever churns), or the Hessian at the
+    optimum is not positive definite (a flat likelihood).
+    """
+
+
+class NotFittedError(RuntimeError):
+    """A prediction method was called before ``fit``."""
+
+
+class LTVModelSettings(BaseModel):
+    """Settings shared by the customer-base models (a section of ``kam.toml``).
+
+    Attributes
+    ----------
+    time_unit
+        Unit of ``recency``, ``T`` and prediction horizons ``t`` for the
+        transaction models (BG/NBD, Pareto/NBD), and of one contract period
+        for the shifted-beta-geometric model.
+    confidence_level
+        Coverage of the Wald confidence intervals in ``summary()``.
+    max_iter
+        Maximum number of L-BFGS-B iterations.
+    correlation_threshold
+        Gamma-Gamma: absolute Pearson correlation between frequency and
+        average spend above which an :class:`IndependenceWarning` is issued.
+    """
+
+    time_unit: TimeUnit = Field("week", description="unit of recency, T and horizons")
+    confidence_level: float = Field(0.95, gt=0, lt=1, description="CI coverage")
+    max_iter: int = Field(1000, ge=10, description="maximum optimiser iterations")
+    correlation_threshold: float = Field(
+        0.3, ge=0, le=1, description="Gamma-Gamma |corr(frequency, spend)| warning threshold"
+    )
+
+
+def check_time_unit(time_unit: str) -> str:
+    """Return ``time_unit`` if supported, else raise a ``ValueError`` listing the options."""
+    if time_unit not in PERIODS_PER_YEAR:
+        raise ValueError(f"time_unit must be one of {sorted(PERIODS_PER_YEAR)}, got {time_unit!r}")
+    return time_unit
+
+
+def per_period_discount_rate(annual_rate: float, time_unit: str) -> float:
+    """Convert an annual discount rate into the equivalent rate per period.
+
+    ``(1 + annual_rate) ** (1 / periods_per_year) - 1`` with 52.1775 weeks
+    (7 days of a 365.2425-day year), 12 months, 4 quarters or 1 year per year.
+
+    Parameters
+    ----------
+    annual_rate
+        Effective annual discount rate, e.g. ``0.10`` for 10 % (must be > -1).
+    time_unit
+        ``"week"``, ``"month"``, ``"quarter"`` or ``"year"``.
+
+    Returns
+    -------
+    float
+        The per-period rate that compounds to ``annual_rate`` over a year.
+
+    Raises
+    ------
+    ValueError
+        If ``annual_rate <= -1`` or is not finite, or ``time_unit`` is unknown.
+    """
+    check_time_unit(time_unit)
+    rate = float(annual_rate)
+    if not math.isfinite(rate) or rate <= -1.0:
+        raise ValueError(f"annual_rate must be a finite number > -1, got {annual_rate!r}")
+    return math.expm1(math.log1p(rate) / PERIODS_PER_YEAR[time_unit])
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _labels(values: Any) -> pd.Index | None:
+    return values.index if isinstance(values, pd.Series | pd.DataFrame) else None
+
+
+def _examples(mask: np.ndarray, labels: pd.Index | None, **columns: np.ndarray) -> str:
+    """Describe up to three offending rows, e.g. ``row 3: recency=40.0, T=38.0``."""
+    idx = np.flatnonzero(mask)[:3]
+    parts = []
+    for i in idx:
+        label = None if labels is None else labels[i]
+        label = label.item() if hasattr(label, "item") else label
+        where = f"row {i}" if labels is None else f"index {label!r}"
+        vals = ", ".join(f"{name}={col[i]:g}" for name, col in columns.items())
+        parts.append(f"{where}: {vals}")
+    more = "" if mask.sum() <= 3 else f" (and {int(mask.sum()) - 3} more)"
+    return "; ".join(parts) + more
+
+
+def as_float_array(values: Any, name: str) -> np.ndarray:
+    """Convert a 1-d array-like to float64, rejecting non-numeric, empty and non-finite input."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric: {exc}") from None
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: at least one customer is needed")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(
+            f"{name} has {int(bad.sum())} missing or infinite value(s) "
+            f"({_examples(bad, _labels(values), **{name: arr})})"
+        )
+    return arr
+
+
+def validate_rft(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate customer-by-sufficient-statistic data (frequency, recency, T).
+
+    Rules: same length; finite; ``frequency`` a non-negative integer (number of
+    repeat purchases); ``0 <= recency <= T``; ``recency == 0`` when
+    ``frequency == 0``.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(frequency, recency, T)`` as float64 arrays.
+
+    Raises
+    ------
+    ValueError
+        Naming the column, the rule and up to three offending rows.
+    """
+    labels = _labels(frequency)
+    x = as_float_array(frequency, "frequency")
+    tx = as_float_array(recency, "recency")
+    big_t = as_float_array(T, "T")
+    if not (x.size == tx.size == big_t.size):
+        raise ValueError(
+            "frequency, recency and T must have the same length, got "
+            f"{x.size}, {tx.size} and {big_t.size}"
+        )
+    checks = [
+        (x < 0, "frequency must be >= 0 (number of repeat purchases)", {"frequency": x}),
+        (
+            x != np.round(x),
+            "frequency must be a whole number of repeat purchases",
+            {"frequency": x},
+        ),
+        (tx < 0, "recency must be >= 0", {"recency": tx}),
+        (big_t < 0, "T must be >= 0", {"T": big_t}),
+        (
+            tx > big_t,
+            "recency must be <= T (the last purchase cannot come after the end of observation)",
+            {"recency": tx, "T": big_t},
+        ),
+        (
+            (x == 0) & (tx != 0),
+            "recency must be 0 for customers with frequency 0 (no repeat purchase)",
+            {"frequency": x, "recency": tx},
+        ),
+    ]
+    for mask, rule, cols in checks:
+        if mask.any():
+            raise ValueError(
+                f"{rule}: {int(mask.sum())} violation(s) ({_examples(mask, labels, **cols)})"
+            )
+    return x, tx, big_t
+
+
+def validate_weights(weights: Any, n: int) -> np.ndarray:
+    """Return positive finite weights of length ``n`` (ones when ``weights`` is None)."""
+    if weights is None:
+        return np.ones(n)
+    w = as_float_array(weights, "weights")
+    if w.size != n:
+        raise ValueError(f"weights must have one entry per customer ({n}), got {w.size}")
+    if (w < 0).any():
+        raise ValueError(f"weights must be >= 0 ({_examples(w < 0, _labels(weights), weights=w)})")
+    if w.sum() <= 0:
+        raise ValueError("weights sum to zero: nothing to fit")
+    return w
+
+
+def compress_rows(
+    columns: Sequence[np.ndarray], weights: np.ndarray, *, probe: int = 20_000, seed: int = 0
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Collapse identical rows into unique rows with summed weights.
+
+    A fit on the unique rows with weights is exactly the fit on all rows. The
+    compression is only done when a probe of ``probe`` rows suggests at least
+    a 2x reduction (continuous data never repeat, and sorting them would cost
+    more than it saves).
+
+    Parameters
+    ----------
+    columns
+        Equal-length float arrays (e.g. frequency, recency, T).
+    weights
+        Row weights (customer counts).
+    probe, seed
+        Size of the random probe and the seed of its generator.
+
+    Returns
+    -------
+    (list of numpy.ndarray, numpy.ndarray)
+        The (possibly) compressed columns and their weights.
+    """
+    n = columns[0].size
+    if n < 2:
+        return list(columns), weights
+    if n > probe:
+        rng = np.random.default_rng(seed)
+        idx = rng.choice(n, size=probe, replace=False)
+        sample = np.column_stack([c[idx] for c in columns])
+        if np.unique(sample, axis=0).shape[0] > probe // 2:
+            return list(columns), weights
+    stacked = np.column_stack(columns)
+    uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    if uniq.shape[0] == n:
+        return list(columns), weights
+    w = np.bincount(inverse.ravel(), weights=weights, minlength=uniq.shape[0])
+    return [np.ascontiguousarray(uniq[:, j]) for j in range(uniq.shape[1])], w
+
+
+def _dot(u: np.ndarray, v: np.ndarray) -> float:
+    """Inner product without BLAS (BLAS threads stall on a busy machine for 1-d dots)."""
+    return float(np.einsum("i,i->", u, v))
+
+
+def _wsum(w: np.ndarray | None, v: np.ndarray) -> float:
+    """Weighted sum; ``w is None`` means unit weights."""
+    return float(v.sum()) if w is None else _dot(w, v)
+
+
+def _like(values: np.ndarray, template: Any, name: str) -> Any:
+    """Return a Series aligned with ``template`` if it is a Series, a float for a
+    scalar customer, else the array."""
+    if isinstance(template, pd.Series) and values.shape == (len(template),):
+        return pd.Series(values, index=template.index, name=name)
+    if np.ndim(template) == 0 and values.shape == (1,):
+        return float(values[0])
+    return values
+
+
+def _unique_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of an integer-valued float array and the inverse index (O(n))."""
+    top = float(x.max()) if x.size else 0.0
+    if top > 10 * x.size + 1_000:
+        uniq, inv = np.unique(x, return_inverse=True)
+        return uniq, inv.ravel()
+    xi = x.astype(np.intp)
+    present = np.bincount(xi) > 0
+    uniq = np.flatnonzero(present)
+    lookup = np.cumsum(present) - 1
+    return uniq.astype(float), lookup[xi]
+
+
+# --------------------------------------------------------------------------- optimisation
+
+Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
+
+
+def numerical_gradient(
+    fun: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5
+) -> np.ndarray:
+    """Central-difference gradient of a scalar function."""
+    g = np.empty_like(x)
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (fun(x + e) - fun(x - e)) / (2 * h)
+    return g
+
+
+def numerical_hessian(
+    fun: Callable[[np.ndarray], float] | None,
+    x: np.ndarray,
+    grad: Callable[[np.ndarray], np.ndarray] | None = None,
+    h: float = 1e-4,
+    grad_at_x: np.ndarray | None = None,
+) -> np.ndarray:
+    """Symmetric finite-difference Hessian: of ``grad`` if given, else of ``fun``.
+
+    With ``grad`` and its value ``grad_at_x`` at ``x``, forward differences
+    (k gradient calls, step 1e-6) replace central ones (2k calls).
+    """
+    k = x.size
+    hess = np.empty((k, k))
+    if grad is not None:
+        for j in range(k):
+            e = np.zeros(k)
+            if grad_at_x is not None:
+                e[j] = 1e-6
+                hess[:, j] = (grad(x + e) - grad_at_x) / 1e-6
+            else:
+                e[j] = h
+                hess[:, j] = (grad(x + e) - grad(x - e)) / (2 * h)
+        return (hess + hess.T) / 2
+    assert fun is not None
+    h = max(h, 1e-3)
+    f0 = fun(x)
+    for i in range(k):
+        ei = np.zeros(k)
+        ei[i] = h
+        hess[i, i] = (fun(x + ei) - 2 * f0 + fun(x - ei)) / h**2
+        for j in range(i):
+            ej = np.zeros(k)
+            ej[j] = h
+            val = (fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej)) / (
+                4 * h**2
+            )
+            hess[i, j] = hess[j, i] = val
+    return hess
+
+
+def minimize_log_scale(
+    objective: Objective,
+    x0: np.ndarray,
+    *,
+    names: Sequence[str],
+    model: str,
+    max_iter: int = 1000,
+    ftol: float = 1e-15,
+    gtol: float = 1e-9,
+    accept_gtol: float = 1e-5,
+) -> np.ndarray:
+    """Minimise a per-customer mean negative log-likelihood over log-parameters.
+
+    Parameters
+    ----------
+    objective
+        Function of the log-parameters returning ``(value, gradient)``; the
+        value should be scaled to O(1) (mean over customers).
+    x0
+        Starting log-parameters.
+    names, model
+        Parameter and model names, for error messages.
+    max_iter, ftol, gtol
+        L-BFGS-B options.
+    accept_gtol
+        A run that stopped for another reason (e.g. line-search failure at
+        machine precision) is accepted when the largest gradient entry is
+        below this.
+
+    Returns
+    -------
+    numpy.ndarray
+        The optimal log-parameters.
+
+    Raises
+    ------
+    ConvergenceError
+        Non-finite objective, no convergence, or an optimum on the boundary.
+    """
+    bounds = [(-LOG_BOUND, LOG_BOUND)] * len(x0)
+
+    def safe(z: np.ndarray) -> tuple[float, np.ndarray]:
+        with np.errstate(all="ignore"):
+            val, g = objective(z)
+        if not np.isfinite(val) or not np.all(np.isfinite(g)):
+            return 1e100, np.zeros_like(z)
+        return float(val), g
+
+    start_val, _ = safe(np.asarray(x0, dtype=float))
+    if start_val >= 1e100:
+        raise ConvergenceError(
+            f"{model}: the log-likelihood is not finite at the starting values "
+            f"{dict(zip(names, np.exp(x0).round(6), strict=True))}; check the input data"
+        )
+    res = optimize.minimize(
+        safe,
+        np.asarray(x0, dtype=float),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": max_iter, "ftol": ftol, "gtol": gtol, "maxcor": 20},
+    )
+    val, g = safe(res.x)
+    if val >= 1e100:
+        raise ConvergenceError(f"{model}: the log-likelihood is not finite at the optimum")
+    on_edge = np.abs(res.x) >= LOG_BOUND - 1e-3
+    if on_edge.any():
+        which = ", ".join(
+            f"{n}={'0' if v < 0 else 'inf'}"
+            for n, v in zip(names, res.x, strict=True)
+            if abs(v) >= LOG_BOUND - 1e-3
+        )
+        raise ConvergenceError(
+            f"{model}: the maximum-likelihood estimate is degenerate ({which}); the data do "
+            "not identify the model (e.g. no repeat purchases, or no churn at all)"
+        )
+    if not res.success and np.max(np.abs(g)) > accept_gtol:
+        raise ConvergenceError(
+            f"{model}: the optimiser did not converge after {res.nit} iterations "
+            f"({res.message}); largest gradient {np.max(np.abs(g)):.2e}"
+        )
+    return res.x
+
+
+def newton_refine(
+    objective: Objective,
+    x0: np.ndarray,
+    hessian: np.ndarray,
+    *,
+    max_iter: int = 30,
+    gtol: float = 1e-10,
+    xtol: float = 1e-10,
+) -> tuple[np.ndarray, float, np.ndarray] | None:
+    """Polish a close starting point with Newton steps on a fixed approximate Hessian.
+
+    Used after a fit on a random subsample: the subsample's Hessian (of the
+    mean negative log-likelihood) approximates the full-data one to
+    O(1/sqrt(subsample size)), so each step gains about two digits and a few
+    full-data gradient evaluations replace a full L-BFGS-B run.
+
+    Returns
+    -------
+    (x, value, gradient) or None
+        None when the Hessian is not positive definite or the iteration does
+        not converge; the caller then falls back to L-BFGS-B.
+    """
+    try:
+        chol = np.linalg.cholesky(hessian)
+    except np.linalg.LinAlgError:
+        return None
+    x = np.asarray(x0, dtype=float)
+    with np.errstate(all="ignore"):
+        f, g = objective(x)
+    for _ in range(max_iter):
+        if not (np.isfinite(f) and np.all(np.isfinite(g))):
+            return None
+        if np.max(np.abs(g)) < gtol:
+            return x, f, g
+        step = -np.linalg.solve(chol.T, np.linalg.solve(chol, g))
+        t = 1.0
+        while True:
+            with np.errstate(all="ignore"):
+                f_new, g_new = objective(x + t * step)
+            if np.isfinite(f_new) and f_new <= f + 1e-4 * t * float(g @ step) + 1e-15 * abs(f):
+                break
+            t /= 2
+            if t < 1e-3:
+                return None
+        x, f, g = x + t * step, f_new, g_new
+        if np.max(np.abs(t * step)) < xtol:
+            return x, f, g
+    return None
+
+
+def fit_with_warm_start(
+    objective: Objective,
+    x0: np.ndarray,
+    *,
+    sub_objective: Objective | None,
+    names: Sequence[str],
+    model: str,
+    max_iter: int,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Optimise ``objective``; with ``sub_objective`` (same model on a random
+    subsample) fit that first with L-BFGS-B and polish on the full data with
+    :func:`newton_refine`, falling back to L-BFGS-B on the full data.
+
+    Returns
+    -------
+    (log_theta, gradient or None)
+        The optimum and, when known, the objective's gradient there.
+    """
+    if sub_objective is not None:
+        try:
+            start = minimize_log_scale(
+                sub_objective, x0, names=names, model=model, max_iter=max_iter,
+                ftol=1e-12, gtol=1e-8, accept_gtol=1e-4,
+            )  # fmt: skip
+            hess = numerical_hessian(None, start, grad=lambda z: sub_objective(z)[1])
+            polished = newton_refine(objective, start, hess)
+        except ConvergenceError:
+            polished, start = None, x0
+        if polished is not None and np.all(np.abs(polished[0]) < LOG_BOUND - 1e-3):
+            return polished[0], polished[2]
+        x0 = start
+    return minimize_log_scale(objective, x0, names=names, model=model, max_iter=max_iter), None
+
+
+class ParametricModel:
+    """Base class: parameter storage, standard errors, ``summary()`` and reprs.
+
+    Subclasses set :attr:`param_names` and call :meth:`_store_fit` at the end
+    of ``fit``.
+    """
+
+    param_names: ClassVar[tuple[str, ...]] = ()
+    model_name: ClassVar[str] = "model"
+
+    def __init__(self, *, confidence_level: float = 0.95, max_iter: int = 1000) -> None:
+        if not 0 < confidence_level < 1:
+            raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level!r}")
+        if int(max_iter) < 1:
+            raise ValueError(f"max_iter must be >= 1, got {max_iter!r}")
+        self.confidence_level = float(confidence_level)
+        self.max_iter = int(max_iter)
+
+    # ------------------------------------------------------------------ fitted state
+    def _store_fit(
+        self,
+        log_params: np.ndarray,
+        log_likelihood: float,
+        n_obs: float,
+        hessian_log: np.ndarray,
+    ) -> None:
+        """Store estimates; ``hessian_log`` is of the total negative LL in log-parameters."""
+        theta = np.exp(log_params)
+        try:
+            eig = np.linalg.eigvalsh(hessian_log)
+        except np.linalg.LinAlgError:
+            eig = np.array([np.nan])
+        if not np.all(np.isfinite(eig)) or eig.min() <= 0:
+            raise ConvergenceError(
+                f"{self.model_name}: the Hessian at the optimum is not positive definite "
+                f"(eigenvalues {np.round(eig, 6).tolist()}); the likelihood is flat in some "
+                "direction and the estimates are not identified"
+            )
+        cov_log = np.linalg.inv(hessian_log)
+        se_log = np.sqrt(np.diag(cov_log))
+        flat = se_log > MAX_SE_LOG
+        if flat.any():
+            which = ", ".join(
+                f"log({n}) has standard error {v:.3g}"
+                for n, v, f in zip(self.param_names, se_log, flat, strict=True)
+                if f
+            )
+            raise ConvergenceError(
+                f"{self.model_name}: the estimate is not identified ({which}); the likelihood "
+                "keeps rising towards a degenerate boundary (e.g. no variation in the data)"
+            )
+        self.params_ = dict(zip(self.param_names, theta.tolist(), strict=True))
+        self.log_likelihood_ = float(log_likelihood)
+        self.n_obs_ = float(n_obs) if not float(n_obs).is_integer() else int(n_obs)
+        self.variance_matrix_ = pd.DataFrame(
+            cov_log * np.outer(theta, theta), index=self.param_names, columns=self.param_names
+        )
+        self.standard_errors_ = dict(zip(self.param_names, (theta * se_log).tolist(), strict=True))
+        z = stats.norm.ppf(0.5 + self.confidence_level / 2)
+        self.confidence_intervals_ = pd.DataFrame(
+            {"lower": theta * np.exp(-z * se_log), "upper": theta * np.exp(z * se_log)},
+            index=pd.Index(self.param_names, name="param"),
+        )
+        self.converged_ = True
+
+    @classmethod
+    def from_params(cls, params: dict[str, float], **settings: Any) -> Any:
+        """Build a model with given parameter values (e.g. published ones) instead of fitting.
+
+        Prediction methods work; ``log_likelihood_`` and the standard errors
+        are NaN and ``converged_`` is False since nothing was fitted.
+
+        Parameters
+        ----------
+        params
+            Exactly the model's parameter names, all positive.
+        **settings
+            Constructor arguments (e.g. ``time_unit``).
+
+        Raises
+        ------
+        ValueError
+            Missing, extra or non-positive parameters.
+        """
+        if set(params) != set(cls.param_names):
+            raise ValueError(
+                f"params must have exactly the keys {list(cls.param_names)}, got {sorted(params)}"
+            )
+        values = np.array([float(params[n]) for n in cls.param_names])
+        if not np.all(np.isfinite(values)) or np.any(values <= 0):
+            raise ValueError(f"parameters must be finite and > 0, got {params}")
+        model = cls(**settings)
+        nan = [float("nan")] * len(values)
+        model.params_ = dict(zip(cls.param_names, values.tolist(), strict=True))
+        model.standard_errors_ = dict(zip(cls.param_names, nan, strict=True))
+        model.confidence_intervals_ = pd.DataFrame(
+            {"lower": nan, "upper": nan}, index=pd.Index(cls.param_names, name="param")
+        )
+        model.log_likelihood_ = float("nan")
+        model.n_obs_ = 0
+        model.converged_ = False
+        return model
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call .fit(...) first")
+
+    def _theta(self) -> tuple[float, ...]:
+        self._check_fitted()
+        return tuple(self.params_[n] for n in self.param_names)
+
+    def summary(self) -> pd.DataFrame:
+        """Parameter table.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per parameter with columns ``param``, ``estimate``, ``se``
+            (from the inverse Hessian of the negative log-likelihood),
+            ``lower`` and ``upper`` (Wald interval at ``confidence_level``,
+            computed on the log scale so that it stays positive).
+        """
+        self._check_fitted()
+        ci = self.confidence_intervals_
+        return pd.DataFrame(
+            {
+                "param": list(self.param_names),
+                "estimate": [self.params_[n] for n in self.param_names],
+                "se": [self.standard_errors_[n] for n in self.param_names],
+                "lower": ci["lower"].to_numpy(),
+                "upper": ci["upper"].to_numpy(),
+            }
+        )
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        if not hasattr(self, "params_"):
+            return f"<{name}: not fitted>"
+        ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+        return f"<{name}: {ps}; LL={self.log_likelihood_:.2f}, n={self.n_obs_}>"
+
+    def _repr_html_(self) -> str:
+        if not hasattr(self, "params_"):
+            return f"<p>{type(self).__name__}: not fitted</p>"
+        head = (
+            f"<p><b>{self.model_name}</b> fitted on {self.n_obs_} observations; "
+            f"log-likelihood {self.log_likelihood_:.3f}</p>"
+        )
+        return head + self.summary().to_html(index=False, float_format=lambda v: f"{v:.4g}")

@@ -1,0 +1,656 @@
+"""Value-based pricing: pricing-scheme comparison, customer ROI simulation, sensitivity.
+
+The guide's step 3 asks for a value proposition in numbers (cost reduction,
+revenue uplift, utilisation improvement) with separate messages for
+executives and the field; its practices list flexible pricing schemes (fixed
+plus outcome-based, tiered, introductory discounts); and its case patterns
+answer procurement-led price pressure with an ROI simulation. This module
+computes:
+
+* :func:`simulate_roi` - the customer's payback, NPV and ROI of our offer from
+  ranged inputs, with :func:`executive_summary` (one page) and
+  :func:`field_detail` (monthly cash flows, ramp, drivers);
+* :func:`compare_pricing_schemes` - our revenue and margin and the customer's
+  net benefit under four pricing schemes, as distributions;
+* :func:`tornado` / :func:`roi_tornado` - one-at-a-time sensitivity.
+
+Uncertain inputs are :class:`Range` objects (low / mode / high, triangular or
+PERT). Every simulation is seeded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+QUANTILES = (0.10, 0.50, 0.90)
+
+
+class PricingError(ValueError):
+    """A pricing or ROI input breaks a rule."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Range(_Model):
+    """An uncertain quantity: ``low <= mode <= high``.
+
+    ``dist="pert"`` is the beta-PERT distribution with shape parameters
+    ``1 + 4 (mode-low)/(high-low)`` and ``1 + 4 (high-mode)/(high-low)``;
+    ``"triangular"`` the triangular one. ``low == high`` is a fixed value.
+
+    References
+    ----------
+    Malcolm, D. G., Roseboom, J. H., Clark, C. E., Fazar, W. (1959).
+    Application of a technique for research and development program
+    evaluation. *Operations Research* 7(5), 646-669.
+    Vose, D. (2008). *Risk Analysis: A Quantitative Guide*, 3rd ed., Wiley, ch. 9.
+    """
+
+    low: float
+    mode: float
+    high: float
+    dist: Literal["pert", "triangular"] = "pert"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        values = (self.low, self.mode, self.high)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"range values must be finite, got {values}")
+        if not self.low <= self.mode <= self.high:
+            raise ValueError(f"range must satisfy low <= mode <= high, got {values}")
+        return self
+
+    @classmethod
+    def fixed(cls, value: float) -> Range:
+        """A degenerate range (no uncertainty)."""
+        return cls(low=value, mode=value, high=value)
+
+    def scaled(self, factor: float) -> Range:
+        """The range times a non-negative factor."""
+        return Range(
+            low=self.low * factor, mode=self.mode * factor, high=self.high * factor, dist=self.dist
+        )
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Draw ``size`` values (always consumes ``size`` uniforms, for common random numbers)."""
+        u = rng.random(size)
+        if self.high == self.low:
+            return np.full(size, float(self.low))
+        width = self.high - self.low
+        if self.dist == "triangular":
+            f = (self.mode - self.low) / width
+            left = self.low + np.sqrt(u * width * (self.mode - self.low))
+            right = self.high - np.sqrt((1 - u) * width * (self.high - self.mode))
+            return np.where(u < f, left, right)
+        from scipy import stats
+
+        a = 1 + 4 * (self.mode - self.low) / width
+        b = 1 + 4 * (self.high - self.mode) / width
+        return self.low + width * stats.beta.ppf(u, a, b)
+
+
+def _as_range(value: Range | float) -> Range:
+    return value if isinstance(value, Range) else Range.fixed(float(value))
+
+
+class RoiInputs(_Model):
+    """The customer's value from our offer, per year unless stated.
+
+    Floats are fixed values; :class:`Range` values are uncertain.
+    ``revenue_uplift_per_year`` counts at ``uplift_margin`` (set it to the
+    customer's gross margin to count profit rather than revenue).
+    """
+
+    cost_reduction_per_year: Range = Field(default_factory=lambda: Range.fixed(0.0))
+    revenue_uplift_per_year: Range = Field(default_factory=lambda: Range.fixed(0.0))
+    uplift_margin: float = Field(1.0, ge=0, le=1)
+    utilisation_points: Range = Field(default_factory=lambda: Range.fixed(0.0))
+    value_per_point_per_year: Range = Field(default_factory=lambda: Range.fixed(0.0))
+    implementation_cost: Range = Field(default_factory=lambda: Range.fixed(0.0))
+    annual_fee: Range = Field(default_factory=lambda: Range.fixed(0.0))
+    adoption_ramp_months: Range = Field(default_factory=lambda: Range.fixed(0.0))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _floats_to_ranges(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {
+                k: (Range.fixed(v) if isinstance(v, int | float) and k != "uplift_margin" else v)
+                for k, v in data.items()
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> RoiInputs:
+        for name in ("implementation_cost", "annual_fee", "adoption_ramp_months"):
+            if getattr(self, name).low < 0:
+                raise ValueError(f"{name} must be >= 0, got low={getattr(self, name).low}")
+        return self
+
+
+DRIVERS = ("cost_reduction", "revenue_uplift", "utilisation")
+_RANGE_FIELDS = (
+    "cost_reduction_per_year",
+    "revenue_uplift_per_year",
+    "utilisation_points",
+    "value_per_point_per_year",
+    "implementation_cost",
+    "annual_fee",
+    "adoption_ramp_months",
+)
+
+
+@dataclass
+class RoiResult:
+    """Distribution of the customer's return on our offer.
+
+    Attributes
+    ----------
+    npv, roi, payback_month : numpy.ndarray
+        Per draw. ``roi = NPV / PV(implementation + fees)``; ``payback_month``
+        is the first month whose cumulative undiscounted net cash flow
+        (implementation included) is >= 0, NaN when not within the horizon.
+    monthly_net : numpy.ndarray
+        Net cash flow per draw and month (benefits - fee), shape (draws, months).
+    monthly_benefit : numpy.ndarray
+        Benefit per driver, draw and month, shape (3, draws, months), drivers
+        in :data:`DRIVERS` order.
+    ramp : numpy.ndarray
+        Adoption factor per draw and month (0-1).
+    monthly_fee, implementation_cost : numpy.ndarray
+        Per draw.
+    inputs : RoiInputs
+    settings : dict
+        draws, seed, discount_rate_annual, months.
+    """
+
+    npv: np.ndarray
+    roi: np.ndarray
+    payback_month: np.ndarray
+    monthly_net: np.ndarray
+    monthly_benefit: np.ndarray
+    ramp: np.ndarray
+    monthly_fee: np.ndarray
+    implementation_cost: np.ndarray
+    inputs: RoiInputs
+    settings: dict
+
+
+def _roi_from_values(
+    values: Mapping[str, np.ndarray], uplift_margin: float, months: int, rate: float
+):
+    """Vectorised cash-flow model shared by the simulation and the deterministic NPV."""
+    t = np.arange(1, months + 1)[None, :]
+    ramp_m = np.asarray(values["adoption_ramp_months"], dtype=float)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ramp = np.where(ramp_m > 0, np.minimum(1.0, t / ramp_m), 1.0)
+    annual = {
+        "cost_reduction": np.asarray(values["cost_reduction_per_year"], dtype=float),
+        "revenue_uplift": np.asarray(values["revenue_uplift_per_year"], dtype=float)
+        * uplift_margin,
+        "utilisation": np.asarray(values["utilisation_points"], dtype=float)
+        * np.asarray(values["value_per_point_per_year"], dtype=float),
+    }
+    benefit = np.stack([annual[d][:, None] / 12 * ramp for d in DRIVERS])
+    fee = np.asarray(values["annual_fee"], dtype=float) / 12
+    impl = np.asarray(values["implementation_cost"], dtype=float)
+    net = benefit.sum(axis=0) - fee[:, None]
+    discount = (1 + rate) ** (-t / 12)
+    npv = -impl + (net * discount).sum(axis=1)
+    pv_cost = impl + fee * discount.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        roi = np.where(pv_cost > 0, npv / pv_cost, np.nan)
+    cumulative = -impl[:, None] + np.cumsum(net, axis=1)
+    paid = cumulative >= 0
+    payback = np.where(paid.any(axis=1), paid.argmax(axis=1) + 1.0, np.nan)
+    return npv, roi, payback, net, benefit, ramp, fee, impl
+
+
+def _check_settings(draws: int, months: int, rate: float) -> None:
+    if draws < 1 or months < 1:
+        raise PricingError(f"draws and months must be >= 1, got draws={draws}, months={months}")
+    if not rate > -1:
+        raise PricingError(f"discount_rate_annual must be > -1, got {rate}")
+
+
+def simulate_roi(
+    inputs: RoiInputs,
+    draws: int = 10_000,
+    seed: int = 0,
+    discount_rate_annual: float = 0.08,
+    months: int = 36,
+) -> RoiResult:
+    """Monte Carlo of the customer's payback, NPV and ROI of our offer.
+
+    Each month ``t = 1..months`` the customer gains
+    ``(cost reduction + uplift x uplift_margin + points x value per point) / 12``
+    times the adoption ramp ``min(1, t / ramp_months)`` (1 when the ramp is 0)
+    and pays ``annual_fee / 12``; the implementation cost is paid at month 0.
+    Cash flows are discounted at ``(1 + r)^(-t/12)``.
+
+    Parameters
+    ----------
+    inputs : RoiInputs
+    draws : int, default 10000
+    seed : int, default 0
+    discount_rate_annual : float, default 0.08
+    months : int, default 36
+
+    Returns
+    -------
+    RoiResult
+
+    Raises
+    ------
+    PricingError
+        For non-positive draws or months or a rate <= -100 %.
+    """
+    _check_settings(draws, months, discount_rate_annual)
+    rng = np.random.default_rng(seed)
+    values = {name: getattr(inputs, name).sample(rng, draws) for name in _RANGE_FIELDS}
+    npv, roi, payback, net, benefit, ramp, fee, impl = _roi_from_values(
+        values, inputs.uplift_margin, months, discount_rate_annual
+    )
+    settings = {
+        "draws": draws,
+        "seed": seed,
+        "discount_rate_annual": discount_rate_annual,
+        "months": months,
+    }
+    return RoiResult(npv, roi, payback, net, benefit, ramp, fee, impl, inputs, settings)
+
+
+def roi_at(
+    inputs: RoiInputs,
+    overrides: Mapping[str, float] | None = None,
+    *,
+    discount_rate_annual: float = 0.08,
+    months: int = 36,
+) -> dict[str, float]:
+    """Deterministic NPV, ROI and payback at the modes (optionally overriding some inputs).
+
+    Parameters
+    ----------
+    inputs : RoiInputs
+    overrides : mapping, optional
+        Field name -> fixed value.
+    discount_rate_annual, months
+        As in :func:`simulate_roi`.
+
+    Returns
+    -------
+    dict
+        ``npv``, ``roi``, ``payback_month``.
+    """
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(_RANGE_FIELDS))
+    if unknown:
+        raise PricingError(f"unknown ROI input(s) {unknown}; known: {list(_RANGE_FIELDS)}")
+    values = {
+        name: np.array([overrides.get(name, getattr(inputs, name).mode)], dtype=float)
+        for name in _RANGE_FIELDS
+    }
+    npv, roi, payback, *_ = _roi_from_values(
+        values, inputs.uplift_margin, months, discount_rate_annual
+    )
+    return {"npv": float(npv[0]), "roi": float(roi[0]), "payback_month": float(payback[0])}
+
+
+def executive_summary(result: RoiResult) -> pd.DataFrame:
+    """The one-page message for executives.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``metric``, ``value`` (the headline: P50 or a probability), ``p10``,
+        ``p90``, ``unit``. Metrics: ``npv``, ``roi``, ``payback_month`` (over
+        draws that pay back), ``prob_npv_positive``,
+        ``prob_payback_within_horizon``, ``total_benefit`` (undiscounted,
+        over the horizon), ``total_cost`` (implementation + fees).
+    """
+    months = result.settings["months"]
+    benefit_total = result.monthly_benefit.sum(axis=(0, 2))
+    cost_total = result.implementation_cost + result.monthly_fee * months
+    paid = result.payback_month[np.isfinite(result.payback_month)]
+
+    def q(x: np.ndarray) -> tuple[float, float, float]:
+        if x.size == 0:
+            return (np.nan, np.nan, np.nan)
+        a = np.quantile(x, QUANTILES)
+        return float(a[1]), float(a[0]), float(a[2])
+
+    rows = [
+        ("npv", *q(result.npv), "currency (present value)"),
+        ("roi", *q(result.roi[np.isfinite(result.roi)]), "NPV / PV of costs"),
+        ("payback_month", *q(paid), "month"),
+        ("prob_npv_positive", float(np.mean(result.npv > 0)), np.nan, np.nan, "probability"),
+        (
+            "prob_payback_within_horizon",
+            float(np.isfinite(result.payback_month).mean()),
+            np.nan,
+            np.nan,
+            "probability",
+        ),
+        ("total_benefit", *q(benefit_total), "currency (undiscounted)"),
+        ("total_cost", *q(cost_total), "currency (undiscounted)"),
+    ]
+    return pd.DataFrame(rows, columns=["metric", "value", "p10", "p90", "unit"])
+
+
+def field_detail(result: RoiResult) -> pd.DataFrame:
+    """Month-by-month detail for the field team.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per month: ``month``, ``ramp`` (mean adoption factor), mean
+        monthly benefit per driver (``cost_reduction``, ``revenue_uplift``,
+        ``utilisation``), ``fee`` (mean), ``net_p10``, ``net_p50``,
+        ``net_p90`` and ``cumulative_p10``, ``cumulative_p50``,
+        ``cumulative_p90`` (cumulative net cash flow incl. implementation).
+    """
+    months = result.monthly_net.shape[1]
+    out = pd.DataFrame({"month": np.arange(1, months + 1), "ramp": result.ramp.mean(axis=0)})
+    for j, driver in enumerate(DRIVERS):
+        out[driver] = result.monthly_benefit[j].mean(axis=0)
+    out["fee"] = result.monthly_fee.mean()
+    net_q = np.quantile(result.monthly_net, QUANTILES, axis=0)
+    cumulative = -result.implementation_cost[:, None] + np.cumsum(result.monthly_net, axis=1)
+    cum_q = np.quantile(cumulative, QUANTILES, axis=0)
+    for label, qs in (("net", net_q), ("cumulative", cum_q)):
+        out[f"{label}_p10"], out[f"{label}_p50"], out[f"{label}_p90"] = qs
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Sensitivity
+# ---------------------------------------------------------------------------
+
+
+def tornado(
+    model_fn: Callable[[dict[str, float]], float],
+    base_inputs: Mapping[str, float],
+    ranges: Mapping[str, tuple[float, float]],
+) -> pd.DataFrame:
+    """One-at-a-time sensitivity: the output swing of each input over its range.
+
+    Parameters
+    ----------
+    model_fn : callable
+        Takes a dict of inputs, returns a number.
+    base_inputs : mapping
+        Every input at its base value.
+    ranges : mapping
+        Input -> (low, high); each input is moved alone, the rest stay at base.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``input``, ``base_value``, ``low_value``, ``high_value``,
+        ``output_base``, ``output_low``, ``output_high``, ``swing``
+        (``|output_high - output_low|``), sorted by swing, largest first.
+
+    Raises
+    ------
+    PricingError
+        When a range names an input not in ``base_inputs`` or low > high.
+    """
+    unknown = sorted(set(ranges) - set(base_inputs))
+    if unknown:
+        raise PricingError(f"ranges name unknown input(s) {unknown}; known: {sorted(base_inputs)}")
+    base = dict(base_inputs)
+    out_base = float(model_fn(dict(base)))
+    rows = []
+    for name, (low, high) in ranges.items():
+        if low > high:
+            raise PricingError(f"range of {name!r} has low {low} > high {high}")
+        lo_out = float(model_fn({**base, name: low}))
+        hi_out = float(model_fn({**base, name: high}))
+        rows.append(
+            {
+                "input": name,
+                "base_value": base[name],
+                "low_value": low,
+                "high_value": high,
+                "output_base": out_base,
+                "output_low": lo_out,
+                "output_high": hi_out,
+                "swing": abs(hi_out - lo_out),
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    return table.sort_values("swing", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def roi_tornado(
+    inputs: RoiInputs,
+    *,
+    metric: Literal["npv", "roi", "payback_month"] = "npv",
+    discount_rate_annual: float = 0.08,
+    months: int = 36,
+) -> pd.DataFrame:
+    """Tornado of the customer's NPV (or ROI, payback) over each ranged input.
+
+    Base = all modes; each uncertain input (``low < high``) goes to its low and
+    high value alone. Columns as in :func:`tornado`.
+    """
+    base = {name: getattr(inputs, name).mode for name in _RANGE_FIELDS}
+    ranges = {
+        name: (getattr(inputs, name).low, getattr(inputs, name).high)
+        for name in _RANGE_FIELDS
+        if getattr(inputs, name).high > getattr(inputs, name).low
+    }
+
+    def model(values: dict[str, float]) -> float:
+        return roi_at(inputs, values, discount_rate_annual=discount_rate_annual, months=months)[
+            metric
+        ]
+
+    return tornado(model, base, ranges)
+
+
+# ---------------------------------------------------------------------------
+# Pricing schemes
+# ---------------------------------------------------------------------------
+
+
+class Tier(_Model):
+    """Graduated volume tier: ``unit_price`` for units up to ``up_to`` per month (None = no cap)."""
+
+    up_to: float | None = None
+    unit_price: float = Field(ge=0)
+
+
+class PricingSchemes(_Model):
+    """Four schemes for one account, per month over a contract of ``months``.
+
+    * ``fixed``: ``fixed_fee_monthly``.
+    * ``fixed_plus_outcome``: ``outcome_fixed_fee_monthly`` plus
+      ``outcome_share`` of the customer's measured savings (capped at
+      ``outcome_cap_monthly``).
+    * ``tiered``: graduated price on the monthly volume (``tiers``).
+    * ``intro_discount``: ``list_fee_monthly`` less ``intro_discount_pct``
+      percent for the first ``intro_months``.
+
+    Our cost per month: ``fixed_cost_monthly + unit_cost x volume``. When
+    ``review_month`` is set, a customer whose monthly net benefit (savings -
+    price) after that month would be negative leaves at that month.
+    """
+
+    months: int = Field(36, ge=1)
+    fixed_fee_monthly: float = Field(ge=0)
+    outcome_fixed_fee_monthly: float = Field(ge=0)
+    outcome_share: float = Field(ge=0, le=1)
+    outcome_cap_monthly: float | None = Field(None, ge=0)
+    tiers: list[Tier] = Field(min_length=1)
+    list_fee_monthly: float = Field(ge=0)
+    intro_discount_pct: float = Field(0.0, ge=0, lt=100)
+    intro_months: int = Field(0, ge=0)
+    unit_cost: float = Field(0.0, ge=0)
+    fixed_cost_monthly: float = Field(0.0, ge=0)
+    review_month: int | None = Field(12, ge=1)
+
+    @model_validator(mode="after")
+    def _tiers_ordered(self) -> PricingSchemes:
+        caps = [t.up_to for t in self.tiers]
+        if any(c is None for c in caps[:-1]):
+            raise ValueError("only the last tier may have up_to = None")
+        finite = [c for c in caps if c is not None]
+        if finite != sorted(finite) or len(set(finite)) != len(finite):
+            raise ValueError(f"tier up_to values must increase, got {caps}")
+        return self
+
+
+SCHEMES = ("fixed", "fixed_plus_outcome", "tiered", "intro_discount")
+
+
+def tiered_price(volume: np.ndarray, tiers: list[Tier]) -> np.ndarray:
+    """Graduated price of a monthly volume: each tier's units at that tier's price."""
+    volume = np.asarray(volume, dtype=float)
+    price = np.zeros_like(volume)
+    lower = 0.0
+    for tier in tiers:
+        upper = math.inf if tier.up_to is None else tier.up_to
+        price += np.clip(volume - lower, 0, upper - lower) * tier.unit_price
+        lower = upper
+    return price
+
+
+def simulate_pricing_schemes(
+    schemes: PricingSchemes,
+    *,
+    savings_per_month: Range,
+    volume_per_month: Range,
+    draws: int = 10_000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per-draw outcome of each pricing scheme over the contract term.
+
+    The customer's measured savings (or uplift) per month and the monthly
+    volume are drawn once per draw (independently) and held for the term.
+
+    Parameters
+    ----------
+    schemes : PricingSchemes
+    savings_per_month : Range
+        The customer's measured monthly savings / uplift.
+    volume_per_month : Range
+        Monthly units (drives tiered price and our unit cost).
+    draws : int, default 10000
+    seed : int, default 0
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy: ``draw``, ``scheme``, ``revenue`` (ours over the term),
+        ``gross_profit`` (revenue - our costs), ``customer_net_benefit``
+        (savings - price over the months served), ``months_served``.
+    """
+    if draws < 1:
+        raise PricingError(f"draws must be >= 1, got {draws}")
+    rng = np.random.default_rng(seed)
+    savings = savings_per_month.sample(rng, draws)
+    volume = volume_per_month.sample(rng, draws)
+    if (volume < 0).any():
+        raise PricingError("volume_per_month must be >= 0")
+    s = schemes
+    t = np.arange(1, s.months + 1)[None, :]
+    share = s.outcome_share * np.maximum(savings, 0)
+    if s.outcome_cap_monthly is not None:
+        share = np.minimum(share, s.outcome_cap_monthly)
+    intro = np.where(t <= s.intro_months, 1 - s.intro_discount_pct / 100, 1.0)
+    prices = {
+        "fixed": np.full((draws, 1), s.fixed_fee_monthly) * np.ones_like(t),
+        "fixed_plus_outcome": (s.outcome_fixed_fee_monthly + share)[:, None] * np.ones_like(t),
+        "tiered": tiered_price(volume, s.tiers)[:, None] * np.ones_like(t),
+        "intro_discount": s.list_fee_monthly * intro * np.ones((draws, 1)),
+    }
+    cost = s.fixed_cost_monthly + s.unit_cost * volume
+    frames = []
+    for scheme in SCHEMES:
+        price = prices[scheme]
+        served = np.full(draws, s.months)
+        if s.review_month is not None and s.review_month < s.months:
+            after = price[:, s.review_month]  # price in the month after the review
+            served = np.where(savings - after < 0, s.review_month, s.months)
+        active = t <= served[:, None]
+        revenue = (price * active).sum(axis=1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "draw": np.arange(draws),
+                    "scheme": scheme,
+                    "revenue": revenue,
+                    "gross_profit": revenue - cost * served,
+                    "customer_net_benefit": ((savings[:, None] - price) * active).sum(axis=1),
+                    "months_served": served,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def compare_pricing_schemes(
+    schemes: PricingSchemes,
+    *,
+    savings_per_month: Range,
+    volume_per_month: Range,
+    draws: int = 10_000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Distributions of our revenue and margin and the customer's net benefit per scheme.
+
+    Parameters are those of :func:`simulate_pricing_schemes`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy: ``scheme``, ``metric`` (``revenue``, ``gross_profit``,
+        ``customer_net_benefit``, ``months_served``), ``mean``, ``p10``,
+        ``p50``, ``p90``, and ``prob_negative`` (share of draws below 0).
+    """
+    draws_frame = simulate_pricing_schemes(
+        schemes,
+        savings_per_month=savings_per_month,
+        volume_per_month=volume_per_month,
+        draws=draws,
+        seed=seed,
+    )
+    rows = []
+    for scheme in SCHEMES:
+        part = draws_frame[draws_frame["scheme"] == scheme]
+        for metric in ("revenue", "gross_profit", "customer_net_benefit", "months_served"):
+            x = part[metric].to_numpy(float)
+            q = np.quantile(x, QUANTILES)
+            rows.append(
+                {
+                    "scheme": scheme,
+                    "metric": metric,
+                    "mean": x.mean(),
+                    "p10": q[0],
+                    "p50": q[1],
+                    "p90": q[2],
+                    "prob_negative": float(np.mean(x < 0)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+class PricingSettings(_Model):
+    """Defaults for ROI and pricing simulations (the ``[pricing]`` section of ``kam.toml``)."""
+
+    discount_rate_annual: float = Field(0.08, gt=-1)
+    months: int = Field(36, ge=1)
+    draws: int = Field(10_000, ge=1)
+    seed: int = Field(0, ge=0)

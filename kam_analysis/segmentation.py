@@ -1,0 +1,1081 @@
+"""Segmentation: key accounts, growth candidates and the rest; portfolio views.
+
+Step 2 of the seed: segment all customers into key-account candidates,
+growth candidates and standard accounts, and allocate resources
+accordingly. This module takes the scored table of
+:func:`kam_analysis.valuation.attractiveness_score` and gives
+
+* rule-based **tiers** with the rule that fired (:func:`assign_tiers`);
+* the **key-account portfolio matrix** (customer attractiveness x our
+  relative position with the customer) with a recommended resource level
+  per quadrant (:func:`portfolio_matrix`);
+* the **Pareto / ABC** view of concentration, with the Gini coefficient
+  (:func:`pareto_table`, :func:`pareto_summary`, :func:`gini`);
+* a data-driven cross-check of the rules by k-means clustering, with
+  agreement measured by the adjusted Rand index and Cohen's kappa
+  (:func:`cluster_check`, :func:`adjusted_rand_index`, :func:`cohens_kappa`);
+* **tier migration** between two periods (:func:`tier_migration`).
+
+Business rules live in :class:`SegmentationSettings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from scipy.optimize import linear_sum_assignment
+
+from kam_analysis.valuation import (
+    ValuationSettings,
+    attractiveness_score,
+    normalise,
+    valuation_table,
+)
+
+TIERS: tuple[str, ...] = ("key", "growth", "standard")
+"""Tier labels, highest first (the same labels as the synthetic ground truth)."""
+
+QUADRANTS: tuple[str, ...] = ("strategic", "star", "status", "streamline")
+"""Quadrants of the key-account portfolio matrix (Woodburn & McDonald)."""
+
+RESOURCE_LEVELS: dict[str, str] = {
+    "strategic": "invest",
+    "star": "selectively invest",
+    "status": "maintain",
+    "streamline": "minimise cost-to-serve",
+}
+"""Recommended resource level per quadrant."""
+
+NEW, GONE = "(new)", "(gone)"
+
+
+class SegmentationInputError(ValueError):
+    """A table or setting cannot be used for segmentation."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SegmentationSettings(_Section):
+    """Business rules of segmentation (composed into ``kam.toml`` as ``[segmentation]``).
+
+    Key accounts are the most attractive accounts (score at least
+    ``key_min_score``) up to the number the account teams can serve: the
+    capacity is the smaller of ``key_capacity`` (an absolute head count of
+    accounts) and ``key_max_share`` of all accounts (rounded, at least 1);
+    either may be switched off with ``None``. McDonald & Woodburn advise a
+    small, servable key-account programme (typically tens of accounts), so a
+    capacity should always be set for real portfolios.
+
+    Growth candidates are not key, have a large potential (headroom or
+    whitespace in the top ``1 - growth_min_potential_pct`` of accounts),
+    a low share of wallet (at most ``growth_max_share_of_wallet``: much of
+    the customer's spend still goes elsewhere) and an attractiveness score of
+    at least ``growth_min_score`` (a large wallet alone, with poor strategic
+    fit, is not a growth case).
+    """
+
+    key_min_score: float = Field(60.0, ge=0, le=100, description="Lowest score of a key account.")
+    key_capacity: int | None = Field(
+        None, ge=0, description="Most key accounts the teams can serve (None: no head-count cap)."
+    )
+    key_max_share: float | None = Field(
+        0.05, gt=0, le=1, description="Most key accounts as a share of all accounts (None: no cap)."
+    )
+    key_min_share_of_wallet: float | None = Field(
+        0.3,
+        ge=0,
+        description=(
+            "Lowest share of wallet of a key account (None: no floor): an attractive account "
+            "where our position is still weak is a growth candidate, not a key account."
+        ),
+    )
+    key_min_value_pct: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Lowest percentile rank of key_value_column (None: no floor).",
+    )
+    key_value_column: str = Field(
+        "gross_profit_12m", description="Current-value measure of key_min_value_pct."
+    )
+    growth_min_potential_pct: float = Field(
+        0.75, ge=0, le=1, description="Lowest percentile rank of headroom or whitespace."
+    )
+    growth_max_share_of_wallet: float = Field(
+        0.25, ge=0, description="Highest share of wallet of a growth candidate."
+    )
+    growth_min_score: float = Field(
+        50.0, ge=0, le=100, description="Lowest attractiveness score of a growth candidate."
+    )
+    potential_columns: tuple[str, ...] = Field(
+        ("headroom", "whitespace"), description="Potential measures of the growth rule."
+    )
+    position_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "share_of_wallet": 0.5,
+            "tenure_days": 0.2,
+            "orders_12m": 0.3,
+            "stakeholder_coverage": 0.25,
+        },
+        description=(
+            "Our position with the customer: weights of its components (percentile ranks); "
+            "absent columns are dropped and the rest renormalised."
+        ),
+    )
+    attractiveness_split: float | None = Field(
+        None, description="Score splitting high / low attractiveness (None: median)."
+    )
+    position_split: float | None = Field(
+        None, description="Position (0-100) splitting high / low (None: median)."
+    )
+    abc_shares: tuple[float, float] = Field(
+        (0.8, 0.95), description="Cumulative value shares closing classes A and B."
+    )
+
+    @field_validator("position_weights")
+    @classmethod
+    def _check_position_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: w for k, w in value.items() if not (np.isfinite(w) and w >= 0)}
+        if bad:
+            raise ValueError(f"position weights must be finite and >= 0; got {bad}")
+        if sum(value.values()) <= 0:
+            raise ValueError("position weights sum to 0")
+        return value
+
+    @field_validator("abc_shares")
+    @classmethod
+    def _check_abc(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] < value[1] <= 1:
+            raise ValueError(f"abc_shares must satisfy 0 < A < B <= 1, got {value}")
+        return value
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _require(df: pd.DataFrame, name: str, columns: Sequence[str]) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise SegmentationInputError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise SegmentationInputError(
+            f"{name} is missing required column(s) {missing}; it has {list(df.columns)}"
+        )
+    dup = df["account_id"][df["account_id"].duplicated()] if "account_id" in df else []
+    if len(dup):
+        raise SegmentationInputError(
+            f"{name}.account_id must be unique; repeated: {pd.unique(dup)[:5].tolist()}"
+        )
+
+
+def _num(df: pd.DataFrame, col: str) -> np.ndarray:
+    try:
+        return pd.to_numeric(df[col]).astype("float64").to_numpy()
+    except (TypeError, ValueError):
+        raise SegmentationInputError(f"column {col!r} must be numeric") from None
+
+
+def _order_by_score(ids: pd.Series, score: np.ndarray) -> np.ndarray:
+    """Positions sorted by score descending, ties by account_id ascending.
+
+    Scores equal to 9 decimals count as tied (floating-point sums of the same
+    contributions in another order differ in the last bits).
+    """
+    return np.lexsort((ids.astype(str).to_numpy(), -np.round(score, 9)))
+
+
+def key_capacity(n_accounts: int, settings: SegmentationSettings | None = None) -> int | None:
+    """Number of key accounts allowed for a portfolio of ``n_accounts`` (None: no cap)."""
+    cfg = settings or SegmentationSettings()
+    caps = []
+    if cfg.key_capacity is not None:
+        caps.append(int(cfg.key_capacity))
+    if cfg.key_max_share is not None:
+        caps.append(max(1, round(cfg.key_max_share * n_accounts)))
+    return min(caps) if caps else None
+
+
+# --------------------------------------------------------------------------- tiers
+
+
+def assign_tiers(
+    scored: pd.DataFrame,
+    settings: SegmentationSettings | None = None,
+    *,
+    reasons: bool = True,
+) -> pd.DataFrame:
+    """Assign each account to a tier: key account, growth candidate or standard.
+
+    Rules, in order (see :class:`SegmentationSettings` for the defaults):
+
+    1. **key**: eligible accounts (score >= ``key_min_score``, share of
+       wallet >= ``key_min_share_of_wallet`` and, when set, percentile rank of
+       ``key_value_column`` >= ``key_min_value_pct``), taken by descending
+       score (ties broken by ``account_id``) until the capacity
+       (:func:`key_capacity`) is full. The share-of-wallet floor follows the
+       key-account portfolio matrix: key accounts are the attractive
+       customers where we already hold a strong position ("strategic");
+       attractive customers where our position is weak ("star") are growth
+       candidates;
+    2. **growth**: not key, potential percentile >= ``growth_min_potential_pct``
+       (the larger of the percentile ranks of the ``potential_columns``
+       among all accounts; missing values rank lowest), share of wallet <=
+       ``growth_max_share_of_wallet`` (a missing share of wallet fails the
+       rule) and score >= ``growth_min_score``;
+    3. **standard**: every other account.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        One row per account: ``account_id``, ``score`` (0-100),
+        ``share_of_wallet`` and the ``potential_columns`` (``headroom``,
+        ``whitespace``; absent ones are ignored, at least one is needed).
+    settings : SegmentationSettings, optional
+    reasons : bool, default True
+        Build the ``tier_reason`` text (switch off inside loops).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id``, ``score``, ``potential_pct``, ``share_of_wallet``,
+        ``tier`` (``key`` / ``growth`` / ``standard``) and, with ``reasons``,
+        ``tier_reason`` naming the rule that fired with the account's numbers.
+        Rows in the order of ``scored``.
+
+    Raises
+    ------
+    SegmentationInputError
+        Missing columns, repeated accounts, non-numeric or missing scores.
+    """
+    cfg = settings or SegmentationSettings()
+    _require(scored, "scored", ["account_id", "score", "share_of_wallet"])
+    pot_cols = [c for c in cfg.potential_columns if c in scored.columns]
+    if not pot_cols:
+        raise SegmentationInputError(
+            f"scored needs at least one potential column of {list(cfg.potential_columns)}"
+        )
+    score = _num(scored, "score")
+    if np.isnan(score).any():
+        bad = scored.loc[np.isnan(score), "account_id"].head(3).tolist()
+        raise SegmentationInputError(f"score is missing for account(s) {bad}")
+    sow = _num(scored, "share_of_wallet")
+    n = len(scored)
+
+    pct = np.zeros(n)
+    for c in pot_cols:
+        p = normalise(pd.Series(_num(scored, c), name=c), "rank").fillna(0.0).to_numpy()
+        pct = np.maximum(pct, p)
+
+    cap = key_capacity(n, cfg)
+    # key: eligibility conditions, then the capacity among the eligible by score
+    cond_score = score >= cfg.key_min_score
+    cond_sow = (
+        np.ones(n, dtype=bool)
+        if cfg.key_min_share_of_wallet is None
+        else np.nan_to_num(sow, nan=-np.inf) >= cfg.key_min_share_of_wallet
+    )
+    if cfg.key_min_value_pct is None:
+        value_pct = np.full(n, np.nan)
+        cond_value = np.ones(n, dtype=bool)
+    else:
+        if cfg.key_value_column not in scored.columns:
+            raise SegmentationInputError(
+                f"key_min_value_pct needs column {cfg.key_value_column!r} in scored"
+            )
+        value_pct = (
+            normalise(pd.Series(_num(scored, cfg.key_value_column), name="v"), "rank")
+            .fillna(0.0)
+            .to_numpy()
+        )
+        cond_value = value_pct >= cfg.key_min_value_pct
+    eligible = cond_score & cond_sow & cond_value
+    order = _order_by_score(scored["account_id"], np.where(eligible, score, -np.inf))
+    key_rank = np.empty(n, dtype="int64")
+    key_rank[order] = np.arange(1, n + 1)  # rank among the eligible (they sort first)
+    is_key = eligible & ((key_rank <= cap) if cap is not None else True)
+
+    low_sow = np.nan_to_num(sow, nan=np.inf) <= cfg.growth_max_share_of_wallet
+    high_pot = pct >= cfg.growth_min_potential_pct
+    growth_score = score >= cfg.growth_min_score
+    is_growth = ~is_key & high_pot & low_sow & growth_score
+    tier = np.where(is_key, "key", np.where(is_growth, "growth", "standard")).astype(object)
+
+    out = pd.DataFrame(
+        {
+            "account_id": scored["account_id"].to_numpy(),
+            "score": score,
+            "potential_pct": pct,
+            "share_of_wallet": sow,
+            "tier": tier,
+        }
+    )
+    if reasons:
+        checks = pd.DataFrame(
+            {
+                "tier": tier,
+                "score": score,
+                "sow": sow,
+                "pct": pct,
+                "value_pct": value_pct,
+                "key_rank": key_rank,
+                "cond_score": cond_score,
+                "cond_sow": cond_sow,
+                "cond_value": cond_value,
+                "eligible": eligible,
+                "high_pot": high_pot,
+                "low_sow": low_sow,
+                "growth_score": growth_score,
+            }
+        )
+        out["tier_reason"] = [_reason(r, cfg, cap) for r in checks.itertuples(index=False)]
+    return out
+
+
+def _reason(r, cfg: SegmentationSettings, cap: int | None) -> str:
+    """Text naming the rule that fired (or every rule that failed) for one account."""
+    cap_txt = "no cap" if cap is None else f"capacity {cap}"
+    sow_txt = "unknown" if np.isnan(r.sow) else f"{r.sow:.2f}"
+    if r.tier == "key":
+        parts = [f"score {r.score:.1f} >= {cfg.key_min_score:g}"]
+        if cfg.key_min_share_of_wallet is not None:
+            parts.append(f"share of wallet {sow_txt} >= {cfg.key_min_share_of_wallet:g}")
+        if cfg.key_min_value_pct is not None:
+            parts.append(
+                f"{cfg.key_value_column} percentile {r.value_pct:.2f} >= {cfg.key_min_value_pct:g}"
+            )
+        return f"key: {', '.join(parts)}, rank {r.key_rank} within {cap_txt}"
+    if r.tier == "growth":
+        return (
+            f"growth: potential percentile {r.pct:.2f} >= {cfg.growth_min_potential_pct:g}, "
+            f"share of wallet {sow_txt} <= {cfg.growth_max_share_of_wallet:g}, "
+            f"score {r.score:.1f} >= {cfg.growth_min_score:g}"
+        )
+    key_fail = []
+    if not r.cond_score:
+        key_fail.append(f"score {r.score:.1f} < {cfg.key_min_score:g}")
+    if not r.cond_sow:
+        key_fail.append(f"share of wallet {sow_txt} < {cfg.key_min_share_of_wallet:g}")
+    if not r.cond_value:
+        key_fail.append(
+            f"{cfg.key_value_column} percentile {r.value_pct:.2f} < {cfg.key_min_value_pct:g}"
+        )
+    if r.eligible:
+        key_fail.append(f"eligible but rank {r.key_rank} beyond {cap_txt}")
+    growth_fail = []
+    if not r.high_pot:
+        growth_fail.append(f"potential percentile {r.pct:.2f} < {cfg.growth_min_potential_pct:g}")
+    if not r.low_sow:
+        growth_fail.append(f"share of wallet {sow_txt} > {cfg.growth_max_share_of_wallet:g}")
+    if not r.growth_score:
+        growth_fail.append(f"score {r.score:.1f} < {cfg.growth_min_score:g}")
+    return f"standard: not key ({'; '.join(key_fail)}); not growth ({'; '.join(growth_fail)})"
+
+
+# --------------------------------------------------------------------------- portfolio matrix
+
+
+def portfolio_matrix(
+    scored: pd.DataFrame,
+    features: pd.DataFrame | None = None,
+    *,
+    settings: SegmentationSettings | None = None,
+) -> pd.DataFrame:
+    """Key-account portfolio matrix: customer attractiveness x our relative position.
+
+    The vertical axis is the customer's attractiveness to us (the valuation
+    ``score``, 0-100). The horizontal axis is our position with the customer
+    ("relative business strength" in the literature), 0-100: the weighted
+    mean of the percentile ranks (:func:`kam_analysis.valuation.normalise`)
+    of ``share_of_wallet`` (how much of its category spend we already win),
+    relationship length ``tenure_days``, order frequency ``orders_12m`` and,
+    when provided, ``stakeholder_coverage`` (e.g. share of buying-centre
+    roles covered, from :mod:`kam_analysis.stakeholders`); a missing value
+    counts as neutral (0.5). Splits are the medians unless configured; a
+    value equal to the split counts as high.
+
+    ========== ============== ========= ========================================
+    quadrant   attractiveness position  resource level
+    ========== ============== ========= ========================================
+    strategic  high           high      invest (develop the partnership)
+    star       high           low       selectively invest (build our position)
+    status     low            high      maintain (serve efficiently, keep)
+    streamline low            low       minimise cost-to-serve
+    ========== ============== ========= ========================================
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        ``account_id`` and ``score``; the position columns are taken from
+        here unless ``features`` is given.
+    features : pandas.DataFrame, optional
+        Account features with the position columns (joined on ``account_id``).
+    settings : SegmentationSettings, optional
+        ``position_weights``, ``attractiveness_split``, ``position_split``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id``, ``attractiveness`` (= score), ``position`` (0-100),
+        ``position_<component>`` (percentile rank of each component used),
+        ``quadrant``, ``resource_level``; rows in the order of ``scored``.
+
+    Raises
+    ------
+    SegmentationInputError
+        Missing ``score`` or none of the position columns available.
+
+    References
+    ----------
+    .. [1] Woodburn, D., & McDonald, M. (2011). Key Account Management: The
+       Definitive Guide (3rd ed.). Wiley. Ch. "Selecting and categorising key
+       accounts": strategic, status, star and streamline customers.
+    .. [2] McDonald, M., Millman, T., & Rogers, B. (1997). Key account
+       management: theory, practice and challenges. Journal of Marketing
+       Management, 13(8), 737-757.
+    .. [3] Millman, T., & Wilson, K. (1995). From key account selling to key
+       account management. Journal of Marketing Practice, 1(1), 9-21
+       (account attractiveness x business strengths: invest for growth,
+       invest selectively, maintain, manage for cash).
+    """
+    cfg = settings or SegmentationSettings()
+    _require(scored, "scored", ["account_id", "score"])
+    base = scored
+    if features is not None:
+        _require(features, "features", ["account_id"])
+        cols = ["account_id"] + [c for c in cfg.position_weights if c in features.columns]
+        base = scored[["account_id", "score"]].merge(features[cols], on="account_id", how="left")
+    weights = {c: w for c, w in cfg.position_weights.items() if c in base.columns and w > 0}
+    if not weights:
+        raise SegmentationInputError(
+            f"no position column available; need one of {list(cfg.position_weights)}"
+        )
+    total = sum(weights.values())
+    out = pd.DataFrame(
+        {"account_id": base["account_id"].to_numpy(), "attractiveness": _num(base, "score")}
+    )
+    position = np.zeros(len(base))
+    for c, w in weights.items():
+        p = normalise(pd.Series(_num(base, c), name=c), "rank").fillna(0.5).to_numpy()
+        out[f"position_{c}"] = p
+        position += w / total * p
+    out["position"] = 100.0 * position
+    a_split = (
+        np.median(out["attractiveness"])
+        if cfg.attractiveness_split is None
+        else cfg.attractiveness_split
+    )
+    p_split = np.median(out["position"]) if cfg.position_split is None else cfg.position_split
+    high_a = out["attractiveness"].to_numpy() >= a_split
+    high_p = out["position"].to_numpy() >= p_split
+    quadrant = np.select(
+        [high_a & high_p, high_a & ~high_p, ~high_a & high_p],
+        ["strategic", "star", "status"],
+        default="streamline",
+    ).astype(object)
+    out["quadrant"] = quadrant
+    out["resource_level"] = pd.Series(quadrant).map(RESOURCE_LEVELS).to_numpy()
+    return out
+
+
+# --------------------------------------------------------------------------- Pareto / ABC
+
+
+def gini(values) -> float:
+    """Gini coefficient of non-negative values (0 = all equal, (n-1)/n = one holds all).
+
+    ``G = 2 * sum_i i * x_(i) / (n * sum x) - (n + 1) / n`` with the values
+    sorted ascending and ``i = 1..n``.
+
+    Parameters
+    ----------
+    values : array-like
+        Non-negative numbers; NaN are dropped.
+
+    Returns
+    -------
+    float
+        NaN when there are no values or they sum to 0.
+
+    Raises
+    ------
+    SegmentationInputError
+        Negative values.
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if (x < 0).any():
+        raise SegmentationInputError(f"gini needs non-negative values; got e.g. {x[x < 0][:3]}")
+    n = x.size
+    if n == 0 or x.sum() == 0:
+        return float("nan")
+    x = np.sort(x)
+    i = np.arange(1, n + 1)
+    return float(2.0 * np.sum(i * x) / (n * x.sum()) - (n + 1.0) / n)
+
+
+def pareto_table(
+    features: pd.DataFrame,
+    value: str = "revenue_12m",
+    *,
+    gross_profit: str | None = "gross_profit_12m",
+    abc_shares: tuple[float, float] = (0.8, 0.95),
+) -> pd.DataFrame:
+    """Pareto (concentration) curve and ABC classes of accounts.
+
+    Accounts are sorted by ``value`` descending (ties by ``account_id``). An
+    account belongs to class A while the cumulative share *before* it is
+    below ``abc_shares[0]`` (so the account that crosses 80 % is still A),
+    to B while it is below ``abc_shares[1]``, else to C.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        ``account_id`` and ``value`` (non-negative); ``gross_profit`` if given
+        and present.
+    value : str, default "revenue_12m"
+    gross_profit : str or None, default "gross_profit_12m"
+        Column for the cumulative gross-profit curve in the same account
+        order (skipped when absent).
+    abc_shares : (float, float), default (0.8, 0.95)
+
+    Returns
+    -------
+    pandas.DataFrame
+        Sorted rows: ``rank`` (1 = largest), ``account_id``, ``value``,
+        ``share``, ``cum_share``, ``cum_account_share`` (rank / n),
+        ``cum_gp_share`` (when available; can exceed 1 or fall when some
+        accounts lose money), ``abc``.
+
+    Raises
+    ------
+    SegmentationInputError
+        Missing column, negative or missing values, zero total, bad shares.
+    """
+    _require(features, "features", ["account_id", value])
+    if not 0 < abc_shares[0] < abc_shares[1] <= 1:
+        raise SegmentationInputError(f"abc_shares must satisfy 0 < A < B <= 1, got {abc_shares}")
+    v = _num(features, value)
+    if np.isnan(v).any() or (v < 0).any():
+        bad = features.loc[np.isnan(v) | (v < 0), ["account_id", value]].head(3)
+        raise SegmentationInputError(
+            f"{value} must be present and >= 0 for the Pareto table; bad rows: "
+            f"{bad.to_dict('records')}"
+        )
+    total = v.sum()
+    if total <= 0:
+        raise SegmentationInputError(f"{value} sums to 0; nothing to rank")
+    order = _order_by_score(features["account_id"], v)
+    n = len(v)
+    vs = v[order]
+    cum = np.cumsum(vs) / total
+    before = cum - vs / total
+    out = pd.DataFrame(
+        {
+            "rank": np.arange(1, n + 1),
+            "account_id": features["account_id"].to_numpy()[order],
+            "value": vs,
+            "share": vs / total,
+            "cum_share": cum,
+            "cum_account_share": np.arange(1, n + 1) / n,
+        }
+    )
+    if gross_profit is not None and gross_profit in features.columns:
+        gp = np.nan_to_num(_num(features, gross_profit)[order])
+        gp_total = gp.sum()
+        out["cum_gp_share"] = np.cumsum(gp) / gp_total if gp_total != 0 else np.nan
+    # small tolerance so that floating sums like 0.8000000001 do not change the class
+    eps = 1e-12
+    out["abc"] = np.where(
+        before < abc_shares[0] - eps, "A", np.where(before < abc_shares[1] - eps, "B", "C")
+    )
+    return out
+
+
+def pareto_summary(
+    features: pd.DataFrame,
+    value: str = "revenue_12m",
+    *,
+    top: float = 0.2,
+    abc_shares: tuple[float, float] = (0.8, 0.95),
+) -> pd.DataFrame:
+    """Concentration in one row: Gini, share of the top accounts, ABC counts.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        ``account_id`` and ``value``.
+    value : str, default "revenue_12m"
+    top : float, default 0.2
+        Fraction of accounts in the "top" share (the ``ceil(top * n)`` largest).
+    abc_shares : (float, float)
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``n_accounts``, ``total``, ``gini``, ``top_share`` (value
+        share of the top ``ceil(top * n)`` accounts), ``n_top``, ``n_a``,
+        ``n_b``, ``n_c``.
+    """
+    if not 0 < top <= 1:
+        raise SegmentationInputError(f"top must lie in (0, 1], got {top}")
+    table = pareto_table(features, value, gross_profit=None, abc_shares=abc_shares)
+    n = len(table)
+    n_top = int(np.ceil(top * n - 1e-9))
+    counts = table["abc"].value_counts()
+    return pd.DataFrame(
+        [
+            {
+                "n_accounts": n,
+                "total": float(table["value"].sum()),
+                "gini": gini(table["value"]),
+                "top_share": float(table["share"].iloc[:n_top].sum()),
+                "n_top": n_top,
+                "n_a": int(counts.get("A", 0)),
+                "n_b": int(counts.get("B", 0)),
+                "n_c": int(counts.get("C", 0)),
+            }
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+def _contingency(a, b) -> np.ndarray:
+    a = np.asarray(a, dtype=object)
+    b = np.asarray(b, dtype=object)
+    if a.shape != b.shape or a.ndim != 1:
+        raise SegmentationInputError(
+            f"label vectors must be 1-d and of equal length, got {a.shape} and {b.shape}"
+        )
+    _, ai = np.unique(a.astype(str), return_inverse=True)
+    _, bi = np.unique(b.astype(str), return_inverse=True)
+    table = np.zeros((ai.max(initial=-1) + 1, bi.max(initial=-1) + 1))
+    np.add.at(table, (ai, bi), 1)
+    return table
+
+
+def adjusted_rand_index(labels_a, labels_b) -> float:
+    """Adjusted Rand index of two partitions (1 = identical up to renaming, ~0 = chance).
+
+    Parameters
+    ----------
+    labels_a, labels_b : array-like
+        One label per item.
+
+    Returns
+    -------
+    float
+        NaN for fewer than two items; 1.0 when both partitions are trivial
+        and equal.
+
+    References
+    ----------
+    .. [1] Hubert, L., & Arabie, P. (1985). Comparing partitions. Journal of
+       Classification, 2(1), 193-218.
+    """
+    table = _contingency(labels_a, labels_b)
+    n = table.sum()
+    if n < 2:
+        return float("nan")
+
+    def comb2(x):
+        return x * (x - 1) / 2.0
+
+    sum_ij = comb2(table).sum()
+    sum_a = comb2(table.sum(axis=1)).sum()
+    sum_b = comb2(table.sum(axis=0)).sum()
+    expected = sum_a * sum_b / comb2(n)
+    max_index = 0.5 * (sum_a + sum_b)
+    if max_index == expected:
+        return 1.0
+    return float((sum_ij - expected) / (max_index - expected))
+
+
+def cohens_kappa(labels_a, labels_b) -> float:
+    """Cohen's kappa: agreement of two labelings beyond chance.
+
+    ``kappa = (p_o - p_e) / (1 - p_e)`` with observed agreement ``p_o`` and
+    the agreement ``p_e`` expected from the two marginal distributions.
+
+    Parameters
+    ----------
+    labels_a, labels_b : array-like
+        One label per item, from the same label set.
+
+    Returns
+    -------
+    float
+        NaN when there are no items or ``p_e = 1``.
+
+    References
+    ----------
+    .. [1] Cohen, J. (1960). A coefficient of agreement for nominal scales.
+       Educational and Psychological Measurement, 20(1), 37-46.
+    .. [2] Landis, J. R., & Koch, G. G. (1977). The measurement of observer
+       agreement for categorical data. Biometrics, 33(1), 159-174
+       (0.61-0.80 "substantial", 0.81-1 "almost perfect").
+    """
+    a = np.asarray(labels_a, dtype=object).astype(str)
+    b = np.asarray(labels_b, dtype=object).astype(str)
+    if a.shape != b.shape or a.ndim != 1:
+        raise SegmentationInputError(
+            f"label vectors must be 1-d and of equal length, got {a.shape} and {b.shape}"
+        )
+    n = a.size
+    if n == 0:
+        return float("nan")
+    labels = np.union1d(a, b)
+    pa = np.array([(a == lab).mean() for lab in labels])
+    pb = np.array([(b == lab).mean() for lab in labels])
+    po = (a == b).mean()
+    pe = float((pa * pb).sum())
+    if pe == 1.0:
+        return float("nan")
+    return float((po - pe) / (1.0 - pe))
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+def kmeans(
+    x: np.ndarray, k: int, *, seed: int = 0, n_init: int = 10, max_iter: int = 300
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """k-means (Lloyd's algorithm, k-means++ seeding), best of ``n_init`` starts.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``n x d`` data without missing values.
+    k : int
+        Number of clusters (1 <= k <= n).
+    seed : int, default 0
+    n_init : int, default 10
+    max_iter : int, default 300
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        Cluster index per row.
+    centers : numpy.ndarray
+        ``k x d`` centres.
+    inertia : float
+        Sum of squared distances to the nearest centre.
+
+    References
+    ----------
+    .. [1] Arthur, D., & Vassilvitskii, S. (2007). k-means++: the advantages of
+       careful seeding. Proc. SODA, 1027-1035.
+    """
+    x = np.asarray(x, dtype=float)
+    n = x.shape[0]
+    if not 1 <= k <= n:
+        raise SegmentationInputError(f"k must lie in [1, {n}], got {k}")
+    if np.isnan(x).any():
+        raise SegmentationInputError("kmeans input has missing values")
+    rng = np.random.default_rng(seed)
+    best = (None, None, np.inf)
+    for _ in range(n_init):
+        centers = np.empty((k, x.shape[1]))
+        centers[0] = x[rng.integers(n)]
+        d2 = ((x - centers[0]) ** 2).sum(axis=1)
+        for j in range(1, k):
+            p = d2 / d2.sum() if d2.sum() > 0 else np.full(n, 1.0 / n)
+            centers[j] = x[rng.choice(n, p=p)]
+            d2 = np.minimum(d2, ((x - centers[j]) ** 2).sum(axis=1))
+        labels = np.zeros(n, dtype=int)
+        for it in range(max_iter):
+            dist = ((x[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+            new = dist.argmin(axis=1)
+            if it > 0 and np.array_equal(new, labels):
+                break
+            labels = new
+            for j in range(k):
+                members = x[labels == j]
+                if len(members):
+                    centers[j] = members.mean(axis=0)
+                else:  # empty cluster: restart it at the farthest point
+                    centers[j] = x[dist.min(axis=1).argmax()]
+        inertia = float(((x - centers[labels]) ** 2).sum())
+        if inertia < best[2]:
+            best = (labels.copy(), centers.copy(), inertia)
+    return best
+
+
+@dataclass(frozen=True)
+class ClusterCheck:
+    """Result of :func:`cluster_check`."""
+
+    assignments: pd.DataFrame
+    """``account_id``, ``tier``, ``cluster`` (``C1`` = highest mean score), ``matched_tier``."""
+    crosstab: pd.DataFrame
+    """Counts: rule tiers (rows) x clusters (columns)."""
+    centers: pd.DataFrame
+    """Cluster means of the raw (unstandardised) features, with ``n``."""
+    ari: float
+    """Adjusted Rand index of clusters vs tiers."""
+    kappa: float
+    """Cohen's kappa of tiers vs the cluster-matched tiers."""
+
+
+def cluster_check(
+    table: pd.DataFrame,
+    tiers: pd.DataFrame | pd.Series,
+    *,
+    k: int = 3,
+    seed: int = 0,
+    features: Sequence[str] = ("revenue_12m", "wallet_estimate", "share_of_wallet", "score"),
+    log_features: Sequence[str] = ("revenue_12m", "wallet_estimate", "headroom", "whitespace"),
+) -> ClusterCheck:
+    """Cross-check rule-based tiers against an unsupervised k-means clustering.
+
+    The features are transformed (``log1p`` for amounts in ``log_features``,
+    negative amounts clipped to 0), missing values replaced by the median,
+    and standardised (z-scores); k-means (:func:`kmeans`) groups the accounts.
+    Clusters are named ``C1 .. Ck`` by descending mean score. Agreement with
+    the rules: the adjusted Rand index (label-free), and Cohen's kappa after
+    matching each cluster to one tier so that agreement is largest
+    (Hungarian algorithm; unmatched clusters when ``k`` exceeds the number of
+    tiers keep their cluster name).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``account_id`` and the ``features``.
+    tiers : pandas.DataFrame or pandas.Series
+        Output of :func:`assign_tiers` (``account_id``, ``tier``) or a Series
+        of tiers indexed by ``account_id``.
+    k : int, default 3
+    seed : int, default 0
+    features : sequence of str
+    log_features : sequence of str
+
+    Returns
+    -------
+    ClusterCheck
+
+    Raises
+    ------
+    SegmentationInputError
+        Missing columns, tiers not covering the accounts, or a bad ``k``.
+    """
+    _require(table, "table", ["account_id", *features])
+    if isinstance(tiers, pd.Series):
+        tiers = pd.DataFrame({"account_id": tiers.index.to_numpy(), "tier": tiers.to_numpy()})
+    _require(tiers, "tiers", ["account_id", "tier"])
+    t = table[["account_id", *features]].merge(
+        tiers[["account_id", "tier"]], on="account_id", how="left"
+    )
+    if t["tier"].isna().any():
+        missing = t.loc[t["tier"].isna(), "account_id"].head(3).tolist()
+        raise SegmentationInputError(f"tiers has no tier for account(s) {missing}")
+    cols = []
+    for c in features:
+        v = _num(t, c)
+        if c in log_features:
+            v = np.log1p(np.clip(v, 0, None))
+        med = np.nanmedian(v) if np.isfinite(v).any() else 0.0
+        v = np.where(np.isnan(v), med, v)
+        sd = v.std()
+        cols.append((v - v.mean()) / sd if sd > 0 else np.zeros_like(v))
+    x = np.column_stack(cols)
+    labels, _, _ = kmeans(x, k, seed=seed)
+
+    score_col = "score" if "score" in features else features[0]
+    score = _num(t, score_col)
+    means = np.array(
+        [score[labels == j].mean() if (labels == j).any() else -np.inf for j in range(k)]
+    )
+    rank_of = np.empty(k, dtype=int)
+    rank_of[np.argsort(-means, kind="stable")] = np.arange(k)
+    names = np.array([f"C{r + 1}" for r in rank_of], dtype=object)
+    cluster = names[labels]
+
+    tier = t["tier"].astype(str).to_numpy()
+    crosstab = pd.crosstab(pd.Series(tier, name="tier"), pd.Series(cluster, name="cluster"))
+    tier_order = [x for x in TIERS if x in crosstab.index] + sorted(
+        set(crosstab.index) - set(TIERS)
+    )
+    crosstab = crosstab.reindex(
+        index=tier_order, columns=sorted(crosstab.columns, key=lambda c: int(c[1:]))
+    )
+    rows, cols_ = linear_sum_assignment(-crosstab.to_numpy())
+    mapping = {crosstab.columns[c]: crosstab.index[r] for r, c in zip(rows, cols_, strict=True)}
+    matched = np.array([mapping.get(c, c) for c in cluster], dtype=object)
+
+    centers = (
+        t[list(features)].apply(pd.to_numeric).assign(cluster=cluster).groupby("cluster").mean()
+    )
+    centers["n"] = pd.Series(cluster).value_counts()
+    centers = centers.loc[crosstab.columns]
+    assignments = pd.DataFrame(
+        {
+            "account_id": t["account_id"].to_numpy(),
+            "tier": tier,
+            "cluster": cluster,
+            "matched_tier": matched,
+        }
+    )
+    return ClusterCheck(
+        assignments=assignments,
+        crosstab=crosstab,
+        centers=centers,
+        ari=adjusted_rand_index(tier, cluster),
+        kappa=cohens_kappa(tier, matched),
+    )
+
+
+# --------------------------------------------------------------------------- migration
+
+
+@dataclass(frozen=True)
+class TierMigration:
+    """Result of :func:`tier_migration`."""
+
+    counts: pd.DataFrame
+    """Accounts by previous tier (rows, incl. ``(new)``) and current tier (columns, incl. ``(gone)``)."""
+    shares: pd.DataFrame
+    """``counts`` divided by row totals (each row sums to 1; empty rows are NaN)."""
+    movers: pd.DataFrame
+    """``account_id``, ``tier_prev``, ``tier_now``, ``direction`` (up, down, new, gone)."""
+
+
+def _as_tier_frame(tiers: pd.DataFrame | pd.Series, name: str, tier_col: str) -> pd.DataFrame:
+    if isinstance(tiers, pd.Series):
+        tiers = pd.DataFrame({"account_id": tiers.index.to_numpy(), tier_col: tiers.to_numpy()})
+    _require(tiers, name, ["account_id", tier_col])
+    return tiers[["account_id", tier_col]].rename(columns={tier_col: "tier"})
+
+
+def tier_migration(
+    tiers_prev: pd.DataFrame | pd.Series,
+    tiers_now: pd.DataFrame | pd.Series,
+    *,
+    tier_col: str = "tier",
+    order: Sequence[str] = TIERS,
+) -> TierMigration:
+    """Transition matrix of tiers between two periods, and the accounts that moved.
+
+    Typically ``tiers_prev`` are the tiers recomputed from features as of
+    ``as_of - 12 months`` and ``tiers_now`` those as of ``as_of``. Accounts
+    only in the current table enter from ``(new)``; accounts only in the
+    previous one leave to ``(gone)``.
+
+    Parameters
+    ----------
+    tiers_prev, tiers_now : pandas.DataFrame or pandas.Series
+        ``account_id`` and ``tier_col`` (e.g. :func:`assign_tiers` output), or
+        a Series of tiers indexed by ``account_id``.
+    tier_col : str, default "tier"
+    order : sequence of str, default ("key", "growth", "standard")
+        Tier order, highest first (for ``up`` / ``down`` and the matrix layout);
+        other labels follow in sorted order.
+
+    Returns
+    -------
+    TierMigration
+
+    Raises
+    ------
+    SegmentationInputError
+        Missing columns or repeated accounts.
+    """
+    prev = _as_tier_frame(tiers_prev, "tiers_prev", tier_col)
+    now = _as_tier_frame(tiers_now, "tiers_now", tier_col)
+    m = prev.merge(now, on="account_id", how="outer", suffixes=("_prev", "_now"))
+    m["tier_prev"] = m["tier_prev"].astype(object).where(m["tier_prev"].notna(), NEW)
+    m["tier_now"] = m["tier_now"].astype(object).where(m["tier_now"].notna(), GONE)
+    seen = set(m["tier_prev"]) | set(m["tier_now"])
+    labels = list(order) + sorted(seen - set(order) - {NEW, GONE})
+    counts = pd.crosstab(m["tier_prev"], m["tier_now"]).reindex(
+        index=labels + [NEW], columns=labels + [GONE], fill_value=0
+    )
+    counts.index.name, counts.columns.name = "tier_prev", "tier_now"
+    row_tot = counts.sum(axis=1).replace(0, np.nan)
+    shares = counts.div(row_tot, axis=0)
+    level = {t: i for i, t in enumerate(labels)}
+    moved = m[m["tier_prev"] != m["tier_now"]].copy()
+
+    def direction(p, q):
+        if p == NEW:
+            return "new"
+        if q == GONE:
+            return "gone"
+        return "up" if level[q] < level[p] else "down"
+
+    moved["direction"] = [
+        direction(p, q) for p, q in zip(moved["tier_prev"], moved["tier_now"], strict=True)
+    ]
+    moved = moved.sort_values("account_id", ignore_index=True)[
+        ["account_id", "tier_prev", "tier_now", "direction"]
+    ]
+    return TierMigration(counts=counts, shares=shares, movers=moved)
+
+
+__all__ = [
+    "QUADRANTS",
+    "RESOURCE_LEVELS",
+    "TIERS",
+    "ClusterCheck",
+    "SegmentationInputError",
+    "SegmentationSettings",
+    "TierMigration",
+    "adjusted_rand_index",
+    "assign_tiers",
+    "cluster_check",
+    "cohens_kappa",
+    "gini",
+    "key_capacity",
+    "kmeans",
+    "pareto_summary",
+    "pareto_table",
+    "portfolio_matrix",
+    "tier_migration",
+]
+
+
+def score_and_tier(
+    features: pd.DataFrame,
+    transactions: pd.DataFrame,
+    *,
+    as_of,
+    accounts: pd.DataFrame | None = None,
+    opportunities: pd.DataFrame | None = None,
+    monthly_revenue: pd.DataFrame | None = None,
+    valuation: ValuationSettings | None = None,
+    segmentation: SegmentationSettings | None = None,
+) -> pd.DataFrame:
+    """Valuation, attractiveness score and tier in one table (the standard pipeline).
+
+    :func:`kam_analysis.valuation.valuation_table` →
+    :func:`kam_analysis.valuation.attractiveness_score` → :func:`assign_tiers`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account: the valuation columns, ``score``, ``rank``,
+        ``contrib_<criterion>``, ``tier``, ``tier_reason``, ``potential_pct``.
+    """
+    vcfg = valuation or ValuationSettings()
+    table = valuation_table(
+        features,
+        transactions,
+        as_of=as_of,
+        accounts=accounts,
+        opportunities=opportunities,
+        monthly_revenue=monthly_revenue,
+        settings=vcfg,
+    )
+    scored = attractiveness_score(
+        table, vcfg.weights, normalisation=vcfg.normalisation, invert=vcfg.invert
+    )
+    tiers = assign_tiers(scored, segmentation)[
+        ["account_id", "tier", "tier_reason", "potential_pct"]
+    ]
+    return scored.merge(tiers, on="account_id", how="left")

@@ -1,0 +1,973 @@
+"""Decision-maker mapping, relationship risk and account governance.
+
+The seed guide asks to map every stakeholder of a purchase (field, procurement,
+IT, executives: 顧客の意思決定者マッピング), to use executive sponsors
+(エグゼクティブスポンサーの活用) and to run accounts with defined roles, regular
+reviews and escalation (アカウントガバナンスの設計). This module turns the
+``stakeholders`` and ``activities`` tables into:
+
+* :func:`coverage`: which decision roles we reach per account;
+* :func:`relationship_risks`: single-threaded relationships, missing sponsor,
+  influential blockers, stale contacts, champion concentration;
+* :func:`buying_centre_whitespace`: whether we know a buyer for each whitespace;
+* :func:`governance_cadence`: QBRs and executive meetings against plan;
+* :func:`stakeholder_map` and :func:`org_chart`: the account's buying centre as
+  charts.
+
+Personal data
+-------------
+Names, e-mails and job titles are personal data. The charts show a role and a
+stable pseudonym (:func:`pseudonym`, e.g. ``C-3F2A``) unless
+``show_personal_data=True``; the tables never carry names or e-mails. The
+pseudonym is a keyed hash of the contact id: set a secret ``salt`` for real
+data so that pseudonyms cannot be reversed by hashing known contact ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from kam_analysis.schemas import ACTIVITY_KINDS, ROLES, STANCE_SCORE, STANCES
+
+PERSONAL_COLUMNS: tuple[str, ...] = ("name", "email", "title")
+"""Stakeholder columns that are personal data and never leave this module by default."""
+
+STAKEHOLDER_COLUMNS: tuple[str, ...] = ("contact_id", "account_id", "role", "influence", "stance")
+ACTIVITY_COLUMNS: tuple[str, ...] = ("account_id", "date", "kind")
+
+STANCE_COLOURS: dict[str, str] = {
+    "champion": "#1a9641",
+    "supporter": "#a6d96a",
+    "neutral": "#bdbdbd",
+    "skeptic": "#fdae61",
+    "blocker": "#d7191c",
+}
+"""Diverging colours from supportive (green) to opposed (red)."""
+
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "executive": "Executive",
+        "procurement": "Procurement",
+        "it": "IT",
+        "business": "Business",
+        "finance": "Finance",
+        "legal": "Legal",
+        "champion": "Champion",
+        "supporter": "Supporter",
+        "neutral": "Neutral",
+        "skeptic": "Skeptic",
+        "blocker": "Blocker",
+        "influence": "Influence on the decision",
+        "stance": "Stance towards us",
+        "map_title": "Stakeholder map",
+        "chart_title": "Decision structure",
+        "size_note": "marker size: recency of contact",
+        "no_reports_to": "no reporting lines recorded",
+        "no_contacts": "no stakeholders recorded",
+    },
+    "ja": {
+        "executive": "経営層",
+        "procurement": "調達",
+        "it": "IT",
+        "business": "現場",
+        "finance": "財務",
+        "legal": "法務",
+        "champion": "推進者",
+        "supporter": "支持者",
+        "neutral": "中立",
+        "skeptic": "懐疑的",
+        "blocker": "反対者",
+        "influence": "意思決定への影響力",
+        "stance": "当社への姿勢",
+        "map_title": "ステークホルダーマップ",
+        "chart_title": "意思決定構造",
+        "size_note": "マーカーの大きさ:接触の新しさ",
+        "no_reports_to": "報告ラインの記録なし",
+        "no_contacts": "ステークホルダーの記録なし",
+    },
+}
+"""Chart labels in English and Japanese (to move into the shared translation table)."""
+
+RISK_REASONS: dict[str, dict[str, str]] = {
+    "en": {
+        "single_threaded": "single-threaded: {detail}",
+        "no_executive_sponsor": "no executive sponsor (no executive at supporter or better)",
+        "high_influence_blocker": "high-influence blocker ({n})",
+        "stale_contacts": "{n} key contact(s) not touched in {days} days",
+        "champion_concentration": "champions: {detail}",
+    },
+    "ja": {
+        "single_threaded": "単一窓口: {detail}",
+        "no_executive_sponsor": "経営層スポンサー不在",
+        "high_influence_blocker": "影響力の大きい反対者 ({n}名)",
+        "stale_contacts": "主要コンタクト{n}名と{days}日以上接触なし",
+        "champion_concentration": "推進者: {detail}",
+    },
+}
+
+
+class StakeholderInputError(ValueError):
+    """Stakeholder or activity input lacks a column or breaks a rule."""
+
+
+class StakeholderSettings(BaseModel):
+    """Relationship and governance rules (composed into ``kam.toml`` as ``[stakeholders]``).
+
+    Attributes
+    ----------
+    stale_days : int
+        A contact not touched for longer is stale.
+    stale_min_influence : int
+        Only contacts with at least this influence raise the stale flag.
+    single_thread_share : float
+        One contact holding at least this share of the account's contact-tagged
+        activities makes the relationship single-threaded.
+    activity_window_days : int
+        Window of activities for the concentration test.
+    sponsor_min_stance : str
+        Least favourable stance an executive sponsor may have.
+    blocker_min_influence : int
+        Influence from which a blocker is flagged.
+    governance_plan : dict
+        Touchpoints per year by activity kind (or per tier: tier -> kind -> count).
+    at_risk_share : float
+        Share of the plan below which governance is off track (at risk between).
+    pseudonym_salt : str
+        Secret key of :func:`pseudonym`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    stale_days: int = Field(90, ge=1)
+    stale_min_influence: int = Field(3, ge=1, le=5)
+    single_thread_share: float = Field(0.6, gt=0, le=1)
+    activity_window_days: int = Field(365, ge=1)
+    sponsor_min_stance: str = "supporter"
+    blocker_min_influence: int = Field(4, ge=1, le=5)
+    governance_plan: dict[str, int] | dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {"qbr": 4, "executive_meeting": 2}
+    )
+    at_risk_share: float = Field(0.5, ge=0, le=1)
+    pseudonym_salt: str = ""
+
+    @field_validator("sponsor_min_stance")
+    @classmethod
+    def _known_stance(cls, value: str) -> str:
+        if value not in STANCES:
+            raise ValueError(f"unknown stance {value!r}; known: {list(STANCES)}")
+        return value
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def pseudonym(contact_id, salt: str = "", *, length: int = 4, prefix: str = "C-") -> str:
+    """Stable short pseudonym of a contact, e.g. ``C-3F2A``.
+
+    The first ``length`` hex digits of HMAC-SHA256(salt, contact_id), upper case.
+    The same id and salt always give the same pseudonym, across runs and machines.
+
+    Parameters
+    ----------
+    contact_id : str
+    salt : str, default ""
+        Secret key; set one for real data (an unsalted pseudonym of a guessable id
+        can be reversed by trying ids).
+    length : int, default 4
+        Hex digits (16 bits by default: collisions within one account are
+        unlikely but possible; raise ``length`` for very large buying centres).
+    prefix : str, default "C-"
+
+    Returns
+    -------
+    str
+    """
+    if contact_id is None or (isinstance(contact_id, float) and np.isnan(contact_id)):
+        raise ValueError("pseudonym: contact_id is missing")
+    if not 1 <= length <= 64:
+        raise ValueError(f"pseudonym: length must be 1-64, got {length}")
+    digest = hmac.new(str(salt).encode(), str(contact_id).encode(), hashlib.sha256).hexdigest()
+    return prefix + digest[:length].upper()
+
+
+def _check(df: pd.DataFrame, table: str, columns: tuple[str, ...]) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise StakeholderInputError(f"{table}: expected a pandas DataFrame, got {type(df)}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise StakeholderInputError(
+            f"{table}: missing column(s) {missing}; required {list(columns)}; "
+            f"found {list(df.columns)[:12]}"
+        )
+
+
+def _check_stakeholders(st: pd.DataFrame) -> None:
+    _check(st, "stakeholders", STAKEHOLDER_COLUMNS)
+    bad_role = ~st["role"].isin(ROLES)
+    if bad_role.any():
+        raise StakeholderInputError(
+            f"stakeholders.role must be one of {list(ROLES)}; got e.g. "
+            f"{sorted(st.loc[bad_role, 'role'].astype(str).unique())[:3]}"
+        )
+    bad_stance = ~st["stance"].isin(STANCES)
+    if bad_stance.any():
+        raise StakeholderInputError(
+            f"stakeholders.stance must be one of {list(STANCES)}; got e.g. "
+            f"{sorted(st.loc[bad_stance, 'stance'].astype(str).unique())[:3]}"
+        )
+    inf = pd.to_numeric(st["influence"], errors="coerce")
+    if (inf.isna() | (inf < 1) | (inf > 5)).any():
+        raise StakeholderInputError("stakeholders.influence must be an integer 1-5")
+
+
+def _last_touch(
+    st: pd.DataFrame, activities: pd.DataFrame | None, as_of: pd.Timestamp
+) -> pd.Series:
+    """Last touch per contact: last_contact_date or its latest activity, not after as_of."""
+    last = (
+        pd.to_datetime(st["last_contact_date"])
+        if "last_contact_date" in st.columns
+        else pd.Series(pd.NaT, index=st.index, dtype="datetime64[us]")
+    )
+    last = pd.Series(last.to_numpy(), index=st["contact_id"].astype(str).to_numpy())
+    last = last.where(last <= as_of)
+    if activities is not None and "contact_id" in activities.columns:
+        act = activities[activities["contact_id"].notna()]
+        d = pd.to_datetime(act["date"])
+        act_last = d[d <= as_of].groupby(act.loc[d <= as_of, "contact_id"].astype(str)).max()
+        last = pd.concat([last, act_last.reindex(last.index)], axis=1).max(axis=1)
+    return last
+
+
+def _stance_score(stance: pd.Series) -> pd.Series:
+    return stance.map(STANCE_SCORE).astype(float)
+
+
+def _best_stance(scores: pd.Series) -> str | float:
+    if scores.isna().all():
+        return np.nan
+    inv = {v: k for k, v in STANCE_SCORE.items()}
+    return inv[int(scores.max())]
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def coverage(
+    stakeholders: pd.DataFrame,
+    accounts: pd.DataFrame | None = None,
+    as_of=None,
+    *,
+    activities: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Which decision roles we have a relationship with, per account.
+
+    A relationship with a role means at least one known contact in that role
+    (a row of ``stakeholders``).
+
+    Parameters
+    ----------
+    stakeholders : pandas.DataFrame
+        ``contact_id, account_id, role, influence, stance`` (+ optional
+        ``last_contact_date``).
+    accounts : pandas.DataFrame, optional
+        ``account_id``; accounts without any stakeholder appear with zero coverage.
+    as_of : date-like, optional
+        Reference date for the recency columns (default: today, normalised).
+    activities : pandas.DataFrame, optional
+        Activities with ``contact_id`` also count as contact.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account: ``account_id, n_contacts, roles_covered (count),
+        role_coverage (share of schemas.ROLES), roles_missing (comma list),
+        days_since_last_contact`` and for each role ``<role>_contacts,
+        <role>_max_influence, <role>_best_stance, <role>_days_since_contact``.
+    """
+    _check_stakeholders(stakeholders)
+    as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.today().normalize()
+    st = stakeholders.assign(
+        account_id=stakeholders["account_id"].astype(str),
+        _score=_stance_score(stakeholders["stance"]),
+        _last=_last_touch(stakeholders, activities, as_of).to_numpy(),
+    )
+    st["_days"] = (as_of - st["_last"]).dt.days.astype(float)
+    ids = pd.Index(sorted(st["account_id"].unique()))
+    if accounts is not None:
+        ids = pd.Index(accounts["account_id"].astype(str)).append(
+            pd.Index(sorted(set(st["account_id"]) - set(accounts["account_id"].astype(str))))
+        )
+    out = pd.DataFrame(index=ids)
+    out.index.name = "account_id"
+    g = st.groupby("account_id")
+    out["n_contacts"] = g.size().reindex(ids).fillna(0).astype(int)
+    out["days_since_last_contact"] = g["_days"].min().reindex(ids)
+    covered = []
+    for role in ROLES:
+        r = st[st["role"] == role].groupby("account_id")
+        out[f"{role}_contacts"] = r.size().reindex(ids).fillna(0).astype(int)
+        out[f"{role}_max_influence"] = r["influence"].max().reindex(ids).astype(float)
+        out[f"{role}_best_stance"] = r["_score"].agg(_best_stance).reindex(ids)
+        out[f"{role}_days_since_contact"] = r["_days"].min().reindex(ids)
+        covered.append(out[f"{role}_contacts"] > 0)
+    cov = pd.concat(covered, axis=1)
+    cov.columns = list(ROLES)
+    out.insert(1, "roles_covered", cov.sum(axis=1).astype(int))
+    out.insert(2, "role_coverage", cov.sum(axis=1) / len(ROLES))
+    out.insert(
+        3, "roles_missing", cov.apply(lambda row: ", ".join(r for r in ROLES if not row[r]), axis=1)
+    )
+    return out.reset_index()
+
+
+def relationship_risks(
+    stakeholders: pd.DataFrame,
+    activities: pd.DataFrame | None = None,
+    as_of=None,
+    *,
+    accounts: pd.DataFrame | None = None,
+    stale_days: int = 90,
+    stale_min_influence: int = 3,
+    single_thread_share: float = 0.6,
+    activity_window_days: int = 365,
+    sponsor_min_stance: str = "supporter",
+    blocker_min_influence: int = 4,
+    lang: Literal["en", "ja"] = "en",
+) -> pd.DataFrame:
+    """Flag relationship risks per account.
+
+    Flags
+    -----
+    single_threaded
+        At most one known contact, or one contact holds at least
+        ``single_thread_share`` of the account's activities with a ``contact_id`` in
+        the last ``activity_window_days``.
+    no_executive_sponsor
+        No ``executive`` stakeholder with stance ``sponsor_min_stance`` or better.
+    high_influence_blocker
+        A stakeholder with influence >= ``blocker_min_influence`` and stance blocker.
+    stale_contacts
+        A contact with influence >= ``stale_min_influence`` whose last touch
+        (``last_contact_date`` or a tagged activity) is more than ``stale_days`` ago,
+        or was never recorded.
+    champion_concentration
+        No champion, only one champion, or all champions in one role.
+
+    Parameters
+    ----------
+    stakeholders : pandas.DataFrame
+        ``contact_id, account_id, role, influence, stance`` (+ ``last_contact_date``).
+    activities : pandas.DataFrame, optional
+        ``account_id, date, kind`` (+ ``contact_id`` for the concentration test).
+    as_of : date-like, optional
+        Default: today.
+    accounts : pandas.DataFrame, optional
+        Accounts without stakeholders are included (all relationship flags raised).
+    lang : {"en", "ja"}
+        Language of ``reasons``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account: ``account_id, n_contacts, top_contact_share,
+        n_stale_contacts, single_threaded, no_executive_sponsor,
+        high_influence_blocker, stale_contacts, champion_concentration, n_flags,
+        reasons`` (``"; "``-joined explanations, empty when no flag).
+    """
+    _check_stakeholders(stakeholders)
+    if activities is not None:
+        _check(activities, "activities", ACTIVITY_COLUMNS)
+    if sponsor_min_stance not in STANCES:
+        raise ValueError(f"sponsor_min_stance must be one of {list(STANCES)}")
+    as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.today().normalize()
+    txt = RISK_REASONS[lang]
+    st = stakeholders.assign(
+        account_id=stakeholders["account_id"].astype(str),
+        contact_id=stakeholders["contact_id"].astype(str),
+        _score=_stance_score(stakeholders["stance"]),
+        _last=_last_touch(stakeholders, activities, as_of).to_numpy(),
+    )
+    ids = list(dict.fromkeys(st["account_id"]))
+    if accounts is not None:
+        acc = accounts["account_id"].astype(str).tolist()
+        ids = acc + [i for i in ids if i not in set(acc)]
+
+    share = pd.Series(np.nan, index=ids, dtype=float)
+    if activities is not None and "contact_id" in activities.columns:
+        d = pd.to_datetime(activities["date"])
+        win = activities[
+            (d <= as_of) & (d > as_of - pd.Timedelta(days=activity_window_days))
+        ].dropna(subset=["contact_id"])
+        if len(win):
+            cnt = win.groupby([win["account_id"].astype(str), win["contact_id"].astype(str)]).size()
+            share = (cnt.groupby(level=0).max() / cnt.groupby(level=0).sum()).reindex(ids)
+    sponsor_min = STANCE_SCORE[sponsor_min_stance]
+    rows = []
+    for acc_id in ids:
+        s = st[st["account_id"] == acc_id]
+        n = len(s)
+        top = share.get(acc_id, np.nan)
+        reasons = []
+        single = n <= 1 or (not np.isnan(top) and top >= single_thread_share)
+        if single:
+            detail = (
+                f"{n} contact(s)" if n <= 1 else f"one contact holds {top:.0%} of the activities"
+            )
+            reasons.append(txt["single_threaded"].format(detail=detail))
+        no_sponsor = not ((s["role"] == "executive") & (s["_score"] >= sponsor_min)).any()
+        if no_sponsor:
+            reasons.append(txt["no_executive_sponsor"])
+        blockers = int(
+            ((s["influence"] >= blocker_min_influence) & (s["stance"] == "blocker")).sum()
+        )
+        if blockers:
+            reasons.append(txt["high_influence_blocker"].format(n=blockers))
+        key = s[s["influence"] >= stale_min_influence]
+        stale_n = int(((as_of - key["_last"]).dt.days.fillna(np.inf) > stale_days).sum())
+        if stale_n:
+            reasons.append(txt["stale_contacts"].format(n=stale_n, days=stale_days))
+        champs = s[s["stance"] == "champion"]
+        if len(champs) == 0:
+            conc, detail = True, "none"
+        elif len(champs) == 1:
+            conc, detail = True, "only one"
+        elif champs["role"].nunique() == 1:
+            conc, detail = True, f"all in role {champs['role'].iloc[0]}"
+        else:
+            conc, detail = False, ""
+        if conc:
+            reasons.append(txt["champion_concentration"].format(detail=detail))
+        rows.append(
+            {
+                "account_id": acc_id,
+                "n_contacts": n,
+                "top_contact_share": top,
+                "n_stale_contacts": stale_n,
+                "single_threaded": bool(single),
+                "no_executive_sponsor": bool(no_sponsor),
+                "high_influence_blocker": blockers > 0,
+                "stale_contacts": stale_n > 0,
+                "champion_concentration": conc,
+                "reasons": "; ".join(reasons),
+            }
+        )
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    flags = [
+        "single_threaded",
+        "no_executive_sponsor",
+        "high_influence_blocker",
+        "stale_contacts",
+        "champion_concentration",
+    ]
+    out.insert(out.columns.get_loc("reasons"), "n_flags", out[flags].sum(axis=1).astype(int))
+    return out
+
+
+def buying_centre_whitespace(
+    stakeholders: pd.DataFrame,
+    whitespace: pd.DataFrame,
+    *,
+    general_roles: tuple[str, ...] = ("business", "it"),
+    supporter_min_stance: str = "supporter",
+) -> pd.DataFrame:
+    """For each whitespace (account x product line), do we know someone who would buy it?
+
+    A stakeholder counts as a potential buyer of a product line when their
+    ``product_line`` is that line, or when their ``product_line`` is empty and
+    their role is one of ``general_roles`` (business and IT people buy across
+    lines; executives, procurement, finance and legal approve rather than ask).
+    Without a ``product_line`` column every contact in ``general_roles`` counts.
+
+    Parameters
+    ----------
+    stakeholders : pandas.DataFrame
+        ``contact_id, account_id, role, influence, stance`` (+ ``product_line``).
+    whitespace : pandas.DataFrame
+        Long: ``account_id, product_line, whitespace_value``; rows with a value
+        <= 0 are no whitespace and left out.
+    general_roles : tuple of str
+    supporter_min_stance : str
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id, product_line, whitespace_value, n_buyers, buyer_roles,
+        max_influence, best_stance, has_buyer, has_supporter`` sorted by
+        ``whitespace_value`` descending.
+    """
+    _check_stakeholders(stakeholders)
+    _check(whitespace, "whitespace", ("account_id", "product_line", "whitespace_value"))
+    bad = [r for r in general_roles if r not in ROLES]
+    if bad:
+        raise ValueError(f"general_roles {bad} not in {list(ROLES)}")
+    ws = whitespace[pd.to_numeric(whitespace["whitespace_value"]) > 0].assign(
+        account_id=lambda d: d["account_id"].astype(str),
+        product_line=lambda d: d["product_line"].astype(str),
+    )
+    st = stakeholders.assign(
+        account_id=stakeholders["account_id"].astype(str),
+        _score=_stance_score(stakeholders["stance"]),
+    )
+    pl = (
+        st["product_line"]
+        if "product_line" in st.columns
+        else pd.Series(pd.NA, index=st.index, dtype="object")
+    )
+    general = st[pl.isna() & st["role"].isin(general_roles)]
+    specific = st[pl.notna()].assign(product_line=pl[pl.notna()].astype(str))
+    min_score = STANCE_SCORE[supporter_min_stance]
+    rows = []
+    for r in ws.itertuples(index=False):
+        people = pd.concat(
+            [
+                specific[
+                    (specific["account_id"] == r.account_id)
+                    & (specific["product_line"] == r.product_line)
+                ],
+                general[general["account_id"] == r.account_id],
+            ]
+        )
+        rows.append(
+            {
+                "account_id": r.account_id,
+                "product_line": r.product_line,
+                "whitespace_value": float(r.whitespace_value),
+                "n_buyers": len(people),
+                "buyer_roles": ", ".join(r_ for r_ in ROLES if r_ in set(people["role"])),
+                "max_influence": float(people["influence"].max()) if len(people) else np.nan,
+                "best_stance": _best_stance(people["_score"]) if len(people) else np.nan,
+                "has_buyer": len(people) > 0,
+                "has_supporter": bool((people["_score"] >= min_score).any()),
+            }
+        )
+    cols = [
+        "account_id",
+        "product_line",
+        "whitespace_value",
+        "n_buyers",
+        "buyer_roles",
+        "max_influence",
+        "best_stance",
+        "has_buyer",
+        "has_supporter",
+    ]
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values("whitespace_value", ascending=False, kind="stable").reset_index(
+        drop=True
+    )
+
+
+def governance_cadence(
+    activities: pd.DataFrame,
+    as_of,
+    plan: Mapping[str, int] | Mapping[str, Mapping[str, int]] | None = None,
+    tier: pd.Series | None = None,
+    *,
+    accounts: pd.DataFrame | None = None,
+    at_risk_share: float = 0.5,
+) -> pd.DataFrame:
+    """Review cadence over the trailing 12 months against plan, per account.
+
+    Parameters
+    ----------
+    activities : pandas.DataFrame
+        ``account_id, date, kind``.
+    as_of : date-like
+        The window is (as_of - 12 months, as_of].
+    plan : dict, default {"qbr": 4, "executive_meeting": 2}
+        Touchpoints per year by activity kind, or per tier: ``{tier: {kind: n}}``.
+    tier : pandas.Series, optional
+        Tier per account (index ``account_id``); needed for a per-tier plan.
+        Accounts in a tier without a plan get status ``no_plan``.
+    accounts : pandas.DataFrame, optional
+        Account universe (accounts without activities count 0).
+    at_risk_share : float, default 0.5
+        ``on_track`` when every kind reaches its plan, ``at_risk`` when every kind
+        reaches at least this share of it, ``off_track`` otherwise.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id, tier, <kind>_count, <kind>_plan`` for every planned kind,
+        ``attainment`` (lowest count / plan, capped at 1) and ``status``.
+    """
+    _check(activities, "activities", ACTIVITY_COLUMNS)
+    plan = dict(plan) if plan is not None else {"qbr": 4, "executive_meeting": 2}
+    per_tier = bool(plan) and all(isinstance(v, Mapping) for v in plan.values())
+    plans: dict = {k: dict(v) for k, v in plan.items()} if per_tier else {None: plan}
+    kinds = sorted({k for p in plans.values() for k in p})
+    unknown = [k for k in kinds if k not in ACTIVITY_KINDS]
+    if unknown:
+        raise ValueError(f"plan: unknown activity kind(s) {unknown}; known: {list(ACTIVITY_KINDS)}")
+    if per_tier and tier is None:
+        raise ValueError("plan is given per tier: pass tier (account_id -> tier)")
+    as_of = pd.Timestamp(as_of)
+    start = as_of - pd.DateOffset(months=12)
+    d = pd.to_datetime(activities["date"])
+    win = activities[(d > start) & (d <= as_of)]
+    ids = list(dict.fromkeys(activities["account_id"].astype(str)))
+    if accounts is not None:
+        acc = accounts["account_id"].astype(str).tolist()
+        ids = acc + [i for i in ids if i not in set(acc)]
+    if tier is not None:
+        t = pd.Series(tier)
+        t.index = t.index.astype(str)
+        ids = ids + [i for i in t.index if i not in set(ids)]
+    counts = (
+        win.assign(account_id=win["account_id"].astype(str))
+        .groupby(["account_id", "kind"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(index=ids, columns=kinds, fill_value=0)
+    )
+    out = pd.DataFrame({"account_id": ids})
+    out["tier"] = t.reindex(ids).to_numpy() if tier is not None else None
+    attain = np.full(len(ids), np.inf)
+    has_plan = np.zeros(len(ids), dtype=bool)
+    for k in kinds:
+        pk = np.array(
+            [
+                plans.get(tt if per_tier else None, {}).get(k, np.nan)
+                for tt in (out["tier"] if per_tier else [None] * len(ids))
+            ],
+            dtype=float,
+        )
+        cnt = counts[k].to_numpy(dtype=float)
+        out[f"{k}_count"] = cnt.astype(int)
+        out[f"{k}_plan"] = pk
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(pk > 0, np.minimum(cnt / np.where(pk > 0, pk, 1), 1.0), np.nan)
+        planned = ~np.isnan(pk)
+        has_plan |= planned & (pk > 0)
+        attain = np.where(planned & (pk > 0), np.minimum(attain, ratio), attain)
+    attain = np.where(has_plan, attain, np.nan)
+    out["attainment"] = attain
+    status = np.where(
+        attain >= 1.0, "on_track", np.where(attain >= at_risk_share, "at_risk", "off_track")
+    )
+    out["status"] = np.where(has_plan, status, "no_plan")
+    return out
+
+
+# --------------------------------------------------------------------------- layout & charts
+
+
+def tree_layout(parents: pd.Series) -> pd.DataFrame:
+    """Tidy tree layout of a reporting structure (a forest), computed with numpy.
+
+    Leaves are placed on consecutive x positions in depth-first order (children
+    sorted by their id); each parent sits at the midpoint of its first and last
+    child; y is minus the depth. Subtrees never overlap and the drawing is
+    deterministic (Wetherell & Shannon 1979, simplified). A node whose parent is
+    missing or unknown is a root; a reporting cycle is cut at its smallest id.
+
+    Parameters
+    ----------
+    parents : pandas.Series
+        Index: node id; values: parent id or missing.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index node id; columns ``parent`` (after cutting cycles), ``depth``, ``x``, ``y``.
+
+    References
+    ----------
+    Wetherell, C., & Shannon, A. (1979). Tidy drawings of trees. IEEE Transactions on
+    Software Engineering SE-5(5), 514-520.
+    """
+    ids = [str(i) for i in parents.index]
+    if len(set(ids)) != len(ids):
+        raise ValueError("tree_layout: node ids must be unique")
+    par = {
+        str(i): (str(p) if pd.notna(p) and str(p) in set(ids) and str(p) != str(i) else None)
+        for i, p in parents.items()
+    }
+    children: dict[str | None, list[str]] = {}
+    for node in sorted(ids):
+        children.setdefault(par[node], []).append(node)
+    x: dict[str, float] = {}
+    depth: dict[str, int] = {}
+    next_x = [0.0]
+
+    def place(root: str) -> None:
+        # iterative post-order to avoid recursion limits on deep chains
+        stack = [(root, 0, False)]
+        while stack:
+            node, dep, done = stack.pop()
+            if node in x:
+                continue
+            depth[node] = dep
+            kids = [k for k in children.get(node, []) if k not in x]
+            if done or not kids:
+                if kids_all := [k for k in children.get(node, []) if k in x]:
+                    x[node] = (x[kids_all[0]] + x[kids_all[-1]]) / 2
+                else:
+                    x[node] = next_x[0]
+                    next_x[0] += 1.0
+                continue
+            stack.append((node, dep, True))
+            for k in reversed(kids):
+                stack.append((k, dep + 1, False))
+
+    for root in children.get(None, []):
+        place(root)
+    while len(x) < len(ids):  # nodes on a cycle: cut it at the smallest id
+        cut = min(i for i in ids if i not in x)
+        children[par[cut]].remove(cut)
+        par[cut] = None
+        children.setdefault(None, []).append(cut)
+        place(cut)
+    out = pd.DataFrame(
+        {
+            "parent": [par[i] for i in ids],
+            "depth": [depth[i] for i in ids],
+            "x": [x[i] for i in ids],
+        },
+        index=pd.Index(ids, name="node"),
+    )
+    out["y"] = -out["depth"].astype(float)
+    return out
+
+
+def _font(lang: str):
+    if lang != "ja":
+        return None
+    from matplotlib.font_manager import FontProperties
+    from matplotlib_fontja import get_font_ttf_path
+
+    return FontProperties(fname=get_font_ttf_path())
+
+
+def _labels(lang: str) -> dict[str, str]:
+    if lang not in LABELS:
+        raise ValueError(f"lang must be one of {list(LABELS)}, got {lang!r}")
+    return LABELS[lang]
+
+
+def _account_people(stakeholders: pd.DataFrame, account_id) -> pd.DataFrame:
+    _check_stakeholders(stakeholders)
+    people = stakeholders[stakeholders["account_id"].astype(str) == str(account_id)]
+    return people.assign(contact_id=people["contact_id"].astype(str)).reset_index(drop=True)
+
+
+def _node_label(row, show_personal_data: bool, salt: str, lab: dict[str, str]) -> str:
+    role = lab.get(row["role"], str(row["role"]))
+    if show_personal_data and isinstance(row.get("name"), str) and row.get("name"):
+        return f"{row['name']}\n{role}"
+    return f"{role}\n{pseudonym(row['contact_id'], salt)}"
+
+
+def _stance_legend(ax, lab: dict[str, str], font) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=STANCE_COLOURS[s], label=lab[s])
+        for s in STANCES
+    ]
+    prop = font.copy() if font is not None else None
+    if prop is not None:
+        prop.set_size(8)
+    ax.legend(handles=handles, loc="upper right", frameon=False, prop=prop, fontsize=8)
+
+
+def org_chart(
+    stakeholders: pd.DataFrame,
+    account_id,
+    ax=None,
+    show_personal_data: bool = False,
+    *,
+    salt: str = "",
+    lang: Literal["en", "ja"] = "en",
+):
+    """Draw an account's decision structure as a tree from ``reports_to``.
+
+    Nodes are coloured by stance and labelled with the role and a stable
+    pseudonym (or the name when ``show_personal_data``). Without ``reports_to``
+    the contacts are drawn side by side with a note.
+
+    Parameters
+    ----------
+    stakeholders : pandas.DataFrame
+        ``contact_id, account_id, role, influence, stance`` (+ ``reports_to``, ``name``).
+    account_id : str
+    ax : matplotlib.axes.Axes, optional
+    show_personal_data : bool, default False
+    salt : str
+        Pseudonym key (:func:`pseudonym`).
+    lang : {"en", "ja"}
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import matplotlib.pyplot as plt
+
+    lab = _labels(lang)
+    font = _font(lang)
+    people = _account_people(stakeholders, account_id)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 5))
+    ax.set_title(f"{lab['chart_title']}: {account_id}", fontproperties=font)
+    ax.set_axis_off()
+    if people.empty:
+        ax.text(0.5, 0.5, lab["no_contacts"], ha="center", va="center", fontproperties=font)
+        return ax
+    rep = people["reports_to"] if "reports_to" in people.columns else None
+    parents = pd.Series(
+        rep.to_numpy() if rep is not None else [None] * len(people), index=people["contact_id"]
+    )
+    lay = tree_layout(parents)
+    if rep is None or rep.isna().all():
+        ax.text(
+            0.5,
+            0.02,
+            lab["no_reports_to"],
+            transform=ax.transAxes,
+            ha="center",
+            fontproperties=font,
+        )
+    for _node, r in lay.iterrows():
+        if pd.notna(r["parent"]):
+            pr = lay.loc[r["parent"]]
+            ax.plot([pr["x"], r["x"]], [pr["y"], r["y"]], color="#888888", lw=1, zorder=1)
+    info = people.set_index("contact_id")
+    colours = [STANCE_COLOURS[info.loc[n, "stance"]] for n in lay.index]
+    sizes = [150 + 90 * float(info.loc[n, "influence"]) for n in lay.index]
+    ax.scatter(lay["x"], lay["y"], s=sizes, c=colours, edgecolors="#333333", zorder=2)
+    for node, r in lay.iterrows():
+        row = info.loc[node].to_dict() | {"contact_id": node}
+        ax.annotate(
+            _node_label(row, show_personal_data, salt, lab),
+            (r["x"], r["y"]),
+            xytext=(0, -16),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=8,
+            fontproperties=font,
+        )
+    ax.set_xlim(lay["x"].min() - 0.8, lay["x"].max() + 0.8)
+    ax.set_ylim(lay["y"].min() - 0.8, 0.5)
+    _stance_legend(ax, lab, font)
+    return ax
+
+
+def stakeholder_map(
+    stakeholders: pd.DataFrame,
+    account_id,
+    ax=None,
+    show_personal_data: bool = False,
+    lang: Literal["en", "ja"] = "en",
+    *,
+    as_of=None,
+    activities: pd.DataFrame | None = None,
+    salt: str = "",
+    stale_days: int = 90,
+):
+    """Influence x stance map of an account's stakeholders.
+
+    x: stance (blocker -2 ... champion +2), y: influence 1-5; people in the
+    same cell are spread on a small circle. Marker size shrinks with the time
+    since the last touch (half-life ``stale_days``); colour is the stance.
+    Labels: role + pseudonym, or the name when ``show_personal_data``.
+
+    Parameters
+    ----------
+    stakeholders : pandas.DataFrame
+    account_id : str
+    ax : matplotlib.axes.Axes, optional
+    show_personal_data : bool, default False
+    lang : {"en", "ja"}
+    as_of : date-like, optional
+        Reference date for recency (default today).
+    activities : pandas.DataFrame, optional
+        Tagged activities count as touches.
+    salt : str
+    stale_days : int
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import matplotlib.pyplot as plt
+
+    lab = _labels(lang)
+    font = _font(lang)
+    people = _account_people(stakeholders, account_id)
+    as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.today().normalize()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 5.5))
+    ax.set_title(f"{lab['map_title']}: {account_id}", fontproperties=font)
+    ax.axvspan(-2.6, -0.5, ymin=0.5, color="#d7191c", alpha=0.05, lw=0)
+    ax.axvspan(0.5, 2.6, ymin=0.5, color="#1a9641", alpha=0.05, lw=0)
+    ax.axvline(0, color="#cccccc", lw=0.8)
+    ax.axhline(3, color="#cccccc", lw=0.8)
+    ax.set_xlim(-2.6, 2.6)
+    ax.set_ylim(0.4, 5.6)
+    ax.set_xticks(
+        [STANCE_SCORE[s] for s in STANCES], [lab[s] for s in STANCES], fontproperties=font
+    )
+    ax.set_yticks([1, 2, 3, 4, 5])
+    ax.set_xlabel(lab["stance"] + f"  ({lab['size_note']})", fontproperties=font)
+    ax.set_ylabel(lab["influence"], fontproperties=font)
+    if people.empty:
+        ax.text(0, 3, lab["no_contacts"], ha="center", va="center", fontproperties=font)
+        return ax
+    last = _last_touch(people, activities, as_of).to_numpy()
+    days = (as_of - pd.to_datetime(pd.Series(last))).dt.days.to_numpy(dtype=float)
+    size = np.where(
+        np.isnan(days), 40.0, 40.0 + 360.0 * 0.5 ** (np.clip(days, 0, None) / stale_days)
+    )
+    x0 = people["stance"].map(STANCE_SCORE).to_numpy(dtype=float)
+    y0 = people["influence"].to_numpy(dtype=float)
+    xs, ys = x0.copy(), y0.copy()
+    order = np.lexsort((people["contact_id"].to_numpy(), y0, x0))
+    cells: dict[tuple[float, float], list[int]] = {}
+    for i in order:
+        cells.setdefault((x0[i], y0[i]), []).append(int(i))
+    for members in cells.values():
+        m = len(members)
+        if m > 1:
+            ang = 2 * np.pi * np.arange(m) / m
+            xs[members] += 0.28 * np.cos(ang)
+            ys[members] += 0.28 * np.sin(ang)
+    colours = [STANCE_COLOURS[s] for s in people["stance"]]
+    ax.scatter(xs, ys, s=size, c=colours, edgecolors="#333333", alpha=0.9, zorder=2)
+    for i, row in people.iterrows():
+        ax.annotate(
+            _node_label(row.to_dict(), show_personal_data, salt, lab),
+            (xs[i], ys[i]),
+            xytext=(6, 4),
+            textcoords="offset points",
+            fontsize=7,
+            fontproperties=font,
+        )
+    return ax
+
+
+__all__ = [
+    "LABELS",
+    "PERSONAL_COLUMNS",
+    "STANCE_COLOURS",
+    "StakeholderInputError",
+    "StakeholderSettings",
+    "buying_centre_whitespace",
+    "coverage",
+    "governance_cadence",
+    "org_chart",
+    "pseudonym",
+    "relationship_risks",
+    "stakeholder_map",
+    "tree_layout",
+]

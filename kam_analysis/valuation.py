@@ -1,0 +1,1494 @@
+"""Account valuation: current value, potential value, qualitative value, attractiveness.
+
+Step 1 of the seed: evaluate every customer on numbers *and* judgement,
+today *and* in the future, not on revenue share alone. This module turns
+the account feature table (:func:`kam_analysis.features.build_account_features`),
+the transactions, the open pipeline and the qualitative 1-5 scores of the
+accounts table into
+
+* **current value** (:func:`current_value`, :func:`trend_from_monthly`):
+  trailing-year revenue, gross profit, margin, growth and a robust revenue
+  trend;
+* **potential value** (:func:`potential_value`, :func:`whitespace_matrix`):
+  share of wallet, headroom in the wallet, cross-sell whitespace per product
+  line (peer-based) and the expected value of the open expansion pipeline;
+* **qualitative value** (:func:`qualitative_value`): strategic fit,
+  co-development, reference value, barrier to entry, synergy, decision
+  complexity, passed through and range-checked;
+* an **attractiveness score** 0-100 (:func:`attractiveness_score`) with one
+  ``contrib_<criterion>`` column per criterion so that a reader sees why an
+  account ranks where it does, and a check of how much the ranking depends on
+  the chosen weights (:func:`weight_robustness`).
+
+All functions are pure: they take pandas DataFrames and keyword arguments
+and return new DataFrames. Business rules (weights, stage probabilities,
+size bands, peer rules) are gathered in :class:`ValuationSettings`.
+
+Time conventions follow :mod:`kam_analysis.features`: the trailing 12 months
+are ``(as_of - 12 calendar months, as_of]`` with the time of day dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from scipy.special import ndtr
+
+from kam_analysis.schemas import (
+    OPEN_STAGES,
+    OPPORTUNITY_TYPES,
+    QUALITATIVE_CRITERIA,
+    Accounts,
+    Opportunities,
+    Transactions,
+)
+
+# Contract column names (pandera returns the field name).
+_ACCOUNT_ID = Accounts.account_id
+_INDUSTRY = Accounts.industry
+_WALLET = Accounts.wallet_estimate
+_T_DATE = Transactions.date
+_T_LINE = Transactions.product_line
+_T_REVENUE = Transactions.revenue
+_T_COST = Transactions.cost
+_O_STAGE = Opportunities.stage
+_O_AMOUNT = Opportunities.amount
+_O_TYPE = Opportunities.type
+_O_PROB = Opportunities.probability
+_O_CREATED = Opportunities.created_date
+
+Normalisation = Literal["rank", "minmax", "zscore"]
+NORMALISATIONS: tuple[str, ...] = ("rank", "minmax", "zscore")
+
+QUANTITATIVE_CRITERIA: tuple[str, ...] = (
+    "revenue_12m",
+    "gross_profit_12m",
+    "margin_12m",
+    "revenue_growth",
+    "gross_profit_growth",
+    "trend",
+    "share_of_wallet",
+    "wallet_estimate",
+    "headroom",
+    "whitespace",
+    "expected_expansion",
+)
+"""Quantitative criteria produced by :func:`valuation_table`."""
+
+CRITERIA: tuple[str, ...] = QUANTITATIVE_CRITERIA + QUALITATIVE_CRITERIA
+"""Every criterion :func:`attractiveness_score` knows by name."""
+
+MISSING_AS_ZERO: tuple[str, ...] = ("whitespace", "expected_expansion")
+"""Criteria whose missing value (or absent column) means "no identified potential" = 0.
+
+Every other criterion with a missing value gets the neutral normalised
+value 0.5 ("no information": unknown wallet, no previous year for growth, a
+qualitative score nobody has rated yet).
+"""
+
+NEUTRAL = 0.5
+"""Normalised value given to a missing criterion value (and to a constant criterion)."""
+
+_DEFAULT_WEIGHTS: dict[str, float] = {
+    # current value: 45 %
+    "gross_profit_12m": 0.25,
+    "revenue_12m": 0.10,
+    "revenue_growth": 0.06,
+    "trend": 0.04,
+    # potential value: 28 %
+    "wallet_estimate": 0.10,
+    "headroom": 0.05,
+    "whitespace": 0.08,
+    "expected_expansion": 0.05,
+    # qualitative (strategic) value: 27 %
+    "strategic_fit": 0.08,
+    "co_development": 0.05,
+    "reference_value": 0.04,
+    "barrier_to_entry": 0.04,
+    "synergy": 0.06,
+}
+
+_DEFAULT_STAGE_WEIGHTS: dict[str, float] = {
+    "prospecting": 0.1,
+    "qualification": 0.2,
+    "proposal": 0.4,
+    "negotiation": 0.7,
+}
+
+
+class ValuationInputError(ValueError):
+    """A table, a weight or a setting cannot be used for valuation."""
+
+
+# --------------------------------------------------------------------------- settings
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SizeBandSettings(_Section):
+    """Size bands used to find peers (same industry and same band)."""
+
+    column: Literal["wallet_estimate", "revenue_12m"] = Field(
+        "wallet_estimate",
+        description="Size measure: the wallet estimate (default) or trailing-year revenue.",
+    )
+    labels: tuple[str, ...] = Field(("S", "M", "L", "XL"), description="Band labels, small first.")
+    quantiles: tuple[float, ...] = Field(
+        (0.25, 0.5, 0.75),
+        description="Quantiles of the size measure separating the bands (one fewer than labels).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SizeBandSettings:
+        if len(self.labels) != len(self.quantiles) + 1:
+            raise ValueError(
+                f"size bands need one label more than quantiles; got {len(self.labels)} labels "
+                f"and {len(self.quantiles)} quantiles"
+            )
+        q = np.asarray(self.quantiles, dtype=float)
+        if len(q) and (np.any(q <= 0) or np.any(q >= 1) or np.any(np.diff(q) <= 0)):
+            raise ValueError(
+                f"quantiles must increase strictly inside (0, 1), got {self.quantiles}"
+            )
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"band labels must be distinct, got {self.labels}")
+        return self
+
+
+class WhitespaceSettings(_Section):
+    """Peer rule of the whitespace matrix (see :func:`whitespace_matrix`)."""
+
+    min_peers: int = Field(5, ge=1, description="Fewest peers for a peer-based estimate.")
+    adoption_threshold: float = Field(
+        0.5, gt=0, le=1, description="Share of peers buying a line for it to count as whitespace."
+    )
+    scale_by_size: bool = Field(
+        True, description="Scale the peers' median spend by the account's size relative to them."
+    )
+    max_scale: float = Field(
+        4.0, ge=1, description="Size ratio clipped to [1/max_scale, max_scale]."
+    )
+
+
+class TrendSettings(_Section):
+    """Revenue trend (see :func:`trend_from_monthly`)."""
+
+    quarters: int = Field(8, ge=2, description="Quarters of history in the slope.")
+    min_quarters: int = Field(4, ge=2, description="Fewest quarters (after the first sale).")
+    method: Literal["theil_sen", "ols"] = Field("theil_sen", description="Slope estimator.")
+
+
+class RobustnessSettings(_Section):
+    """Weight perturbation (see :func:`weight_robustness`)."""
+
+    draws: int = Field(500, ge=1, description="Number of perturbed weight vectors.")
+    spread: float = Field(0.3, ge=0, lt=1, description="Each weight times U(1-spread, 1+spread).")
+    seed: int = Field(0, description="Seed of the random generator.")
+
+
+class ValuationSettings(_Section):
+    """Business rules of account valuation (composed into ``kam.toml`` as ``[valuation]``).
+
+    The default weights put 45 % on current value (gross profit first: the
+    seed asks for profit contribution, not revenue share alone), 28 % on
+    potential value and 27 % on the qualitative strategic criteria of the
+    seed (strategic fit, co-development, reference value, barrier to entry,
+    synergy / knock-on deployment).
+
+    Potential value is led by the size of the customer's whole category
+    spend (``wallet_estimate``, 10 %; McDonald & Woodburn's first
+    attractiveness factor is the volume of the customer's business), then
+    cross-sell whitespace (8 %), headroom (5 %) and the expected expansion
+    pipeline (5 %). Headroom (wallet - our revenue) and share of wallet mix
+    the customer's size with *our position* with the customer, which is
+    the other axis of the portfolio matrix; giving them large attractiveness
+    weights would count our position twice and push attractive accounts we
+    already serve well (high share, little headroom) down the ranking. So
+    share of wallet has weight 0 here and headroom a small one; both drive
+    the growth rule of :func:`kam_analysis.segmentation.assign_tiers` and the
+    position axis of :func:`kam_analysis.segmentation.portfolio_matrix`.
+    Decision complexity is described by the seed as a trait of key accounts
+    (multi-department buying centres) rather than a benefit, so it has
+    weight 0 by default.
+
+    The tier thresholds of :class:`kam_analysis.segmentation.SegmentationSettings`
+    assume the default ``rank`` normalisation: with ``minmax`` a few giant
+    accounts compress everybody else's scores towards 0.
+    """
+
+    weights: dict[str, float] = Field(
+        default_factory=lambda: dict(_DEFAULT_WEIGHTS),
+        description="Criterion -> weight (non-negative; normalised to sum 1).",
+    )
+    normalisation: Normalisation = Field("rank", description="rank, minmax or zscore.")
+    invert: tuple[str, ...] = Field((), description="Criteria where lower is better.")
+    stage_weights: dict[str, float] = Field(
+        default_factory=lambda: dict(_DEFAULT_STAGE_WEIGHTS),
+        description="Win probability per open stage (used when an opportunity has none).",
+    )
+    expansion_types: tuple[str, ...] = Field(
+        ("new", "cross_sell", "upsell"),
+        description="Opportunity types counted as expansion (renewals keep, not grow, revenue).",
+    )
+    size_bands: SizeBandSettings = Field(default_factory=SizeBandSettings)
+    whitespace: WhitespaceSettings = Field(default_factory=WhitespaceSettings)
+    trend: TrendSettings = Field(default_factory=TrendSettings)
+    robustness: RobustnessSettings = Field(default_factory=RobustnessSettings)
+
+    @field_validator("weights")
+    @classmethod
+    def _check_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        _validated_weights(value, known=None)
+        return value
+
+    @field_validator("stage_weights")
+    @classmethod
+    def _check_stage_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        _validated_stage_weights(value)
+        return value
+
+    @field_validator("expansion_types")
+    @classmethod
+    def _check_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(OPPORTUNITY_TYPES))
+        if unknown:
+            raise ValueError(f"unknown opportunity type(s) {unknown}; known: {OPPORTUNITY_TYPES}")
+        return value
+
+
+def _validated_stage_weights(stage_weights: Mapping[str, float]) -> dict[str, float]:
+    unknown = sorted(set(stage_weights) - set(OPEN_STAGES))
+    if unknown:
+        raise ValueError(
+            f"stage_weights: unknown open stage(s) {unknown}; open stages: {OPEN_STAGES}"
+        )
+    missing = [s for s in OPEN_STAGES if s not in stage_weights]
+    if missing:
+        raise ValueError(f"stage_weights: no weight for open stage(s) {missing}")
+    bad = {s: w for s, w in stage_weights.items() if not (0 <= float(w) <= 1)}
+    if bad:
+        raise ValueError(f"stage_weights must lie in [0, 1]; got {bad}")
+    return {s: float(w) for s, w in stage_weights.items()}
+
+
+def _validated_weights(weights: Mapping[str, float], known: set[str] | None) -> dict[str, float]:
+    """Check weights (non-negative, finite, not all zero, known) and normalise to sum 1."""
+    if not isinstance(weights, Mapping) or not weights:
+        raise ValueError("weights must be a non-empty mapping criterion -> weight")
+    clean: dict[str, float] = {}
+    for name, w in weights.items():
+        try:
+            w = float(w)
+        except (TypeError, ValueError):
+            raise ValueError(f"weight of {name!r} must be a number, got {w!r}") from None
+        if not np.isfinite(w):
+            raise ValueError(f"weight of {name!r} must be finite, got {w}")
+        if w < 0:
+            raise ValueError(f"weight of {name!r} is negative ({w}); weights must be >= 0")
+        clean[str(name)] = w
+    if known is not None:
+        unknown = sorted(set(clean) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown criterion {unknown}: not a column of the table and not one of "
+                f"{sorted(CRITERIA)}"
+            )
+    total = sum(clean.values())
+    if total <= 0:
+        raise ValueError("weights sum to 0; give at least one criterion a positive weight")
+    return {k: v / total for k, v in clean.items()}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _as_of_day(as_of) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(as_of)
+    except (TypeError, ValueError) as exc:
+        raise ValuationInputError(f"as_of must be a date, got {as_of!r}") from exc
+    if pd.isna(ts):
+        raise ValuationInputError(f"as_of must be a date, got {as_of!r}")
+    if ts.tzinfo is not None:
+        ts = ts.tz_localize(None)
+    return ts.normalize()
+
+
+def _require(df: pd.DataFrame, name: str, columns: Sequence[str]) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise ValuationInputError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValuationInputError(
+            f"{name} is missing required column(s) {missing}; it has {list(df.columns)}"
+        )
+
+
+def _unique_accounts(df: pd.DataFrame, name: str) -> None:
+    dup = df[_ACCOUNT_ID][df[_ACCOUNT_ID].duplicated()]
+    if len(dup):
+        raise ValuationInputError(
+            f"{name}.{_ACCOUNT_ID} must be unique; repeated: {dup.unique()[:5].tolist()}"
+        )
+
+
+def _numeric(s: pd.Series, name: str) -> pd.Series:
+    try:
+        return pd.to_numeric(s).astype("float64")
+    except (TypeError, ValueError):
+        bad = s[pd.to_numeric(s, errors="coerce").isna() & s.notna()].head(3).tolist()
+        raise ValuationInputError(f"column {name!r} must be numeric; bad values {bad}") from None
+
+
+def _window_12m(transactions: pd.DataFrame, as_of_day: pd.Timestamp) -> pd.DataFrame:
+    """Lines in ``(as_of - 12 months, as_of]`` (calendar days, as in features)."""
+    dates = pd.to_datetime(transactions[_T_DATE]).dt.normalize()
+    start = as_of_day - pd.DateOffset(months=12) + pd.Timedelta(days=1)
+    return transactions.loc[(dates >= start) & (dates <= as_of_day)]
+
+
+# --------------------------------------------------------------------------- current value
+
+
+def monthly_from_transactions(transactions: pd.DataFrame, as_of) -> pd.DataFrame:
+    """Revenue and gross profit per account and calendar month, in pandas.
+
+    The small-data equivalent of :func:`kam_analysis.features.monthly_revenue`
+    (which aggregates in the engine); use that one on large files.
+
+    Parameters
+    ----------
+    transactions : pandas.DataFrame
+        Columns ``account_id``, ``date``, ``revenue`` and optionally ``cost``.
+    as_of : date-like
+        Lines after this day are ignored.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``account_id``, ``month`` (first day), ``revenue``,
+        ``gross_profit`` (NaN without a cost column).
+    """
+    _require(transactions, "transactions", [_ACCOUNT_ID, _T_DATE, _T_REVENUE])
+    day = _as_of_day(as_of)
+    dates = pd.to_datetime(transactions[_T_DATE]).dt.normalize()
+    keep = dates <= day
+    t = pd.DataFrame(
+        {
+            "account_id": transactions.loc[keep, _ACCOUNT_ID].to_numpy(),
+            "month": dates[keep].dt.to_period("M").dt.to_timestamp().to_numpy(),
+            "revenue": _numeric(transactions.loc[keep, _T_REVENUE], _T_REVENUE).to_numpy(),
+        }
+    )
+    if _T_COST in transactions.columns:
+        cost = _numeric(transactions.loc[keep, _T_COST], _T_COST).to_numpy()
+        t["gross_profit"] = t["revenue"] - cost
+    else:
+        t["gross_profit"] = np.nan
+    t["gp_missing"] = t["gross_profit"].isna()
+    out = t.groupby(["account_id", "month"], as_index=False).agg(
+        revenue=("revenue", "sum"),
+        gross_profit=("gross_profit", "sum"),
+        gp_missing=("gp_missing", "any"),
+    )
+    # a month with any line lacking a cost has an unknown gross profit (as in features)
+    out["gross_profit"] = out["gross_profit"].where(~out["gp_missing"])
+    out = out.drop(columns="gp_missing")
+    return out.sort_values(["account_id", "month"], ignore_index=True)
+
+
+def _theil_sen_slopes(y: np.ndarray) -> np.ndarray:
+    """Row-wise Theil-Sen slope of y (rows with NaN for unused points) against 0..m-1."""
+    m = y.shape[1]
+    i, j = np.triu_indices(m, k=1)
+    pair_slopes = (y[:, j] - y[:, i]) / (j - i)
+    with np.errstate(all="ignore"):
+        all_nan = np.all(np.isnan(pair_slopes), axis=1)
+        out = np.full(y.shape[0], np.nan)
+        if (~all_nan).any():
+            out[~all_nan] = np.nanmedian(pair_slopes[~all_nan], axis=1)
+    return out
+
+
+def _ols_slopes(y: np.ndarray) -> np.ndarray:
+    """Row-wise least-squares slope of y (NaN = unused point) against 0..m-1."""
+    x = np.broadcast_to(np.arange(y.shape[1], dtype=float), y.shape)
+    used = ~np.isnan(y)
+    n = used.sum(axis=1)
+    with np.errstate(all="ignore"):
+        xm = np.where(used, x, 0).sum(axis=1) / n
+        ym = np.where(used, y, 0).sum(axis=1) / n
+        dx = np.where(used, x - xm[:, None], 0)
+        dy = np.where(used, y - ym[:, None], 0)
+        return (dx * dy).sum(axis=1) / (dx * dx).sum(axis=1)
+
+
+def trend_from_monthly(
+    monthly_revenue: pd.DataFrame,
+    *,
+    as_of=None,
+    quarters: int = 8,
+    min_quarters: int = 4,
+    method: Literal["theil_sen", "ols"] = "theil_sen",
+) -> pd.DataFrame:
+    """Revenue trend per account: slope of quarterly revenue, in % of the mean per year.
+
+    Monthly revenue is summed into ``quarters`` consecutive three-month
+    blocks ending with the last complete month (months without a row count
+    as zero revenue). Quarters before the account's first sale inside the
+    window are dropped, so a new customer is not credited with growth from
+    zero. The slope ``b`` (revenue per quarter) is estimated with the
+    Theil-Sen estimator (median of the pairwise slopes; robust to one
+    exceptional order) or by ordinary least squares, and expressed as
+
+    ``trend = 4 * b / mean(quarterly revenue)``
+
+    i.e. the fractional change per year relative to the account's average
+    quarter: ``0.10`` means revenue grows by about 10 % of an average quarter's
+    revenue, per quarter, over a year. Example: quarters 100, 110, ..., 170
+    give ``b = 10``, mean 135, trend = 40 / 135 = 0.296.
+
+    Parameters
+    ----------
+    monthly_revenue : pandas.DataFrame
+        Columns ``account_id``, ``month`` (any day of the month) and
+        ``revenue`` (e.g. :func:`kam_analysis.features.monthly_revenue`).
+    as_of : date-like, optional
+        Analysis date. Its month counts as complete only when ``as_of`` is
+        the last day of the month; otherwise the blocks end with the month
+        before. Default: the latest month in the data, taken as complete.
+    quarters : int, default 8
+        Number of quarters in the slope.
+    min_quarters : int, default 4
+        Fewest quarters (after the first sale) needed; fewer gives NaN.
+    method : {"theil_sen", "ols"}, default "theil_sen"
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account of the input: ``account_id``, ``trend`` (NaN when
+        fewer than ``min_quarters`` quarters or a zero mean),
+        ``trend_quarters`` (quarters used), ``quarterly_revenue_mean``.
+
+    Raises
+    ------
+    ValuationInputError
+        Missing columns, ``quarters < 2``, ``min_quarters`` outside
+        ``[2, quarters]`` or an unknown method.
+
+    References
+    ----------
+    .. [1] Sen, P. K. (1968). Estimates of the regression coefficient based on
+       Kendall's tau. Journal of the American Statistical Association, 63(324),
+       1379-1389.
+    """
+    _require(monthly_revenue, "monthly_revenue", ["account_id", "month", "revenue"])
+    if quarters < 2:
+        raise ValuationInputError(f"quarters must be >= 2, got {quarters}")
+    if not 2 <= min_quarters <= quarters:
+        raise ValuationInputError(f"min_quarters must lie in [2, {quarters}], got {min_quarters}")
+    if method not in ("theil_sen", "ols"):
+        raise ValuationInputError(f"method must be 'theil_sen' or 'ols', got {method!r}")
+    cols = ["account_id", "trend", "trend_quarters", "quarterly_revenue_mean"]
+    if monthly_revenue.empty:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols}).astype(
+            {"account_id": "object"}
+        )
+    ts = pd.to_datetime(monthly_revenue["month"])
+    month = (ts.dt.year * 12 + ts.dt.month - 1).astype("int64")  # consecutive month index
+    if as_of is None:
+        last = int(month.max())
+    else:
+        day = _as_of_day(as_of)
+        last = day.year * 12 + day.month - 1
+        if day != day + pd.offsets.MonthEnd(0):
+            last -= 1  # the as-of month is not complete
+    # months back from the last complete month: 0 = last month
+    back = last - month
+    n_months = 3 * quarters
+    keep = (back >= 0) & (back < n_months)
+    q_index = quarters - 1 - back[keep] // 3  # 0 = oldest quarter
+    accounts = pd.Index(pd.unique(monthly_revenue["account_id"]))
+    grid = pd.DataFrame(
+        {
+            "account_id": monthly_revenue.loc[keep, "account_id"].to_numpy(),
+            "q": q_index.to_numpy(),
+            "revenue": _numeric(monthly_revenue.loc[keep, "revenue"], "revenue").to_numpy(),
+        }
+    )
+    y = (
+        grid.pivot_table(index="account_id", columns="q", values="revenue", aggfunc="sum")
+        .reindex(index=accounts, columns=range(quarters))
+        .fillna(0.0)
+        .to_numpy()
+    )
+    # drop the quarters before the first sale in the window
+    started = np.cumsum(y > 0, axis=1) > 0
+    y = np.where(started, y, np.nan)
+    used = started.sum(axis=1)
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(np.where(used[:, None] > 0, y, 0.0), axis=1)
+    mean = np.where(used > 0, mean, np.nan)
+    slope = _theil_sen_slopes(y) if method == "theil_sen" else _ols_slopes(y)
+    with np.errstate(all="ignore"):
+        trend = 4.0 * slope / mean
+    trend = np.where((used >= min_quarters) & (mean > 0), trend, np.nan)
+    return pd.DataFrame(
+        {
+            "account_id": accounts.to_numpy(),
+            "trend": trend,
+            "trend_quarters": used.astype("int64"),
+            "quarterly_revenue_mean": mean,
+        }
+    )
+
+
+def current_value(
+    features: pd.DataFrame, monthly_revenue: pd.DataFrame | None = None, **trend_kw
+) -> pd.DataFrame:
+    """Current value of each account: trailing-year revenue, profit, margin, growth, trend.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        Account feature table (:func:`kam_analysis.features.build_account_features`).
+        Required ``account_id``, ``revenue_12m``; used when present
+        ``gross_profit_12m``, ``margin_12m``, ``revenue_prev_12m``,
+        ``revenue_growth``, ``gross_profit_growth``.
+    monthly_revenue : pandas.DataFrame, optional
+        Monthly revenue per account for the trend (see :func:`trend_from_monthly`);
+        without it ``trend`` is NaN.
+    **trend_kw
+        Passed to :func:`trend_from_monthly` (``as_of``, ``quarters``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account of ``features`` (same order): ``account_id``,
+        ``revenue_12m``, ``gross_profit_12m``, ``margin_12m`` (GP / revenue,
+        NaN when revenue is 0), ``revenue_growth`` and ``gross_profit_growth``
+        (from the features, or computed from ``revenue_prev_12m``: NaN when
+        the previous year is 0), ``trend`` (fraction of mean revenue per year).
+
+    Raises
+    ------
+    ValuationInputError
+        When a required column is missing or ``account_id`` repeats.
+    """
+    _require(features, "features", [_ACCOUNT_ID, "revenue_12m"])
+    _unique_accounts(features, "features")
+    out = pd.DataFrame({"account_id": features[_ACCOUNT_ID].to_numpy()})
+    rev = _numeric(features["revenue_12m"], "revenue_12m").to_numpy()
+    out["revenue_12m"] = rev
+    gp = (
+        _numeric(features["gross_profit_12m"], "gross_profit_12m").to_numpy()
+        if "gross_profit_12m" in features
+        else np.full(len(out), np.nan)
+    )
+    out["gross_profit_12m"] = gp
+    with np.errstate(all="ignore"):
+        out["margin_12m"] = np.where(rev > 0, gp / rev, np.nan)
+        if "revenue_growth" in features:
+            out["revenue_growth"] = _numeric(
+                features["revenue_growth"], "revenue_growth"
+            ).to_numpy()
+        elif "revenue_prev_12m" in features:
+            prev = _numeric(features["revenue_prev_12m"], "revenue_prev_12m").to_numpy()
+            out["revenue_growth"] = np.where(prev > 0, (rev - prev) / prev, np.nan)
+        else:
+            out["revenue_growth"] = np.nan
+    out["gross_profit_growth"] = (
+        _numeric(features["gross_profit_growth"], "gross_profit_growth").to_numpy()
+        if "gross_profit_growth" in features
+        else np.nan
+    )
+    if monthly_revenue is not None:
+        trend = trend_from_monthly(monthly_revenue, **trend_kw)
+        out = out.merge(trend[["account_id", "trend"]], on="account_id", how="left")
+    else:
+        out["trend"] = np.nan
+    return out
+
+
+# --------------------------------------------------------------------------- potential value
+
+
+def size_bands(
+    values: pd.Series,
+    *,
+    labels: Sequence[str] = ("S", "M", "L", "XL"),
+    quantiles: Sequence[float] = (0.25, 0.5, 0.75),
+) -> pd.Series:
+    """Assign size bands by quantiles of a size measure.
+
+    Band ``i`` holds values above the ``i``-th quantile edge and at or below
+    the next one (the lowest band includes its lower edge); edges are the
+    quantiles of the non-missing values (linear interpolation, numpy default).
+
+    Parameters
+    ----------
+    values : pandas.Series
+        Size measure (wallet estimate or revenue); NaN gives band ``"unknown"``.
+    labels : sequence of str
+        Band labels from small to large.
+    quantiles : sequence of float
+        ``len(labels) - 1`` increasing quantiles in (0, 1).
+
+    Returns
+    -------
+    pandas.Series
+        Band label per value (same index), ``"unknown"`` for missing values.
+
+    Raises
+    ------
+    ValuationInputError
+        When labels and quantiles do not match.
+    """
+    try:
+        spec = SizeBandSettings(labels=tuple(labels), quantiles=tuple(quantiles))
+    except ValueError as err:
+        raise ValuationInputError(str(err)) from None
+    return _assign_bands(values, spec)
+
+
+def _assign_bands(values: pd.Series, spec: SizeBandSettings) -> pd.Series:
+    v = _numeric(values, str(values.name or "size"))
+    known = v.notna()
+    out = pd.Series("unknown", index=values.index, dtype="object")
+    if known.any():
+        edges = np.quantile(v[known].to_numpy(), spec.quantiles)
+        idx = np.searchsorted(edges, v[known].to_numpy(), side="left")
+        out[known] = np.asarray(spec.labels, dtype=object)[idx]
+    return out
+
+
+def whitespace_matrix(
+    transactions: pd.DataFrame,
+    accounts: pd.DataFrame,
+    *,
+    as_of,
+    min_peers: int = 5,
+    adoption_threshold: float = 0.5,
+    size_bands: SizeBandSettings | None = None,
+    scale_by_size: bool = True,
+    max_scale: float = 4.0,
+) -> pd.DataFrame:
+    """Cross-sell whitespace per account and product line, estimated from peers.
+
+    For every account and every product line sold to anybody in the trailing
+    12 months: if the account did not buy the line in those 12 months, its
+    *peers* (the other accounts of the same industry and size band) are
+    examined. When there are at least ``min_peers`` peers and at least
+    ``adoption_threshold`` of them bought the line, the whitespace value is
+    the median 12-month spend on the line among the peers who bought it;
+    otherwise it is 0. Lines the account already buys have value 0 (their
+    growth is in the headroom, not the whitespace).
+
+    With ``scale_by_size`` the peers' median is multiplied by the account's
+    size divided by the median size of those buying peers, clipped to
+    ``[1/max_scale, max_scale]``: the top size band is open-ended, and a
+    company half the size of its peers should not be credited with their
+    spend. Accounts (or peers) without a size are not scaled.
+
+    Parameters
+    ----------
+    transactions : pandas.DataFrame
+        Columns ``account_id``, ``date``, ``product_line``, ``revenue``.
+    accounts : pandas.DataFrame
+        One row per account: ``account_id``; ``industry`` (absent: all
+        accounts form one industry; missing values form an ``"unknown"``
+        industry); the size column of ``size_bands`` (``wallet_estimate`` by
+        default; ``revenue_12m`` is computed from the transactions when absent).
+    as_of : date-like
+        End of the trailing 12-month window ``(as_of - 12 months, as_of]``.
+    min_peers : int, default 5
+        Fewest peers (the account itself excluded) for a peer estimate.
+    adoption_threshold : float, default 0.5
+        Share of peers that must buy the line, in (0, 1].
+    size_bands : SizeBandSettings, optional
+        How to band accounts by size (default: quartiles of the wallet estimate,
+        labels S, M, L, XL).
+    scale_by_size : bool, default True
+    max_scale : float, default 4.0
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long table, one row per account of ``accounts`` and product line,
+        sorted by account and line:
+
+        ================== ====================================================
+        account_id         account
+        product_line       product line
+        industry           peer group industry
+        size_band          peer group size band
+        bought_12m         the account bought the line in the 12 months
+        peers              number of peers (same industry and band, self excluded)
+        peer_adoption      share of peers who bought the line (NaN without peers)
+        peer_median_spend  median 12-month spend of the buying peers (NaN if none,
+                           and for lines the account buys)
+        whitespace_value   estimated annual spend available on the line, >= 0
+        ================== ====================================================
+
+    Raises
+    ------
+    ValuationInputError
+        Missing columns, repeated accounts, or thresholds out of range.
+    """
+    _require(transactions, "transactions", [_ACCOUNT_ID, _T_DATE, _T_LINE, _T_REVENUE])
+    _require(accounts, "accounts", [_ACCOUNT_ID])
+    _unique_accounts(accounts, "accounts")
+    if int(min_peers) < 1:
+        raise ValuationInputError(f"min_peers must be >= 1, got {min_peers}")
+    if not 0 < adoption_threshold <= 1:
+        raise ValuationInputError(
+            f"adoption_threshold must lie in (0, 1], got {adoption_threshold}"
+        )
+    if max_scale < 1:
+        raise ValuationInputError(f"max_scale must be >= 1, got {max_scale}")
+    bands = size_bands or SizeBandSettings()
+    day = _as_of_day(as_of)
+
+    window = _window_12m(transactions, day)
+    spend_long = (
+        pd.DataFrame(
+            {
+                "account_id": window[_ACCOUNT_ID].to_numpy(),
+                "product_line": window[_T_LINE].to_numpy(),
+                "revenue": _numeric(window[_T_REVENUE], _T_REVENUE).to_numpy(),
+            }
+        )
+        .groupby(["account_id", "product_line"], as_index=False)["revenue"]
+        .sum()
+    )
+    account_ids = pd.Index(accounts[_ACCOUNT_ID].to_numpy(), name="account_id")
+    lines = pd.Index(sorted(spend_long["product_line"].unique()), name="product_line")
+    spend = (
+        spend_long.pivot(index="account_id", columns="product_line", values="revenue")
+        .reindex(index=account_ids, columns=lines)
+        .fillna(0.0)
+    )
+
+    if bands.column in accounts.columns:
+        size = _numeric(accounts[bands.column], bands.column)
+    elif bands.column == "revenue_12m":
+        size = pd.Series(spend.sum(axis=1).to_numpy(), name="revenue_12m")
+    else:
+        raise ValuationInputError(
+            f"accounts has no column {bands.column!r} for the size bands; add it or set "
+            "size_bands.column = 'revenue_12m'"
+        )
+    size = pd.Series(size.to_numpy(), index=account_ids)
+    band = pd.Series(
+        _assign_bands(size, bands).to_numpy(),
+        index=account_ids,
+    )
+    if _INDUSTRY in accounts.columns:
+        industry = (
+            accounts[_INDUSTRY].astype("object").where(accounts[_INDUSTRY].notna(), "unknown")
+        )
+    else:
+        industry = pd.Series("(all)", index=accounts.index)
+    industry = pd.Series(industry.astype(str).to_numpy(), index=account_ids)
+
+    group = pd.Series(
+        pd.factorize(pd.MultiIndex.from_arrays([industry.to_numpy(), band.to_numpy()]))[0],
+        index=account_ids,
+    )
+    bought = spend.to_numpy() > 0  # accounts x lines
+    n_acc, n_lines = bought.shape
+    g = group.to_numpy()
+    group_size = np.bincount(g)
+    peers = group_size[g] - 1  # self excluded
+    adopters = np.zeros((group_size.size, n_lines))
+    np.add.at(adopters, g, bought.astype(float))
+    # For an account not buying a line, buying peers = all buyers of its group.
+    with np.errstate(all="ignore"):
+        adoption = np.where(peers[:, None] > 0, (adopters[g] - bought) / peers[:, None], np.nan)
+
+    # median spend and median size of buying accounts per group and line
+    med_spend = np.full((group_size.size, n_lines), np.nan)
+    med_size = np.full((group_size.size, n_lines), np.nan)
+    spend_arr = spend.to_numpy()
+    size_arr = size.to_numpy()
+    if n_lines:
+        buyers = pd.DataFrame(
+            {
+                "g": np.repeat(g, n_lines),
+                "line": np.tile(np.arange(n_lines), n_acc),
+                "spend": spend_arr.ravel(),
+                "size": np.repeat(size_arr, n_lines),
+            }
+        )
+        buyers = buyers[buyers["spend"] > 0]
+        agg = buyers.groupby(["g", "line"]).agg(spend=("spend", "median"), size=("size", "median"))
+        gi = agg.index.get_level_values("g").to_numpy()
+        li = agg.index.get_level_values("line").to_numpy()
+        med_spend[gi, li] = agg["spend"].to_numpy()
+        med_size[gi, li] = agg["size"].to_numpy()
+    peer_median = np.where(
+        bought, np.nan, med_spend[g]
+    )  # for buyers the group median includes self
+    eligible = (~bought) & (peers[:, None] >= int(min_peers)) & (adoption >= adoption_threshold)
+    value = np.where(eligible, med_spend[g], 0.0)
+    if scale_by_size:
+        with np.errstate(all="ignore"):
+            ratio = size_arr[:, None] / med_size[g]
+        ratio = np.where(np.isfinite(ratio) & (ratio > 0), ratio, 1.0)
+        ratio = np.clip(ratio, 1.0 / max_scale, max_scale)
+        value = value * np.where(eligible, ratio, 1.0)
+    value = np.nan_to_num(value, nan=0.0)
+
+    return pd.DataFrame(
+        {
+            "account_id": np.repeat(account_ids.to_numpy(), n_lines),
+            "product_line": np.tile(lines.to_numpy(), n_acc),
+            "industry": np.repeat(industry.to_numpy(), n_lines),
+            "size_band": np.repeat(band.to_numpy(), n_lines),
+            "bought_12m": bought.ravel(),
+            "peers": np.repeat(peers, n_lines).astype("int64"),
+            "peer_adoption": adoption.ravel(),
+            "peer_median_spend": peer_median.ravel(),
+            "whitespace_value": value.ravel(),
+        }
+    ).sort_values(["account_id", "product_line"], ignore_index=True)
+
+
+def whitespace_pivot(whitespace: pd.DataFrame, value: str = "whitespace_value") -> pd.DataFrame:
+    """Account x product line matrix from the long output of :func:`whitespace_matrix`.
+
+    Parameters
+    ----------
+    whitespace : pandas.DataFrame
+        Output of :func:`whitespace_matrix`.
+    value : str, default "whitespace_value"
+        Column to spread (e.g. ``peer_adoption``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``account_id``, one column per product line.
+    """
+    _require(whitespace, "whitespace", ["account_id", "product_line", value])
+    return whitespace.pivot(index="account_id", columns="product_line", values=value)
+
+
+def expected_expansion(
+    opportunities: pd.DataFrame,
+    *,
+    as_of=None,
+    stage_weights: Mapping[str, float] | None = None,
+    expansion_types: Sequence[str] = ("new", "cross_sell", "upsell"),
+) -> pd.DataFrame:
+    """Probability-weighted open expansion pipeline per account.
+
+    ``expected_expansion = sum(amount * p)`` over open opportunities (stage in
+    :data:`kam_analysis.schemas.OPEN_STAGES`) of the expansion types, where
+    ``p`` is the opportunity's ``probability`` when the column exists and the
+    value is present, else the weight of its stage.
+
+    Parameters
+    ----------
+    opportunities : pandas.DataFrame
+        Columns ``account_id``, ``stage``, ``amount``; optional ``type``
+        (absent: all count), ``probability``, ``created_date`` (with ``as_of``,
+        opportunities created after it are ignored).
+    as_of : date-like, optional
+    stage_weights : mapping, optional
+        Win probability per open stage (default prospecting 0.1,
+        qualification 0.2, proposal 0.4, negotiation 0.7).
+    expansion_types : sequence of str
+        Opportunity types counted (renewals keep revenue rather than grow it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id``, ``expected_expansion``, ``open_pipeline`` (unweighted
+        amount), ``n_open_opportunities``; only accounts with an open
+        expansion opportunity.
+
+    Raises
+    ------
+    ValuationInputError
+        Missing columns, bad stage weights, or a probability outside [0, 1].
+    """
+    _require(opportunities, "opportunities", [_ACCOUNT_ID, _O_STAGE, _O_AMOUNT])
+    try:
+        weights = _validated_stage_weights(stage_weights or _DEFAULT_STAGE_WEIGHTS)
+    except ValueError as err:
+        raise ValuationInputError(str(err)) from None
+    opp = opportunities
+    keep = opp[_O_STAGE].isin(OPEN_STAGES)
+    if _O_TYPE in opp.columns:
+        keep &= opp[_O_TYPE].isin(list(expansion_types))
+    if as_of is not None and _O_CREATED in opp.columns:
+        keep &= pd.to_datetime(opp[_O_CREATED]).dt.normalize() <= _as_of_day(as_of)
+    opp = opp.loc[keep]
+    amount = _numeric(opp[_O_AMOUNT], _O_AMOUNT)
+    p = opp[_O_STAGE].map(weights).astype("float64")
+    if _O_PROB in opp.columns:
+        prob = _numeric(opp[_O_PROB], _O_PROB)
+        bad = prob[(prob < 0) | (prob > 1)]
+        if len(bad):
+            raise ValuationInputError(
+                f"opportunities.{_O_PROB} must lie in [0, 1]; got {bad.head(3).tolist()}"
+            )
+        p = prob.where(prob.notna(), p)
+    t = pd.DataFrame(
+        {
+            "account_id": opp[_ACCOUNT_ID].to_numpy(),
+            "exp": (amount * p).to_numpy(),
+            "amt": amount.to_numpy(),
+        }
+    )
+    return (
+        t.groupby("account_id", as_index=False)
+        .agg(
+            expected_expansion=("exp", "sum"),
+            open_pipeline=("amt", "sum"),
+            n_open_opportunities=("amt", "size"),
+        )
+        .astype({"n_open_opportunities": "int64"})
+    )
+
+
+def potential_value(
+    features: pd.DataFrame,
+    transactions: pd.DataFrame,
+    opportunities: pd.DataFrame | None = None,
+    *,
+    as_of,
+    stage_weights: Mapping[str, float] | None = None,
+    size_bands: SizeBandSettings | None = None,
+    whitespace: WhitespaceSettings | None = None,
+    expansion_types: Sequence[str] = ("new", "cross_sell", "upsell"),
+) -> pd.DataFrame:
+    """Future (potential) value of each account.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        One row per account: ``account_id``, ``revenue_12m``,
+        ``wallet_estimate``; ``industry`` for the whitespace peers (absent:
+        peers by size band only); ``share_of_wallet`` is recomputed.
+    transactions : pandas.DataFrame
+        For the whitespace (see :func:`whitespace_matrix`).
+    opportunities : pandas.DataFrame, optional
+        For the expected expansion (see :func:`expected_expansion`); absent:
+        ``expected_expansion`` is NaN (scored as 0, see :data:`MISSING_AS_ZERO`).
+    as_of : date-like
+        End of the trailing 12 months.
+    stage_weights, size_bands, whitespace, expansion_types
+        Business rules, defaults as in :class:`ValuationSettings`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account of ``features`` (same order):
+
+        ==================== ==================================================
+        account_id           account
+        wallet_estimate      customer's annual spend in our category
+        share_of_wallet      revenue_12m / wallet_estimate (NaN when the wallet
+                             is missing or 0; may exceed 1 when the estimate is low)
+        headroom             max(wallet_estimate - revenue_12m, 0); NaN without
+                             a wallet
+        whitespace           sum of :func:`whitespace_matrix` values (annual)
+        whitespace_lines     product lines with a positive whitespace value
+        expected_expansion   probability-weighted open expansion pipeline
+        open_pipeline        unweighted open expansion amount
+        ==================== ==================================================
+
+        Headroom and whitespace overlap (both are spend we do not yet get):
+        headroom is top-down (the wallet), whitespace bottom-up (product lines
+        peers buy). They are kept apart so that their weights can differ.
+
+    Raises
+    ------
+    ValuationInputError
+        Missing columns or repeated accounts.
+    """
+    _require(features, "features", [_ACCOUNT_ID, "revenue_12m", _WALLET])
+    _unique_accounts(features, "features")
+    ws_cfg = whitespace or WhitespaceSettings()
+    rev = _numeric(features["revenue_12m"], "revenue_12m").to_numpy()
+    wallet = _numeric(features[_WALLET], _WALLET).to_numpy()
+    out = pd.DataFrame({"account_id": features[_ACCOUNT_ID].to_numpy(), "wallet_estimate": wallet})
+    with np.errstate(all="ignore"):
+        out["share_of_wallet"] = np.where(wallet > 0, rev / wallet, np.nan)
+    out["headroom"] = np.where(np.isnan(wallet), np.nan, np.maximum(wallet - rev, 0.0))
+
+    acc_cols = [c for c in (_ACCOUNT_ID, _INDUSTRY, _WALLET, "revenue_12m") if c in features]
+    ws = whitespace_matrix(
+        transactions,
+        features[acc_cols],
+        as_of=as_of,
+        min_peers=ws_cfg.min_peers,
+        adoption_threshold=ws_cfg.adoption_threshold,
+        size_bands=size_bands,
+        scale_by_size=ws_cfg.scale_by_size,
+        max_scale=ws_cfg.max_scale,
+    )
+    ws_total = ws.groupby("account_id").agg(
+        whitespace=("whitespace_value", "sum"),
+        whitespace_lines=("whitespace_value", lambda s: int((s > 0).sum())),
+    )
+    out = out.merge(ws_total, left_on="account_id", right_index=True, how="left")
+    out["whitespace"] = out["whitespace"].fillna(0.0)
+    out["whitespace_lines"] = out["whitespace_lines"].fillna(0).astype("int64")
+
+    if opportunities is None:
+        out["expected_expansion"] = np.nan
+        out["open_pipeline"] = np.nan
+    else:
+        exp = expected_expansion(
+            opportunities, as_of=as_of, stage_weights=stage_weights, expansion_types=expansion_types
+        )
+        out = out.merge(
+            exp[["account_id", "expected_expansion", "open_pipeline"]], on="account_id", how="left"
+        )
+        out[["expected_expansion", "open_pipeline"]] = out[
+            ["expected_expansion", "open_pipeline"]
+        ].fillna(0.0)
+    return out
+
+
+# --------------------------------------------------------------------------- qualitative
+
+
+def qualitative_value(accounts: pd.DataFrame) -> pd.DataFrame:
+    """The qualitative 1-5 criteria of the accounts table, passed through and checked.
+
+    Parameters
+    ----------
+    accounts : pandas.DataFrame
+        ``account_id`` and any of :data:`kam_analysis.schemas.QUALITATIVE_CRITERIA`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id`` and every qualitative criterion as float (absent
+        columns are all NaN; missing scores stay NaN and are scored neutral).
+
+    Raises
+    ------
+    ValuationInputError
+        A score outside 1-5 or not numeric (names the column and examples).
+    """
+    _require(accounts, "accounts", [_ACCOUNT_ID])
+    out = pd.DataFrame({"account_id": accounts[_ACCOUNT_ID].to_numpy()})
+    for c in QUALITATIVE_CRITERIA:
+        if c in accounts.columns:
+            v = _numeric(accounts[c], c)
+            bad = accounts.loc[v.notna() & ((v < 1) | (v > 5)), [_ACCOUNT_ID, c]]
+            if len(bad):
+                raise ValuationInputError(
+                    f"accounts.{c} must be a score from 1 to 5; bad rows: "
+                    f"{bad.head(3).to_dict('records')}"
+                )
+            out[c] = v.to_numpy()
+        else:
+            out[c] = np.nan
+    return out
+
+
+def valuation_table(
+    features: pd.DataFrame,
+    transactions: pd.DataFrame,
+    *,
+    as_of,
+    accounts: pd.DataFrame | None = None,
+    opportunities: pd.DataFrame | None = None,
+    monthly_revenue: pd.DataFrame | None = None,
+    settings: ValuationSettings | None = None,
+) -> pd.DataFrame:
+    """Current, potential and qualitative value in one table, ready for scoring.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        Account feature table (one row per account).
+    transactions : pandas.DataFrame
+        Transaction lines (for whitespace and, without ``monthly_revenue``, the trend).
+    as_of : date-like
+    accounts : pandas.DataFrame, optional
+        Accounts table; its ``industry``, ``wallet_estimate`` and qualitative
+        columns are added when ``features`` lacks them.
+    opportunities : pandas.DataFrame, optional
+    monthly_revenue : pandas.DataFrame, optional
+        Default: computed from ``transactions`` (:func:`monthly_from_transactions`).
+    settings : ValuationSettings, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``features`` (plus accounts columns) with the columns of
+        :func:`current_value`, :func:`potential_value` and
+        :func:`qualitative_value` (replacing same-named feature columns).
+    """
+    cfg = settings or ValuationSettings()
+    _require(features, "features", [_ACCOUNT_ID])
+    base = features.copy()
+    if accounts is not None:
+        _require(accounts, "accounts", [_ACCOUNT_ID])
+        extra = [c for c in accounts.columns if c not in base.columns or c == _ACCOUNT_ID]
+        base = base.merge(accounts[extra], on=_ACCOUNT_ID, how="left")
+    if monthly_revenue is None:
+        monthly_revenue = monthly_from_transactions(transactions, as_of)
+    cur = current_value(
+        base,
+        monthly_revenue,
+        as_of=as_of,
+        quarters=cfg.trend.quarters,
+        min_quarters=cfg.trend.min_quarters,
+        method=cfg.trend.method,
+    )
+    pot = potential_value(
+        base,
+        transactions,
+        opportunities,
+        as_of=as_of,
+        stage_weights=cfg.stage_weights,
+        size_bands=cfg.size_bands,
+        whitespace=cfg.whitespace,
+        expansion_types=cfg.expansion_types,
+    )
+    qual = qualitative_value(base)
+    out = base
+    for part in (cur, pot, qual):
+        cols = [c for c in part.columns if c != _ACCOUNT_ID]
+        out = out.drop(columns=[c for c in cols if c in out.columns]).merge(
+            part, on=_ACCOUNT_ID, how="left"
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def normalise(values: pd.Series, method: Normalisation = "rank") -> pd.Series:
+    """Map a criterion onto [0, 1] (higher = more attractive); NaN stays NaN.
+
+    ``rank``
+        Percentile rank ``(r - 1) / (n - 1)`` where ``r`` is the average rank
+        (ties share the mean of their ranks) among the ``n`` non-missing
+        values: the smallest gets 0, the largest 1, and one giant account does
+        not flatten everybody else.
+    ``minmax``
+        ``(x - min) / (max - min)``.
+    ``zscore``
+        ``Phi((x - mean) / sd)`` with the standard normal CDF ``Phi`` and the
+        sample standard deviation (ddof = 1).
+
+    A criterion with a single distinct value (or one value) carries no
+    information and maps to 0.5 for every account.
+
+    Parameters
+    ----------
+    values : pandas.Series
+    method : {"rank", "minmax", "zscore"}
+
+    Returns
+    -------
+    pandas.Series
+        Same index, float in [0, 1] or NaN.
+
+    Raises
+    ------
+    ValuationInputError
+        Unknown method or infinite values.
+    """
+    if method not in NORMALISATIONS:
+        raise ValuationInputError(f"normalisation must be one of {NORMALISATIONS}, got {method!r}")
+    v = _numeric(values, str(values.name))
+    if np.isinf(v).any():
+        raise ValuationInputError(
+            f"criterion {values.name!r} has infinite values; e.g. accounts at positions "
+            f"{np.flatnonzero(np.isinf(v.to_numpy()))[:3].tolist()}"
+        )
+    out = pd.Series(np.nan, index=values.index, dtype="float64")
+    known = v.dropna()
+    if known.nunique() <= 1:
+        out[known.index] = NEUTRAL
+        return out
+    if method == "rank":
+        r = known.rank(method="average")
+        out[known.index] = (r - 1.0) / (len(known) - 1.0)
+    elif method == "minmax":
+        out[known.index] = (known - known.min()) / (known.max() - known.min())
+    else:
+        out[known.index] = ndtr((known - known.mean()) / known.std(ddof=1))
+    return out
+
+
+def _criteria_matrix(
+    table: pd.DataFrame,
+    criteria: Sequence[str],
+    normalisation: Normalisation,
+    invert: Sequence[str],
+) -> np.ndarray:
+    """Normalised criteria (accounts x criteria), missing values handled (see MISSING_AS_ZERO)."""
+    cols = []
+    for c in criteria:
+        if c in table.columns:
+            raw = _numeric(table[c], c)
+        elif c in QUALITATIVE_CRITERIA or c in MISSING_AS_ZERO:
+            raw = pd.Series(np.nan, index=table.index, name=c)
+        else:
+            raise ValuationInputError(
+                f"criterion {c!r} has a weight but the table has no column {c!r}; compute it "
+                "first (valuation_table) or give it weight 0"
+            )
+        if c in MISSING_AS_ZERO:
+            raw = raw.fillna(0.0)
+        raw = raw.rename(c)
+        n = normalise(raw, normalisation)
+        if c in invert:
+            n = 1.0 - n
+        cols.append(n.fillna(NEUTRAL).to_numpy())
+    return np.column_stack(cols) if cols else np.empty((len(table), 0))
+
+
+def _check_weights_for(table: pd.DataFrame, weights: Mapping[str, float]) -> dict[str, float]:
+    known = set(CRITERIA) | {c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])}
+    try:
+        return _validated_weights(weights, known)
+    except ValueError as err:
+        raise ValuationInputError(str(err)) from None
+
+
+_TIE_DECIMALS = 9
+"""Scores equal to this many decimals count as tied (sums of the same terms in another
+order differ in the last bits), and ties are broken by account_id."""
+
+
+def _ordinal_rank(table: pd.DataFrame, score: np.ndarray) -> np.ndarray:
+    """1 = best; ties broken by account_id (ascending), deterministic."""
+    key = np.round(score, _TIE_DECIMALS)
+    order = np.lexsort((table[_ACCOUNT_ID].astype(str).to_numpy(), -key))
+    rank = np.empty(len(score), dtype="int64")
+    rank[order] = np.arange(1, len(score) + 1)
+    return rank
+
+
+def attractiveness_score(
+    table: pd.DataFrame,
+    weights: Mapping[str, float] | None = None,
+    *,
+    normalisation: Normalisation = "rank",
+    invert: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Weighted attractiveness score 0-100 with one contribution column per criterion.
+
+    Each criterion ``c`` is normalised to ``n_c`` in [0, 1] (:func:`normalise`),
+    weights are divided by their sum, and
+
+    ``contrib_c = 100 * w_c * n_c``,   ``score = sum_c contrib_c``.
+
+    Missing values: criteria in :data:`MISSING_AS_ZERO` (whitespace, expected
+    expansion: no opportunity data means no identified potential) are
+    treated as 0 before normalisation; every other missing value gets the
+    neutral 0.5 after normalisation (a qualitative score nobody rated, the
+    growth of an account without a previous year, a missing wallet). A
+    qualitative criterion whose column is absent is neutral for everybody.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per account with ``account_id`` and the weighted criteria
+        (e.g. :func:`valuation_table`).
+    weights : mapping, optional
+        Criterion -> non-negative weight; default :class:`ValuationSettings`
+        weights. Criteria with weight 0 are ignored. A criterion may be any
+        name of :data:`CRITERIA` or any numeric column of ``table``.
+    normalisation : {"rank", "minmax", "zscore"}, default "rank"
+    invert : sequence of str
+        Criteria where lower is better (normalised value ``1 - n``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``table`` with added columns ``score`` (0-100), ``rank`` (1 = most
+        attractive; ties broken by ``account_id``) and ``contrib_<criterion>``
+        for every positively weighted criterion (they sum to ``score``).
+
+    Raises
+    ------
+    ValuationInputError
+        Unknown criterion, negative / non-finite / all-zero weights, a
+        weighted quantitative criterion missing from the table, repeated
+        accounts, or an unknown normalisation.
+    """
+    _require(table, "table", [_ACCOUNT_ID])
+    _unique_accounts(table, "table")
+    w = _check_weights_for(table, weights if weights is not None else _DEFAULT_WEIGHTS)
+    criteria = [c for c, v in w.items() if v > 0]
+    unknown_inv = sorted(set(invert) - set(w))
+    if unknown_inv:
+        raise ValuationInputError(f"invert names criteria without a weight: {unknown_inv}")
+    m = _criteria_matrix(table, criteria, normalisation, invert)
+    wv = np.array([w[c] for c in criteria])
+    contrib = 100.0 * m * wv
+    # re-scoring a scored table: stale score, rank and contributions are replaced
+    stale = [c for c in table.columns if c in ("score", "rank") or c.startswith("contrib_")]
+    out = table.drop(columns=stale)
+    out["score"] = contrib.sum(axis=1)
+    out["rank"] = _ordinal_rank(table, out["score"].to_numpy())
+    for j, c in enumerate(criteria):
+        out[f"contrib_{c}"] = contrib[:, j]
+    return out
+
+
+def weight_robustness(
+    table: pd.DataFrame,
+    weights: Mapping[str, float] | None = None,
+    tier_fn: Callable[[pd.DataFrame], pd.Series | np.ndarray] | None = None,
+    *,
+    draws: int = 500,
+    spread: float = 0.3,
+    seed: int = 0,
+    normalisation: Normalisation = "rank",
+    invert: Sequence[str] = (),
+) -> pd.DataFrame:
+    """How much does an account's rank and tier depend on the chosen weights?
+
+    Each draw multiplies every base weight by an independent
+    ``U(1 - spread, 1 + spread)`` factor and renormalises to sum 1, so a
+    weight of 0.25 with ``spread = 0.3`` varies between 0.175 and 0.325
+    before renormalisation. Scores for all draws are one matrix product
+    (normalised criteria @ weight matrix); ranks follow per draw (ties by
+    ``account_id``). With ``tier_fn`` the tiers are recomputed for every draw.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        As for :func:`attractiveness_score`.
+    weights : mapping, optional
+        Base weights (default :class:`ValuationSettings` weights).
+    tier_fn : callable, optional
+        ``tier_fn(scored) -> tiers`` where ``scored`` is ``table`` with the
+        draw's ``score`` and ``rank`` columns; returns one tier label per row
+        (e.g. ``lambda s: assign_tiers(s, settings, reasons=False)["tier"]``).
+    draws : int, default 500
+    spread : float, default 0.3
+        In [0, 1).
+    seed : int, default 0
+    normalisation, invert
+        As for :func:`attractiveness_score`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account (order of ``table``): ``account_id``,
+        ``base_score``, ``base_rank``, ``score_p10``, ``score_p90``,
+        ``rank_p10``, ``rank_p50``, ``rank_p90`` (rank percentiles over the
+        draws, 1 = best); with ``tier_fn`` also ``base_tier``,
+        ``tier_stability`` (share of draws in which the account is in its
+        base tier) and ``modal_tier`` (most frequent tier over the draws).
+
+    Raises
+    ------
+    ValuationInputError
+        Bad weights, ``draws < 1`` or ``spread`` outside [0, 1).
+    """
+    _require(table, "table", [_ACCOUNT_ID])
+    _unique_accounts(table, "table")
+    if int(draws) < 1:
+        raise ValuationInputError(f"draws must be >= 1, got {draws}")
+    if not 0 <= spread < 1:
+        raise ValuationInputError(f"spread must lie in [0, 1), got {spread}")
+    w = _check_weights_for(table, weights if weights is not None else _DEFAULT_WEIGHTS)
+    criteria = [c for c, v in w.items() if v > 0]
+    m = _criteria_matrix(table, criteria, normalisation, invert)
+    base_w = np.array([w[c] for c in criteria])
+    rng = np.random.default_rng(seed)
+    factors = rng.uniform(1.0 - spread, 1.0 + spread, size=(len(criteria), int(draws)))
+    wm = base_w[:, None] * factors
+    wm /= wm.sum(axis=0, keepdims=True)
+    scores = 100.0 * m @ wm  # accounts x draws
+    base_score = 100.0 * m @ base_w
+
+    ids = table[_ACCOUNT_ID].astype(str).to_numpy()
+    id_order = np.argsort(ids, kind="stable")
+    id_pos = np.empty(len(ids), dtype="int64")
+    id_pos[id_order] = np.arange(len(ids))
+    # rank per draw: sort by (-score, account_id)
+    key = np.round(scores, _TIE_DECIMALS)
+    order = np.lexsort((np.broadcast_to(id_pos[:, None], scores.shape), -key), axis=0)
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(1, len(ids) + 1)[:, None], axis=0)
+
+    out = pd.DataFrame(
+        {
+            "account_id": table[_ACCOUNT_ID].to_numpy(),
+            "base_score": base_score,
+            "base_rank": _ordinal_rank(table, base_score),
+            "score_p10": np.percentile(scores, 10, axis=1),
+            "score_p90": np.percentile(scores, 90, axis=1),
+            "rank_p10": np.percentile(ranks, 10, axis=1),
+            "rank_p50": np.percentile(ranks, 50, axis=1),
+            "rank_p90": np.percentile(ranks, 90, axis=1),
+        }
+    )
+    if tier_fn is not None:
+        scored = table.copy()
+
+        def tiers_for(score: np.ndarray, rank: np.ndarray) -> np.ndarray:
+            scored["score"] = score
+            scored["rank"] = rank
+            t = np.asarray(tier_fn(scored), dtype=object)
+            if t.shape != (len(table),):
+                raise ValuationInputError(
+                    f"tier_fn must return one tier per account ({len(table)}), got shape {t.shape}"
+                )
+            return t
+
+        base_tier = tiers_for(base_score, out["base_rank"].to_numpy())
+        same = np.zeros(len(table))
+        labels: dict[str, np.ndarray] = {}
+        for d in range(int(draws)):
+            t = tiers_for(scores[:, d], ranks[:, d])
+            same += t == base_tier
+            for lab in pd.unique(t):
+                labels.setdefault(lab, np.zeros(len(table)))
+                labels[lab] += t == lab
+        out["base_tier"] = base_tier
+        out["tier_stability"] = same / int(draws)
+        names = list(labels)
+        counts = np.column_stack([labels[n] for n in names])
+        out["modal_tier"] = np.asarray(names, dtype=object)[counts.argmax(axis=1)]
+    return out
+
+
+__all__ = [
+    "CRITERIA",
+    "MISSING_AS_ZERO",
+    "NEUTRAL",
+    "NORMALISATIONS",
+    "QUANTITATIVE_CRITERIA",
+    "RobustnessSettings",
+    "SizeBandSettings",
+    "TrendSettings",
+    "ValuationInputError",
+    "ValuationSettings",
+    "WhitespaceSettings",
+    "attractiveness_score",
+    "current_value",
+    "expected_expansion",
+    "monthly_from_transactions",
+    "normalise",
+    "potential_value",
+    "qualitative_value",
+    "size_bands",
+    "trend_from_monthly",
+    "valuation_table",
+    "weight_robustness",
+    "whitespace_matrix",
+    "whitespace_pivot",
+]

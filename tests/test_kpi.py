@@ -1,0 +1,675 @@
+"""Tests for kam_analysis.kpi: hand-computed KPI values, status/trend rules, scorecard."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from kam_analysis import kpi
+from kam_analysis.kpi import (
+    KPI_DEFINITIONS,
+    KpiInputError,
+    KpiSettings,
+    KpiTarget,
+    assess_kpis,
+    balanced_scorecard,
+    compute_kpis,
+    kpi_status,
+    nps_score,
+    period_index,
+    trend_test,
+)
+from kam_analysis.schemas import column_specs
+
+FY = KpiSettings(period="fiscal_year")
+
+
+def _tx(rows):
+    """rows: (account, date, line, revenue[, cost])"""
+    df = pd.DataFrame(
+        [r if len(r) == 5 else (*r, np.nan) for r in rows],
+        columns=["account_id", "date", "product_line", "revenue", "cost"],
+    )
+    df["date"] = pd.to_datetime(df["date"])
+    return df
+
+
+def _acc(ids, wallet=None):
+    d = {"account_id": list(ids)}
+    if wallet is not None:
+        d["wallet_estimate"] = wallet
+    return pd.DataFrame(d)
+
+
+def _val(result, account, period, kpi_id, col="value"):
+    v = result.values
+    row = v[(v["account_id"] == account) & (v["period"] == period) & (v["kpi_id"] == kpi_id)]
+    assert len(row) == 1, (account, period, kpi_id, len(row))
+    return row[col].iloc[0]
+
+
+def _port(result, period, kpi_id, col="value"):
+    p = result.portfolio
+    row = p[(p["period"] == period) & (p["kpi_id"] == kpi_id)]
+    assert len(row) == 1
+    return row[col].iloc[0]
+
+
+# --------------------------------------------------------------------------- periods
+
+
+@pytest.mark.parametrize(
+    ("date", "freq", "label", "start", "end"),
+    [
+        ("2025-03-31", "fiscal_year", "FY2024", "2024-04-01", "2025-03-31"),
+        ("2025-04-01", "fiscal_year", "FY2025", "2025-04-01", "2026-03-31"),
+        ("2026-03-31", "fiscal_year", "FY2025", "2025-04-01", "2026-03-31"),
+        ("2025-03-31", "quarter", "FY2024-Q4", "2025-01-01", "2025-03-31"),
+        ("2025-04-01", "quarter", "FY2025-Q1", "2025-04-01", "2025-06-30"),
+        ("2025-10-15", "quarter", "FY2025-Q3", "2025-10-01", "2025-12-31"),
+        ("2024-02-29", "month", "2024-02", "2024-02-01", "2024-02-29"),
+    ],
+)
+def test_period_index_fiscal_labels_around_april_first(date, freq, label, start, end):
+    out = period_index([date], freq, 4)
+    assert out["period"].iloc[0] == label
+    assert out["period_start"].iloc[0] == pd.Timestamp(start)
+    assert out["period_end"].iloc[0] == pd.Timestamp(end)
+
+
+def test_period_index_label_conventions_and_calendar_year():
+    end = period_index(["2025-04-01", "2025-03-31"], "fiscal_year", 4, fiscal_year_label="end")
+    assert end["period"].tolist() == ["FY2026", "FY2025"]
+    cal = period_index(["2024-12-31", "2025-01-01"], "fiscal_year", 1)
+    assert cal["period"].tolist() == ["FY2024", "FY2025"]
+    q = period_index(["2025-01-01", "2025-12-31"], "quarter", 1)
+    assert q["period"].tolist() == ["FY2025-Q1", "FY2025-Q4"]
+    # October start: 2025-10-01 opens FY2025 quarter 1
+    oct_ = period_index(["2025-09-30", "2025-10-01"], "quarter", 10)
+    assert oct_["period"].tolist() == ["FY2024-Q4", "FY2025-Q1"]
+
+
+def test_period_index_missing_dates_and_bad_freq():
+    out = period_index(pd.Series(pd.to_datetime(["2025-05-01", None])), "quarter")
+    assert out["period"].iloc[0] == "FY2025-Q1"
+    assert pd.isna(out["period"].iloc[1]) and pd.isna(out["period_start"].iloc[1])
+    with pytest.raises(ValueError, match="freq must be one of"):
+        period_index(["2025-01-01"], "week")
+    with pytest.raises(ValueError, match="1-12"):
+        period_index(["2025-01-01"], "quarter", 13)
+
+
+def test_period_range_is_contiguous():
+    pr = kpi.period_range("2024-05-03", "2025-04-01", "quarter")
+    assert pr["period"].tolist() == [
+        "FY2024-Q1",
+        "FY2024-Q2",
+        "FY2024-Q3",
+        "FY2024-Q4",
+        "FY2025-Q1",
+    ]
+    gaps = pr["period_start"].iloc[1:].to_numpy() - (pr["period_end"].iloc[:-1].to_numpy())
+    assert (gaps == np.timedelta64(1, "D")).all()
+
+
+# --------------------------------------------------------------------------- NPS
+
+
+def test_nps_edge_cases():
+    assert nps_score([9, 10, 10])["nps"] == 100
+    assert nps_score([0, 3, 6])["nps"] == -100
+    passive = nps_score([7, 8, 7, 8])
+    assert passive["nps"] == 0 and passive["se"] == 0
+    empty = nps_score([])
+    assert empty["n"] == 0 and math.isnan(empty["nps"])
+
+
+def test_nps_standard_error_hand_computed():
+    # 2 promoters, 2 passives, 1 detractor: p = 0.4, d = 0.2, NPS = 20
+    # se = 100 * sqrt((0.4 + 0.2 - 0.2**2) / 5) = 100 * sqrt(0.112)
+    r = nps_score([10, 9, 8, 7, 3], ci_level=0.90)
+    assert r["nps"] == pytest.approx(20.0)
+    assert r["se"] == pytest.approx(100 * math.sqrt(0.112))
+    z = stats.norm.ppf(0.95)
+    assert r["ci_low"] == pytest.approx(20 - z * 100 * math.sqrt(0.112))
+    assert r["ci_high"] == pytest.approx(20 + z * 100 * math.sqrt(0.112))
+
+
+def test_nps_rejects_out_of_range():
+    with pytest.raises(ValueError, match="0-10"):
+        nps_score([11, 5])
+
+
+def _survey_frame():
+    tx = _tx([("A", "2025-04-10", "x", 100.0), ("B", "2025-04-10", "x", 100.0)])
+    acc = _acc(["A", "B", "C"])
+    sv = pd.DataFrame(
+        {
+            "account_id": ["A"] * 6 + ["B"],
+            "date": pd.to_datetime(["2025-05-01"] * 6 + ["2025-05-02"]),
+            "nps": [10, 10, 9, 9, 9, 10, 2],
+            "csat": [5, 5, 4, 4, 4, 5, None],
+        }
+    )
+    return tx, acc, sv
+
+
+def test_nps_per_account_insufficient_and_missing_is_nan():
+    tx, acc, sv = _survey_frame()
+    r = compute_kpis(tx, acc, surveys=sv, as_of="2025-06-30")
+    q = "FY2025-Q1"
+    assert _val(r, "A", q, "nps") == 100 and _val(r, "A", q, "nps", col="quality") == "ok"
+    assert _val(r, "A", q, "nps", col="n") == 6
+    # one detractor answer: -100, flagged insufficient (min_responses = 5)
+    assert _val(r, "B", q, "nps") == -100
+    assert _val(r, "B", q, "nps", col="quality") == "insufficient"
+    # no survey at all: NaN, not 0
+    assert math.isnan(_val(r, "C", q, "nps"))
+    assert _val(r, "C", q, "nps", col="quality") == "no_data"
+    assert _val(r, "A", q, "csat") == pytest.approx(27 / 6)
+    assert math.isnan(_val(r, "B", q, "csat"))  # the only answer has no csat
+    # portfolio pools the answers: 6 promoters, 1 detractor of 7
+    assert _port(r, q, "nps") == pytest.approx(100 * 5 / 7)
+    table = assess_kpis(r)
+    nps_b = table[(table.account_id == "B") & (table.kpi_id == "nps")]
+    assert nps_b["status"].iloc[0] == "insufficient"
+
+
+def test_csat_omitted_without_answers_column():
+    tx, acc, sv = _survey_frame()
+    r = compute_kpis(tx, acc, surveys=sv.drop(columns="csat"), as_of="2025-06-30")
+    assert "csat" in r.omitted and "nps" not in r.omitted
+    assert "csat" not in set(r.values["kpi_id"])
+
+
+# --------------------------------------------------------------------------- revenue family
+
+
+def test_revenue_gross_profit_margin_and_empty_period():
+    tx = _tx(
+        [
+            ("A", "2025-04-05", "x", 100.0, 60.0),
+            ("A", "2025-05-05", "y", 100.0, 20.0),
+            ("B", "2025-06-30", "x", 50.0, np.nan),
+            ("A", "2025-12-01", "x", 10.0, 5.0),  # Q3; Q2 is empty for everyone
+        ]
+    )
+    r = compute_kpis(tx, _acc(["A", "B"]), as_of="2025-12-31")
+    assert r.periods["period"].tolist() == ["FY2025-Q1", "FY2025-Q2", "FY2025-Q3"]
+    assert _val(r, "A", "FY2025-Q1", "revenue") == 200
+    assert _val(r, "A", "FY2025-Q1", "gross_profit") == 120
+    assert _val(r, "A", "FY2025-Q1", "gross_margin") == pytest.approx(0.6)
+    # B's only line lacks a cost: gross profit unknown (NaN), not 0
+    assert math.isnan(_val(r, "B", "FY2025-Q1", "gross_profit"))
+    assert _port(r, "FY2025-Q1", "revenue") == 250
+    assert _port(r, "FY2025-Q1", "gross_margin") == pytest.approx(0.6)  # costed lines only
+    # empty period: revenue 0, margin undefined
+    assert _val(r, "A", "FY2025-Q2", "revenue") == 0
+    assert _port(r, "FY2025-Q2", "revenue") == 0
+    assert math.isnan(_val(r, "A", "FY2025-Q2", "gross_margin"))
+    assert math.isnan(_port(r, "FY2025-Q2", "gross_margin"))
+    assert any("without cost" in n for n in r.notes)
+    assert r.wide().loc[("A", "FY2025-Q1"), "revenue"] == 200
+    assert r.wide("portfolio").loc["FY2025-Q2", "revenue"] == 0
+
+
+def test_ltv_is_a_snapshot_on_the_last_period():
+    tx = _tx([("A", "2025-04-05", "x", 100.0), ("B", "2025-08-05", "x", 10.0)])
+    ltv = pd.Series({"A": 1000.0, "B": 500.0})
+    r = compute_kpis(tx, _acc(["A", "B"]), ltv=ltv, as_of="2025-09-30")
+    assert _val(r, "A", "FY2025-Q2", "ltv") == 1000
+    assert math.isnan(_val(r, "A", "FY2025-Q1", "ltv"))
+    assert _port(r, "FY2025-Q2", "ltv") == 1500
+    with pytest.raises(KpiInputError, match="ltv"):
+        compute_kpis(tx, _acc(["A", "B"]), ltv=pd.Series({"Z": 1.0}))
+
+
+# --------------------------------------------------------------------------- expansion
+
+
+def _expansion_frame():
+    return _tx(
+        [
+            # A: grows its line x and adds y -> cross-sell 1, upsell 1
+            ("A", "2023-05-01", "x", 100.0),
+            ("A", "2024-05-01", "x", 150.0),
+            ("A", "2024-06-01", "y", 10.0),
+            # B: same lines, x shrinks -> cross-sell 0, upsell 0
+            ("B", "2023-05-01", "x", 100.0),
+            ("B", "2023-06-01", "y", 50.0),
+            ("B", "2024-05-01", "x", 90.0),
+            ("B", "2024-06-01", "y", 50.0),
+            # C: new customer in FY2024 -> neither rate defined
+            ("C", "2024-07-01", "z", 30.0),
+            # D: bought last year, nothing this year -> upsell 0, cross-sell undefined
+            ("D", "2023-07-01", "x", 10.0),
+            # E: flat in its old line, big new line -> cross-sell 1, upsell 0
+            ("E", "2023-07-01", "x", 100.0),
+            ("E", "2024-07-01", "x", 100.0),
+            ("E", "2024-08-01", "y", 500.0),
+        ]
+    )
+
+
+def test_cross_sell_upsell_nrr_tiny_frame():
+    r = compute_kpis(_expansion_frame(), _acc("ABCDE"), as_of="2025-03-31", settings=FY)
+    fy = "FY2024"
+    cross = {a: _val(r, a, fy, "cross_sell_rate") for a in "ABCDE"}
+    assert cross["A"] == 1 and cross["B"] == 0 and cross["E"] == 1
+    assert math.isnan(cross["C"]) and math.isnan(cross["D"])
+    up = {a: _val(r, a, fy, "upsell_rate") for a in "ABCDE"}
+    assert up["A"] == 1 and up["B"] == 0 and up["D"] == 0 and up["E"] == 0
+    assert math.isnan(up["C"])
+    assert _port(r, fy, "cross_sell_rate") == pytest.approx(2 / 3)
+    assert _port(r, fy, "upsell_rate") == pytest.approx(1 / 4)
+    # NRR: cohort A, B, D, E; revenue a year earlier 100 + 150 + 10 + 100 = 360,
+    # now 160 + 140 + 0 + 600 = 900 (C is new and left out)
+    assert _port(r, fy, "nrr") == pytest.approx(900 / 360)
+    assert _val(r, "A", fy, "nrr") == pytest.approx(1.6)
+    assert _val(r, "D", fy, "nrr") == 0
+    assert math.isnan(_val(r, "C", fy, "nrr"))
+    # the first year has no history: undefined, not 0
+    for k in ("cross_sell_rate", "upsell_rate", "nrr"):
+        assert math.isnan(_port(r, "FY2023", k))
+
+
+def test_nrr_hand_example_quarterly():
+    tx = _tx(
+        [
+            ("A", "2024-04-10", "x", 100.0),
+            ("B", "2024-05-10", "x", 50.0),
+            ("A", "2025-04-10", "x", 120.0),
+            ("C", "2025-04-11", "x", 70.0),
+        ]
+    )
+    r = compute_kpis(tx, _acc("ABC"), as_of="2025-06-30")
+    assert _port(r, "FY2025-Q1", "nrr") == pytest.approx(120 / 150)
+    assert _val(r, "A", "FY2025-Q1", "nrr") == pytest.approx(1.2)
+    assert _val(r, "B", "FY2025-Q1", "nrr") == 0
+
+
+def test_share_of_wallet_annualised():
+    tx = _tx([("A", "2024-04-10", "x", 100.0), ("A", "2024-07-10", "x", 100.0)])
+    r = compute_kpis(tx, _acc("AB", wallet=[1000.0, np.nan]), as_of="2024-09-30")
+    assert _val(r, "A", "FY2024-Q1", "share_of_wallet") == pytest.approx(0.4)
+    assert math.isnan(_val(r, "B", "FY2024-Q1", "share_of_wallet"))
+    assert _port(r, "FY2024-Q1", "share_of_wallet") == pytest.approx(0.4)
+    r2 = compute_kpis(tx, _acc("AB"), as_of="2024-09-30")
+    assert "share_of_wallet" in r2.omitted
+
+
+# --------------------------------------------------------------------------- adoption & success
+
+
+def test_time_to_adoption_and_retention_after_adoption():
+    tx = _tx([("A", "2023-04-10", "x", 1.0), ("B", "2026-03-01", "x", 1.0)])
+    contracts = pd.DataFrame(
+        {
+            "contract_id": ["k1", "k2", "k3", "k4"],
+            "account_id": ["A", "A", "B", "C"],
+            "start_date": pd.to_datetime(["2023-04-01", "2023-05-01", "2023-06-01", "2024-01-01"]),
+            "end_date": pd.to_datetime([None, None, None, None]),
+            "annual_value": [1.0, 1.0, 1.0, 1.0],
+            "status": ["active", "active", "churned", "active"],
+            "signed_date": pd.to_datetime(["2023-04-01", "2023-05-01", "2023-06-01", "2024-01-01"]),
+            "go_live_date": pd.to_datetime(["2023-05-01", "2023-08-01", "2023-09-01", None]),
+            "churn_date": pd.to_datetime([None, None, "2024-10-01", None]),
+        }
+    )
+    r = compute_kpis(tx, _acc("ABC"), contracts=contracts, as_of="2026-03-31", settings=FY)
+    # A: 30 and 92 days -> median 61; B: 92 days
+    assert _val(r, "A", "FY2023", "time_to_adoption") == 61
+    assert _port(r, "FY2023", "time_to_adoption") == 92  # median of 30, 92, 92
+    assert _val(r, "A", "FY2023", "time_to_adoption", col="n") == 2
+    # retention at the end of FY2024 (2025-03-31): A and B live >= 12 months, B churned
+    assert _val(r, "A", "FY2024", "retention_after_adoption") == 1
+    assert _val(r, "B", "FY2024", "retention_after_adoption") == 0
+    assert math.isnan(_val(r, "C", "FY2024", "retention_after_adoption"))  # never live
+    assert _port(r, "FY2024", "retention_after_adoption") == pytest.approx(0.5)
+    # at the end of FY2023 nobody has been live 12 months yet
+    assert math.isnan(_port(r, "FY2023", "retention_after_adoption"))
+
+
+def test_poc_success_and_conversion():
+    tx = _tx([("A", "2024-04-10", "x", 1.0)])
+    opp = pd.DataFrame(
+        {
+            "opportunity_id": [f"o{i}" for i in range(7)],
+            "account_id": ["A", "A", "B", "C", "A", "D", "D"],
+            "created_date": pd.to_datetime(["2024-01-01"] * 7),
+            "close_date": pd.to_datetime(
+                [
+                    "2024-05-01",  # A PoC won
+                    "2024-06-01",  # A PoC lost
+                    "2024-05-15",  # B PoC won, never converts
+                    "2024-06-10",  # C PoC open: not closed, ignored
+                    "2024-09-01",  # A non-PoC won 4 months after its PoC
+                    "2025-06-01",  # D PoC won late: window still open at as-of
+                    None,
+                ]
+            ),
+            "stage": [
+                "closed_won",
+                "closed_lost",
+                "closed_won",
+                "proposal",
+                "closed_won",
+                "closed_won",
+                "prospecting",
+            ],
+            "amount": [1.0] * 7,
+            "type": ["new"] * 7,
+            "is_poc": [True, True, True, True, False, True, False],
+        }
+    )
+    r = compute_kpis(tx, _acc("ABCD"), opportunities=opp, as_of="2025-09-30", settings=FY)
+    assert _val(r, "A", "FY2024", "poc_success_rate") == 0.5
+    assert _val(r, "B", "FY2024", "poc_success_rate") == 1
+    assert math.isnan(_val(r, "C", "FY2024", "poc_success_rate"))
+    assert _port(r, "FY2024", "poc_success_rate") == pytest.approx(2 / 3)
+    assert _val(r, "A", "FY2024", "poc_conversion") == 1
+    assert _val(r, "B", "FY2024", "poc_conversion") == 0  # 12-month window ended
+    assert math.isnan(_val(r, "D", "FY2025", "poc_conversion"))  # censored
+    assert _port(r, "FY2024", "poc_conversion") == pytest.approx(0.5)
+    assert any("no contracts table" in n for n in r.notes)
+
+
+def test_utilisation_and_exec_contact():
+    tx = _tx([("A", "2024-04-10", "x", 1.0)])
+    usage = pd.DataFrame(
+        {
+            "account_id": ["A", "A", "A", "B"],
+            "month": pd.to_datetime(["2024-04-01", "2024-05-01", "2024-06-01", "2024-04-01"]),
+            "seats_purchased": [10, 10, 20, 5],
+            "seats_active": [5, 10, 10, 5],
+        }
+    )
+    act = pd.DataFrame(
+        {
+            "account_id": ["A", "A", "A", "B"],
+            "date": pd.to_datetime(["2024-04-02", "2024-05-02", "2024-05-03", "2024-05-02"]),
+            "kind": ["executive_meeting", "executive_meeting", "qbr", "meeting"],
+        }
+    )
+    r = compute_kpis(tx, _acc("AB"), usage=usage, activities=act, as_of="2024-06-30")
+    assert _val(r, "A", "FY2024-Q1", "utilisation") == pytest.approx(25 / 40)
+    assert _port(r, "FY2024-Q1", "utilisation") == pytest.approx(30 / 45)
+    assert _val(r, "A", "FY2024-Q1", "exec_contact") == 2
+    assert _val(r, "B", "FY2024-Q1", "exec_contact") == 0
+    assert _port(r, "FY2024-Q1", "exec_contact") == 1  # mean over accounts
+    # per quarter on a fiscal-year grain: 2 meetings in a year = 0.5 per quarter
+    ry = compute_kpis(tx, _acc("AB"), activities=act, as_of="2025-03-31", settings=FY)
+    assert _val(ry, "A", "FY2024", "exec_contact") == 0.5
+
+
+# --------------------------------------------------------------------------- notes & errors
+
+
+def test_missing_optional_tables_give_notes():
+    tx = _tx([("A", "2024-04-10", "x", 1.0)])
+    r = compute_kpis(tx, _acc("A"), as_of="2024-06-30")
+    expected = {
+        "gross_profit",
+        "gross_margin",
+        "ltv",
+        "csat",
+        "nps",
+        "exec_contact",
+        "share_of_wallet",
+        "time_to_adoption",
+        "poc_success_rate",
+        "poc_conversion",
+        "utilisation",
+        "retention_after_adoption",
+    }
+    assert set(r.omitted) == expected
+    for k in expected:
+        assert any(n.startswith(f"{k}: omitted") for n in r.notes), k
+    assert set(r.values["kpi_id"]) == {"revenue", "cross_sell_rate", "upsell_rate", "nrr"}
+    assert "no surveys table" in r.omitted["nps"]
+
+
+def test_bad_input_messages():
+    tx = _tx([("A", "2024-04-10", "x", 1.0)])
+    with pytest.raises(KpiInputError, match=r"transactions: missing column\(s\) \['revenue'\]"):
+        compute_kpis(tx.drop(columns="revenue"), _acc("A"))
+    with pytest.raises(KpiInputError, match=r"refer to accounts not in accounts.*'Z'"):
+        compute_kpis(pd.concat([tx, _tx([("Z", "2024-04-10", "x", 1.0)])]), _acc("A"))
+    sv = pd.DataFrame({"account_id": ["A"], "date": pd.to_datetime(["2024-04-02"]), "nps": [12]})
+    with pytest.raises(KpiInputError, match="surveys.nps must be 0-10"):
+        compute_kpis(tx, _acc("A"), surveys=sv)
+    with pytest.raises(ValueError, match="unknown KPI id"):
+        KpiSettings(targets={"revnue": KpiTarget(target=1, floor=0)})
+    with pytest.raises(ValueError, match="floor must differ"):
+        KpiTarget(target=1, floor=1)
+
+
+def test_input_columns_exist_in_the_contract():
+    for table, cols in {**kpi.INPUT_COLUMNS}.items():
+        known = {s.name for s in column_specs(table)}
+        assert set(cols) <= known, table
+        assert set(kpi.OPTIONAL_COLUMNS.get(table, ())) <= known, table
+
+
+def test_definitions_table_is_complete():
+    assert list(KPI_DEFINITIONS["kpi_id"]) == list(kpi.KPI_IDS)
+    assert KPI_DEFINITIONS["name_ja"].str.len().gt(0).all()
+    assert set(KPI_DEFINITIONS["family"]) == set(kpi.FAMILIES)
+    long_ = set(KPI_DEFINITIONS.loc[KPI_DEFINITIONS["horizon"] == "long", "kpi_id"])
+    assert {"ltv", "nps", "share_of_wallet", "retention_after_adoption", "exec_contact"} <= long_
+    assert {"revenue", "gross_profit", "gross_margin"}.isdisjoint(long_)
+    assert set(KpiSettings().targets) == set(kpi.KPI_IDS)
+
+
+# --------------------------------------------------------------------------- status & trend
+
+
+def test_status_rules_both_directions():
+    m = [0.9, 0.85, 0.8, 0.79, np.nan]
+    assert list(kpi_status(m, 0.85, 0.05, True)) == [
+        "on_track",
+        "on_track",
+        "at_risk",
+        "off_track",
+        "no_data",
+    ]
+    # lower is better (time to adoption, target 90 days, band 30)
+    assert list(kpi_status([60, 90, 120, 121], 90, 30, False)) == [
+        "on_track",
+        "on_track",
+        "at_risk",
+        "off_track",
+    ]
+
+
+def test_attainment_scale():
+    assert list(kpi.attainment([-50, 0, 30, 100], 30, -50)) == pytest.approx([0, 62.5, 100, 100])
+    # lower is better: floor above target
+    assert list(kpi.attainment([90, 365, 227.5], 90, 365)) == pytest.approx([100, 0, 50])
+
+
+@pytest.mark.parametrize(
+    ("values", "hib", "expected"),
+    [
+        ([1, 2, 3, 4], True, "improving"),
+        ([4, 3, 2, 1], True, "worsening"),
+        ([4, 3, 2, 1], False, "improving"),  # e.g. days to adoption falling
+        ([5, 5, 5, 5], True, "flat"),
+        ([10, 12, 9, 11, 10], True, "flat"),  # noise: slope CI contains 0
+        ([100, 100.1, 100.2, 100.3], True, "flat"),  # clear but negligible (< 2 %)
+        ([1, np.nan], True, "insufficient_data"),
+    ],
+)
+def test_trend_rules(values, hib, expected):
+    assert trend_test(values, higher_is_better=hib)["trend"] == expected
+
+
+def test_trend_flat_rule_is_the_slope_confidence_interval():
+    # slope 0.8; residuals -0.3, -0.1, 1.1, -0.7 (SSR 1.8); se = sqrt(1.8 / 2 / 5); t(0.95, 2) = 2.92
+    y = [10.0, 11.0, 13.0, 12.0]
+    r = trend_test(y, ci_level=0.90, flat_tolerance=0.0)
+    assert r["slope"] == pytest.approx(0.8)
+    half = stats.t.ppf(0.95, 2) * math.sqrt(1.8 / 2 / 5)
+    assert r["slope_ci_low"] == pytest.approx(0.8 - half)
+    assert r["trend"] == "flat"  # 0.8 - 1.239 < 0
+    assert trend_test(y, ci_level=0.50, flat_tolerance=0.0)["trend"] == "improving"
+
+
+def test_assess_growth_target_and_trend():
+    rows = []
+    for q, rev in zip(
+        ["2024-04-10", "2024-07-10", "2024-10-10", "2025-01-10", "2025-04-10"],
+        [100, 110, 120, 130, 140],
+        strict=True,
+    ):
+        rows.append(("A", q, "x", float(rev)))
+        rows.append(("B", q, "x", 100.0))
+    r = compute_kpis(_tx(rows), _acc("AB"), as_of="2025-06-30")
+    t = assess_kpis(r).set_index(["account_id", "kpi_id"])
+    # A: 140 vs 100 a year earlier = +40 % against the +5 % target
+    assert t.loc[("A", "revenue"), "measure"] == pytest.approx(0.4)
+    assert t.loc[("A", "revenue"), "status"] == "on_track"
+    assert t.loc[("A", "revenue"), "trend"] == "improving"
+    # B: flat revenue: growth 0, within the 5-point band -> at risk, trend flat
+    assert t.loc[("B", "revenue"), "status"] == "at_risk"
+    assert t.loc[("B", "revenue"), "trend"] == "flat"
+    port = assess_kpis(r, level="portfolio").set_index("kpi_id")
+    assert port.loc["revenue", "measure"] == pytest.approx(240 / 200 - 1)
+    with pytest.raises(ValueError, match="not in the result"):
+        assess_kpis(r, period="FY1999")
+
+
+# --------------------------------------------------------------------------- scorecard
+
+
+def _scorecard_data():
+    tx = _tx(
+        [
+            ("A", "2024-04-10", "x", 100.0, 50.0),
+            ("A", "2025-04-10", "x", 110.0, 60.0),
+            ("B", "2024-04-10", "x", 100.0, 90.0),
+            ("B", "2025-04-10", "x", 60.0, 55.0),
+            ("C", "2025-04-10", "x", 10.0, 5.0),
+        ]
+    )
+    sv = pd.DataFrame(
+        {
+            "account_id": ["A"] * 5 + ["B"],
+            "date": pd.to_datetime(["2025-05-01"] * 6),
+            "nps": [10, 9, 9, 8, 3, 0],
+            "csat": [5, 4, 4, 4, 3, 1],
+        }
+    )
+    acc = _acc("ABC", wallet=[400.0, 1000.0, np.nan])
+    return compute_kpis(tx, acc, surveys=sv, as_of="2025-06-30")
+
+
+def test_scorecard_contributions_sum_to_health():
+    card = balanced_scorecard(_scorecard_data())
+    kpi_cols = [c for c in card if c.startswith("contrib_")]
+    fam_cols = [c for c in card if c.startswith("family_contrib_")]
+    ok = card["health_score"].notna()
+    assert ok.all()
+    np.testing.assert_allclose(card[kpi_cols].sum(axis=1), card["health_score"])
+    np.testing.assert_allclose(card[fam_cols].sum(axis=1), card["health_score"])
+    w = [c for c in card if c.startswith("weight_")]
+    np.testing.assert_allclose(card[w].sum(axis=1), 1.0)
+    assert card["health_score"].between(0, 100).all()
+    a, b = card.set_index("account_id").loc["A"], card.set_index("account_id").loc["B"]
+    assert a["health_score"] > b["health_score"]
+
+
+def test_scorecard_hand_computed_and_long_term_weight():
+    r = _scorecard_data()
+    card = balanced_scorecard(r).set_index("account_id")
+    a = card.loc["A"]
+    # revenue family (all short): growth +10 % -> 100; GP 50 vs 50 = 0 % -> 30/35 of the
+    # way from -30 % to +5 %; margin 50/110 >= 30 % -> 100
+    assert a["attain_revenue"] == pytest.approx(100)
+    assert a["attain_gross_profit"] == pytest.approx(30 / 35 * 100)
+    assert a["attain_gross_margin"] == pytest.approx(100)
+    # NPS (5 answers: 3 promoters, 1 detractor) = 40 -> 100; CSAT mean 4.0 -> 100
+    assert a["attain_nps"] == pytest.approx(100)
+    assert a["attain_csat"] == pytest.approx(100)
+    # share of wallet: 110 * 4 / 400 = 1.1 -> 100; NRR 1.1 -> 100; upsell 1; cross-sell 0
+    assert a["attain_share_of_wallet"] == pytest.approx(100)
+    assert a["attain_cross_sell_rate"] == 0
+    # expansion: long (SoW, NRR) share 0.5, short (cross 0.5, upsell 0.5) share 0.5
+    assert a["family_score_expansion"] == pytest.approx(0.5 * 100 + 0.25 * 0 + 0.25 * 100)
+    # B has one survey answer (NPS -100 -> attainment 0), shrunk towards 50:
+    z = math.sqrt(1 / 5)
+    assert card.loc["B", "attain_nps"] == pytest.approx(z * 0 + (1 - z) * 50)
+    # all weight on long-term indicators: the short ones drop out where a long one exists
+    long_only = balanced_scorecard(r, settings=KpiSettings(long_term_weight=1.0))
+    long_only = long_only.set_index("account_id")
+    assert long_only.loc["A", "weight_csat"] == 0
+    assert long_only.loc["A", "weight_nps"] > 0
+    assert long_only.loc["A", "weight_revenue"] > 0  # revenue family has no long KPI here
+    assert long_only.loc["A", "family_score_expansion"] == pytest.approx(100)
+
+
+def test_scorecard_portfolio_and_account_targets():
+    r = _scorecard_data()
+    port = balanced_scorecard(r, level="portfolio")
+    assert port["account_id"].tolist() == [kpi.PORTFOLIO_ID]
+    assert 0 <= port["health_score"].iloc[0] <= 100
+    # per-account plan: A must grow revenue 50 % -> +10 % is short of it
+    tgt = pd.DataFrame({"account_id": ["A"], "kpi_id": ["revenue"], "target": [0.5]})
+    t = assess_kpis(r, account_targets=tgt).set_index(["account_id", "kpi_id"])
+    assert t.loc[("A", "revenue"), "status"] == "off_track"
+    assert t.loc[("B", "revenue"), "target"] == pytest.approx(0.05)
+
+
+# --------------------------------------------------------------------------- planted drivers
+
+
+@pytest.mark.slow
+def test_health_score_recovers_planted_drivers(tmp_path):
+    """Accounts with bad planted drivers (low latent NPS, no executive engagement, low
+    seat utilisation) must score visibly lower health than accounts with good ones.
+
+    The generator makes churn depend on these drivers and makes them observable
+    through surveys, executive meetings and usage; the scorecard sees only the
+    observed tables. Checked on all accounts (the 15-point bar) and, more strictly,
+    on the accounts still alive at the as-of date (so the gap is not only churn)."""
+    synthetic = pytest.importorskip("kam_analysis.synthetic")
+    out = tmp_path / "demo"
+    info = synthetic.generate_dataset(out, n_accounts=800, seed=5)
+    t = {
+        n: pd.read_parquet(out / f"{n}.parquet")
+        for n in ("accounts", "transactions", "contracts", "opportunities")
+        + ("activities", "surveys", "usage")
+    }
+    truth = pd.read_parquet(out / "ground_truth_accounts.parquet")
+    result = compute_kpis(
+        t["transactions"],
+        t["accounts"],
+        contracts=t["contracts"],
+        opportunities=t["opportunities"],
+        activities=t["activities"],
+        surveys=t["surveys"],
+        usage=t["usage"],
+        as_of=info["as_of"],
+    )
+    card = balanced_scorecard(result).merge(truth, on="account_id")
+    assert len(card) == 800 and card["health_score"].notna().all()
+
+    def groups(d):
+        bad = (d["nps_latent"] < 6.5) & ~d["exec_engaged"] & (d["utilisation"] < 0.65)
+        good = (d["nps_latent"] > 7.5) & d["exec_engaged"] & (d["utilisation"] > 0.75)
+        assert bad.sum() >= 5 and good.sum() >= 5
+        return d.loc[bad, "health_score"], d.loc[good, "health_score"]
+
+    bad, good = groups(card)
+    assert good.mean() - bad.mean() >= 15
+    assert stats.mannwhitneyu(good, bad, alternative="greater").pvalue < 1e-3
+    bad_alive, good_alive = groups(card[~card["churned"]])
+    assert good_alive.mean() - bad_alive.mean() >= 10
+    assert stats.mannwhitneyu(good_alive, bad_alive, alternative="greater").pvalue < 0.01
+    # the relationship family carries the signal: NPS, executive contact
+    rel = card.groupby(card["exec_engaged"])["family_score_relationship"].mean()
+    assert rel[True] - rel[False] >= 20

@@ -1,0 +1,483 @@
+"""Tests for kam_analysis.scenarios: engine, scenarios, concentration, stress tests."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pydantic
+import pytest
+
+from kam_analysis import scenarios as sc
+from kam_analysis.pricing import Range, RoiInputs
+
+K_SE = 4.0  # Monte Carlo tolerance: |estimate - truth| < K_SE standard errors
+
+
+def make_book(n=6, *, revenue=None, churn=0.0, growth=0.0, vol=0.0, margin=0.3, tiers=None):
+    revenue = np.arange(1, n + 1) * 100.0 if revenue is None else np.asarray(revenue, float)
+    book = pd.DataFrame(
+        {
+            "account_id": [f"A{i}" for i in range(len(revenue))],
+            "monthly_revenue": revenue,
+            "margin": margin,
+            "churn_prob_month": churn,
+            "growth_annual": growth,
+            "volatility_annual": vol,
+        }
+    )
+    if tiers is not None:
+        book["tier"] = tiers
+    return book
+
+
+def deterministic_projection(book, months):
+    t = np.arange(1, months + 1)
+    g = book["growth_annual"].to_numpy()[:, None]
+    return (book["monthly_revenue"].to_numpy()[:, None] * (1 + g) ** (t / 12)).sum(axis=0)
+
+
+# --- engine: closed-form cases ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [(np.float64, 1e-12), (np.float32, 2e-6)])
+def test_zero_volatility_zero_churn_is_the_deterministic_projection(dtype, rtol):
+    book = make_book(growth=[0.0, 0.05, 0.1, -0.2, 0.3, 1.0])
+    res = sc.simulate_book(book, months=24, draws=5, dtype=dtype)
+    expected = deterministic_projection(book, 24)
+    np.testing.assert_allclose(res.revenue_paths, np.broadcast_to(expected, (5, 24)), rtol=rtol)
+    np.testing.assert_allclose(res.gross_profit_paths, 0.3 * res.revenue_paths, rtol=rtol)
+
+
+def _survival_check(res, n_accounts, p):
+    draws, months = res.revenue_paths.shape
+    survival = res.revenue_paths.mean(axis=0) / n_accounts
+    truth = (1 - p) ** np.arange(1, months + 1)
+    se = np.sqrt(truth * (1 - truth) / (n_accounts * draws))
+    assert np.all(np.abs(survival - truth) < K_SE * se), np.abs(survival - truth) / se
+
+
+def test_churn_survival_matches_geometric_small_book():
+    p = 0.05
+    book = make_book(20, revenue=np.ones(20), churn=p)
+    _survival_check(sc.simulate_book(book, draws=4000, seed=3), 20, p)
+
+
+def test_churn_survival_matches_geometric_large_book_per_draw_path():
+    # > 4096 accounts switches the engine to one draw at a time with the
+    # subtracted-churn reduction; the survival law must not change.
+    p = 0.03
+    book = make_book(5000, revenue=np.ones(5000), churn=p)
+    _survival_check(sc.simulate_book(book, months=24, draws=30, seed=5), 5000, p)
+
+
+def test_churn_probability_one_and_zero():
+    book = make_book(2, revenue=[1.0, 2.0], churn=[1.0, 0.0])
+    res = sc.simulate_book(book, months=5, draws=50)
+    np.testing.assert_allclose(res.revenue_paths, 2.0, rtol=1e-6)
+
+
+def _quantile_se(x, p):
+    lo, hi = np.quantile(x, [max(p - 0.05, 0.001), min(p + 0.05, 0.999)])
+    density = 0.1 / (hi - lo)
+    return math.sqrt(p * (1 - p) / x.size) / density
+
+
+@pytest.mark.parametrize("knots", [1, 12])
+def test_matches_naive_per_month_model_in_distribution(knots):
+    book = make_book(
+        6, revenue=[50, 80, 120, 200, 300, 500], churn=0.015, growth=0.08, vol=0.3, margin=0.4
+    )
+    draws = 6000
+    fast = sc.simulate_book(
+        book, draws=draws, seed=11, market_factor_weight=0.4, growth_knot_months=knots
+    )
+    ref_rev, ref_gp = sc.simulate_book_reference(
+        book, draws=draws, seed=12, market_factor_weight=0.4
+    )
+    a, b = fast.total_revenue, ref_rev.sum(axis=1)
+    se_mean = math.sqrt(a.var() / a.size + b.var() / b.size)
+    assert abs(a.mean() - b.mean()) < K_SE * se_mean
+    for p in (0.1, 0.5, 0.9):
+        se = math.hypot(_quantile_se(a, p), _quantile_se(b, p))
+        assert abs(np.quantile(a, p) - np.quantile(b, p)) < K_SE * se, p
+    # the analytic expectation agrees with both
+    analytic = fast.account_expected["expected_revenue"].sum()
+    assert abs(a.mean() - analytic) < K_SE * a.std() / math.sqrt(a.size)
+    assert abs(b.mean() - analytic) < K_SE * b.std() / math.sqrt(b.size)
+    np.testing.assert_allclose(
+        fast.total_gross_profit, 0.4 * fast.total_revenue, rtol=1e-5
+    )  # constant margin
+
+
+def test_monthly_mean_matches_closed_form_each_month():
+    book = make_book(4, churn=0.02, growth=0.1, vol=0.25)
+    res = sc.simulate_book(book, draws=8000, seed=2, market_factor_weight=0.5)
+    exp_rev, _, _ = sc.expected_account_paths(
+        sc.validate_book(book), sc.resolve_scenario(None, book), 36
+    )
+    truth = exp_rev.sum(axis=0)
+    se = res.revenue_paths.std(axis=0) / math.sqrt(8000)
+    assert np.all(np.abs(res.revenue_paths.mean(axis=0) - truth) < K_SE * se)
+
+
+def test_same_seed_same_numbers_and_other_seed_differs():
+    book = make_book(churn=0.02, vol=0.2)
+    a = sc.simulate_book(book, draws=200, seed=7, market_factor_weight=0.3)
+    b = sc.simulate_book(book, draws=200, seed=7, market_factor_weight=0.3)
+    c = sc.simulate_book(book, draws=200, seed=8, market_factor_weight=0.3)
+    assert np.array_equal(a.revenue_paths, b.revenue_paths)
+    assert not np.array_equal(a.revenue_paths, c.revenue_paths)
+    # the first draws do not depend on how many draws are run
+    d = sc.simulate_book(book, draws=50, seed=7, market_factor_weight=0.3)
+    assert np.array_equal(a.revenue_paths[:50], d.revenue_paths)
+
+
+@pytest.mark.parametrize("n_accounts", [6, 5000])
+def test_chunking_and_threads_do_not_change_results(n_accounts):
+    book = make_book(n_accounts, revenue=np.linspace(1, 50, n_accounts), churn=0.02, vol=0.2)
+    draws = 12 if n_accounts > 100 else 300
+    runs = [
+        sc.simulate_book(book, draws=draws, seed=1, market_factor_weight=0.3, chunk_draws=c, threads=t)
+        for c, t in ((None, 1), (1, 1), (5, 2), (draws, 2))
+    ]
+    for other in runs[1:]:
+        assert np.array_equal(runs[0].revenue_paths, other.revenue_paths)
+        assert np.array_equal(runs[0].gross_profit_paths, other.gross_profit_paths)
+
+
+def test_result_summary_and_target():
+    book = make_book(churn=0.01, vol=0.2)
+    res = sc.simulate_book(book, draws=1000, seed=0, target=1e12)
+    assert res.prob_miss_target == 1.0
+    summary = res.summary()
+    assert list(summary["metric"]) == ["total_revenue", "total_gross_profit"]
+    row = summary.iloc[0]
+    assert row["p10"] <= row["p50"] <= row["p90"]
+    monthly = res.monthly()
+    assert set(monthly.columns) == {"month", "metric", "mean", "p10", "p50", "p90"}
+    assert len(monthly) == 2 * 36
+    assert res.seed == 0 and res.settings["draws"] == 1000
+
+
+# --- scenario shocks ----------------------------------------------------------------
+
+
+def test_lose_accounts_removes_exactly_that_revenue_from_month_m():
+    book = make_book(growth=0.1)
+    lose = sc.Scenario(name="lose", shocks=[sc.LoseAccounts(account_ids=["A2"], month=13)])
+    base = sc.simulate_book(book, draws=3, dtype=np.float64)
+    shocked = sc.simulate_book(book, draws=3, dtype=np.float64, scenario=lose)
+    a2 = 300.0 * 1.1 ** (np.arange(1, 37) / 12)
+    diff = base.revenue_paths - shocked.revenue_paths
+    np.testing.assert_array_equal(diff[:, :12], 0.0)
+    np.testing.assert_allclose(diff[:, 12:], np.broadcast_to(a2[12:], (3, 24)), rtol=1e-12)
+
+
+def test_lose_accounts_with_volatility_keeps_other_months_identical():
+    book = make_book(churn=0.01, vol=0.3)
+    lose = sc.Scenario(name="lose", shocks=[sc.LoseAccounts(account_ids=["A5"], month=10)])
+    base = sc.simulate_book(book, draws=300, seed=4, market_factor_weight=0.2)
+    shocked = sc.simulate_book(book, draws=300, seed=4, market_factor_weight=0.2, scenario=lose)
+    np.testing.assert_array_equal(base.revenue_paths[:, :9], shocked.revenue_paths[:, :9])
+    assert np.all(base.revenue_paths[:, 9:] >= shocked.revenue_paths[:, 9:])
+
+
+def test_lose_top_k_by_revenue_and_gross_profit():
+    book = make_book(3, revenue=[100, 200, 300], margin=[0.9, 0.5, 0.1])
+    by_rev = sc.resolve_scenario(
+        sc.Scenario(name="x", shocks=[sc.LoseTopK(k=1, month=5)]), book, months=12
+    )
+    by_gp = sc.resolve_scenario(
+        sc.Scenario(name="x", shocks=[sc.LoseTopK(k=1, month=5, by="gross_profit")]),
+        book,
+        months=12,
+    )
+    assert list(by_rev.loss_month) == [13, 13, 5]  # A2: 300 revenue
+    assert list(by_gp.loss_month) == [13, 5, 13]  # A1: 100 gross profit vs 90 and 30
+
+
+def test_price_cut_reduces_revenue_by_pct_from_month_and_gp_by_same_amount():
+    book = make_book(3, revenue=[100, 200, 300], tiers=["key", "standard", "key"])
+    cut = sc.Scenario(name="cut", shocks=[sc.PriceCut(pct=10, tier="key", from_month=7)])
+    base = sc.simulate_book(book, months=12, draws=2, dtype=np.float64)
+    shocked = sc.simulate_book(book, months=12, draws=2, dtype=np.float64, scenario=cut)
+    loss = np.r_[np.zeros(6), np.full(6, 0.1 * (100 + 300))]
+    np.testing.assert_allclose(base.revenue_paths - shocked.revenue_paths, [loss, loss], atol=1e-9)
+    np.testing.assert_allclose(
+        base.gross_profit_paths - shocked.gross_profit_paths, [loss, loss], atol=1e-9
+    )
+
+
+def test_two_price_cuts_multiply():
+    book = make_book(1, revenue=[100.0])
+    scen = sc.Scenario(
+        name="two",
+        shocks=[
+            sc.PriceCut(pct=10, account_ids=["A0"], from_month=2),
+            sc.PriceCut(pct=50, from_month=4),
+        ],
+    )
+    res = sc.simulate_book(book, months=5, draws=1, dtype=np.float64, scenario=scen)
+    np.testing.assert_allclose(res.revenue_paths[0], [100, 90, 90, 45, 45], atol=1e-9)
+    np.testing.assert_allclose(res.gross_profit_paths[0], [30, 20, 20, -25, -25], atol=1e-9)
+
+
+def test_churn_multiplier_and_growth_shift_by_tier():
+    book = make_book(2, revenue=[100, 100], churn=0.01, growth=0.05, tiers=["key", "growth"])
+    resolved = sc.resolve_scenario(
+        sc.Scenario(
+            name="s",
+            shocks=[
+                sc.ChurnMultiplier(factor=3, tier="key"),
+                sc.GrowthShift(delta_annual=-0.1, tier="growth"),
+            ],
+        ),
+        book,
+    )
+    np.testing.assert_allclose(resolved.churn_prob_month, [0.03, 0.01])
+    np.testing.assert_allclose(resolved.growth_annual, [0.05, -0.05])
+
+
+def test_new_logos_add_expected_ramped_revenue():
+    book = make_book(1, revenue=[1000.0])
+    scen = sc.Scenario(
+        name="logos",
+        shocks=[sc.NewLogos(per_year=12, avg_monthly_revenue=60, margin=0.5, ramp_months=3)],
+    )
+    res = sc.simulate_book(book, months=6, draws=4000, seed=9, scenario=scen)
+    added = res.revenue_paths - 1000.0
+    # one logo a month expected; ramp 1/3, 2/3, 1: E[month t] = 60 * sum_{s<=t} min(1, (t-s+1)/3)
+    ramp = np.minimum(1, np.arange(1, 7) / 3)
+    truth = 60 * np.cumsum(ramp)
+    se = added.std(axis=0) / math.sqrt(4000)
+    assert np.all(np.abs(added.mean(axis=0) - truth) < K_SE * se)
+    np.testing.assert_allclose(res.gross_profit_paths - 300.0, 0.5 * added, atol=1e-6)
+
+
+# --- validation ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shock", "message"),
+    [
+        (sc.LoseAccounts(account_ids=["NOPE"], month=2), "unknown account id(s) ['NOPE']"),
+        (sc.LoseAccounts(account_ids=["A1"], month=40), "month=40 is outside the horizon 1..36"),
+        (sc.LoseTopK(k=-1), "k=-1 must be between 1 and 6"),
+        (sc.PriceCut(pct=100), "pct=100.0 must be in [0, 100)"),
+        (sc.PriceCut(pct=-5), "pct=-5.0 must be in [0, 100)"),
+        (sc.PriceCut(pct=5, from_month=0), "from_month=0 is outside the horizon"),
+        (sc.PriceCut(pct=5, tier="key"), "the book has no 'tier' column"),
+        (sc.ChurnMultiplier(factor=-1), "factor=-1.0 must be >= 0"),
+        (sc.GrowthShift(delta_annual=-2), "delta_annual=-2.0 takes growth to <= -100 %"),
+        (sc.GrowthShift(delta_annual=0.1, tier="vip"), "unknown tier 'vip'"),
+        (sc.NewLogos(per_year=-1), "per_year=-1.0 must be >= 0"),
+    ],
+)
+def test_scenario_errors_name_scenario_shock_and_value(shock, message):
+    scen = sc.Scenario(name="stress", shocks=[sc.ChurnMultiplier(factor=1.0), shock])
+    with pytest.raises(sc.ScenarioError) as err:
+        sc.resolve_scenario(scen, make_book())
+    text = str(err.value)
+    assert "scenario 'stress'" in text and f"shock 2 ({shock.kind})" in text
+    assert message in text
+
+
+def test_scenario_config_rejects_unknown_keys_and_kinds():
+    with pytest.raises(pydantic.ValidationError):
+        sc.Scenario.model_validate({"name": "x", "shocks": [{"kind": "price_cut", "pct": 5, "frm": 3}]})
+    with pytest.raises(pydantic.ValidationError):
+        sc.Scenario.model_validate({"name": "x", "shocks": [{"kind": "meteor", "month": 3}]})
+    parsed = sc.ScenarioSettings.model_validate(
+        {"scenarios": {"cut": {"shocks": [{"kind": "price_cut", "pct": 5, "tier": "key"}]}}}
+    )
+    assert parsed.scenarios["cut"].name == "cut"
+    assert isinstance(parsed.scenarios["cut"].shocks[0], sc.PriceCut)
+    with pytest.raises(pydantic.ValidationError, match="different name"):
+        sc.ScenarioSettings.model_validate({"scenarios": {"a": {"name": "b"}}})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda b: b.drop(columns="margin"), "missing column(s) ['margin']"),
+        (lambda b: b.assign(margin=30.0), "'margin' must be a finite number <= 1"),
+        (lambda b: b.assign(churn_prob_month=1.5), "'churn_prob_month' must be a finite number"),
+        (lambda b: b.assign(account_id="X"), "account_id must be unique"),
+        (lambda b: b.assign(monthly_revenue=np.nan), "'monthly_revenue' must be a finite number"),
+        (lambda b: b.assign(tier="gold"), "'tier' must be one of"),
+    ],
+)
+def test_book_errors(change, message):
+    with pytest.raises(sc.BookError) as err:
+        sc.simulate_book(change(make_book()), draws=2)
+    assert message in str(err.value)
+
+
+def test_run_scenarios_compares_with_common_random_numbers():
+    book = make_book(churn=0.01, vol=0.2)
+    settings = sc.ScenarioSettings(draws=500, months=24)
+    run = sc.run_scenarios(book, settings, names=["downside", "upside"])
+    table = run.table.set_index("scenario")
+    assert list(table.index) == ["base", "downside", "upside"]
+    assert table.loc["base", "revenue_p50_delta"] == 0.0
+    assert table.loc["downside", "revenue_p50"] < table.loc["base", "revenue_p50"]
+    assert table.loc["upside", "revenue_p50"] > table.loc["base", "revenue_p50"]
+    # default target: flat run-rate over the horizon
+    assert table.loc["base", "target"] == pytest.approx(24 * book["monthly_revenue"].sum())
+    assert (
+        table.loc["downside", "prob_miss_target"] >= table.loc["base", "prob_miss_target"]
+    )
+    with pytest.raises(sc.ScenarioError, match="unknown scenario"):
+        sc.run_scenarios(book, settings, names=["nope"])
+
+
+# --- concentration -------------------------------------------------------------------
+
+
+def test_hhi_hand_computed():
+    # shares 50/30/20 -> HHI = 2500 + 900 + 400 = 3800 (0-10,000 scale)
+    frame = pd.DataFrame({"account_id": ["a", "b", "c"], "revenue": [50.0, 30, 20]})
+    out = sc.concentration(frame).set_index("metric")["value"]
+    assert out["hhi"] == pytest.approx(3800)
+    assert out["hhi_fraction"] == pytest.approx(0.38)
+    assert out["hhi_normalized"] == pytest.approx((0.38 - 1 / 3) / (1 - 1 / 3))
+    assert out["top1_share"] == pytest.approx(0.5)
+    assert out["top5_share"] == pytest.approx(1.0)
+    assert out["equivalent_accounts"] == pytest.approx(1 / 0.38)
+
+
+def test_hhi_equal_shares_and_flags():
+    frame = pd.DataFrame(
+        {"account_id": list("abcdefghij"), "revenue": 1.0, "gross_profit": [9.0] + [1.0] * 9}
+    )
+    out = sc.concentration(
+        frame, sc.ConcentrationThresholds(top1_share=0.2, top5_share=0.6, hhi=1500)
+    )
+    rev = out[out["basis"] == "revenue"].set_index("metric")
+    assert rev.loc["hhi", "value"] == pytest.approx(1000)  # 10 x 10%^2
+    assert rev.loc["hhi_normalized", "value"] == pytest.approx(0)
+    assert not rev["exceeds"].any()
+    gp = out[out["basis"] == "gross_profit"].set_index("metric")
+    assert gp.loc["top1_share", "value"] == pytest.approx(0.5)
+    assert gp.loc["top1_share", "exceeds"] and gp.loc["hhi", "exceeds"]
+    assert gp.loc["top5_share", "value"] == pytest.approx(13 / 18) and gp.loc["top5_share", "exceeds"]
+    assert gp.loc["hhi", "value"] == pytest.approx(2500 + 9 * (100 / 18) ** 2)
+
+
+def test_concentration_trend_per_quarter():
+    monthly = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "a", "b", "a", "b"],
+            "month": pd.to_datetime(
+                ["2024-01-01", "2024-01-01", "2024-02-01", "2024-02-01", "2024-04-01", "2024-04-01"]
+            ),
+            "revenue": [1.0, 1.0, 1.0, 1.0, 3.0, 1.0],
+        }
+    )
+    trend = sc.concentration_trend(monthly, freq="Q")
+    assert list(trend["period"]) == ["2024Q1", "2024Q2"]
+    np.testing.assert_allclose(trend["hhi"], [5000, 75**2 + 25**2])
+    with pytest.raises(ValueError, match="freq"):
+        sc.concentration_trend(monthly, freq="W")
+
+
+def test_concentration_needs_columns():
+    with pytest.raises(ValueError, match="'account_id' and 'revenue'"):
+        sc.concentration(pd.DataFrame({"account_id": ["a"], "sales": [1.0]}))
+
+
+# --- account loss stress ----------------------------------------------------------------
+
+
+def test_account_loss_stress_hand_values():
+    book = make_book(4, revenue=[1000, 100, 100, 100])
+    out = sc.account_loss_stress(book, top_k=1, months=36, loss_month=[1, 13])
+    first = out.iloc[0]
+    assert first["account_id"] == "A0"
+    assert first["revenue_gap"] == pytest.approx(36_000)
+    assert first["gross_profit_gap"] == pytest.approx(0.3 * 36_000)
+    assert first["revenue_gap_pct"] == pytest.approx(1000 / 1300)
+    # a new logo of 100/month won in month 1, ramp 6: 100 * (15/6 + 31) = 3350 -> ceil(36000/3350) = 11
+    assert first["new_logos_needed_avg"] == 11
+    assert first["new_logos_needed_median"] == 11
+    # uplift d closes the gap: 300 * sum_t ((1+d)^(t/12) - 1) = 36000
+    d = first["growth_uplift_needed"]
+    t = np.arange(1, 37)
+    assert 300 * ((1 + d) ** (t / 12) - 1).sum() == pytest.approx(36_000, rel=1e-8)
+    second = out.iloc[1]
+    assert second["loss_month"] == 13 and second["revenue_gap"] == pytest.approx(24_000)
+
+
+def test_account_loss_stress_includes_churn_and_rejects_bad_input():
+    book = make_book(2, revenue=[1000, 100], churn=0.1)
+    out = sc.account_loss_stress(book, accounts=["A0"], months=12)
+    assert out.loc[0, "revenue_gap"] == pytest.approx(1000 * sum(0.9**t for t in range(1, 13)))
+    with pytest.raises(sc.ScenarioError, match="unknown account"):
+        sc.account_loss_stress(book, accounts=["ZZ"])
+    with pytest.raises(sc.ScenarioError, match="loss_month=40"):
+        sc.account_loss_stress(book, loss_month=40)
+
+
+# --- price negotiation ------------------------------------------------------------------
+
+
+def test_break_even_volume_formula():
+    assert sc.break_even_volume_increase(0.30, 0.05) == pytest.approx(0.05 / 0.25)  # +20 %
+    assert sc.break_even_volume_increase(0.40, 0.10) == pytest.approx(1 / 3)
+    assert math.isinf(sc.break_even_volume_increase(0.30, 0.30))
+    assert math.isinf(sc.break_even_volume_increase(0.20, 0.25))
+
+
+def test_price_negotiation_our_side():
+    out = sc.price_negotiation(1000.0, 0.3, 5).set_index("metric")
+    assert out.loc["revenue", "after_cut"] == pytest.approx(950)
+    assert out.loc["gross_profit", "after_cut"] == pytest.approx(250)
+    assert out.loc["gross_profit", "change"] == pytest.approx(-50)
+    assert out.loc["gross_margin", "after_cut"] == pytest.approx(0.25 / 0.95)
+    assert out.loc["break_even_volume_increase", "after_cut"] == pytest.approx(0.2)
+    hopeless = sc.price_negotiation(1000.0, 0.1, 15).set_index("metric")
+    assert math.isinf(hopeless.loc["break_even_volume_increase", "after_cut"])
+    assert "no volume increase restores" in hopeless.loc["break_even_volume_increase", "note"]
+    with pytest.raises(ValueError, match="price_cut_pct"):
+        sc.price_negotiation(1000.0, 0.3, 120)
+
+
+def test_price_negotiation_customer_side_uses_roi():
+    value = RoiInputs(cost_reduction_per_year=Range.fixed(240_000), annual_fee=Range.fixed(120_000))
+    out = sc.price_negotiation(
+        120_000, 0.4, 10, customer_value=value, draws=10, discount_rate_annual=0.0, months=12
+    )
+    cust = out[out["side"] == "customer"].set_index("metric")
+    assert cust.loc["npv_p50", "current"] == pytest.approx(120_000)
+    assert cust.loc["npv_p50", "after_cut"] == pytest.approx(132_000)
+    assert cust.loc["fee_saving_share_of_npv", "after_cut"] == pytest.approx(0.1)
+
+
+# --- book from features -------------------------------------------------------------
+
+
+def test_book_from_features_fallbacks():
+    feats = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c"],
+            "revenue_12m": [1200.0, 2400.0, 0.0],
+            "gross_profit_12m": [600.0, 600.0, 0.0],
+            "revenue_growth": [0.5, -0.1, np.nan],
+        }
+    )
+    book = sc.book_from_features(
+        feats, churn_prob_month=pd.Series({"a": 0.02}), default_volatility=0.2
+    )
+    np.testing.assert_allclose(book["monthly_revenue"], [100, 200, 0])
+    np.testing.assert_allclose(book["margin"], [0.5, 0.25, 0.0])
+    fallback = 1 - 0.9 ** (1 / 12)
+    np.testing.assert_allclose(book["churn_prob_month"], [0.02, fallback, fallback])
+    mean = (1200 * 0.5 + 2400 * -0.1) / 3600  # revenue-weighted: 0.1
+    np.testing.assert_allclose(
+        book["growth_annual"], [0.5 * 0.5 + 0.5 * mean, 0.5 * -0.1 + 0.5 * mean, mean]
+    )
+    assert (book["volatility_annual"] == 0.2).all()
+    with pytest.raises(sc.BookError, match="revenue_growth"):
+        sc.book_from_features(feats.drop(columns="revenue_growth"))

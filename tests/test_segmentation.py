@@ -1,0 +1,423 @@
+"""Tests of kam_analysis.segmentation: hand-computed answers, properties, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from kam_analysis.segmentation import (
+    RESOURCE_LEVELS,
+    SegmentationInputError,
+    SegmentationSettings,
+    adjusted_rand_index,
+    assign_tiers,
+    cluster_check,
+    cohens_kappa,
+    gini,
+    key_capacity,
+    kmeans,
+    pareto_summary,
+    pareto_table,
+    portfolio_matrix,
+    tier_migration,
+)
+
+# --------------------------------------------------------------------------- tiers
+
+
+def _scored() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": list("abcdef"),
+            "score": [90.0, 80.0, 70.0, 55.0, 40.0, 65.0],
+            # percentile ranks 0, .2, .4, 1, .8, .6
+            "headroom": [1.0, 2.0, 3.0, 6.0, 5.0, 4.0],
+            "share_of_wallet": [0.5, 0.6, 0.1, 0.1, 0.1, 0.5],
+        }
+    )
+
+
+RULES = SegmentationSettings(
+    key_min_score=60,
+    key_capacity=2,
+    key_max_share=None,
+    key_min_share_of_wallet=None,
+    growth_min_potential_pct=0.75,
+    growth_max_share_of_wallet=0.2,
+    growth_min_score=50,
+)
+
+
+def test_assign_tiers_rules_hand_computed():
+    out = assign_tiers(_scored(), RULES).set_index("account_id")
+    assert out["tier"].to_dict() == {
+        "a": "key",
+        "b": "key",
+        "c": "standard",  # score 70 >= 60 but beyond the capacity of 2
+        "d": "growth",  # potential percentile 1.0, share of wallet 0.1, score 55
+        "e": "standard",  # potential 0.8, low share, but score 40 < 50
+        "f": "standard",  # potential 0.6 < 0.75 and share 0.5 > 0.2
+    }
+    np.testing.assert_allclose(out["potential_pct"], [0, 0.2, 0.4, 1, 0.8, 0.6])
+    assert out.loc["a", "tier_reason"] == "key: score 90.0 >= 60, rank 1 within capacity 2"
+    assert "eligible but rank 3 beyond capacity 2" in out.loc["c", "tier_reason"]
+    assert out.loc["d", "tier_reason"].startswith("growth: potential percentile 1.00 >= 0.75")
+    assert out.loc["e", "tier_reason"] == (
+        "standard: not key (score 40.0 < 60); not growth (score 40.0 < 50)"
+    )
+    assert "potential percentile 0.60 < 0.75" in out.loc["f", "tier_reason"]
+    assert "share of wallet 0.50 > 0.2" in out.loc["f", "tier_reason"]
+
+
+def test_key_floors_on_share_of_wallet_and_current_value():
+    # share-of-wallet floor 0.55: a (0.5) is not eligible, so b and f (next eligible by score)
+    cfg = RULES.model_copy(update={"key_min_share_of_wallet": 0.55})
+    t = _scored().assign(share_of_wallet=[0.5, 0.6, 0.1, 0.1, 0.1, 0.6])
+    out = assign_tiers(t, cfg).set_index("account_id")
+    assert out.index[out["tier"] == "key"].tolist() == ["b", "f"]
+    assert "share of wallet 0.50 < 0.55" in out.loc["a", "tier_reason"]
+    assert out.loc["f", "tier_reason"] == (
+        "key: score 65.0 >= 60, share of wallet 0.60 >= 0.55, rank 2 within capacity 2"
+    )
+    # value floor: gross profit percentile >= 0.5 -> only c, d, e qualify (pct .6, .8, 1)
+    t = _scored().assign(gross_profit_12m=[1.0, 2.0, 4.0, 5.0, 6.0, 3.0])
+    cfg = RULES.model_copy(update={"key_min_value_pct": 0.5, "key_capacity": None})
+    out = assign_tiers(t, cfg).set_index("account_id")
+    assert out.index[out["tier"] == "key"].tolist() == ["c"]  # d, e have score < 60
+    assert "gross_profit_12m percentile 0.00 < 0.5" in out.loc["a", "tier_reason"]
+    with pytest.raises(SegmentationInputError, match="needs column 'gross_profit_12m'"):
+        assign_tiers(_scored(), cfg)
+
+
+def test_key_capacity_respected_and_ties_broken_by_account_id():
+    t = _scored().assign(score=[80.0, 80.0, 80.0, 10.0, 10.0, 10.0])
+    t = t.iloc[::-1]  # row order must not matter
+    cfg = RULES.model_copy(update={"key_capacity": 1})
+    out = assign_tiers(t, cfg).set_index("account_id")
+    assert out.loc["a", "tier"] == "key"
+    assert (out.loc[["b", "c"], "tier"] == "standard").all()
+    assert list(assign_tiers(t, cfg)["account_id"]) == list(t["account_id"])
+
+
+def test_key_capacity_from_share_and_count():
+    assert key_capacity(1000, SegmentationSettings(key_capacity=None, key_max_share=0.05)) == 50
+    assert key_capacity(1000, SegmentationSettings(key_capacity=30, key_max_share=0.05)) == 30
+    assert key_capacity(10, SegmentationSettings(key_max_share=0.01)) == 1
+    assert key_capacity(10, SegmentationSettings(key_capacity=None, key_max_share=None)) is None
+    cfg = RULES.model_copy(update={"key_capacity": None, "key_max_share": 0.2})
+    # 6 accounts x 0.2 = 1.2 -> 1 key account
+    assert (assign_tiers(_scored(), cfg)["tier"] == "key").sum() == 1
+
+
+def test_growth_uses_the_larger_potential_and_missing_share_fails():
+    t = _scored().assign(whitespace=[0.0, 0.0, 9.0, 0.0, 0.0, 0.0], score=60.0)
+    t.loc[t["account_id"] == "d", "share_of_wallet"] = np.nan
+    cfg = RULES.model_copy(update={"key_min_score": 99})
+    out = assign_tiers(t, cfg).set_index("account_id")
+    # c: headroom pct 0.4 but whitespace pct 1.0
+    assert out.loc["c", "potential_pct"] == 1.0 and out.loc["c", "tier"] == "growth"
+    assert out.loc["d", "tier"] == "standard"
+    assert "share of wallet unknown" in out.loc["d", "tier_reason"]
+
+
+def test_assign_tiers_errors():
+    with pytest.raises(SegmentationInputError, match="missing required column"):
+        assign_tiers(_scored().drop(columns="score"))
+    with pytest.raises(SegmentationInputError, match="score is missing for account"):
+        assign_tiers(_scored().assign(score=np.nan))
+    with pytest.raises(SegmentationInputError, match="potential column"):
+        assign_tiers(_scored().drop(columns="headroom"))
+    with pytest.raises(SegmentationInputError, match="must be unique"):
+        assign_tiers(pd.concat([_scored(), _scored()]))
+    with pytest.raises(ValidationError):
+        SegmentationSettings(key_min_score=120)
+    with pytest.raises(ValidationError, match="abc_shares"):
+        SegmentationSettings(abc_shares=(0.9, 0.8))
+
+
+# --------------------------------------------------------------------------- portfolio matrix
+
+
+def test_portfolio_quadrants_and_resource_levels():
+    t = pd.DataFrame(
+        {
+            "account_id": list("abcd"),
+            "score": [80.0, 70.0, 30.0, 20.0],
+            "share_of_wallet": [0.9, 0.1, 0.8, 0.2],
+        }
+    )
+    cfg = SegmentationSettings(position_weights={"share_of_wallet": 1})
+    out = portfolio_matrix(t, settings=cfg)
+    np.testing.assert_allclose(out["position"], [100, 0, 200 / 3, 100 / 3])
+    assert out["quadrant"].tolist() == ["strategic", "star", "status", "streamline"]
+    assert out["resource_level"].tolist() == [
+        "invest",
+        "selectively invest",
+        "maintain",
+        "minimise cost-to-serve",
+    ]
+    assert set(RESOURCE_LEVELS) == {"strategic", "star", "status", "streamline"}
+    # configured splits: attractiveness >= 75 is high, so b becomes streamline
+    cfg2 = cfg.model_copy(update={"attractiveness_split": 75.0, "position_split": 50.0})
+    assert portfolio_matrix(t, settings=cfg2)["quadrant"].tolist() == [
+        "strategic",
+        "streamline",
+        "status",
+        "streamline",
+    ]
+
+
+def test_portfolio_position_composite_from_features():
+    scored = pd.DataFrame({"account_id": ["a", "b", "c"], "score": [50.0, 60.0, 70.0]})
+    feats = pd.DataFrame(
+        {
+            "account_id": ["c", "b", "a"],
+            "share_of_wallet": [0.3, 0.2, 0.1],  # pct a 0, b .5, c 1
+            "tenure_days": [100.0, 300.0, 200.0],  # pct a .5, b 1, c 0
+            "orders_12m": [np.nan, 1.0, 2.0],  # pct a 1, b 0, c neutral .5
+        }
+    )
+    out = portfolio_matrix(scored, feats)
+    # default weights .5 / .2 / .3 (stakeholder_coverage absent -> dropped)
+    expected = 100 * np.array(
+        [
+            0.5 * 0 + 0.2 * 0.5 + 0.3 * 1,
+            0.5 * 0.5 + 0.2 * 1 + 0.3 * 0,
+            0.5 * 1 + 0.2 * 0 + 0.3 * 0.5,
+        ]
+    )
+    np.testing.assert_allclose(out["position"], expected)
+    assert out["account_id"].tolist() == ["a", "b", "c"]
+    with pytest.raises(SegmentationInputError, match="no position column"):
+        portfolio_matrix(scored)
+
+
+# --------------------------------------------------------------------------- Pareto / Gini
+
+
+def test_gini_hand_computed():
+    assert gini([0, 0, 0, 1]) == pytest.approx(0.75)  # (n - 1) / n: one holds everything
+    assert gini([5, 5, 5]) == 0.0
+    assert gini([1, 2, 3, 4]) == pytest.approx(0.25)  # 2*30/(4*10) - 5/4
+    assert gini([5, 5, 10, 30, 50]) == pytest.approx(0.46)
+    assert np.isnan(gini([])) and np.isnan(gini([0, 0]))
+    with pytest.raises(SegmentationInputError, match="non-negative"):
+        gini([1, -1])
+
+
+def _pareto_features() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": ["e", "d", "c", "b", "a"],
+            "revenue_12m": [5.0, 5.0, 10.0, 30.0, 50.0],
+            "gross_profit_12m": [1.0, 1.0, 2.0, 6.0, 10.0],
+        }
+    )
+
+
+def test_pareto_table_abc():
+    out = pareto_table(_pareto_features())
+    assert out["account_id"].tolist() == ["a", "b", "c", "d", "e"]  # 5 / 5 tie by id
+    np.testing.assert_allclose(out["cum_share"], [0.5, 0.8, 0.9, 0.95, 1.0])
+    np.testing.assert_allclose(out["cum_account_share"], [0.2, 0.4, 0.6, 0.8, 1.0])
+    np.testing.assert_allclose(out["cum_gp_share"], [0.5, 0.8, 0.9, 0.95, 1.0])
+    # A while the share before the account is < 80 %, B while < 95 %
+    assert out["abc"].tolist() == ["A", "A", "B", "B", "C"]
+    assert pareto_table(_pareto_features(), abc_shares=(0.5, 0.9))["abc"].tolist() == [
+        "A",
+        "B",
+        "B",
+        "C",
+        "C",
+    ]
+
+
+def test_pareto_summary():
+    s = pareto_summary(_pareto_features()).iloc[0]
+    assert s["n_accounts"] == 5 and s["total"] == 100
+    assert s["gini"] == pytest.approx(0.46)
+    assert s["n_top"] == 1 and s["top_share"] == 0.5  # top 20 % of 5 = 1 account
+    assert (s["n_a"], s["n_b"], s["n_c"]) == (2, 2, 1)
+
+
+def test_pareto_errors():
+    f = _pareto_features()
+    with pytest.raises(SegmentationInputError, match="revenue_12m must be present and >= 0"):
+        pareto_table(f.assign(revenue_12m=[-1.0, 1, 1, 1, 1]))
+    with pytest.raises(SegmentationInputError, match="sums to 0"):
+        pareto_table(f.assign(revenue_12m=0.0))
+    with pytest.raises(SegmentationInputError, match="missing required column"):
+        pareto_table(f, value="gp")
+    with pytest.raises(SegmentationInputError, match="top"):
+        pareto_summary(f, top=0)
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+def test_adjusted_rand_index_hand_computed():
+    # sum C(n_ij,2) = 1; rows 2, 2 -> 2; cols 2, 1, 1 -> 1; expected 2 * 1 / 6 = 1/3;
+    # max 1.5 -> (1 - 1/3) / (1.5 - 1/3) = 4/7 (also scikit-learn's documented example)
+    assert adjusted_rand_index([0, 0, 1, 1], [0, 0, 1, 2]) == pytest.approx(4 / 7)
+    assert adjusted_rand_index(list("aabbcc"), list("xxzzyy")) == 1.0  # renamed labels
+    # crossed partitions: expected 2/3, max 2 -> (0 - 2/3) / (4/3) = -0.5
+    assert adjusted_rand_index([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(-0.5)
+    assert np.isnan(adjusted_rand_index([1], [1]))
+    with pytest.raises(SegmentationInputError, match="equal length"):
+        adjusted_rand_index([1, 2], [1])
+
+
+def test_cohens_kappa_hand_computed():
+    # 50 items: yes/yes 20, yes/no 5, no/yes 10, no/no 15 (Wikipedia "Cohen's kappa" example):
+    # p_o = 0.7, p_e = 0.5 * 0.6 + 0.5 * 0.4 = 0.5 -> kappa = 0.4
+    a = ["yes"] * 25 + ["no"] * 25
+    b = ["yes"] * 20 + ["no"] * 5 + ["yes"] * 10 + ["no"] * 15
+    assert cohens_kappa(a, b) == pytest.approx(0.4)
+    assert cohens_kappa(a, a) == 1.0
+    assert np.isnan(cohens_kappa(["x", "x"], ["x", "x"]))  # p_e = 1
+    with pytest.raises(SegmentationInputError, match="equal length"):
+        cohens_kappa(["a"], ["a", "b"])
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+def _blobs(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    x = np.vstack([c + rng.normal(0, 0.5, (30, 2)) for c in centers])
+    return x, np.repeat([0, 1, 2], 30)
+
+
+def test_kmeans_recovers_separated_blobs_and_is_seeded():
+    x, truth = _blobs()
+    labels, centers, inertia = kmeans(x, 3, seed=1)
+    assert adjusted_rand_index(truth, labels) == 1.0
+    assert centers.shape == (3, 2) and inertia > 0
+    again = kmeans(x, 3, seed=1)
+    assert np.array_equal(labels, again[0])
+    with pytest.raises(SegmentationInputError, match="k must lie"):
+        kmeans(x, 0)
+
+
+def test_cluster_check_agrees_with_planted_tiers():
+    rng = np.random.default_rng(5)
+    n = [10, 20, 70]
+    revenue = np.concatenate([rng.normal(1e6, 1e5, n[0]), rng.normal(1e4, 1e3, n[1] + n[2])])
+    wallet = np.concatenate([rng.normal(2e6, 1e5, n[0] + n[1]), rng.normal(2e4, 2e3, n[2])])
+    score = np.concatenate(
+        [rng.normal(85, 2, n[0]), rng.normal(60, 2, n[1]), rng.normal(30, 2, n[2])]
+    )
+    table = pd.DataFrame(
+        {
+            "account_id": [f"A{i:03d}" for i in range(100)],
+            "revenue_12m": revenue,
+            "wallet_estimate": wallet,
+            "share_of_wallet": revenue / wallet,
+            "score": score,
+        }
+    )
+    tiers = pd.DataFrame(
+        {"account_id": table["account_id"], "tier": np.repeat(["key", "growth", "standard"], n)}
+    )
+    res = cluster_check(table, tiers, k=3, seed=0)
+    assert res.ari == pytest.approx(1.0)
+    assert res.kappa == pytest.approx(1.0)
+    assert res.crosstab.loc["key", "C1"] == 10  # C1 = highest mean score
+    assert (res.assignments["matched_tier"] == res.assignments["tier"]).all()
+    assert res.centers["n"].sum() == 100
+    with pytest.raises(SegmentationInputError, match="no tier for account"):
+        cluster_check(table, tiers.iloc[1:], k=3)
+
+
+# --------------------------------------------------------------------------- migration
+
+
+def test_tier_migration_matrix_and_movers():
+    prev = pd.DataFrame(
+        {"account_id": list("abcd"), "tier": ["key", "growth", "standard", "standard"]}
+    )
+    now = pd.Series(["growth", "key", "standard", "growth"], index=list("abce"))
+    res = tier_migration(prev, now)
+    c = res.counts
+    assert c.loc["key", "growth"] == 1 and c.loc["growth", "key"] == 1
+    assert c.loc["standard", "standard"] == 1 and c.loc["standard", "(gone)"] == 1
+    assert c.loc["(new)", "growth"] == 1
+    assert c.to_numpy().sum() == 5
+    assert list(c.index) == ["key", "growth", "standard", "(new)"]
+    assert list(c.columns) == ["key", "growth", "standard", "(gone)"]
+    assert res.shares.loc["standard", "standard"] == 0.5
+    np.testing.assert_allclose(res.shares.sum(axis=1), 1.0)
+    assert res.movers.to_dict("records") == [
+        {"account_id": "a", "tier_prev": "key", "tier_now": "growth", "direction": "down"},
+        {"account_id": "b", "tier_prev": "growth", "tier_now": "key", "direction": "up"},
+        {"account_id": "d", "tier_prev": "standard", "tier_now": "(gone)", "direction": "gone"},
+        {"account_id": "e", "tier_prev": "(new)", "tier_now": "growth", "direction": "new"},
+    ]
+    with pytest.raises(SegmentationInputError, match="missing required column"):
+        tier_migration(prev.rename(columns={"tier": "segment"}), now)
+
+
+# --------------------------------------------------------------------------- recovery
+
+
+@pytest.fixture(scope="module")
+def synthetic_scored(tmp_path_factory):
+    """Default valuation + tiers on a generated book (1,500 accounts, seed 0)."""
+    ibis = pytest.importorskip("ibis")
+    from kam_analysis import features, synthetic, valuation
+
+    out = tmp_path_factory.mktemp("synth")
+    info = synthetic.generate_dataset(out, n_accounts=1500, seed=0)
+    as_of = info["as_of"]
+    acc = pd.read_parquet(out / "accounts.parquet")
+    tx = pd.read_parquet(out / "transactions.parquet")
+    opp = pd.read_parquet(out / "opportunities.parquet")
+    truth = pd.read_parquet(out / "ground_truth_accounts.parquet")
+    feats = features.build_account_features(ibis.memtable(tx), ibis.memtable(acc), as_of)
+    table = valuation.valuation_table(feats, tx, as_of=as_of, accounts=acc, opportunities=opp)
+    scored = valuation.attractiveness_score(table)
+    tiers = assign_tiers(scored)
+    return scored.merge(tiers[["account_id", "tier"]], on="account_id").merge(
+        truth[["account_id", "true_tier", "churned"]], on="account_id"
+    )
+
+
+@pytest.mark.slow
+def test_default_rules_recover_planted_tiers(synthetic_scored):
+    s = synthetic_scored
+    active = ~s["churned"].to_numpy()
+    kappa_all = cohens_kappa(s["true_tier"], s["tier"])
+    kappa_active = cohens_kappa(s["true_tier"][active], s["tier"][active])
+    accuracy = (s["true_tier"] == s["tier"]).mean()
+    # Measured (seed 0): kappa 0.635 on all accounts, 0.668 on accounts still active at the
+    # as-of date, accuracy 0.88 (seeds 1-3: kappa 0.63-0.65 / 0.66). Accounts that churned
+    # have no current revenue, so their planted tier is not observable from current data.
+    # The ceiling is well below 1: the generator draws growth accounts' low share of wallet
+    # at the start of the history and their fast cross-sell raises it, so at the as-of date
+    # only 57 % of active growth accounts have a true share of wallet <= 0.25, against 19 %
+    # of the (4.5x more numerous) standard accounts. We require "substantial" agreement,
+    # kappa > 0.6 (Landis & Koch 1977), on both populations.
+    assert kappa_all > 0.6
+    assert kappa_active > 0.6
+    assert accuracy > 0.85
+    # key accounts: the capacity (5 % of accounts) is filled and most are truly key
+    key = s["tier"] == "key"
+    assert key.sum() == 75
+    assert (s.loc[key, "true_tier"] == "key").mean() > 0.55
+    assert (s.loc[key, "true_tier"] == "standard").mean() < 0.05
+
+
+@pytest.mark.slow
+def test_rules_beat_a_revenue_only_ranking(synthetic_scored):
+    # The seed warns against selecting key accounts on revenue share alone: the valuation
+    # + rules must agree with the planted tiers far better than "top 5 % by revenue = key"
+    # (measured, seed 0: kappa 0.26 for the revenue ranking, 0.64 for the rules).
+    s = synthetic_scored
+    top = s["revenue_12m"].rank(ascending=False, method="first") <= 75
+    naive = np.where(top, "key", "standard")
+    k_naive = cohens_kappa(s["true_tier"], naive)
+    k_rules = cohens_kappa(s["true_tier"], s["tier"])
+    assert k_rules > k_naive + 0.2

@@ -1,0 +1,524 @@
+"""Tests for the synthetic dataset generator: contract conformity and planted truths."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from kam_analysis import synthetic
+from kam_analysis.schemas import (
+    CANONICAL_TABLES,
+    OPEN_STAGES,
+    STANCES,
+    column_specs,
+)
+from kam_analysis.synthetic import PRODUCT_LINES, generate_dataset, industry_product_preferences
+
+AS_OF = pd.Timestamp("2026-03-31")
+N_SMALL = 300
+TRUTH_COLUMNS = [
+    "account_id",
+    "true_tier",
+    "annual_growth",
+    "true_wallet",
+    "true_share_of_wallet",
+    "nps_latent",
+    "exec_engaged",
+    "utilisation",
+    "contractual",
+    "churned",
+    "churn_date",
+    "monthly_hazard",
+    "single_threaded",
+    "no_executive_stakeholder",
+    "high_influence_blocker",
+]
+
+
+def _read(folder) -> dict[str, pd.DataFrame]:
+    tables = {t: pd.read_parquet(folder / f"{t}.parquet") for t in CANONICAL_TABLES}
+    tables["truth"] = pd.read_parquet(folder / "ground_truth_accounts.parquet")
+    return tables
+
+
+@pytest.fixture(scope="session")
+def small(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synth") / "small"
+    summary = generate_dataset(folder, n_accounts=N_SMALL, seed=11)
+    return folder, summary, _read(folder)
+
+
+@pytest.fixture(scope="session")
+def default_size(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synth") / "n2000"
+    generate_dataset(folder, n_accounts=2000, seed=0)
+    return folder, _read(folder)
+
+
+# --------------------------------------------------------------------------- files and contract
+
+
+def test_writes_every_table_and_a_matching_summary(small):
+    folder, summary, t = small
+    for table in CANONICAL_TABLES:
+        assert (folder / f"{table}.parquet").is_file()
+        assert summary["rows"][table] == len(t[table]) > 0
+    assert summary["as_of"] == "2026-03-31"
+    assert summary["rows"]["accounts"] == N_SMALL
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+
+def test_columns_are_exactly_those_of_the_contract(small):
+    _, _, t = small
+    for table in CANONICAL_TABLES:
+        expected = [spec.name for spec in column_specs(table)]
+        assert list(t[table].columns) == expected, table
+
+
+def test_date_columns_are_parquet_timestamps(small):
+    folder, _, _ = small
+    n_dates = 0
+    for table in CANONICAL_TABLES:
+        schema = pq.read_schema(folder / f"{table}.parquet")
+        for spec in column_specs(table):
+            field_type = schema.field(spec.name).type
+            if spec.kind == "date":
+                n_dates += 1
+                assert pa.types.is_timestamp(field_type), (table, spec.name, field_type)
+                assert field_type.unit in ("us", "ns")
+            elif spec.kind == "integer":
+                assert pa.types.is_integer(field_type), (table, spec.name)
+            elif spec.kind == "amount":
+                assert pa.types.is_floating(field_type), (table, spec.name)
+    assert n_dates == 13
+    truth_schema = pq.read_schema(folder / "ground_truth_accounts.parquet")
+    assert pa.types.is_timestamp(truth_schema.field("churn_date").type)
+
+
+def _check_column(values: pd.Series, spec, as_of: pd.Timestamp) -> list[str]:
+    """Apply one contract column's rules (a plain re-implementation of the pandera checks)."""
+    problems = []
+    present = values.dropna()
+    if not spec.nullable and len(present) != len(values):
+        problems.append("nulls in a non-nullable column")
+    if spec.unique and values.duplicated().any():
+        problems.append("duplicates in a unique column")
+    for name, stats in spec.checks:
+        if name == "isin":
+            bad = ~present.isin(stats["allowed_values"])
+        elif name == "in_range":
+            bad = (present < stats["min_value"]) | (present > stats["max_value"])
+        elif name == "greater_than_or_equal_to":
+            bad = present < stats["min_value"]
+        elif name == "greater_than":
+            bad = present <= stats["min_value"]
+        elif name == "str_matches":
+            bad = ~present.astype(str).str.fullmatch(stats["pattern"].strip("^$"))
+        else:
+            raise AssertionError(f"unhandled check {name}")
+        if bad.any():
+            problems.append(f"{name} fails for {present[bad].head(3).tolist()}")
+    if spec.kind == "integer" and len(present):
+        assert np.allclose(present, np.round(present))
+    if spec.not_after_as_of and (present > as_of).any():
+        problems.append(f"dates after as-of: {present[present > as_of].head(3).tolist()}")
+    return problems
+
+
+def test_every_column_follows_the_contract_rules(small):
+    _, _, t = small
+    problems = {}
+    for table in CANONICAL_TABLES:
+        for spec in column_specs(table):
+            found = _check_column(t[table][spec.name], spec, AS_OF)
+            if found:
+                problems[(table, spec.name)] = found
+    assert problems == {}
+
+
+def test_cross_table_rules(small):
+    _, _, t = small
+    ids = set(t["accounts"].account_id)
+    for table in CANONICAL_TABLES:
+        assert set(t[table].account_id) <= ids, table
+    c = t["contracts"]
+    assert (c.end_date >= c.start_date).all()
+    has = c.go_live_date.notna()
+    assert (c.go_live_date[has] >= c.signed_date[has]).all()
+    assert set(c.currency) == {"JPY"} and set(t["transactions"].currency) == {"JPY"}
+    u = t["usage"]
+    assert (u.seats_active <= u.seats_purchased).all()
+    assert (u.month.dt.day == 1).all()
+    assert not u.duplicated(["account_id", "month"]).any()
+    s = t["stakeholders"]
+    assert set(s.reports_to.dropna()) <= set(s.contact_id)
+    boss_account = s.set_index("contact_id").account_id
+    with_boss = s[s.reports_to.notna()]
+    assert (
+        with_boss.reports_to.map(boss_account).to_numpy() == with_boss.account_id.to_numpy()
+    ).all()
+    a = t["activities"]
+    assert set(a.contact_id.dropna()) <= set(s.contact_id)
+
+
+def test_org_chart_is_a_tree_with_executives_on_top(small):
+    _, _, t = small
+    s = t["stakeholders"].set_index("contact_id")
+    counts = s.groupby("account_id").size()
+    assert counts.between(1, 8).all()
+    roots = s[s.reports_to.isna()]
+    assert roots.account_id.is_unique and set(roots.account_id) == set(s.account_id)
+    has_exec = s.groupby("account_id").role.agg(lambda r: (r == "executive").any())
+    assert (roots.set_index("account_id").role[has_exec[has_exec].index] == "executive").all()
+    assert s.loc[s.role == "executive", "influence"].min() >= 4
+    # Every path climbs to a root within two steps (no cycles).
+    boss = s.reports_to
+    up2 = boss.map(boss)
+    assert up2.map(boss).isna().all()
+
+
+def test_opportunity_stages_and_dates(small):
+    _, _, t = small
+    o = t["opportunities"]
+    open_ = o.stage.isin(OPEN_STAGES)
+    assert open_.any() and (~open_).any()
+    assert (o.loc[open_ & o.close_date.notna(), "close_date"] > AS_OF).all()
+    assert (o.loc[~open_, "close_date"] <= AS_OF).all()
+    assert (o.loc[~open_, "created_date"] <= o.loc[~open_, "close_date"]).all()
+    assert o.probability.isna().any()
+    won = o.stage == "closed_won"
+    assert (o.loc[won & o.probability.notna(), "probability"] == 1).all()
+    assert 0.08 < o.is_poc.mean() < 0.25
+
+
+def test_fake_personal_data_looks_japanese_and_uses_example_domain(small):
+    _, _, t = small
+    s = t["stakeholders"]
+    assert s.name.str.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+").all()
+    assert s.email.str.fullmatch(r"[a-z]+\.[a-z]+\.\d+@example\.co\.jp").all()
+    a = t["accounts"]
+    assert a.name.is_unique
+    assert a.name.str.contains(r"(?:K\.K\.|Co\., Ltd\.|Corporation)$").all()
+    assert a.account_manager.notna().all()
+
+
+# --------------------------------------------------------------------------- determinism, chunking
+
+
+def test_same_seed_gives_identical_tables(small, tmp_path):
+    _, _, first = small
+    generate_dataset(tmp_path / "again", n_accounts=N_SMALL, seed=11)
+    again = _read(tmp_path / "again")
+    for table, df in first.items():
+        pd.testing.assert_frame_equal(df, again[table], obj=table)
+    a = json.loads((tmp_path / "again" / "ground_truth.json").read_text())
+    assert a["params"]["seed"] == 11
+
+
+def test_different_seed_gives_different_data(small, tmp_path):
+    _, _, first = small
+    generate_dataset(tmp_path / "other", n_accounts=N_SMALL, seed=12)
+    other = _read(tmp_path / "other")
+    assert (
+        not first["transactions"].revenue.head(100).equals(other["transactions"].revenue.head(100))
+    )
+    assert not first["truth"].true_tier.equals(other["truth"].true_tier)
+
+
+def test_chunking_changes_row_groups_but_not_content(tmp_path, monkeypatch):
+    # Small RNG blocks so that 250 accounts span three of them.
+    monkeypatch.setattr(synthetic, "RNG_BLOCK_ACCOUNTS", 100)
+    generate_dataset(tmp_path / "one", n_accounts=250, seed=5, chunk_accounts=5000)
+    generate_dataset(tmp_path / "many", n_accounts=250, seed=5, chunk_accounts=40)
+    one, many = _read(tmp_path / "one"), _read(tmp_path / "many")
+    for table in one:
+        pd.testing.assert_frame_equal(one[table], many[table], obj=table)
+    assert pq.ParquetFile(tmp_path / "many" / "transactions.parquet").num_row_groups == 7
+    assert pq.ParquetFile(tmp_path / "one" / "transactions.parquet").num_row_groups == 1
+    assert pq.read_schema(tmp_path / "many" / "transactions.parquet").equals(
+        pq.read_schema(tmp_path / "one" / "transactions.parquet")
+    )
+
+
+def test_lines_per_account_month_scales_transaction_volume(tmp_path):
+    low = generate_dataset(tmp_path / "low", n_accounts=120, seed=2, lines_per_account_month=3)
+    high = generate_dataset(tmp_path / "high", n_accounts=120, seed=2, lines_per_account_month=12)
+    assert 3.2 < high["rows"]["transactions"] / low["rows"]["transactions"] < 4.8
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_refuses_to_overwrite_without_permission(small, tmp_path):
+    folder = tmp_path / "ds"
+    generate_dataset(folder, n_accounts=30, seed=1)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        generate_dataset(folder, n_accounts=30, seed=1)
+    summary = generate_dataset(folder, n_accounts=40, seed=1, overwrite=True)
+    assert len(pd.read_parquet(folder / "accounts.parquet")) == 40 == summary["rows"]["accounts"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_accounts": 0}, "n_accounts must be a positive integer"),
+        ({"chunk_accounts": 0}, "chunk_accounts must be a positive integer"),
+        ({"fiscal_year_start_month": 13}, "fiscal_year_start_month must be an integer 1-12"),
+        ({"start": "2022/13/01"}, "start must be an ISO date"),
+        ({"end": "2022-05-01"}, "must span at least 180 days"),
+        ({"lines_per_account_month": -1.0}, "lines_per_account_month must be a positive number"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        generate_dataset(tmp_path / "x", **({"n_accounts": 10} | kwargs))
+    assert not (tmp_path / "x" / "accounts.parquet").exists()
+
+
+# --------------------------------------------------------------------------- planted truths
+
+
+def test_ground_truth_json_has_the_documented_keys(small):
+    folder, _, t = small
+    truth = json.loads((folder / "ground_truth.json").read_text())
+    params = truth["params"]
+    assert params["as_of"] == "2026-03-31" and params["n_accounts"] == N_SMALL
+    assert params["fiscal_year_start_month"] == 4
+    assert params["product_lines"] == list(PRODUCT_LINES) and len(params["industries"]) == 8
+    churn = truth["churn"]
+    keys = {"nps_per_point", "no_executive_contact", "utilisation_per_10pp"}
+    assert set(churn["coefficients"]) == set(churn["hazard_ratios"]) == keys
+    assert set(churn["covariate_definitions"]) == keys
+    assert churn["baseline_monthly_hazard"] == pytest.approx(0.006)
+    assert churn["hazard_ratios"]["nps_per_point"] == pytest.approx(0.80)
+    assert churn["hazard_ratios"]["no_executive_contact"] == pytest.approx(2.0)
+    assert churn["hazard_ratios"]["utilisation_per_10pp"] == pytest.approx(0.75)
+    assert churn["coefficients"]["no_executive_contact"] == pytest.approx(math.log(2))
+    assert set(truth["tiers"]["shares"]) == {"key", "growth", "standard"}
+    assert {"seasonality", "growth", "accounts_file"} <= set(truth)
+    assert truth["accounts_file"] == "ground_truth_accounts.parquet"
+    assert list(t["truth"].columns[: len(TRUTH_COLUMNS)]) == TRUTH_COLUMNS
+    assert len(t["truth"]) == N_SMALL
+
+
+def test_truth_is_internally_consistent(small):
+    _, _, t = small
+    g = t["truth"]
+    assert g.utilisation.isna().equals(~g.contractual)
+    assert g.churn_date.isna().equals(~g.churned)
+    # The hazard follows the documented formula.
+    x_util = np.where(g.contractual, (g.utilisation - 0.7) * 10, 0.0)
+    expected = 0.006 * np.exp(
+        math.log(0.8) * (g.nps_latent - 7)
+        + math.log(2.0) * (~g.exec_engaged)
+        + math.log(0.75) * x_util
+    )
+    np.testing.assert_allclose(g.monthly_hazard, expected, rtol=1e-9)
+    # Transactional accounts have no contracts and no usage.
+    transactional = set(g.account_id[~g.contractual])
+    assert not transactional & set(t["contracts"].account_id)
+    assert not transactional & set(t["usage"].account_id)
+
+
+def test_no_events_on_or_after_churn(small):
+    _, _, t = small
+    churn = t["truth"].set_index("account_id").churn_date
+    for table, col in (
+        ("transactions", "date"),
+        ("activities", "date"),
+        ("surveys", "date"),
+        ("usage", "month"),
+    ):
+        df = t[table]
+        after = df[col] >= df.account_id.map(churn)
+        assert not after.any(), table
+    s = t["stakeholders"]
+    assert not (s.last_contact_date > s.account_id.map(churn)).any()
+    o = t["opportunities"]
+    assert not (o.created_date > o.account_id.map(churn)).any()
+    # The last contract of a churned contractual account says so.
+    c = t["contracts"].sort_values(["account_id", "start_date"])
+    last = c[c.status != "expired"].groupby("account_id").tail(1).set_index("account_id")
+    g = t["truth"].set_index("account_id")
+    churned_c = g.index[g.churned & g.contractual]
+    assert (last.loc[churned_c, "status"] == "churned").all()
+    assert (last.loc[churned_c, "churn_date"] == g.loc[churned_c, "churn_date"]).all()
+    alive = g.index[~g.churned & g.contractual]
+    assert (last.loc[alive, "status"] == "active").all()
+    assert (c.status == "churned").sum() == len(churned_c)
+    assert g.churned.any()
+
+
+def test_executive_meetings_recover_exec_engagement_exactly(small):
+    _, _, t = small
+    a = t["activities"]
+    met = set(a.loc[a.kind == "executive_meeting", "account_id"])
+    g = t["truth"]
+    assert (g.account_id.isin(met) == g.exec_engaged).all()
+    assert 0.4 < g.exec_engaged.mean() < 0.75
+
+
+def test_non_engaged_accounts_churn_clearly_more(small):
+    _, _, t = small
+    g = t["truth"]
+    rates = g.groupby("exec_engaged").churned.mean()
+    assert rates[False] > 1.3 * rates[True]
+
+
+def test_observed_signals_track_the_latents(small):
+    _, _, t = small
+    g = t["truth"].set_index("account_id")
+    nps = t["surveys"].groupby("account_id").nps.mean()
+    assert np.corrcoef(nps, g.nps_latent[nps.index])[0, 1] > 0.6
+    u = t["usage"]
+    util = (u.seats_active / u.seats_purchased).groupby(u.account_id).mean()
+    assert np.corrcoef(util, g.utilisation[util.index])[0, 1] > 0.9
+    acc = t["accounts"].set_index("account_id")
+    est = acc.wallet_estimate.dropna()
+    log_err = np.log(est / g.true_wallet[est.index])
+    assert abs(log_err.mean()) < 0.05 and 0.15 < log_err.std() < 0.25
+    per_year = t["surveys"].groupby("account_id").size().mean() / 4
+    assert 1.5 < per_year < 4.5
+
+
+def test_tiers_are_planted_with_their_profiles(small):
+    _, _, t = small
+    g = t["truth"].set_index("account_id")
+    acc = t["accounts"].set_index("account_id")
+    by = g.groupby("true_tier")
+    shares = g.true_tier.value_counts(normalize=True)
+    assert 0.02 < shares["key"] < 0.10 and 0.10 < shares["growth"] < 0.22
+    wallet = by.true_wallet.median()
+    assert wallet["key"] > 3 * wallet["standard"] and wallet["growth"] > 3 * wallet["standard"]
+    sow = by.true_share_of_wallet.mean()
+    assert sow["key"] > sow["standard"] > sow["growth"]
+    scores = acc[["strategic_fit", "synergy", "reference_value"]].groupby(g.true_tier).mean()
+    assert (scores.loc["key"] > scores.loc["standard"]).all()
+    assert scores.loc["growth", "strategic_fit"] > scores.loc["standard", "strategic_fit"]
+    assert scores.loc["growth", "synergy"] > scores.loc["standard", "synergy"]
+    assert (g.true_share_of_wallet <= 0.9).all()
+
+
+def test_fiscal_year_end_seasonality(small):
+    _, _, t = small
+    tx = t["transactions"]
+    by_month = tx.groupby(tx.date.dt.month).revenue.sum()
+    assert by_month[3] / by_month.drop(3).mean() > 1.2
+    quarter_ends = by_month[[6, 9, 12]].mean()
+    others = by_month.drop([3, 6, 9, 12]).mean()
+    assert quarter_ends > others
+
+
+def test_cost_quirk_and_margins(small):
+    _, _, t = small
+    tx = t["transactions"]
+    above = (tx.cost > tx.revenue).mean()
+    assert 0 < above < 0.005
+    margin = 1 - tx.cost.sum() / tx.revenue.sum()
+    assert 0.2 < margin < 0.6
+
+
+def test_cross_sell_adoptions_follow_won_opportunities(small):
+    _, _, t = small
+    tx = t["transactions"]
+    first_line = tx.groupby(["account_id", "product_line"]).date.min()
+    o = t["opportunities"]
+    won_xs = o[(o.type == "cross_sell") & (o.stage == "closed_won")]
+    won_close = won_xs.groupby(["account_id", "product_line"]).close_date.min()
+    assert len(won_close) > 30
+    # A cross-sold line is never bought before its opportunity was won ...
+    bought = won_close.index.intersection(first_line.index)
+    assert len(bought) > 0.8 * len(won_close)
+    assert (first_line[bought] >= won_close[bought]).all()
+    # ... and most lines first bought late in an account's history were cross-sold.
+    first_any = tx.groupby("account_id").date.min()
+    start_of_account = first_any.reindex(first_line.index.get_level_values(0)).to_numpy()
+    late = first_line[first_line.to_numpy() > start_of_account + np.timedelta64(180, "D")]
+    assert late.index.isin(won_close.index).mean() > 0.8
+    per_account = tx.groupby("account_id").product_line.nunique()
+    assert per_account.min() >= 1 and per_account.max() <= len(PRODUCT_LINES)
+
+
+def test_poc_win_rate_is_planted(small):
+    _, _, t = small
+    o = t["opportunities"]
+    closed_poc = o[o.is_poc & o.stage.isin(["closed_won", "closed_lost"])]
+    assert len(closed_poc) > 30
+    assert (closed_poc.stage == "closed_won").mean() == pytest.approx(0.55, abs=0.05)
+
+
+def test_relationship_risk_flags_match_the_stakeholder_map(small):
+    _, _, t = small
+    s = t["stakeholders"]
+    g = t["truth"].set_index("account_id")
+    per = s.groupby("account_id")
+    np.testing.assert_array_equal(per.size()[g.index] == 1, g.single_threaded)
+    np.testing.assert_array_equal(
+        ~per.role.agg(lambda r: (r == "executive").any())[g.index], g.no_executive_stakeholder
+    )
+    blocker = (s.stance == STANCES[-1]) & (s.influence >= 4)
+    np.testing.assert_array_equal(
+        blocker.groupby(s.account_id).any()[g.index], g.high_influence_blocker
+    )
+    size = per.size()[g.index]
+    assert size.groupby(g.true_tier).mean()["key"] > size.groupby(g.true_tier).mean()["standard"]
+
+
+def test_industry_preferences_are_planted():
+    pref = industry_product_preferences()
+    assert set(pref) == set(synthetic.INDUSTRIES)
+    for weights in pref.values():
+        assert sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
+        assert max(weights.values()) > 3 * min(weights.values())
+
+
+@pytest.mark.slow
+def test_default_size_book_is_pareto_and_industry_peers_buy_alike(default_size):
+    _, t = default_size
+    tx = t["transactions"]
+    revenue = tx.groupby("account_id").revenue.sum().reindex(t["accounts"].account_id, fill_value=0)
+    top = revenue.sort_values(ascending=False).iloc[: len(revenue) // 5].sum() / revenue.sum()
+    assert 0.65 <= top <= 0.85
+    assert 400_000 <= len(tx) <= 800_000
+    # Whitespace structure: each industry's most-bought line is one of its planted top two.
+    pref = industry_product_preferences()
+    industry = t["accounts"].set_index("account_id").industry
+    adopters = tx.drop_duplicates(["account_id", "product_line"]).assign(
+        industry=lambda d: d.account_id.map(industry)
+    )
+    for ind, counts in adopters.groupby("industry").product_line.value_counts().groupby(level=0):
+        top_two = sorted(pref[ind], key=pref[ind].get, reverse=True)[:2]
+        assert counts.droplevel(0).idxmax() in top_two, ind
+
+
+@pytest.mark.slow
+def test_planted_hazard_ratios_are_recovered(default_size):
+    statsmodels = pytest.importorskip("statsmodels.api")
+    _, t = default_size
+    g = t["truth"].set_index("account_id")
+    since = t["accounts"].set_index("account_id").since.clip(lower=pd.Timestamp("2022-04-01"))
+    a, u = t["activities"], t["usage"]
+    x = pd.DataFrame(index=g.index)
+    x["nps"] = t["surveys"].groupby("account_id").nps.mean() - 7
+    x["no_exec"] = (~x.index.isin(a.loc[a.kind == "executive_meeting", "account_id"])).astype(float)
+    ratio = (u.seats_active / u.seats_purchased).groupby(u.account_id).mean()
+    x["util"] = ((ratio - 0.7) * 10).reindex(x.index).fillna(0.0)
+    exposure = ((g.churn_date.fillna(AS_OF) - since).dt.days / 30.44 - 1).clip(lower=0.1)
+    x = x.assign(exposure=exposure, event=g.churned.astype(float)).dropna()
+    fit = statsmodels.GLM(
+        x.event,
+        statsmodels.add_constant(x[["nps", "no_exec", "util"]]),
+        family=statsmodels.families.Poisson(),
+        exposure=x.exposure,
+    ).fit()
+    hr = np.exp(fit.params)
+    assert 0.70 < hr["nps"] < 0.88
+    assert 1.6 < hr["no_exec"] < 2.8
+    assert 0.65 < hr["util"] < 0.88
