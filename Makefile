@@ -12,7 +12,7 @@ DEMO   := data/demo
 DEMO_ACCOUNTS ?= 2000
 PYTEST_ARGS ?=
 
-.PHONY: reports test lab lint format env demo clean-reports
+.PHONY: reports test lab lint format env demo browser
 
 env: $(STAMP)
 
@@ -34,7 +34,16 @@ reports: $(STAMP) $(DEMO)/accounts.parquet
 	$(BIN)/kam validate $(DEMO)
 	$(BIN)/kam features $(DEMO) --skip-validation
 
-test: $(STAMP)
+# Headless Chromium + a Japanese font for the browser checks of the HTML reports.
+# Installed from Debian when running as root; otherwise those tests are skipped.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi ipaex; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and fonts-ipaexfont-gothic (Debian)"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-ipaexfont-gothic >/dev/null; \
+	else echo "note: chromium not installed, browser tests will be skipped"; fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lab: $(STAMP)

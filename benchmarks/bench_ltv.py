@@ -14,8 +14,13 @@ and prints median wall-clock seconds, the speed ratio (peer / ours) and the
 largest relative difference between the parameter estimates. Results are
 also written to ``benchmarks/results/ltv.json``.
 
+BLAS is pinned to one thread for every tool (the script re-executes itself
+with ``OPENBLAS_NUM_THREADS=1``; the peers' subprocesses inherit it): on a
+small shared machine OpenBLAS thread wake-ups inside the optimisers' tiny
+matrix operations otherwise dominate and make timings irreproducible.
+
 Options: ``--sizes 100000 1000000`` (synthetic sizes), ``--repeats 3``,
-``--no-pymc``, ``--no-lifetimes``.
+``--no-pymc``, ``--no-lifetimes``, ``--keep-blas-threads``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+if __name__ == "__main__" and "--keep-blas-threads" not in sys.argv:
+    # One BLAS thread for every tool (the peers' subprocesses inherit this): on a
+    # small shared machine, OpenBLAS thread wake-ups in the optimisers' tiny
+    # matrix calls cost milliseconds each and swamp the measurement.
+    if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
+        os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        os.execv(sys.executable, [sys.executable, *sys.argv])
 
 import numpy as np
 import pandas as pd
@@ -139,7 +152,7 @@ def ensure_venv(name: str) -> Path | None:
     python = venv / "bin" / "python"
     if python.exists() and _imports(python, spec["check"]):
         return python
-    log(f"[setup] creating {venv.relative_to(ROOT)} with {' '.join(spec['packages'])} ...")
+    log(f"[setup] creating {venv} with {' '.join(spec['packages'])} ...")
     base = getattr(sys, "_base_executable", sys.executable)
     try:
         if not python.exists():
@@ -256,12 +269,18 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-lifetimes", action="store_true")
     parser.add_argument("--no-pymc", action="store_true")
+    parser.add_argument(
+        "--keep-blas-threads",
+        action="store_true",
+        help="do not pin BLAS to one thread (default: OPENBLAS_NUM_THREADS=1 for all tools)",
+    )
     args = parser.parse_args()
     repeats = max(3, args.repeats)
 
     log(
         f"machine: {platform.platform()}, {os.cpu_count()} cores, "
-        f"load average at start {os.getloadavg()[0]:.2f}; python {platform.python_version()}"
+        f"load average at start {os.getloadavg()[0]:.2f}; python {platform.python_version()}; "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
     )
     lifetimes_py = None if args.no_lifetimes else ensure_venv("lifetimes")
     pymc_py = None if args.no_pymc else ensure_venv("pymc")

@@ -131,6 +131,123 @@ def cmd_dictionary(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_params(pairs: Sequence[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"-p expects name=value, got {pair!r}")
+        params[name.strip()] = value
+    return params
+
+
+def _personal_data_values(ds) -> list[str]:
+    """Stakeholder names and e-mails: they must not appear in a run unless switched on."""
+    if not ds.has("stakeholders"):
+        return []
+    frame = ds.to_pandas("stakeholders")
+    values: list[str] = []
+    for column in ("name", "email"):
+        if column in frame.columns:
+            values.extend(str(v) for v in frame[column].dropna().unique() if len(str(v)) >= 4)
+    return values
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kam_analysis.context import AnalysisContext, default_as_of
+    from kam_analysis.data import DatasetError, open_dataset, validate_open_dataset
+    from kam_analysis.reports import ReportError, run_reports
+
+    config = _config(args.config)
+    settings = config.reports
+    folder = Path(args.data).resolve()
+    as_of = default_as_of(folder, _as_of(args.as_of))
+    params = _parse_params(args.param or [])
+    notebooks = settings.notebooks
+    if args.only:
+        known = {nb.name: nb for nb in notebooks}
+        unknown = [n for n in args.only if n not in known and n != "account_plan"]
+        if unknown:
+            raise UsageError(
+                f"--only: unknown notebook(s) {unknown}; known: {', '.join(known)}, account_plan"
+            )
+        notebooks = [nb for nb in notebooks if nb.name in args.only]
+    with_plans = settings.account_plan is not None and (
+        not args.only or "account_plan" in args.only
+    )
+    top_n = settings.account_plan_top_n if args.account_plans is None else args.account_plans
+
+    try:
+        ds = open_dataset(folder, config=config)
+    except DatasetError as err:
+        print(err.report.render_text(), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    report = validate_open_dataset(ds, as_of)
+    if not report.ok:
+        print(report.render_text(), file=sys.stderr)
+        print("kam: invalid data, no report was run", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    account_ids: list[str] = []
+    if with_plans and top_n > 0:
+        ctx = AnalysisContext(ds, as_of, config, args.lang)
+        account_ids = ctx.key_accounts(top_n)
+    show_pd = bool(args.show_personal_data or config.show_personal_data)
+    run_kwargs = dict(
+        data_dir=folder,
+        as_of=as_of,
+        notebooks=notebooks,
+        reports_dir=Path(args.reports_dir),
+        lang=args.lang,
+        label=args.label,
+        params=params,
+        jobs=args.jobs or settings.jobs,
+        account_plan=settings.account_plan if account_ids else None,
+        account_ids=account_ids,
+        config_path=Path(args.config).resolve() if args.config else None,
+        validate=None,  # done above, before the key accounts are computed
+        kernel_name=settings.kernel_name,
+        cell_timeout=settings.cell_timeout,
+        run_timeout=settings.run_timeout,
+        show_personal_data=show_pd,
+        personal_data_values=[] if show_pd else _personal_data_values(ds),
+        screenshots=args.screenshots or settings.screenshots,
+    )
+    try:
+        result = run_reports(**run_kwargs)
+    except ReportError as err:  # bad parameters, missing notebooks: nothing ran
+        raise UsageError(str(err)) from None
+    if result.message:
+        print(result.message, file=sys.stderr if result.code else sys.stdout)
+    return result.code
+
+
+def cmd_reports_list(args: argparse.Namespace) -> int:
+    from kam_analysis.reports import list_runs
+
+    runs = list_runs(Path(args.reports_dir))
+    if runs.empty:
+        print(f"no report runs in {args.reports_dir}")
+        return EXIT_OK
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", None, "display.width", 200):
+        print(runs.to_string(index=False))
+    return EXIT_OK
+
+
+def cmd_reports_show(args: argparse.Namespace) -> int:
+    import json
+
+    from kam_analysis.reports import show_run
+
+    try:
+        info = show_run(Path(args.reports_dir), args.run)
+    except (KeyError, FileNotFoundError, ValueError) as err:
+        raise UsageError(str(err).strip("'\"")) from None
+    print(json.dumps(info, indent=2, ensure_ascii=False, default=str))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``kam``."""
     parser = argparse.ArgumentParser(
@@ -165,6 +282,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--skip-validation", action="store_true", help="do not validate first")
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("run", help="execute the report notebooks and publish an HTML report run")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--as-of", help="analysis date YYYY-MM-DD (default: the dataset's, else today)")
+    p.add_argument("--config", help="kam.toml")
+    p.add_argument("--reports-dir", default="reports", help="where runs are published (reports/)")
+    p.add_argument("--lang", choices=["en", "ja"], default="en", help="report language")
+    p.add_argument("--label", help="free text label, part of the run id")
+    p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks")
+    p.add_argument(
+        "-p", "--param", action="append", metavar="NAME=VALUE", help="notebook parameter"
+    )
+    p.add_argument("--jobs", type=int, help="notebooks run in parallel (default from config: 1)")
+    p.add_argument("--account-plans", type=int, help="plans for the top N key accounts")
+    p.add_argument("--show-personal-data", action="store_true", help="show stakeholder names")
+    p.add_argument("--screenshots", action="store_true", help="PNG of every page (Chromium)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("reports", help="list or show published report runs")
+    rsub = p.add_subparsers(dest="reports_command", required=True, metavar="ACTION")
+    q = rsub.add_parser("list", help="every run, newest first")
+    q.add_argument("--reports-dir", default="reports")
+    q.set_defaults(func=cmd_reports_list)
+    q = rsub.add_parser("show", help="one run's manifest")
+    q.add_argument("run", help="run id (or 'latest')")
+    q.add_argument("--reports-dir", default="reports")
+    q.set_defaults(func=cmd_reports_show)
 
     p = sub.add_parser("dictionary", help="print the data contract (data dictionary)")
     p.add_argument("--table", help="only this table")

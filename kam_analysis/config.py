@@ -31,7 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kam_analysis.features import FeatureSettings
 from kam_analysis.kpi import KpiSettings
+from kam_analysis.ltv import LTVModelSettings
 from kam_analysis.pricing import PricingSettings
+from kam_analysis.reports import ReportSettings
 from kam_analysis.scenarios import ScenarioSettings
 from kam_analysis.schemas import TABLE_MODELS, column_specs
 from kam_analysis.segmentation import SegmentationSettings
@@ -87,9 +89,11 @@ class KamConfig(_Section):
     valuation: ValuationSettings = Field(default_factory=ValuationSettings)
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
+    ltv_models: LTVModelSettings = Field(default_factory=LTVModelSettings)
     stakeholders: StakeholderSettings = Field(default_factory=StakeholderSettings)
     scenarios: ScenarioSettings = Field(default_factory=ScenarioSettings)
     pricing: PricingSettings = Field(default_factory=PricingSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     show_personal_data: bool = Field(
         False,
         description="Show stakeholder names and e-mails in reports (off: role + pseudonym).",

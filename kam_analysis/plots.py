@@ -25,6 +25,7 @@ escaped), so a name such as ``"A$1$"`` is shown as typed.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import html
 import json
@@ -145,9 +146,8 @@ def t(key: str, lang: str = "en", **values: Any) -> str:
     try:
         text = table[key]
     except KeyError:
-        prefix = key.split(".", 1)[0] + "."
-        similar = sorted(k for k in table if k.startswith(prefix))[:8]
-        hint = f"; keys under {prefix!r}: {', '.join(similar)}" if similar else ""
+        close = difflib.get_close_matches(key, list(table), n=3, cutoff=0.7)
+        hint = f"; did you mean {', '.join(repr(k) for k in close)}?" if close else ""
         raise TranslationKeyError(
             f"translation key {key!r} missing from kam_analysis/locale/{lang}.json "
             f"(add it to every locale file){hint}"
@@ -517,6 +517,9 @@ def styled_table(
     styler = styler.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
     if numeric:
         styler = styler.set_properties(subset=numeric, **{"text-align": "right"})
+    text_cols = [c for c in data.columns if c not in numeric]
+    if text_cols:
+        styler = styler.set_properties(subset=text_cols, **{"text-align": "left"})
     if hide_index:
         styler = styler.hide(axis="index")
     if caption is not None:

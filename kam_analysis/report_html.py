@@ -51,9 +51,14 @@ _TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block body_header -%}{{ super() }}{{ resources.kam_header }}{%- endblock body_header -%}
 """
 
-REPORT_CSS = """
-.kam-header { font-family: system-ui, -apple-system, "Segoe UI", "Hiragino Sans", "Noto Sans JP",
-  Meiryo, sans-serif; border-bottom: 3px solid #1f4e79; margin: 0 0 1.2em 0; padding: 0.8em 1em; }
+_FONTS = (
+    'system-ui, -apple-system, "Segoe UI", "Hiragino Sans", "Hiragino Kaku Gothic ProN", '
+    '"Noto Sans JP", "Noto Sans CJK JP", "IPAexGothic", Meiryo, sans-serif'
+)
+REPORT_CSS = (
+    """
+:root { --jp-content-font-family: FONTS; --jp-ui-font-family: FONTS; }
+.kam-header { font-family: FONTS; border-bottom: 3px solid #1f4e79; margin: 0 0 1.2em 0; padding: 0.8em 1em; }
 .kam-header h1 { font-size: 1.6em; margin: 0 0 0.3em 0; color: #1f4e79; }
 .kam-header dl { display: flex; flex-wrap: wrap; gap: 0.2em 1.6em; margin: 0 0 0.5em 0; }
 .kam-header dt { font-weight: 600; color: #555; }
@@ -65,12 +70,12 @@ REPORT_CSS = """
 .kam-failed { background: #fdecea; color: #8a1c14; border-left: 4px solid #c62828;
   padding: 0.6em 1em; margin: 0.6em 0; }
 """
+).replace("FONTS", _FONTS)
 
 _INDEX_CSS = (
     REPORT_CSS
     + """
-body { font-family: system-ui, -apple-system, "Segoe UI", "Hiragino Sans", "Noto Sans JP", Meiryo,
-  sans-serif; margin: 0 auto; max-width: 1100px; padding: 0 1em 2em 1em; color: #222; }
+body { font-family: var(--jp-content-font-family); margin: 0 auto; max-width: 1100px; padding: 0 1em 2em 1em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em 0; width: 100%; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.35em 0.7em; text-align: left; vertical-align: top; }
 th { background: #f3f6f9; }

@@ -38,7 +38,7 @@ checks the first two.
    :func:`kam_analysis.plots.styled_table` or ``display(df)``; never put data
    values into ``HTML(f"...")`` or Markdown without ``html.escape``.
 5. **Personal data**: with ``show_personal_data=False`` show stakeholders as
-   :func:`pseudonym` values. The runner scans every output file for the
+   :func:`kam_analysis.stakeholders.pseudonym` values. The runner scans every output file for the
    dataset's names and e-mail addresses and fails the run if one appears.
 6. **Key numbers for the manifest** are recorded with :func:`record` (written
    to the JSON file named by the ``KAM_RECORD_FILE`` environment variable, which
@@ -72,7 +72,6 @@ import ast
 import contextlib
 import datetime as dt
 import hashlib
-import hmac
 import html
 import io
 import json
@@ -94,10 +93,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "EXIT_FAILED",
@@ -117,7 +118,6 @@ __all__ = [
     "list_runs",
     "make_run_id",
     "notebook_parameters",
-    "pseudonym",
     "record",
     "record_path",
     "run_reports",
@@ -162,7 +162,7 @@ def record_path() -> Path | None:
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
         return value.item()  # numpy / pandas scalars
-    if isinstance(value, dt.date | dt.datetime | pd.Timestamp):
+    if isinstance(value, dt.date):  # datetime and pandas Timestamp too
         return value.isoformat()
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -207,40 +207,6 @@ def record(name: str, value: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def pseudonym(value: str, salt: str, *, prefix: str = "Contact", length: int = 8) -> str:
-    """A stable pseudonym for a person: ``"Contact-3F2A9C01"``.
-
-    Keyed hash (HMAC-SHA-256) of the whitespace-trimmed, case-folded value, so the
-    same person gets the same pseudonym across reports and runs with the same salt,
-    and the name cannot be recovered by hashing candidate names without the salt.
-
-    Parameters
-    ----------
-    value : str
-        Name, e-mail address or contact id.
-    salt : str
-        Secret, non-empty; keep it out of the reports.
-    prefix : str, default "Contact"
-    length : int, default 8
-        Hex digits (8 → about 1 collision in 4 billion pairs).
-
-    Returns
-    -------
-    str
-
-    Raises
-    ------
-    ValueError
-        For an empty salt or a length outside 4–64.
-    """
-    if not salt:
-        raise ValueError("pseudonym: salt must be a non-empty string")
-    if not 4 <= length <= 64:
-        raise ValueError(f"pseudonym: length must be between 4 and 64, got {length}")
-    digest = hmac.new(salt.encode(), str(value).strip().casefold().encode(), hashlib.sha256)
-    return f"{prefix}-{digest.hexdigest()[:length].upper()}"
 
 
 # --------------------------------------------------------------------------- settings
@@ -842,8 +808,9 @@ class _Progress:
         self._last = 0.0
         self._shown = False
 
-    def log(self, message: str) -> None:
-        if self.mode == "off":
+    def log(self, message: str, *, important: bool = False) -> None:
+        """One event: a timestamped line (log mode); on a terminal only important ones."""
+        if self.mode == "off" or (self.mode == "tty" and not important):
             return
         if self.mode == "log":
             self.stream.write(f"{_utc()} {message}\n")
@@ -955,11 +922,10 @@ def _start(task: _Task, build: Path, *, kernel_name: str, cell_timeout: int) -> 
     spec_file.write_text(json.dumps(spec), encoding="utf-8")
     env = dict(os.environ)
     env[RECORD_ENV] = str(work / f"{task.key}.record.json")
-    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     task.log_handle = (build / "logs" / f"{task.key}.log").open("wb")
     task.started = time.time()
     task.proc = subprocess.Popen(
-        [sys.executable, "-m", "kam_analysis.reports", "_execute", str(spec_file)],
+        [sys.executable, "-c", _CHILD_CODE, str(spec_file)],
         stdin=subprocess.DEVNULL,
         stdout=task.log_handle,
         stderr=subprocess.STDOUT,
@@ -968,39 +934,42 @@ def _start(task: _Task, build: Path, *, kernel_name: str, cell_timeout: int) -> 
     )
 
 
-def _child_main(argv: Sequence[str]) -> int:
-    """Child-process entry: execute one notebook with papermill (see :func:`_start`)."""
-    if len(argv) != 2 or argv[0] != "_execute":
-        print("usage: python -m kam_analysis.reports _execute SPEC.json", file=sys.stderr)
-        return 2
-    spec = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
-    import logging
+_CHILD_CODE = r"""
+import json, logging, sys
 
-    import papermill as pm
+# jsonschema (imported by nbformat) builds an IRI grammar at import when rfc3987-syntax is
+# installed: seconds per notebook. nbformat never checks that format; skip the import.
+sys.modules.setdefault("rfc3987_syntax", None)
+spec = json.load(open(sys.argv[1], encoding="utf-8"))
+import papermill as pm
+from papermill.exceptions import PapermillExecutionError
 
-    # the runner checked the parameters itself; papermill's own inspection misses
-    # `x: str | None` declarations and would log "Passed unknown parameter"
-    logging.getLogger("papermill").setLevel(logging.ERROR)
-    from papermill.exceptions import PapermillExecutionError
+# the runner checked the parameters itself; papermill's own inspection misses
+# `x: str | None` declarations and would log "Passed unknown parameter"
+logging.getLogger("papermill").setLevel(logging.ERROR)
+try:
+    pm.execute_notebook(
+        spec["input"],
+        spec["output"],
+        parameters=spec["parameters"],
+        kernel_name=spec["kernel_name"],
+        language="python",
+        execution_timeout=spec["cell_timeout"],
+        cwd=spec["cwd"],
+        progress_bar=False,
+        log_output=False,
+    )
+except PapermillExecutionError as err:
+    print(f"kam-runner: cell {err.exec_count}: {err.ename}: {err.evalue}", file=sys.stderr)
+    sys.exit(1)
+except Exception as err:
+    print(f"kam-runner: {type(err).__name__}: {err}", file=sys.stderr)
+    sys.exit(138 if type(err).__name__ == "DeadKernelError" else 1)
+"""
+"""Child process: execute one notebook with papermill (spec file in ``sys.argv[1]``).
 
-    try:
-        pm.execute_notebook(
-            spec["input"],
-            spec["output"],
-            parameters=spec["parameters"],
-            kernel_name=spec["kernel_name"],
-            execution_timeout=spec["cell_timeout"],
-            cwd=spec["cwd"],
-            progress_bar=False,
-            log_output=False,
-        )
-    except PapermillExecutionError as err:
-        print(f"kam-runner: cell {err.exec_count}: {err.ename}: {err.evalue}", file=sys.stderr)
-        return 1
-    except Exception as err:  # the runner reads the kind from the log
-        print(f"kam-runner: {type(err).__name__}: {err}", file=sys.stderr)
-        return 138 if type(err).__name__ == "DeadKernelError" else 1
-    return 0
+A separate process so that a kernel crash, ``os._exit`` or a hang cannot take the
+runner down; it imports only papermill (fast start)."""
 
 
 def _first_error(nb: Any) -> str | None:
@@ -1096,15 +1065,19 @@ def _execute_all(
                 done += 1
                 word = "ok" if task.status == "ok" else task.status.upper()
                 detail = f": {task.error}" if task.error else ""
-                progress.log(f"{word} {task.key} {task.duration:.1f} s{detail}")
+                progress.log(
+                    f"{word} {task.key} {task.duration:.1f} s{detail}",
+                    important=task.status != "ok",
+                )
             progress.update(done, [(t.key, time.time() - (t.started or 0)) for t in running])
             time.sleep(0.05)
     except BaseException:
-        for task in running:
-            if task.proc is not None and task.proc.poll() is None:
-                _kill_tree(task.proc)
-            if task.log_handle:
-                task.log_handle.close()
+        with _ignore_interrupts():  # a second Ctrl-C must not leave kernels behind
+            for task in running:
+                if task.proc is not None and task.proc.poll() is None:
+                    _kill_tree(task.proc)
+                if task.log_handle:
+                    task.log_handle.close()
         raise
 
 
@@ -1184,13 +1157,18 @@ def _latest_target(reports_dir: Path) -> str | None:
     return None
 
 
-def _point_latest(reports_dir: Path, run_id: str) -> None:
+def _point_latest(reports_dir: Path, run_id: str) -> str | None:
+    """Point ``latest`` at ``run_id`` unless a later run is already there; a problem text."""
+    link = reports_dir / "latest"
+    if link.exists() and not link.is_symlink():
+        return f"{link} is not a symlink; left unchanged"
     current = _latest_target(reports_dir)
     if current is not None and current > run_id and (reports_dir / current).is_dir():
-        return  # a newer run (started later) already published
+        return None  # a newer run (started later) already published
     tmp = reports_dir / f".latest-{os.getpid()}-{secrets.token_hex(3)}"
     os.symlink(run_id, tmp)
-    os.replace(tmp, reports_dir / "latest")
+    os.replace(tmp, link)
+    return None
 
 
 def _read_manifests(reports_dir: Path) -> list[dict[str, Any]]:
@@ -1236,6 +1214,8 @@ def list_runs(reports_dir: Path) -> pd.DataFrame:
         ``started`` (UTC ISO), ``duration_s``, ``n_notebooks``, ``n_failed``,
         ``latest`` (bool). Empty (with these columns) when there are no runs.
     """
+    import pandas as pd
+
     reports_dir = Path(reports_dir)
     latest = _latest_target(reports_dir)
     rows = []
@@ -1380,7 +1360,11 @@ def _resolve_parameters(
             )
         values: dict[str, Any] = {}
         for name, value in common.items():
-            if name in decl and (name != "account_id" or task.account_id is not None):
+            if name == "account_id":
+                if task.account_id is None or name not in decl:
+                    continue
+                value = task.account_id
+            if name in decl:
                 values[name] = coerce_parameter(value, decl[name], notebook=task.spec.name)
         for name, value in task.spec.parameters.items():
             _check_name(name)
@@ -1455,6 +1439,55 @@ def _export(
         write_text_atomic(build / f"{task.key}.html", page)
         task.outputs.append(f"{task.key}.html")
     progress.log(f"exported {sum(1 for task in tasks if task.outputs)} HTML page(s)")
+
+
+def _check_personal_data(
+    tasks: list[_Task],
+    build: Path,
+    *,
+    show_personal_data: bool,
+    values: Callable[[], Iterable[str]] | Iterable[str] | None,
+    progress: _Progress,
+) -> tuple[str, str | None]:
+    """Scan the run folder; remove offending files. Returns (check status, run error)."""
+    if show_personal_data:
+        return "disabled (show_personal_data)", None
+    if values is None:
+        return "skipped (no values given)", None
+    hits = find_personal_data(build, list(values() if callable(values) else values))
+    if not hits:
+        return "passed", None
+    files = sorted({f for f, _ in hits})
+    error = (
+        f"personal data found in {len(files)} file(s): "
+        + "; ".join(f"{f} ({v})" for f, v in hits[:10])
+        + ". The files were removed; pseudonymise in the notebook or run "
+        "with show_personal_data for internal use."
+    )
+    progress.log(f"PERSONAL DATA FOUND: {error}", important=True)
+    for rel in files:
+        if not rel.startswith(".work/"):  # work files are deleted before publishing anyway
+            (build / rel).unlink(missing_ok=True)
+    for task in tasks:
+        if f".work/{task.key}.record.json" in files:
+            task.recorded = {}
+            task.status, task.error = "failed", "personal data in recorded values (dropped)"
+        if any(o in files for o in task.outputs):
+            task.outputs = [o for o in task.outputs if o not in files]
+            task.status, task.error = "failed", "personal data in the output (files removed)"
+    return "failed", error
+
+
+def _take_screenshots(
+    tasks: list[_Task], build: Path, chromium: str, *, progress: _Progress
+) -> None:
+    for task in tasks:
+        page = build / f"{task.key}.html"
+        if page.is_file():
+            task.screenshot_error = _screenshot(chromium, page, build / f"{task.key}.png")
+            if task.screenshot_error is None:
+                task.outputs.append(f"{task.key}.png")
+    progress.log("screenshots done")
 
 
 def _notebook_entry(task: _Task, project_root: Path) -> dict[str, Any]:
@@ -1624,16 +1657,13 @@ def run_reports(
         "account_id": None,
     }
     _resolve_parameters(tasks, common=common, params=dict(params or {}))
-    for task in tasks:
-        if task.account_id is not None:
-            task.parameters["account_id"] = task.account_id
     mode = _progress_mode(progress, stream)
     prog = _Progress(mode, stream, len(tasks))
 
     if validate is not None:
         ok, text = validate(data_dir, as_of)
         if not ok:
-            prog.log("data invalid: nothing run, nothing published")
+            prog.log("data invalid: nothing run, nothing published", important=True)
             return RunResult(None, "invalid", EXIT_INVALID, None, message=text)
     if not data_dir.is_dir():
         return RunResult(None, "invalid", EXIT_INVALID, None, message=f"{data_dir}: not a folder")
@@ -1672,49 +1702,15 @@ def run_reports(
                     lang=lang,
                     progress=prog,
                 )
-                run_error = None
-                pd_check = (
-                    "disabled (show_personal_data)"
-                    if show_personal_data
-                    else "skipped (no values given)"
+                pd_check, run_error = _check_personal_data(
+                    tasks,
+                    build,
+                    show_personal_data=show_personal_data,
+                    values=personal_data_values,
+                    progress=prog,
                 )
-                if not show_personal_data and personal_data_values is not None:
-                    values = (
-                        personal_data_values()
-                        if callable(personal_data_values)
-                        else personal_data_values
-                    )
-                    hits = find_personal_data(build, list(values))
-                    pd_check = "passed"
-                    if hits:
-                        pd_check = "failed"
-                        files = sorted({f for f, _ in hits})
-                        run_error = (
-                            f"personal data found in {len(files)} file(s): "
-                            + "; ".join(f"{f} ({v})" for f, v in hits[:10])
-                            + ". The files were removed; pseudonymise in the notebook or run "
-                            "with show_personal_data for internal use."
-                        )
-                        prog.log(f"PERSONAL DATA FOUND: {run_error}")
-                        for rel in files:
-                            if not rel.startswith(".work/"):
-                                (build / rel).unlink(missing_ok=True)
-                        for task in tasks:
-                            hit = [o for o in task.outputs if o in files]
-                            if hit:
-                                task.outputs = [o for o in task.outputs if o not in files]
-                                task.status = "failed"
-                                task.error = "personal data in the output (files removed)"
                 if chromium is not None:
-                    for task in tasks:
-                        page = build / f"{task.key}.html"
-                        if page.is_file():
-                            task.screenshot_error = _screenshot(
-                                chromium, page, build / f"{task.key}.png"
-                            )
-                            if task.screenshot_error is None:
-                                task.outputs.append(f"{task.key}.png")
-                    prog.log("screenshots done")
+                    _take_screenshots(tasks, build, chromium, progress=prog)
                 status = (
                     "ok" if run_error is None and all(t.status == "ok" for t in tasks) else "failed"
                 )
@@ -1768,15 +1764,18 @@ def run_reports(
                 with _ignore_interrupts():
                     if not published:
                         shutil.rmtree(build, ignore_errors=True)
-                    prog.log("interrupted: running notebooks stopped, nothing published")
+                    prog.log(
+                        "interrupted: running notebooks stopped, nothing published", important=True
+                    )
                     prog.close()
                 return RunResult(None, "interrupted", EXIT_INTERRUPTED, None, message="interrupted")
         with _ignore_interrupts(), _reports_lock(reports_dir):
-            if status == "ok":
-                _point_latest(reports_dir, run_id)
+            if status == "ok" and (problem := _point_latest(reports_dir, run_id)):
+                prog.log(problem, important=True)
             _write_runs_index(reports_dir, lang)
         prog.log(
-            f"published {final} (status {status})" + ("" if status == "ok" else f": {run_error}")
+            f"published {final} (status {status})" + ("" if status == "ok" else f": {run_error}"),
+            important=True,
         )
         prog.close()
         code = EXIT_OK if status == "ok" else EXIT_FAILED
@@ -1787,7 +1786,3 @@ def run_reports(
         raise
     finally:
         reservation.unlink(missing_ok=True)
-
-
-if __name__ == "__main__":  # child process entry (see _start)
-    sys.exit(_child_main(sys.argv[1:]))

@@ -57,10 +57,14 @@ shocks, and month-level idiosyncratic spread inside a year is understated;
 book-level spread is dominated by the (monthly) market factor and churn.
 
 Speed: per account and draw only one uniform (churn) and ``ceil(T/knot)``
-normals are drawn; the log-revenue cube of a chunk of draws is one batched
-matrix product, and book totals are matrix products with the revenue and
-gross-profit weights, so the accounts x months x draws cube is never held
-at once. Every draw has its own random stream
+normals (Box-Muller on float32 uniforms) are drawn. The log revenue of one
+draw (months x accounts) is one matrix product of a small basis (knot
+interpolation, drift, variance correction, market path) with per-account
+features; after ``exp``, the accounts that churn within the horizon (moved
+last) have their dead months zeroed on a contiguous slice, and the book
+totals are one more product with the revenue / gross-profit weights. Blocks
+stay cache-sized, so the accounts x months x draws cube is never held and the
+work is not bound by memory traffic. Every draw has its own random stream
 (``SeedSequence(seed, spawn_key=(draw,))``), so results do not depend on the
 chunk size or the number of threads.
 """
@@ -68,9 +72,6 @@ chunk size or the number of threads.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
-import glob
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -82,6 +83,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import optimize
+from threadpoolctl import threadpool_limits
 
 TIERS = ("key", "growth", "standard")
 """Account tiers understood by tier-filtered shocks (see segmentation)."""
@@ -738,11 +740,20 @@ def _knot_basis(months: int, knot_months: int) -> np.ndarray:
     return np.array(rows)
 
 
-def _memory_chunk(n_accounts: int, months: int, n_features: int, itemsize: int, budget: int) -> int:
-    per_draw = n_accounts * (
-        months * (itemsize + 1) + n_features * itemsize + 8 + 2 + 4 * n_features
-    )
-    return max(1, int(budget // max(per_draw, 1)))
+def _memory_chunk(
+    n_accounts: int, months: int, n_features: int, itemsize: int, budget: float
+) -> int:
+    """Draws per chunk so that one worker's buffers fit ``budget`` bytes.
+
+    Per draw a worker holds the churn uniforms (8 B), the Box-Muller uniforms
+    (4 B each), the features (``n_features x itemsize``) and the churn month
+    (2 B) per account, plus per-month totals; the revenue cube itself is one
+    cache-sized block whatever the chunk. Capped at 256 draws so that threads
+    share the work evenly.
+    """
+    per_draw = n_accounts * (8 + 4 * n_features + n_features * itemsize + 2) + months * 8 * 6
+    fixed = _CACHE_ROWS * months * (itemsize + 1) * 2
+    return int(min(256, max(1, (budget - fixed) // per_draw)))
 
 
 def _draw_rng(seed: int, draw: int) -> np.random.Generator:
@@ -751,40 +762,13 @@ def _draw_rng(seed: int, draw: int) -> np.random.Generator:
 
 @contextlib.contextmanager
 def _single_threaded_blas() -> Iterator[bool]:
-    """Limit numpy's OpenBLAS to one thread while our own worker threads run.
+    """Limit numpy's BLAS to one thread while our own worker threads run.
 
     Concurrent calls into a multi-threaded OpenBLAS from several Python threads
-    oversubscribe the cores (measured here: 5x slower). Yields False when the
-    library cannot be controlled; the caller then runs single-threaded.
+    oversubscribe the cores (measured here: 5x slower).
     """
-    lib = _openblas()
-    if lib is None:
-        yield False
-        return
-    getter, setter = lib
-    before = getter()
-    setter(1)
-    try:
+    with threadpool_limits(limits=1, user_api="blas"):
         yield True
-    finally:
-        setter(before)
-
-
-@functools.cache
-def _openblas() -> tuple[Callable[[], int], Callable[[int], None]] | None:
-    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(libs, "*openblas*"))):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:  # pragma: no cover
-            continue
-        for suffix in ("64_", ""):
-            for prefix in ("scipy_openblas", "openblas"):
-                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                if get is not None and set_ is not None:
-                    return get, set_
-    return None
 
 
 def _logo_kernel(months: int, ramp: int) -> np.ndarray:
@@ -864,9 +848,12 @@ def simulate_book(
     memory_budget_mb : float, default 128
         Working memory for the chunks.
     threads : int, optional
-        Worker threads (default: ``min(2, os.cpu_count())``).
+        Worker threads (default: ``min(2, os.cpu_count())``). numpy's bundled
+        OpenBLAS is set to one thread for the duration (and restored); when it
+        cannot be controlled the run uses one thread.
     dtype : numpy float type, default numpy.float32
-        Precision of the cube arithmetic; totals are accumulated in float64.
+        Precision of the cube arithmetic (float64 for exact checks); totals
+        are accumulated in float64.
 
     Returns
     -------
@@ -1021,7 +1008,7 @@ def simulate_book(
                     churned = tc[j] <= months
                     n_churned = int(np.count_nonzero(churned))
                     if n_churned:
-                        order = np.argsort(churned, kind="stable")
+                        order = np.concatenate((np.flatnonzero(~churned), np.flatnonzero(churned)))
                         f_j = np.take(features[j], order, axis=1, out=f_buf)
                         w_j = np.take(weights, order, axis=0, out=w_buf)
                     else:

@@ -31,6 +31,7 @@ from kam_analysis.ltv import (
 )
 
 DATA = Path(__file__).parent / "data"
+BG_CDNOW = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 
 
 def published(value: float, decimals: int, rel: float = 1e-3) -> object:
@@ -188,6 +189,36 @@ def test_bgnbd_recovers_simulated_parameters() -> None:
     # P(alive) is calibrated against the simulated truth
     p_alive = model.conditional_probability_alive(sim["frequency"], sim["recency"], sim["T"])
     assert float(np.mean(p_alive)) == pytest.approx(sim["alive"].mean(), abs=0.01)
+
+
+def test_large_fits_use_subsample_warm_start_and_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Above 2 x 20k rows, BG/NBD and Gamma-Gamma fit a random subsample first and
+    # polish on all rows with Newton steps; the result must be the plain
+    # L-BFGS-B optimum on all rows.
+    import kam_analysis.ltv.beta_geo as beta_geo_module
+    import kam_analysis.ltv.gamma_gamma as gamma_gamma_module
+
+    rng = np.random.default_rng(5)
+    n = 45_000
+    sim = simulate_beta_geo(n, T=rng.uniform(20, 52, size=n), seed=rng, **BG_CDNOW)
+    x = sim["frequency"].to_numpy()
+    nu = rng.gamma(3.74, 1 / 15.44, size=n)
+    spend = rng.gamma(6.25 * np.maximum(x, 1), 1 / (nu * np.maximum(x, 1)))
+    rep = x > 0
+    fast_bg = BetaGeo().fit(sim["frequency"], sim["recency"], sim["T"])
+    monkeypatch.setattr(gamma_gamma_module, "_WARM_START_ROWS", 10**9)
+    monkeypatch.setattr(beta_geo_module, "_WARM_START_ROWS", 10**9)
+    plain_bg = BetaGeo().fit(sim["frequency"], sim["recency"], sim["T"])
+    plain_gg = GammaGamma().fit(x[rep], spend[rep])
+    monkeypatch.undo()
+    fast_gg = GammaGamma().fit(x[rep], spend[rep])
+    for fast, plain in ((fast_bg, plain_bg), (fast_gg, plain_gg)):
+        for name in fast.params_:
+            assert fast.params_[name] == pytest.approx(plain.params_[name], rel=1e-6)
+            assert fast.standard_errors_[name] == pytest.approx(
+                plain.standard_errors_[name], rel=1e-4
+            )
+        assert fast.log_likelihood_ == pytest.approx(plain.log_likelihood_, abs=1e-6)
 
 
 def test_bgnbd_weights_equal_duplicated_rows(cdnow: pd.DataFrame) -> None:

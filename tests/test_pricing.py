@@ -176,7 +176,9 @@ def make_schemes(**over):
 def test_tiered_price_graduated():
     tiers = make_schemes().tiers
     # 100 x 10 + 100 x 8 + 50 x 5 = 2050
-    np.testing.assert_allclose(pr.tiered_price(np.array([0, 50, 150, 250]), tiers), [0, 500, 1400, 2050])
+    np.testing.assert_allclose(
+        pr.tiered_price(np.array([0, 50, 150, 250]), tiers), [0, 500, 1400, 2050]
+    )
 
 
 def test_pricing_schemes_degenerate_hand_values():

@@ -139,7 +139,9 @@ def test_chunking_and_threads_do_not_change_results(n_accounts):
     book = make_book(n_accounts, revenue=np.linspace(1, 50, n_accounts), churn=0.02, vol=0.2)
     draws = 12 if n_accounts > 100 else 300
     runs = [
-        sc.simulate_book(book, draws=draws, seed=1, market_factor_weight=0.3, chunk_draws=c, threads=t)
+        sc.simulate_book(
+            book, draws=draws, seed=1, market_factor_weight=0.3, chunk_draws=c, threads=t
+        )
         for c, t in ((None, 1), (1, 1), (5, 2), (draws, 2))
     ]
     for other in runs[1:]:
@@ -286,7 +288,9 @@ def test_scenario_errors_name_scenario_shock_and_value(shock, message):
 
 def test_scenario_config_rejects_unknown_keys_and_kinds():
     with pytest.raises(pydantic.ValidationError):
-        sc.Scenario.model_validate({"name": "x", "shocks": [{"kind": "price_cut", "pct": 5, "frm": 3}]})
+        sc.Scenario.model_validate(
+            {"name": "x", "shocks": [{"kind": "price_cut", "pct": 5, "frm": 3}]}
+        )
     with pytest.raises(pydantic.ValidationError):
         sc.Scenario.model_validate({"name": "x", "shocks": [{"kind": "meteor", "month": 3}]})
     parsed = sc.ScenarioSettings.model_validate(
@@ -326,9 +330,7 @@ def test_run_scenarios_compares_with_common_random_numbers():
     assert table.loc["upside", "revenue_p50"] > table.loc["base", "revenue_p50"]
     # default target: flat run-rate over the horizon
     assert table.loc["base", "target"] == pytest.approx(24 * book["monthly_revenue"].sum())
-    assert (
-        table.loc["downside", "prob_miss_target"] >= table.loc["base", "prob_miss_target"]
-    )
+    assert table.loc["downside", "prob_miss_target"] >= table.loc["base", "prob_miss_target"]
     with pytest.raises(sc.ScenarioError, match="unknown scenario"):
         sc.run_scenarios(book, settings, names=["nope"])
 
@@ -362,7 +364,9 @@ def test_hhi_equal_shares_and_flags():
     gp = out[out["basis"] == "gross_profit"].set_index("metric")
     assert gp.loc["top1_share", "value"] == pytest.approx(0.5)
     assert gp.loc["top1_share", "exceeds"] and gp.loc["hhi", "exceeds"]
-    assert gp.loc["top5_share", "value"] == pytest.approx(13 / 18) and gp.loc["top5_share", "exceeds"]
+    assert (
+        gp.loc["top5_share", "value"] == pytest.approx(13 / 18) and gp.loc["top5_share", "exceeds"]
+    )
     assert gp.loc["hhi", "value"] == pytest.approx(2500 + 9 * (100 / 18) ** 2)
 
 

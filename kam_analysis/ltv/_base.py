@@ -8,8 +8,9 @@ convergence checks, the numerical Hessian, and the ``summary()`` table.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -259,15 +260,27 @@ def compress_rows(
     if n > probe:
         rng = np.random.default_rng(seed)
         idx = rng.choice(n, size=probe, replace=False)
-        sample = np.column_stack([c[idx] for c in columns])
-        if np.unique(sample, axis=0).shape[0] > probe // 2:
+        if _group_rows([c[idx] for c in columns])[2] > probe // 2:
             return list(columns), weights
-    stacked = np.column_stack(columns)
-    uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    if uniq.shape[0] == n:
+    order, group, n_unique = _group_rows(list(columns))
+    if n_unique == n:
         return list(columns), weights
-    w = np.bincount(inverse.ravel(), weights=weights, minlength=uniq.shape[0])
-    return [np.ascontiguousarray(uniq[:, j]) for j in range(uniq.shape[1])], w
+    first = np.ones(n, dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    uniq = [np.ascontiguousarray(c[order][first]) for c in columns]
+    return uniq, np.bincount(group, weights=weights[order], minlength=n_unique)
+
+
+def _group_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Lexicographic order of the rows, the group number of each sorted row, and the count."""
+    order = np.lexsort(columns[::-1])
+    new = np.zeros(order.size, dtype=bool)
+    new[0] = True
+    for c in columns:
+        cs = c[order]
+        new[1:] |= cs[1:] != cs[:-1]
+    group = np.cumsum(new) - 1
+    return order, group, int(group[-1]) + 1
 
 
 def _dot(u: np.ndarray, v: np.ndarray) -> float:
@@ -304,6 +317,22 @@ def _unique_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- optimisation
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Limit BLAS to one thread while optimising.
+
+    The optimisers make thousands of tiny BLAS/LAPACK calls (4-vectors, 4x4
+    matrices); on a busy machine, multi-threaded OpenBLAS turns each into a
+    thread wake-up costing milliseconds (measured: a CDNOW fit 5 ms -> 200 ms
+    with other jobs running).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
 
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
@@ -415,14 +444,15 @@ def minimize_log_scale(
             f"{model}: the log-likelihood is not finite at the starting values "
             f"{dict(zip(names, np.exp(x0).round(6), strict=True))}; check the input data"
         )
-    res = optimize.minimize(
-        safe,
-        np.asarray(x0, dtype=float),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": max_iter, "ftol": ftol, "gtol": gtol, "maxcor": 20},
-    )
+    with single_threaded_blas():
+        res = optimize.minimize(
+            safe,
+            np.asarray(x0, dtype=float),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": max_iter, "ftol": ftol, "gtol": gtol, "maxcor": 20},
+        )
     val, g = safe(res.x)
     if val >= 1e100:
         raise ConvergenceError(f"{model}: the log-likelihood is not finite at the optimum")
@@ -452,7 +482,7 @@ def newton_refine(
     *,
     max_iter: int = 30,
     gtol: float = 1e-10,
-    xtol: float = 1e-10,
+    xtol: float = 1e-9,
 ) -> tuple[np.ndarray, float, np.ndarray] | None:
     """Polish a close starting point with Newton steps on a fixed approximate Hessian.
 
@@ -484,7 +514,8 @@ def newton_refine(
         while True:
             with np.errstate(all="ignore"):
                 f_new, g_new = objective(x + t * step)
-            if np.isfinite(f_new) and f_new <= f + 1e-4 * t * float(g @ step) + 1e-15 * abs(f):
+            # slack: the mean of many terms is only accurate to ~1e-13 relative
+            if np.isfinite(f_new) and f_new <= f + 1e-4 * t * float(g @ step) + 1e-12 * abs(f):
                 break
             t /= 2
             if t < 1e-3:
@@ -513,20 +544,21 @@ def fit_with_warm_start(
     (log_theta, gradient or None)
         The optimum and, when known, the objective's gradient there.
     """
-    if sub_objective is not None:
-        try:
-            start = minimize_log_scale(
-                sub_objective, x0, names=names, model=model, max_iter=max_iter,
-                ftol=1e-12, gtol=1e-8, accept_gtol=1e-4,
-            )  # fmt: skip
-            hess = numerical_hessian(None, start, grad=lambda z: sub_objective(z)[1])
-            polished = newton_refine(objective, start, hess)
-        except ConvergenceError:
-            polished, start = None, x0
-        if polished is not None and np.all(np.abs(polished[0]) < LOG_BOUND - 1e-3):
-            return polished[0], polished[2]
-        x0 = start
-    return minimize_log_scale(objective, x0, names=names, model=model, max_iter=max_iter), None
+    with single_threaded_blas():
+        if sub_objective is not None:
+            try:
+                start = minimize_log_scale(
+                    sub_objective, x0, names=names, model=model, max_iter=max_iter,
+                    ftol=1e-12, gtol=1e-8, accept_gtol=1e-4,
+                )  # fmt: skip
+                hess = numerical_hessian(None, start, grad=lambda z: sub_objective(z)[1])
+                polished = newton_refine(objective, start, hess)
+            except ConvergenceError:
+                polished, start = None, x0
+            if polished is not None and np.all(np.abs(polished[0]) < LOG_BOUND - 1e-3):
+                return polished[0], polished[2]
+            x0 = start
+        return minimize_log_scale(objective, x0, names=names, model=model, max_iter=max_iter), None
 
 
 class ParametricModel:

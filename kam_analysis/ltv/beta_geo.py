@@ -260,7 +260,7 @@ class BetaGeo(ParametricModel):
 
     # ------------------------------------------------------------------ predictions
     def conditional_probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
-        """P(customer still alive at T | frequency, recency, T) (FHL 2005 eq. 11 / note 027).
+        """P(customer still alive at T | frequency, recency, T) (FHL 2005; note 027).
 
         Parameters
         ----------

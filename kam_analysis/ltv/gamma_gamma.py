@@ -39,7 +39,7 @@ from ._base import (
     _unique_counts,
     as_float_array,
     compress_rows,
-    minimize_log_scale,
+    fit_with_warm_start,
     numerical_hessian,
     validate_weights,
 )
@@ -82,6 +82,60 @@ def _validate_spend(
             f"({_examples(nonpos, labels, monetary_value=m)})"
         )
     return x, m
+
+
+_WARM_START_ROWS = 20_000
+
+
+class _GGData:
+    """Spend data arranged for fast likelihood evaluations.
+
+    The special functions depend on a customer only through x, so they are
+    evaluated once per distinct frequency; per customer only
+    ``log(v + x m)`` and ``1 / (v + x m)`` remain.
+    """
+
+    def __init__(self, x: np.ndarray, m: np.ndarray, w: np.ndarray) -> None:
+        self.x, self.m, self.w = x, m, w
+        self.total = float(w.sum())
+        self.ux, inv = _unique_counts(x)
+        self.cnt = np.bincount(inv, weights=w, minlength=self.ux.size)
+        self.xm = x * m
+        self.wx = w * x
+        self.s_xlog = _dot(self.wx, np.log(x) + np.log(m))  # sum of w x log(x z-bar)
+        self.const = -_dot(w, np.log(m))  # Jacobian term of the z-bar density
+
+    def subsample(self, size: int, seed: int = 0) -> _GGData:
+        rng = np.random.default_rng(seed)
+        if np.all(self.w == 1.0):
+            idx = rng.choice(self.x.size, size=size, replace=False)
+        else:
+            idx = rng.choice(self.x.size, size=size, replace=True, p=self.w / self.total)
+        return _GGData(self.x[idx], self.m[idx], np.ones(size))
+
+    def loglik_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        p, q, v = theta
+        ux, cnt, w, wx, total = self.ux, self.cnt, self.w, self.wx, self.total
+        pu = p * ux
+        log_vxm = np.log(v + self.xm)
+        inv_vxm = 1.0 / (v + self.xm)
+        s_log, s_xlog_vxm = _dot(w, log_vxm), _dot(wx, log_vxm)
+        ll = (
+            _dot(cnt, gammaln(pu + q) - gammaln(pu))
+            + p * (self.s_xlog - s_xlog_vxm)
+            - q * s_log
+            + total * (q * np.log(v) - gammaln(q))
+        )
+        dpq = digamma(pu + q)
+        g_p = _dot(cnt * ux, dpq - digamma(pu)) + self.s_xlog - s_xlog_vxm
+        g_q = _dot(cnt, dpq) - s_log + total * (np.log(v) - digamma(q))
+        g_v = total * q / v - p * _dot(wx, inv_vxm) - q * _dot(w, inv_vxm)
+        return float(ll) + self.const, np.array([g_p, g_q, g_v])
+
+    def objective(self, log_theta: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = np.exp(log_theta)
+        ll, g = self.loglik_grad(theta)
+        return -ll / self.total, -g * theta / self.total
 
 
 class GammaGamma(ParametricModel):
@@ -192,51 +246,30 @@ class GammaGamma(ParametricModel):
             )
         keep = w > 0
         (x, m), w = compress_rows([x[keep], m[keep]], w[keep])
-        total = float(w.sum())
-        # Special functions depend on a customer only through x: evaluate them once
-        # per distinct frequency; per customer only log(v + x m) and 1/(v + x m) remain.
-        ux, inv = _unique_counts(x)
-        cnt = np.bincount(inv, weights=w, minlength=ux.size)
-        xm = x * m
-        wx = w * x
-        s_xlog = _dot(wx, np.log(x) + np.log(m))  # sum of w x log(x z-bar)
-        const = -_dot(w, np.log(m))  # Jacobian term of the z-bar density, free of params
-
-        def loglik_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            p, q, v = theta
-            pu = p * ux
-            log_vxm = np.log(v + xm)
-            inv_vxm = 1.0 / (v + xm)
-            s_log, s_xlog_vxm = _dot(w, log_vxm), _dot(wx, log_vxm)
-            ll = (
-                _dot(cnt, gammaln(pu + q) - gammaln(pu))
-                + p * s_xlog
-                - p * s_xlog_vxm
-                - q * s_log
-                + total * (q * np.log(v) - gammaln(q))
-            )
-            dpq = digamma(pu + q)
-            g_p = _dot(cnt * ux, dpq - digamma(pu)) + s_xlog - s_xlog_vxm
-            g_q = _dot(cnt, dpq) - s_log + total * (np.log(v) - digamma(q))
-            g_v = total * q / v - p * _dot(wx, inv_vxm) - q * _dot(w, inv_vxm)
-            return float(ll) + const, np.array([g_p, g_q, g_v])
-
-        def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
-            theta = np.exp(z)
-            ll, g = loglik_grad(theta)
-            return -ll / total, -g * theta / total
-
-        x0 = np.log([1.0, 1.0, _dot(w, m) / total])
-        log_theta = minimize_log_scale(
-            objective, x0, names=self.param_names, model=self.model_name, max_iter=self.max_iter
+        data = _GGData(x, m, w)
+        big = x.size > 2 * _WARM_START_ROWS
+        log_theta, g_opt = fit_with_warm_start(
+            data.objective,
+            # p = q = 4 with v matching the observed mean spend p v / (q - 1)
+            np.log([4.0, 4.0, 0.75 * _dot(w, m) / data.total]),
+            sub_objective=data.subsample(_WARM_START_ROWS).objective if big else None,
+            names=self.param_names,
+            model=self.model_name,
+            max_iter=self.max_iter,
         )
-        ll, _ = loglik_grad(np.exp(log_theta))
-        hess = numerical_hessian(None, log_theta, grad=lambda z: objective(z)[1] * total)
+        ll, _ = data.loglik_grad(np.exp(log_theta))
+        total = data.total
+        hess = numerical_hessian(
+            None,
+            log_theta,
+            grad=lambda z: data.objective(z)[1] * total,
+            grad_at_x=None if g_opt is None else g_opt * total,
+        )
         self._store_fit(log_theta, ll, total, hess)
         return self
 
     def conditional_expected_average_profit(self, frequency: Any, monetary_value: Any) -> Any:
-        """E[average transaction value | x, z-bar] (Fader & Hardie 2013, eq. 5).
+        """E[average transaction value | x, z-bar] (Fader & Hardie 2013, note 025).
 
         ``(p (v + x z-bar)) / (p x + q - 1)``, a weighted average of the
         population mean ``p v / (q - 1)`` and the customer's own ``z-bar``.

@@ -4,7 +4,7 @@ While alive, a customer buys at Poisson rate ``lambda ~ Gamma(r, alpha)``;
 her unobserved lifetime is exponential with rate ``mu ~ Gamma(s, beta)``.
 Fitted on the same (frequency, recency, T) summaries as :class:`BetaGeo`.
 
-The likelihood follows Fader & Hardie (2005, note 009, eq. 22-23); the
+The likelihood follows Fader & Hardie (2005, note 009); the
 Gaussian hypergeometric functions are evaluated after an Euler
 transformation, ``2F1(a, b; c; z) = (1-z)^(c-a-b) 2F1(c-a, c-b; c; z)``,
 which turns them into series with first parameter 1 and positive,
@@ -23,10 +23,8 @@ Fader, P. S., Hardie, B. G. S. & Lee, K. L. (2005). "Counting your customers"
 the easy way: An alternative to the Pareto/NBD model. *Marketing Science*
 24(2), 275-284.
 
-Fader, P. S., Hardie, B. G. S. & Shang, J. (2010). Customer-base analysis in
-a discrete-time noncontractual setting. *Marketing Science* 29(6) -- and
-Fader & Hardie (2006), Deriving an expression for P(X(t) = x) under the
-Pareto/NBD model. http://www.brucehardie.com/notes/012/
+Fader, P. S. & Hardie, B. G. S. (2006). Deriving an expression for
+P(X(t) = x) under the Pareto/NBD model. http://www.brucehardie.com/notes/012/
 """
 
 from __future__ import annotations
@@ -214,7 +212,7 @@ class ParetoNBD(ParametricModel):
 
     # ------------------------------------------------------------------ predictions
     def conditional_probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
-        """P(alive at T | frequency, recency, T) (Fader & Hardie 2005, note 009, eq. 18).
+        """P(alive at T | frequency, recency, T) (Fader & Hardie 2005, note 009).
 
         Returns
         -------
@@ -230,7 +228,7 @@ class ParetoNBD(ParametricModel):
     def conditional_expected_number_of_purchases_up_to_time(
         self, t: Any, frequency: Any, recency: Any, T: Any
     ) -> Any:
-        """Expected purchases in (T, T + t] given the history (note 009, eq. 41).
+        """Expected purchases in (T, T + t] given the history (note 009).
 
         ``(r+x)(beta+T) / ((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)] P(alive)``,
         with the ``s -> 1`` limit ``(r+x)(beta+T)/(alpha+T) log((beta+T+t)/(beta+T))``.
@@ -297,7 +295,7 @@ def _pareto_integral(sm1: float, log_ratio: np.ndarray) -> np.ndarray:
 
 
 def _pnbd_pmf(n: int, t: float, r: float, alpha: float, s: float, beta: float) -> float:
-    """P(X(t) = n) under the Pareto/NBD (note 012, eq. 16)."""
+    """P(X(t) = n) under the Pareto/NBD (note 012)."""
     if t == 0:
         return 1.0 if n == 0 else 0.0
     # alive throughout (0, t]: NBD(r, alpha) count times P(tau > t)

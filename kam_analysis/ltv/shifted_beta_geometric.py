@@ -244,7 +244,7 @@ class ShiftedBetaGeometric(ParametricModel):
     def discounted_expected_residual_lifetime(
         self, discount_rate_per_period: float, renewals_so_far: Any = 0
     ) -> np.ndarray:
-        """DERL: discounted expected number of future payments (Fader & Hardie 2010, eq. 6).
+        """DERL: discounted expected number of future payments (Fader & Hardie 2010).
 
         For a customer who has renewed ``n - 1 = renewals_so_far`` times and
         is about to make her n-th renewal decision, payments being made at the
@@ -277,8 +277,8 @@ class ShiftedBetaGeometric(ParametricModel):
     def discounted_expected_lifetime(self, discount_rate_per_period: float) -> float:
         """DEL: discounted expected number of payments of a new customer, first one included.
 
-        ``2F1(1, beta; alpha + beta; 1 / (1 + d))`` (Fader & Hardie 2010, eq. 5
-        divided by the margin).
+        ``2F1(1, beta; alpha + beta; 1 / (1 + d))``, the DEL of Fader & Hardie (2010)
+        per unit margin.
         """
         a, b = self._theta()
         d = _discount(discount_rate_per_period)
