@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from kam_analysis.features import FeatureSettings
 from kam_analysis.kpi import KpiSettings
 from kam_analysis.ltv import LTVModelSettings
+from kam_analysis.ltv.value import LtvSettings
 from kam_analysis.pricing import PricingSettings
 from kam_analysis.reports import ReportSettings
 from kam_analysis.scenarios import ScenarioSettings
@@ -89,6 +90,7 @@ class KamConfig(_Section):
     valuation: ValuationSettings = Field(default_factory=ValuationSettings)
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
+    ltv: LtvSettings = Field(default_factory=LtvSettings)
     ltv_models: LTVModelSettings = Field(default_factory=LTVModelSettings)
     stakeholders: StakeholderSettings = Field(default_factory=StakeholderSettings)
     scenarios: ScenarioSettings = Field(default_factory=ScenarioSettings)

@@ -47,6 +47,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
@@ -532,7 +533,12 @@ def connect(config: KamConfig | None = None) -> ibis.BaseBackend:
     options = {"memory_limit": config.data.duckdb_memory_limit}
     if config.data.duckdb_threads:
         options["threads"] = config.data.duckdb_threads
-    return ibis.duckdb.connect(**options)
+    con = ibis.duckdb.connect(**options)
+    try:  # no progress bars in logs or reports
+        con.raw_sql("SET enable_progress_bar = false")
+    except duckdb.Error:  # inside Jupyter DuckDB rejects the setting (ipywidgets); none shows there
+        pass
+    return con
 
 
 def open_dataset(

@@ -330,6 +330,39 @@ KPI_IDS: tuple[str, ...] = tuple(d.id for d in _DEFINITIONS)
 _DEF: dict[str, KpiDefinition] = {d.id: d for d in _DEFINITIONS}
 SURVEY_KPIS: tuple[str, ...] = ("nps", "csat")
 
+_DEFINITION_JA: dict[str, str] = {
+    "revenue": "期間中の取引売上の合計(購入がなければ0)。",
+    "gross_profit": "原価が分かる取引明細について、期間中の売上-原価の合計。",
+    "gross_margin": "原価が分かる明細の粗利/売上(売上がなければ算出しない)。",
+    "ltv": "分析基準日時点のLTVモジュールによる顧客生涯価値(ポートフォリオは合計)。",
+    "csat": "期間中のアンケート回答のCSAT(1-5)の平均。n = 回答数。",
+    "nps": "期間中の回答の推奨者(9-10)の割合-批判者(0-6)の割合(-100~100)。n と多項分布の"
+    "標準誤差による正規近似の信頼区間を付す。回答が min_responses 未満なら「回答不足」"
+    "(Reichheld 2003; Rocks 2016)。ポートフォリオは全回答をプール。",
+    "exec_contact": "期間中の経営層ミーティング(activities の kind が executive_meeting)の"
+    "四半期あたり回数(回数 x 3 / 期間の月数。途中の最終期間は経過日数で換算)。"
+    "ポートフォリオは顧客平均。",
+    "share_of_wallet": "期間売上の年換算(x 12 / 月数。途中の最終期間は x 365.25 / 経過日数)を"
+    "顧客の wallet_estimate(当社カテゴリーでの年間支出)で割った値。ポートフォリオは"
+    "推定値のある顧客の合計/合計。",
+    "cross_sell_rate": "既存顧客(期間中と直前12か月に購入あり)のうち、直前12か月に購入して"
+    "いない製品ラインを期間中に購入した顧客の割合。顧客単位では 1 / 0。",
+    "upsell_rate": "1年前の同期間に購入のあった顧客のうち、その製品ラインでの売上が1年前より"
+    "増えた顧客の割合。顧客単位では 1 / 0。",
+    "nrr": "1年前の同期間に購入のあった顧客の当期売上 / 1年前の売上。すなわち"
+    "(期首売上 + 拡大 - 縮小 - 解約)/ 期首売上。",
+    "time_to_adoption": "期間中に稼働した契約の、締結日(signed_date)から稼働日(go_live_date)"
+    "までの日数の中央値。",
+    "poc_success_rate": "期間中にクローズしたPoC案件(受注または失注)のうち受注した割合。",
+    "poc_conversion": "期間中にPoCを受注した顧客のうち、poc_conversion_months 以内にPoC以外の"
+    "案件を受注するか契約を締結した割合。期間が基準日までに終わらず未転換の顧客は除く"
+    "(打ち切り)。",
+    "utilisation": "期間中の利用月における seats_active の合計 / seats_purchased の合計。",
+    "retention_after_adoption": "最初の稼働日が期末(または基準日)の retention_months 以上前の"
+    "顧客のうち、その時点で解約していない割合。顧客単位では 1 / 0。",
+}
+"""Japanese text of each KPI definition (column ``definition_ja`` of :data:`KPI_DEFINITIONS`)."""
+
 KPI_DEFINITIONS = pd.DataFrame(
     [
         {
@@ -338,6 +371,7 @@ KPI_DEFINITIONS = pd.DataFrame(
             "name_en": d.name_en,
             "name_ja": d.name_ja,
             "definition": d.definition,
+            "definition_ja": _DEFINITION_JA[d.id],
             "unit": d.unit,
             "higher_is_better": d.higher_is_better,
             "horizon": d.horizon,
@@ -347,7 +381,7 @@ KPI_DEFINITIONS = pd.DataFrame(
         for d in _DEFINITIONS
     ]
 )
-"""One row per KPI: ``kpi_id, family, name_en, name_ja, definition, unit,
+"""One row per KPI: ``kpi_id, family, name_en, name_ja, definition, definition_ja, unit,
 higher_is_better, horizon (short/long), grain (period/snapshot), requires``."""
 
 
@@ -1746,6 +1780,696 @@ def kpi_label(kpi_id: str, lang: Literal["en", "ja"] = "en") -> str:
     return _DEF[kpi_id].name_ja if lang == "ja" else _DEF[kpi_id].name_en
 
 
+def kpi_definition(kpi_id: str, lang: Literal["en", "ja"] = "en") -> str:
+    """Definition of a KPI in English or Japanese (see :data:`KPI_DEFINITIONS`)."""
+    if kpi_id not in _DEF:
+        raise KeyError(f"unknown KPI {kpi_id!r}; known: {list(KPI_IDS)}")
+    return _DEFINITION_JA[kpi_id] if lang == "ja" else _DEF[kpi_id].definition
+
+
+# --------------------------------------------------------------------------- report helpers
+
+HORIZON_NAMES: dict[str, dict[str, str]] = {
+    "short": {"en": "Short term", "ja": "短期"},
+    "long": {"en": "Long term", "ja": "中長期"},
+}
+"""Display names of the two KPI horizons."""
+
+_OMISSION_JA: dict[str, str] = {
+    "transactions has no cost column (or no cost values)": "取引データに原価(cost)がない",
+    "no LTV estimates passed (ltv=None); run the LTV module first": "LTVの推定値が渡されていない"
+    "(先にLTVモジュールを実行)",
+    "no surveys table": "surveys テーブルがない",
+    "surveys has no csat answers": "surveys に CSAT の回答がない",
+    "no activities table": "activities テーブルがない",
+    "accounts has no wallet_estimate": "accounts に wallet_estimate がない",
+    "no contracts table": "contracts テーブルがない",
+    "contracts lacks signed_date and/or go_live_date": "contracts に signed_date または "
+    "go_live_date がない",
+    "contracts has no go_live_date": "contracts に go_live_date がない",
+    "no opportunities table": "opportunities テーブルがない",
+    "opportunities has no is_poc": "opportunities に is_poc がない",
+    "no usage table": "usage テーブルがない",
+}
+
+_NOTE_PATTERNS_JA: tuple[tuple[str, str], ...] = (
+    (
+        r"^cross_sell_rate, upsell_rate, nrr: available from (\S+) \(12 months of history "
+        r"needed\)\.$",
+        r"クロスセル率・アップセル率・NRR: \1 から算出(12か月の履歴が必要)。",
+    ),
+    (
+        r"^cross_sell_rate, upsell_rate, nrr: need 12 months of history before a period; "
+        r"none of the periods has it\.$",
+        "クロスセル率・アップセル率・NRR: 12か月の履歴がある期間がないため算出できない。",
+    ),
+    (
+        r"^(\d+) transaction line\(s\) after the as-of date (\S+) ignored\.$",
+        r"基準日 \2 より後の取引明細 \1 件は対象外。",
+    ),
+    (
+        r"^gross_profit, gross_margin: (\d+) transaction line\(s\) without cost left out of "
+        r"both\.$",
+        r"粗利・粗利率: 原価のない取引明細 \1 件を除外。",
+    ),
+    (
+        r"^poc_conversion: no contracts table; only won non-PoC opportunities count as "
+        r"conversion\.$",
+        "PoCから本契約への転換率: contracts テーブルがないため、PoC以外の受注案件のみを転換とみなす。",
+    ),
+)
+
+_OMITTED_TEXT = {
+    "en": "{kpi}: not shown ({reason}).",
+    "ja": "{kpi}: 表示なし({reason})。",
+}
+
+
+def kpi_notes(result: KpiResult, lang: Literal["en", "ja"] = "en") -> list[str]:
+    """The notes of a KPI result as report sentences in English or Japanese.
+
+    First one line per omitted KPI (its display name and why it is missing, e.g.
+    ``"Utilisation: not shown (no usage table)."``), then the other notes of
+    :attr:`KpiResult.notes` (data left out, KPIs that need a year of history).
+    Japanese: known notes are translated; an unknown note is kept in English.
+
+    Parameters
+    ----------
+    result : KpiResult
+    lang : {"en", "ja"}
+
+    Returns
+    -------
+    list of str
+    """
+    import re
+
+    _check_lang(lang)
+    out = [
+        _OMITTED_TEXT[lang].format(
+            kpi=kpi_label(k, lang), reason=_OMISSION_JA.get(r, r) if lang == "ja" else r
+        )
+        for k, r in result.omitted.items()
+    ]
+    omitted_prefixes = tuple(f"{k}: omitted," for k in result.omitted)
+    for note in result.notes:
+        if note.startswith(omitted_prefixes):
+            continue
+        if lang == "ja":
+            for pattern, repl in _NOTE_PATTERNS_JA:
+                if re.match(pattern, note):
+                    note = re.sub(pattern, repl, note)
+                    break
+        out.append(note)
+    return out
+
+
+def _check_lang(lang: str) -> None:
+    if lang not in ("en", "ja"):
+        raise ValueError(f"lang must be 'en' or 'ja', got {lang!r}")
+
+
+def kpi_target_series(
+    result: KpiResult,
+    *,
+    level: Literal["account", "portfolio"] = "portfolio",
+    settings: KpiSettings | None = None,
+    complete_only: bool = True,
+) -> pd.DataFrame:
+    """KPI values per period with the target and the at-risk boundary in the KPI's units.
+
+    For charts that draw a KPI against its target. An ``absolute`` target is the
+    target itself; a ``growth`` target becomes the value of the same period a
+    year earlier times ``1 + target`` (so revenue is drawn against last year's
+    revenue + 5 %); ``percentile`` targets have no line (NaN). The at-risk
+    boundary is the target moved by ``at_risk_band`` in the unfavourable
+    direction (below it when higher is better).
+
+    Parameters
+    ----------
+    result : KpiResult
+    level : {"account", "portfolio"}, default "portfolio"
+    settings : KpiSettings, optional
+        Default: the result's settings.
+    complete_only : bool, default True
+        Leave out periods that end after the as-of date (a partial period would
+        read as a drop).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``[account_id,] period, period_start, complete, kpi_id, value, target_value,
+        at_risk_value``, ordered by KPI (definition order) and period.
+    """
+    settings = settings or result.settings
+    if level not in ("account", "portfolio"):
+        raise ValueError(f"level must be 'account' or 'portfolio', got {level!r}")
+    lag = 12 // _MONTHS_PER_PERIOD[settings.period]
+    per = result.periods.reset_index(drop=True)
+    src = result.values if level == "account" else result.portfolio.assign(account_id=PORTFOLIO_ID)
+    frames = []
+    for k in result.computed:
+        sk = src[src["kpi_id"] == k]
+        wide = sk.pivot(index="account_id", columns="period", values="value").reindex(
+            columns=per["period"]
+        )
+        value = wide.to_numpy(dtype=float)
+        tgt = settings.targets.get(k)
+        nan = np.full_like(value, np.nan)
+        if tgt is None or tgt.basis == "percentile":
+            tv, rv = nan, nan.copy()
+        else:
+            sign = 1.0 if _DEF[k].higher_is_better else -1.0
+            boundary = tgt.target - sign * tgt.at_risk_band
+            if tgt.basis == "growth":
+                prev = np.full_like(value, np.nan)
+                if lag < value.shape[1]:
+                    prev[:, lag:] = value[:, :-lag]
+                tv, rv = prev * (1 + tgt.target), prev * (1 + boundary)
+            else:
+                tv, rv = np.full_like(value, tgt.target), np.full_like(value, boundary)
+        out = pd.DataFrame(
+            {
+                "account_id": np.repeat(wide.index.to_numpy(dtype=object), len(per)),
+                "period": np.tile(per["period"].to_numpy(dtype=object), len(wide)),
+                "period_start": np.tile(per["period_start"].to_numpy(), len(wide)),
+                "complete": np.tile(per["complete"].to_numpy(dtype=bool), len(wide)),
+                "kpi_id": k,
+                "value": value.ravel(),
+                "target_value": tv.ravel(),
+                "at_risk_value": rv.ravel(),
+            }
+        )
+        frames.append(out)
+    cols = ["account_id", "period", "period_start", "complete", "kpi_id", "value"]
+    cols += ["target_value", "at_risk_value"]
+    res = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    if complete_only:
+        res = res[res["complete"].astype(bool)].reset_index(drop=True)
+    if level == "portfolio":
+        res = res.drop(columns="account_id")
+    return res
+
+
+_UNIT_TEXT = {
+    "per_quarter": {"en": "{v:.2f} per quarter", "ja": "四半期あたり {v:.2f} 回"},
+    "days": {"en": "{v:,.0f} days", "ja": "{v:,.0f} 日"},
+}
+
+
+def format_kpi_value(
+    value, unit: str, *, lang: Literal["en", "ja"] = "en", currency: str = "JPY"
+) -> str:
+    """A KPI value as report text, by its unit (see ``KPI_DEFINITIONS.unit``).
+
+    ``currency`` compact money (``¥27.1B`` / ``¥271.2億``), ``ratio`` a percentage,
+    ``score_1_5`` two decimals, ``score_-100_100`` signed integer, ``per_quarter``
+    and ``days`` with their unit; missing values give ``"–"``.
+    """
+    from kam_analysis.plots import NA_TEXT, fmt_money, fmt_pct
+
+    _check_lang(lang)
+    if value is None or pd.isna(value):
+        return NA_TEXT
+    v = float(value)
+    if unit == "currency":
+        return fmt_money(v, currency, compact=True, lang=lang)
+    if unit == "ratio":
+        return fmt_pct(v, 1)
+    if unit == "score_1_5":
+        return f"{v:.2f}"
+    if unit == "score_-100_100":
+        return f"{v:+.0f}"
+    if unit in _UNIT_TEXT:
+        return _UNIT_TEXT[unit][lang].format(v=v)
+    return f"{v:,.2f}"
+
+
+def format_kpi_target(
+    kpi_id: str,
+    target: KpiTarget | None,
+    *,
+    lang: Literal["en", "ja"] = "en",
+    currency: str = "JPY",
+) -> str:
+    """A KPI target as report text, e.g. ``"≥ +5.0% vs a year earlier"`` or ``"≤ 90 days"``."""
+    from kam_analysis.plots import NA_TEXT, fmt_pct
+
+    _check_lang(lang)
+    if kpi_id not in _DEF:
+        raise KeyError(f"unknown KPI {kpi_id!r}; known: {list(KPI_IDS)}")
+    if target is None:
+        return NA_TEXT
+    d = _DEF[kpi_id]
+    if target.basis == "growth":
+        g = fmt_pct(target.target, 1, signed=True)
+        return f"≥ {g} vs a year earlier" if lang == "en" else f"前年同期比 {g} 以上"
+    if target.basis == "percentile":
+        p = f"{target.target:.0f}"
+        return f"≥ percentile {p}" if lang == "en" else f"パーセンタイル {p} 以上"
+    v = format_kpi_value(target.target, d.unit, lang=lang, currency=currency)
+    if lang == "ja":
+        return f"{v} 以上" if d.higher_is_better else f"{v} 以下"
+    return f"≥ {v}" if d.higher_is_better else f"≤ {v}"
+
+
+def scorecard_table(
+    assessed: pd.DataFrame,
+    *,
+    lang: Literal["en", "ja"] = "en",
+    currency: str = "JPY",
+    settings: KpiSettings | None = None,
+) -> pd.DataFrame:
+    """Report table of a portfolio (or one account) assessment: one row per KPI, as text.
+
+    Parameters
+    ----------
+    assessed : pandas.DataFrame
+        :func:`assess_kpis` output for one entity (``level="portfolio"``, or the rows
+        of one account).
+    lang : {"en", "ja"}
+    currency : str, default "JPY"
+    settings : KpiSettings, optional
+        For the target texts (default: the default settings; pass ``result.settings``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``kpi_id, kpi, family, horizon, value, target, status, trend, definition``:
+        display name, family and horizon names and definition in ``lang``; ``value``
+        formatted by unit, with the change against a year earlier appended for
+        growth targets (``"¥27.1B (+11.4%)"``); ``target`` as text; ``status`` and
+        ``trend`` kept as codes (``on_track`` ..., ``improving`` ...) for styling.
+        Ordered by family, then definition order.
+
+    Raises
+    ------
+    ValueError
+        When ``assessed`` holds several rows for one KPI (several accounts).
+    """
+    from kam_analysis.plots import fmt_pct
+
+    _check_lang(lang)
+    settings = settings or KpiSettings()
+    need = ["kpi_id", "value", "measure", "basis", "status", "trend"]
+    missing = [c for c in need if c not in assessed.columns]
+    if missing:
+        raise ValueError(f"scorecard_table: assessed lacks column(s) {missing}; pass assess_kpis()")
+    if assessed["kpi_id"].duplicated().any():
+        raise ValueError(
+            "scorecard_table: one row per KPI expected; filter assess_kpis() to one account"
+        )
+    rows = []
+    order = {k: (FAMILIES.index(_DEF[k].family), i) for i, k in enumerate(KPI_IDS)}
+    for r in sorted(assessed.itertuples(index=False), key=lambda r: order[r.kpi_id]):
+        d = _DEF[r.kpi_id]
+        value = format_kpi_value(r.value, d.unit, lang=lang, currency=currency)
+        if r.basis == "growth" and pd.notna(r.measure):
+            value += f" ({fmt_pct(r.measure, 1, signed=True)})"
+        rows.append(
+            {
+                "kpi_id": r.kpi_id,
+                "kpi": kpi_label(r.kpi_id, lang),
+                "family": FAMILY_NAMES[d.family][lang],
+                "horizon": HORIZON_NAMES[d.horizon][lang],
+                "value": value,
+                "target": format_kpi_target(
+                    r.kpi_id, settings.targets.get(r.kpi_id), lang=lang, currency=currency
+                ),
+                "status": r.status,
+                "trend": r.trend,
+                "definition": kpi_definition(r.kpi_id, lang),
+            }
+        )
+    cols = ["kpi_id", "kpi", "family", "horizon", "value", "target", "status", "trend"]
+    return pd.DataFrame(rows, columns=[*cols, "definition"])
+
+
+# --------------------------------------------------------------------------- health & churn
+
+
+def health_shortfall(card: pd.DataFrame) -> pd.DataFrame:
+    """Points of the health score each KPI loses, per account (long).
+
+    In :func:`balanced_scorecard` a KPI with share ``w`` of the score and
+    attainment ``a`` contributes ``w * a``; it *loses* ``w * (100 - a)`` points
+    against full attainment. Per account the losses add up to
+    ``100 - health_score``, so the largest losses are the KPIs that pull the
+    health score down.
+
+    Parameters
+    ----------
+    card : pandas.DataFrame
+        :func:`balanced_scorecard` output (``account_id, weight_<kpi>, contrib_<kpi>,
+        attain_<kpi>``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id, kpi_id, family, attainment, weight, points_lost``; one row per
+        account and KPI with a weight > 0, sorted by account and ``points_lost``
+        descending.
+    """
+    if "account_id" not in card.columns:
+        raise ValueError(
+            "health_shortfall: card has no account_id column; pass balanced_scorecard()"
+        )
+    kpis = [c[len("weight_") :] for c in card.columns if c.startswith("weight_")]
+    unknown = [k for k in kpis if k not in _DEF]
+    if unknown:
+        raise ValueError(f"health_shortfall: unknown KPI column(s) weight_{unknown[0]}")
+    cols = ["account_id", "kpi_id", "family", "attainment", "weight", "points_lost"]
+    if not kpis:
+        return pd.DataFrame(columns=cols)
+    n = len(card)
+    w = card[[f"weight_{k}" for k in kpis]].to_numpy(dtype=float)
+    c = card[[f"contrib_{k}" for k in kpis]].to_numpy(dtype=float)
+    a = card[[f"attain_{k}" for k in kpis]].to_numpy(dtype=float)
+    out = pd.DataFrame(
+        {
+            "account_id": np.repeat(card["account_id"].to_numpy(dtype=object), len(kpis)),
+            "kpi_id": np.tile(np.array(kpis, dtype=object), n),
+            "family": np.tile(np.array([_DEF[k].family for k in kpis], dtype=object), n),
+            "attainment": a.ravel(),
+            "weight": w.ravel(),
+            "points_lost": np.clip(w * 100.0 - np.nan_to_num(c), 0.0, None).ravel(),
+        }
+    )
+    out = out[out["weight"] > 0]
+    return out.sort_values(
+        ["account_id", "points_lost", "kpi_id"], ascending=[True, False, True], kind="stable"
+    ).reset_index(drop=True)[cols]
+
+
+_DRIVER_TEXT = {"en": "{kpi} −{points:.0f} pts", "ja": "{kpi} −{points:.0f}点"}
+
+
+def accounts_at_risk(
+    card: pd.DataFrame,
+    tiers: pd.Series | pd.DataFrame,
+    *,
+    churn: pd.DataFrame | None = None,
+    include_tiers: tuple[str, ...] = ("key", "growth"),
+    n: int = 10,
+    max_health: float | None = 50.0,
+    top_k: int = 3,
+    min_points: float = 1.0,
+    lang: Literal["en", "ja"] = "en",
+) -> pd.DataFrame:
+    """The accounts that matter most with the lowest health, and what pulls them down.
+
+    Selects accounts of ``include_tiers`` with a health score at most
+    ``max_health``, leaves out accounts that have already left (``churn``), and
+    returns the ``n`` lowest, each with its ``top_k`` largest
+    :func:`health_shortfall` losses as the reasons.
+
+    Parameters
+    ----------
+    card : pandas.DataFrame
+        :func:`balanced_scorecard` output.
+    tiers : pandas.Series or pandas.DataFrame
+        Tier per account: a Series indexed by ``account_id`` or a frame with
+        ``account_id, tier``.
+    churn : pandas.DataFrame, optional
+        :func:`churn_status` output (``account_id, churned``); churned accounts are
+        not listed (they are lost, not at risk). Their number is in
+        ``result.attrs["excluded_churned"]``.
+    include_tiers : tuple of str, default ("key", "growth")
+    n : int, default 10
+    max_health : float or None, default 50
+        Only accounts at or below this health score (None: no bound).
+    top_k : int, default 3
+        Reasons per account.
+    min_points : float, default 1
+        Losses smaller than this are not named as reasons.
+    lang : {"en", "ja"}
+        Language of ``drivers``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id, tier, health_score, n_kpis, weakest_family, points_lost_top,
+        [days_since_purchase,] drivers`` (``"NPS −12 pts; Executive contact frequency
+        −8 pts"``), lowest health first (ties by ``account_id``);
+        ``days_since_purchase`` when ``churn`` (from :func:`churn_status`) has it. ``attrs["excluded_churned"]``: churned
+        accounts of ``include_tiers`` left out.
+    """
+    _check_lang(lang)
+    if n < 0 or top_k < 1:
+        raise ValueError("accounts_at_risk: n must be >= 0 and top_k >= 1")
+    for col in ("account_id", "health_score", "n_kpis"):
+        if col not in card.columns:
+            raise ValueError(f"accounts_at_risk: card lacks {col!r}; pass balanced_scorecard()")
+    tier = _tier_series(tiers, "accounts_at_risk")
+    ids = card["account_id"].astype(str)
+    t = tier.reindex(ids).to_numpy()
+    keep = pd.Series(np.isin(t, list(include_tiers)), index=card.index)
+    excluded = 0
+    if churn is not None:
+        if not {"account_id", "churned"} <= set(churn.columns):
+            raise ValueError("accounts_at_risk: churn needs columns account_id, churned")
+        gone = set(churn.loc[churn["churned"].astype(bool), "account_id"].astype(str))
+        is_gone = ids.isin(gone)
+        excluded = int((keep & is_gone).sum())
+        keep &= ~is_gone
+    h = card["health_score"].astype(float)
+    keep &= h.notna()
+    if max_health is not None:
+        keep &= h <= max_health
+    sel = card.loc[keep, ["account_id", "health_score", "n_kpis"]].assign(
+        account_id=lambda d: d["account_id"].astype(str), tier=t[keep.to_numpy()]
+    )
+    sel = sel.sort_values(["health_score", "account_id"], kind="stable").head(n)
+    fam_cols = [f"family_score_{f}" for f in FAMILIES if f"family_score_{f}" in card.columns]
+    fam = card.loc[sel.index, fam_cols]
+    weakest = (
+        fam.apply(lambda r: r.idxmin() if r.notna().any() else None, axis=1)
+        if fam_cols
+        else pd.Series(None, index=sel.index)
+    )
+    sel["weakest_family"] = [
+        FAMILY_NAMES[w[len("family_score_") :]][lang] if isinstance(w, str) else None
+        for w in weakest
+    ]
+    loss = health_shortfall(card.loc[sel.index].assign(account_id=sel["account_id"]))
+    loss = loss[loss["points_lost"] >= min_points].groupby("account_id", sort=False).head(top_k)
+    text = loss.assign(
+        _t=[
+            _DRIVER_TEXT[lang].format(kpi=kpi_label(k, lang), points=p)
+            for k, p in zip(loss["kpi_id"], loss["points_lost"], strict=True)
+        ]
+    )
+    sel["points_lost_top"] = (
+        loss.groupby("account_id")["points_lost"].max().reindex(sel["account_id"]).to_numpy()
+    )
+    sel["drivers"] = (
+        text.groupby("account_id")["_t"].agg("; ".join).reindex(sel["account_id"]).fillna("")
+    ).to_numpy()
+    cols = ["account_id", "tier", "health_score", "n_kpis", "weakest_family", "points_lost_top"]
+    if churn is not None and "days_since_purchase" in churn.columns:
+        days = churn.set_index(churn["account_id"].astype(str))["days_since_purchase"]
+        sel["days_since_purchase"] = days.reindex(sel["account_id"]).to_numpy(dtype=float)
+        cols.append("days_since_purchase")
+    out = sel[[*cols, "drivers"]].reset_index(drop=True)
+    out.attrs["excluded_churned"] = excluded
+    return out
+
+
+def tier_health(
+    card: pd.DataFrame,
+    tiers: pd.Series | pd.DataFrame,
+    *,
+    churn: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Health score per account with its tier and whether it has already left.
+
+    Parameters
+    ----------
+    card : pandas.DataFrame
+        :func:`balanced_scorecard` output (``account_id, health_score``).
+    tiers : pandas.Series or pandas.DataFrame
+        As in :func:`accounts_at_risk`.
+    churn : pandas.DataFrame, optional
+        :func:`churn_status` output; without it no account counts as churned.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id, tier, health_score, churned`` in the order of ``card``
+        (accounts without a tier get a missing tier).
+    """
+    tier = _tier_series(tiers, "tier_health")
+    ids = card["account_id"].astype(str)
+    out = pd.DataFrame(
+        {
+            "account_id": ids.to_numpy(),
+            "tier": tier.reindex(ids).to_numpy(),
+            "health_score": card["health_score"].to_numpy(dtype=float),
+        }
+    )
+    gone: set[str] = set()
+    if churn is not None:
+        if not {"account_id", "churned"} <= set(churn.columns):
+            raise ValueError("tier_health: churn needs columns account_id, churned")
+        gone = set(churn.loc[churn["churned"].astype(bool), "account_id"].astype(str))
+    out["churned"] = out["account_id"].isin(gone).to_numpy(dtype=bool)
+    return out
+
+
+def tier_health_summary(health: pd.DataFrame, *, order: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Health score distribution per tier over the accounts that have not left.
+
+    Parameters
+    ----------
+    health : pandas.DataFrame
+        :func:`tier_health` output.
+    order : tuple of str, optional
+        Tiers first in this order (e.g. ``("key", "growth", "standard")``), others after.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per tier: ``tier, accounts`` (not churned, with a health score),
+        ``churned``, ``median_health``, ``q25_health``, ``q75_health``.
+    """
+    need = {"tier", "health_score", "churned"}
+    if not need <= set(health.columns):
+        raise ValueError(f"tier_health_summary: needs columns {sorted(need)}; pass tier_health()")
+    h = health[health["tier"].notna()]
+    live = h[~h["churned"].astype(bool) & h["health_score"].notna()]
+    g = live.groupby("tier")["health_score"]
+    tiers_seen = list(
+        dict.fromkeys([*[t for t in order if t in set(h["tier"])], *sorted(h["tier"].unique())])
+    )
+    out = pd.DataFrame(
+        {
+            "tier": tiers_seen,
+            "accounts": g.size().reindex(tiers_seen).fillna(0).astype(int).to_numpy(),
+            "churned": h.groupby("tier")["churned"]
+            .sum()
+            .reindex(tiers_seen)
+            .astype(int)
+            .to_numpy(),
+            "median_health": g.median().reindex(tiers_seen).to_numpy(),
+            "q25_health": g.quantile(0.25).reindex(tiers_seen).to_numpy(),
+            "q75_health": g.quantile(0.75).reindex(tiers_seen).to_numpy(),
+        }
+    )
+    return out
+
+
+def _tier_series(tiers: pd.Series | pd.DataFrame, where: str) -> pd.Series:
+    if isinstance(tiers, pd.DataFrame):
+        if not {"account_id", "tier"} <= set(tiers.columns):
+            raise ValueError(f"{where}: tiers frame needs columns account_id, tier")
+        return tiers.set_index(tiers["account_id"].astype(str))["tier"]
+    tier = pd.Series(tiers)
+    tier.index = tier.index.astype(str)
+    return tier
+
+
+def churn_status(
+    accounts: pd.DataFrame,
+    *,
+    as_of,
+    contracts: pd.DataFrame | None = None,
+    transactions: pd.DataFrame | None = None,
+    lapse_days: int = 365,
+) -> pd.DataFrame:
+    """Which accounts have already left by the as-of date, as far as the data shows.
+
+    An account has churned when
+
+    * one of its contracts has status ``churned`` with a ``churn_date`` (else
+      ``end_date``) on or before ``as_of``, no contract started after the last such
+      date, and no contract is running at ``as_of``; or
+    * it has bought before but not in the last ``lapse_days`` days, and no contract
+      is running at ``as_of`` (the only signal for transactional customers).
+
+    A contract is running at ``as_of`` when it started on or before it, has not
+    ended before it (``end_date`` missing or on/after ``as_of``) and is not churned
+    by then. Accounts that never bought are not churned.
+
+    Parameters
+    ----------
+    accounts : pandas.DataFrame
+        ``account_id`` (the universe).
+    as_of : date-like
+    contracts : pandas.DataFrame, optional
+        ``account_id, status`` (+ ``start_date, end_date, churn_date``).
+    transactions : pandas.DataFrame, optional
+        ``account_id, date``.
+    lapse_days : int, default 365
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account: ``account_id, last_purchase, days_since_purchase,
+        running_contract, contract_churned, lapsed, churned``.
+    """
+    if "account_id" not in accounts.columns:
+        raise KpiInputError("accounts: missing column 'account_id'")
+    if lapse_days < 1:
+        raise ValueError(f"lapse_days must be >= 1, got {lapse_days}")
+    as_of = pd.Timestamp(as_of)
+    ids = pd.Index(accounts["account_id"].astype(str))
+    running = pd.Series(False, index=ids)
+    contract_churned = pd.Series(False, index=ids)
+    if contracts is not None:
+        _require(contracts, "contracts")
+        c = contracts.assign(account_id=contracts["account_id"].astype(str))
+
+        def col(name):
+            if name in c.columns:
+                return pd.to_datetime(c[name])
+            return pd.Series(pd.NaT, index=c.index, dtype="datetime64[us]")
+
+        start, end, cd = col("start_date"), col("end_date"), col("churn_date")
+        started = start.isna() | (start <= as_of)
+        c, start, end, cd = c[started], start[started], end[started], cd[started]
+        left = cd.fillna(end)
+        churned_row = (c["status"] == "churned") & (left.isna() | (left <= as_of))
+        running_row = ~churned_row & (end.isna() | (end >= as_of))
+        running = running_row.groupby(c["account_id"]).any().reindex(ids, fill_value=False)
+        acc = c["account_id"]
+        churn_day = left.where(churned_row).groupby(acc).max().reindex(ids)
+        last_start = start.groupby(acc).max().reindex(ids)
+        # a contract started after the last churn means the customer came back
+        back = (last_start > churn_day).fillna(False).astype(bool)
+        contract_churned = churn_day.notna() & ~back & ~running
+        contract_churned |= (
+            churned_row.groupby(acc).any().reindex(ids, fill_value=False) & churn_day.isna()
+        ) & ~running
+    last_purchase = pd.Series(pd.NaT, index=ids, dtype="datetime64[us]")
+    if transactions is not None:
+        _check_columns(transactions, "transactions", ("account_id", "date"))
+        d = pd.to_datetime(transactions["date"])
+        ok = d <= as_of
+        last_purchase = (
+            d[ok].groupby(transactions.loc[ok, "account_id"].astype(str)).max().reindex(ids)
+        )
+    days = (as_of - last_purchase).dt.days.astype(float)
+    lapsed = (days > lapse_days).fillna(False).astype(bool) & ~running
+    out = pd.DataFrame(
+        {
+            "account_id": ids,
+            "last_purchase": last_purchase.to_numpy(),
+            "days_since_purchase": days.to_numpy(),
+            "running_contract": running.to_numpy(dtype=bool),
+            "contract_churned": contract_churned.to_numpy(dtype=bool),
+            "lapsed": lapsed.to_numpy(dtype=bool),
+        }
+    )
+    out["churned"] = out["contract_churned"] | out["lapsed"]
+    return out
+
+
+def _check_columns(df: pd.DataFrame, table: str, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KpiInputError(f"{table}: missing column(s) {missing}; found {list(df.columns)[:12]}")
+
+
 __all__ = [
     "FAMILIES",
     "FAMILY_NAMES",
@@ -1755,17 +2479,29 @@ __all__ = [
     "KpiInputError",
     "KpiResult",
     "KpiSettings",
+    "HORIZON_NAMES",
     "KpiTarget",
+    "accounts_at_risk",
     "assess_kpis",
     "attainment",
     "balanced_scorecard",
+    "churn_status",
     "compute_kpis",
     "credibility",
+    "format_kpi_target",
+    "format_kpi_value",
+    "health_shortfall",
+    "kpi_definition",
     "kpi_label",
+    "kpi_notes",
+    "kpi_target_series",
     "kpi_status",
     "nps_score",
     "period_index",
     "period_range",
+    "scorecard_table",
+    "tier_health",
+    "tier_health_summary",
     "trend_matrix",
     "trend_test",
 ]

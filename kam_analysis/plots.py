@@ -48,23 +48,39 @@ __all__ = [
     "JAPANESE_FONT",
     "LANGUAGES",
     "NA_TEXT",
+    "CARD_STRIPE_COLOURS",
+    "STATUS_COLOURS",
+    "TREND_COLOURS",
     "TranslationKeyError",
     "apply_japanese_font",
     "bar_contributions",
+    "calibration_plot",
     "fan_chart",
     "figure",
     "fmt_int",
     "fmt_money",
     "fmt_pct",
+    "forest_plot",
     "heatmap",
+    "kpi_cards",
+    "hist_by_group",
+    "interval_ranking",
     "label_for",
     "money_formatter",
     "pareto_curve",
     "pct_formatter",
+    "product_line_bars",
+    "revenue_history",
+    "period_histogram_plot",
+    "renewal_bars",
+    "retention_plot",
     "scatter_labeled",
     "set_report_style",
+    "small_multiples",
+    "style_categories",
     "styled_table",
     "t",
+    "tracking_plot",
     "translations",
 ]
 
@@ -548,6 +564,7 @@ def bar_contributions(
     lang: str = "en",
     label_prefix: str = "criterion.",
     title: str | None = None,
+    colors: Mapping[str, Any] | None = None,
 ) -> Axes:
     """Stacked horizontal bars of score contributions, largest total at the top.
 
@@ -566,6 +583,9 @@ def bar_contributions(
     label_prefix : str, default "criterion."
         Translation prefix for the legend entries (see :func:`label_for`).
     title : str, optional
+    colors : mapping, optional
+        Criterion column -> matplotlib colour (e.g. from :func:`family_colors`);
+        default the colour cycle ``C0 .. C9``.
 
     Returns
     -------
@@ -597,7 +617,7 @@ def bar_contributions(
             y,
             values,
             left=left,
-            color=f"C{i % 10}",
+            color=(colors or {}).get(col, f"C{i % 10}"),
             label=label_for(col, lang, prefix=label_prefix),
         )
         pos_left += np.clip(values, 0, None)
@@ -939,6 +959,1264 @@ def scatter_labeled(
             )
     ax.set_xlabel(label_for(x, lang, prefix="axis."))
     ax.set_ylabel(label_for(y, lang, prefix="axis."))
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+# --------------------------------------------------------------------------- LTV charts
+
+
+def _require_cols(df: pd.DataFrame, name: str, cols: Sequence[str]) -> None:
+    if not isinstance(df, pd.DataFrame) or df.empty:
+        raise ValueError(f"{name}: expected a non-empty DataFrame")
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name}: missing column(s) {missing}; columns: {list(df.columns)}")
+
+
+def forest_plot(
+    hr: pd.DataFrame,
+    *,
+    ax: Axes | None = None,
+    lang: str = "en",
+    label_prefix: str = "ltv.covariate.",
+    title: str | None = None,
+) -> Axes:
+    """Hazard ratios with confidence intervals on a log axis (a forest plot).
+
+    Parameters
+    ----------
+    hr : DataFrame
+        Index = covariate names; columns ``hr``, ``lower``, ``upper``
+        (e.g. ``ChurnHazardModel.hazard_ratios_``).
+    ax : Axes, optional
+    lang : str, default "en"
+    label_prefix : str
+        Translation prefix of the covariate labels (see :func:`label_for`).
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        One error bar per covariate (first row at the top), a reference line at 1.
+
+    Raises
+    ------
+    ValueError
+        Missing columns or non-positive ratios.
+    """
+    _require_cols(hr, "forest_plot", ["hr", "lower", "upper"])
+    vals = hr[["hr", "lower", "upper"]].to_numpy(dtype=float)
+    if not np.all(np.isfinite(vals)) or np.any(vals <= 0):
+        raise ValueError("forest_plot: hazard ratios and bounds must be finite and > 0")
+    ax = _new_ax(ax, height=max(2.2, 0.5 * len(hr) + 1.2))
+    y = np.arange(len(hr))[::-1]
+    colors = np.where(vals[:, 2] < 1, "C2", np.where(vals[:, 1] > 1, "C3", "0.5"))
+    for yi, (h, lo, hi), c in zip(y, vals, colors, strict=True):
+        ax.errorbar(h, yi, xerr=[[h - lo], [hi - h]], fmt="o", color=c, capsize=4, lw=2)
+        ax.annotate(
+            f"{h:.2f} [{lo:.2f}, {hi:.2f}]",
+            xy=(hi, yi),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+        )
+    ax.axvline(1.0, color="0.3", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    lo_x, hi_x = vals[:, 1].min(), vals[:, 2].max()
+    ax.set_xlim(min(lo_x, 1.0) / 1.25, max(hi_x, 1.0) * 1.8)
+    lo_lim, hi_lim = ax.get_xlim()
+    nice = np.array([0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20])
+    ax.set_xticks(nice[(nice >= lo_lim) & (nice <= hi_lim)])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))
+    ax.set_yticks(y, [_plain(label_for(n, lang, prefix=label_prefix)) for n in hr.index])
+    ax.set_xlabel(t("ltv.axis.hazard_ratio", lang))
+    ax.grid(axis="y", visible=False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def interval_ranking(
+    df: pd.DataFrame,
+    *,
+    label: str,
+    value: str = "ltv",
+    lower: str = "ltv_lower",
+    upper: str = "ltv_upper",
+    hue: str | None = None,
+    hue_prefix: str = "ltv.model.",
+    top_n: int = 15,
+    currency: str = "JPY",
+    ax: Axes | None = None,
+    lang: str = "en",
+    title: str | None = None,
+) -> Axes:
+    """Horizontal ranking of the top-N values with their intervals (largest at the top).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Columns ``label``, ``value``, ``lower``, ``upper`` and optionally ``hue``.
+    label, value, lower, upper : str
+        Column names.
+    hue : str, optional
+        Categorical column colouring the points (e.g. the model used).
+    hue_prefix : str
+        Translation prefix of the hue categories.
+    top_n : int, default 15
+    currency : str, default "JPY"
+    ax : Axes, optional
+    lang : str, default "en"
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        ``min(top_n, len(df))`` rows.
+    """
+    _require_cols(df, "interval_ranking", [label, value, lower, upper] + ([hue] if hue else []))
+    data = df[np.isfinite(df[value].to_numpy(dtype=float))]
+    data = data.sort_values(value, ascending=False, kind="stable").head(int(top_n))
+    ax = _new_ax(ax, height=max(2.5, 0.34 * len(data) + 1.2))
+    y = np.arange(len(data))[::-1]
+    v = data[value].to_numpy(dtype=float)
+    lo = data[lower].to_numpy(dtype=float)
+    hi = data[upper].to_numpy(dtype=float)
+    cats = data[hue].astype(str).to_numpy() if hue else np.array([""] * len(data))
+    for i, cat in enumerate(sorted(set(cats))):  # same colours as scatter_labeled
+        m = cats == cat
+        ax.errorbar(
+            v[m],
+            y[m],
+            xerr=[np.clip(v[m] - lo[m], 0, None), np.clip(hi[m] - v[m], 0, None)],
+            fmt="o",
+            color=f"C{i % 10}",
+            capsize=3,
+            label=_plain(label_for(cat, lang, prefix=hue_prefix)) if hue else None,
+        )
+    ax.set_yticks(y, [_plain(s) for s in data[label]])
+    ax.xaxis.set_major_formatter(money_formatter(currency, lang=lang))
+    ax.set_xlabel(t("axis.ltv", lang))
+    ax.grid(axis="y", visible=False)
+    if hue:
+        ax.legend(loc="lower right")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def calibration_plot(
+    table: pd.DataFrame,
+    *,
+    currency: str | None = "JPY",
+    ax: Axes | None = None,
+    lang: str = "en",
+    title: str | None = None,
+) -> Axes:
+    """Mean actual against mean predicted per bin, with the diagonal of perfect calibration.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``predicted_mean`` and ``actual_mean`` per bin (e.g.
+        :func:`kam_analysis.ltv.backtest.calibration_table`).
+    currency : str or None
+        Money axes; None for plain numbers.
+    ax : Axes, optional
+    lang : str, default "en"
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        The first line is the diagonal, the second the bins.
+    """
+    _require_cols(table, "calibration_plot", ["predicted_mean", "actual_mean"])
+    p = table["predicted_mean"].to_numpy(dtype=float)
+    a = table["actual_mean"].to_numpy(dtype=float)
+    ax = _new_ax(ax, width="half", height=FULL_WIDTH_IN / 2)
+    top = float(np.nanmax(np.concatenate([p, a]))) * 1.05 or 1.0
+    ax.plot([0, top], [0, top], color="0.6", ls=":", lw=1, label=t("ltv.perfect", lang))
+    ax.plot(p, a, "o-", color="C0", label=t("ltv.bins", lang))
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(4))
+    if currency:
+        ax.xaxis.set_major_formatter(money_formatter(currency, lang=lang))
+        ax.yaxis.set_major_formatter(money_formatter(currency, lang=lang))
+    ax.set_xlabel(t("ltv.axis.predicted", lang))
+    ax.set_ylabel(t("ltv.axis.actual", lang))
+    ax.legend(loc="upper left")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def tracking_plot(
+    tracking: pd.DataFrame,
+    *,
+    period_label: str = "week",
+    ax: Axes | None = None,
+    lang: str = "en",
+    title: str | None = None,
+) -> Axes:
+    """Cumulative repeat purchases in the holdout: model (dashed) vs actual (solid).
+
+    Parameters
+    ----------
+    tracking : DataFrame
+        ``period``, ``model``, ``actual`` (cumulative counts), e.g.
+        ``BacktestResult.tracking``.
+    period_label : str
+        ``"week"`` or ``"month"`` (axis label key ``ltv.axis.<period>s_after_cutoff``).
+    ax : Axes, optional
+    lang : str, default "en"
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        Two lines: actual then model.
+    """
+    _require_cols(tracking, "tracking_plot", ["period", "model", "actual"])
+    ax = _new_ax(ax)
+    ax.plot(
+        tracking["period"], tracking["actual"], color="black", lw=2, label=t("axis.actual", lang)
+    )
+    ax.plot(
+        tracking["period"],
+        tracking["model"],
+        color="C0",
+        lw=2,
+        ls="--",
+        label=t("ltv.model_line", lang),
+    )
+    ax.set_xlabel(t(f"ltv.axis.{period_label}s_after_cutoff", lang))
+    ax.set_ylabel(t("ltv.axis.cumulative_purchases", lang))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt_int(v)))
+    ax.legend(loc="upper left")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def period_histogram_plot(
+    hist: pd.DataFrame,
+    *,
+    ax: Axes | None = None,
+    lang: str = "en",
+    title: str | None = None,
+) -> Axes:
+    """Customers by number of repeat purchases: actual vs model, side by side.
+
+    Parameters
+    ----------
+    hist : DataFrame
+        ``purchases`` (labels), ``actual``, ``model`` (e.g.
+        :func:`kam_analysis.ltv.backtest.period_transactions_histogram`).
+    ax : Axes, optional
+    lang : str, default "en"
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        Two bar containers (actual, model).
+    """
+    _require_cols(hist, "period_histogram_plot", ["purchases", "actual", "model"])
+    ax = _new_ax(ax)
+    x = np.arange(len(hist))
+    ax.bar(
+        x - 0.2,
+        hist["actual"].to_numpy(dtype=float),
+        width=0.4,
+        color="0.3",
+        label=t("axis.actual", lang),
+    )
+    ax.bar(
+        x + 0.2,
+        hist["model"].to_numpy(dtype=float),
+        width=0.4,
+        color="C0",
+        label=t("ltv.model_line", lang),
+    )
+    ax.set_xticks(x, [_plain(s) for s in hist["purchases"]])
+    ax.set_xlabel(t("ltv.axis.repeat_purchases", lang))
+    ax.set_ylabel(t("axis.accounts", lang))
+    ax.legend(loc="upper left")
+    ax.grid(axis="x", visible=False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def retention_plot(
+    observed: pd.DataFrame,
+    fitted: pd.DataFrame | None = None,
+    *,
+    ax: Axes | None = None,
+    lang: str = "en",
+    title: str | None = None,
+) -> Axes:
+    """Retention curves: observed share retained per cohort and model curves.
+
+    Parameters
+    ----------
+    observed : DataFrame
+        ``cohort``, ``month``, ``share`` (e.g.
+        :func:`kam_analysis.ltv.value.retention_cohorts`), drawn as markers.
+    fitted : DataFrame, optional
+        ``curve`` (legend label), ``month``, ``share``: model curves drawn as lines.
+    ax : Axes, optional
+    lang : str, default "en"
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+    """
+    _require_cols(observed, "retention_plot", ["cohort", "month", "share"])
+    ax = _new_ax(ax)
+    for i, (cohort, g) in enumerate(observed.groupby("cohort", sort=True)):
+        ax.plot(
+            g["month"], g["share"], "o", ms=3, color=f"C{i % 10}", alpha=0.7, label=_plain(cohort)
+        )
+    if fitted is not None:
+        _require_cols(fitted, "retention_plot", ["curve", "month", "share"])
+        for j, (curve, g) in enumerate(fitted.groupby("curve", sort=False)):
+            ax.plot(
+                g["month"],
+                g["share"],
+                color="black" if j == 0 else f"C{(j + 5) % 10}",
+                lw=2,
+                ls="-" if j == 0 else "--",
+                label=_plain(curve),
+            )
+    ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(pct_formatter())
+    ax.set_xlabel(t("ltv.axis.months_since_start", lang))
+    ax.set_ylabel(t("ltv.axis.retained", lang))
+    ax.legend(loc="lower left", ncols=2, fontsize=9)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def renewal_bars(
+    forecast: pd.DataFrame,
+    *,
+    currency: str = "JPY",
+    ax: Axes | None = None,
+    lang: str = "en",
+    title: str | None = None,
+) -> Axes:
+    """Contract value up for renewal vs expected renewed value (with interval) per quarter.
+
+    Parameters
+    ----------
+    forecast : DataFrame
+        ``quarter``, ``contract_value``, ``expected_renewed_value``,
+        ``lower``, ``upper`` (e.g. :func:`kam_analysis.ltv.renewal.renewal_forecast`).
+    currency : str, default "JPY"
+    ax : Axes, optional
+    lang : str, default "en"
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        Two bar containers (up for renewal, expected) and one error bar.
+    """
+    _require_cols(
+        forecast,
+        "renewal_bars",
+        ["quarter", "contract_value", "expected_renewed_value", "lower", "upper"],
+    )
+    ax = _new_ax(ax)
+    x = np.arange(len(forecast))
+    e = forecast["expected_renewed_value"].to_numpy(dtype=float)
+    ax.bar(
+        x - 0.2,
+        forecast["contract_value"].to_numpy(dtype=float),
+        width=0.4,
+        color="0.75",
+        label=t("ltv.up_for_renewal", lang),
+    )
+    ax.bar(x + 0.2, e, width=0.4, color="C0", label=t("ltv.expected_renewed", lang))
+    ax.errorbar(
+        x + 0.2,
+        e,
+        yerr=[
+            np.clip(e - forecast["lower"].to_numpy(dtype=float), 0, None),
+            np.clip(forecast["upper"].to_numpy(dtype=float) - e, 0, None),
+        ],
+        fmt="none",
+        color="black",
+        capsize=4,
+    )
+    ax.set_xticks(x, [_plain(q) for q in forecast["quarter"]])
+    ax.yaxis.set_major_formatter(money_formatter(currency, lang=lang))
+    ax.legend(loc="upper right")
+    ax.grid(axis="x", visible=False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+# --------------------------------------------------------------------------- KPI scorecard
+
+STATUS_COLOURS: dict[str, str] = {
+    "on_track": "#d9f0d3",
+    "at_risk": "#fee6b3",
+    "off_track": "#f6c6c2",
+    "no_data": "#eeeeee",
+    "insufficient": "#eeeeee",
+    "no_target": "#eeeeee",
+    "no_plan": "#eeeeee",
+}
+"""Background colours of target statuses in tables (green / amber / red / grey)."""
+
+TREND_COLOURS: dict[str, str] = {
+    "improving": "#d9f0d3",
+    "worsening": "#f6c6c2",
+    "flat": "#f4f4f4",
+    "insufficient_data": "#f4f4f4",
+}
+"""Background colours of KPI trends in tables."""
+
+
+def style_categories(
+    styler: pd.io.formats.style.Styler,
+    column: str,
+    *,
+    lang: str = "en",
+    prefix: str = "kpi.status.",
+    colours: Mapping[str, str] | None = None,
+) -> pd.io.formats.style.Styler:
+    """Show a column of category codes as translated, coloured cells.
+
+    Each cell keeps its code (e.g. ``on_track``) in the data; it is displayed as
+    ``label_for(code, lang, prefix=prefix)`` (HTML-escaped) on the background
+    colour ``colours[code]`` (no colour for codes not in the mapping).
+
+    Parameters
+    ----------
+    styler : pandas Styler
+        E.g. from :func:`styled_table`.
+    column : str
+        Column label as shown in the styler.
+    lang : str, default "en"
+    prefix : str, default "kpi.status."
+        Translation key prefix of the codes.
+    colours : mapping, optional
+        Code -> CSS colour; default :data:`STATUS_COLOURS`.
+
+    Returns
+    -------
+    pandas Styler
+        The same styler, for chaining.
+
+    Raises
+    ------
+    KeyError
+        When ``column`` is not a column of the styled frame.
+    """
+    if column not in styler.data.columns:
+        raise KeyError(
+            f"style_categories: column {column!r} not in the table; "
+            f"columns: {list(styler.data.columns)}"
+        )
+    colours = STATUS_COLOURS if colours is None else colours
+
+    def show(code: object) -> str:
+        return NA_TEXT if _is_missing(code) else html.escape(label_for(code, lang, prefix=prefix))
+
+    def paint(code: object) -> str:
+        colour = None if _is_missing(code) else colours.get(str(code))
+        return f"background-color: {colour}" if colour else ""
+
+    return styler.format(show, subset=[column]).map(paint, subset=[column])
+
+
+def _axis_formatter(kind: str, currency: str, lang: str) -> FuncFormatter | None:
+    if kind in ("money", "money_compact"):
+        return money_formatter(currency, lang=lang)
+    if kind == "pct":
+        return pct_formatter(0)
+    return None
+
+
+def small_multiples(
+    df: pd.DataFrame,
+    *,
+    panel: str,
+    x: str,
+    y: str,
+    reference: str | None = None,
+    band: str | None = None,
+    titles: Mapping[Any, str] | None = None,
+    formats: Mapping[Any, str] | None = None,
+    ncols: int = 3,
+    currency: str = "JPY",
+    lang: str = "en",
+    legend: Mapping[str, str] | None = None,
+    width: float = FULL_WIDTH_IN,
+    panel_height: float = 2.3,
+    max_xticks: int = 6,
+) -> Figure:
+    """One small line chart per panel (e.g. per KPI), each with its own y scale.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Long table: columns ``panel``, ``x`` (ordered categories such as period
+        labels, drawn in the order they first appear), ``y`` and optionally
+        ``reference`` (a target line, dashed) and ``band`` (a second reference,
+        dotted, e.g. the at-risk boundary).
+    panel, x, y : str
+        Column names.
+    reference, band : str, optional
+    titles : mapping, optional
+        Panel value -> title (default: the panel value).
+    formats : mapping, optional
+        Panel value -> y-axis format: ``"money"`` (compact), ``"pct"``, anything else
+        plain numbers.
+    ncols : int, default 3
+    currency, lang : str
+        For money axes.
+    legend : mapping, optional
+        Legend texts for the keys ``"value"``, ``"target"``, ``"at_risk"``; shown once
+        under the figure when given.
+    width, panel_height : float
+        Inches.
+    max_xticks : int, default 6
+        At most this many x labels per panel (the last one always shown).
+
+    Returns
+    -------
+    Figure
+        One axes per panel (unused grid cells are hidden), in the order panels first
+        appear in ``df``.
+
+    Raises
+    ------
+    KeyError
+        For a missing column.
+    ValueError
+        For an empty frame or ``ncols < 1``.
+    """
+    needed = [c for c in (panel, x, y, reference, band) if c is not None]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise KeyError(f"small_multiples: column(s) {missing} not in the frame")
+    if df.empty:
+        raise ValueError("small_multiples: no rows to draw")
+    if ncols < 1:
+        raise ValueError(f"small_multiples: ncols must be >= 1, got {ncols}")
+    panels = list(dict.fromkeys(df[panel]))
+    order = list(dict.fromkeys(df[x]))
+    pos = {v: i for i, v in enumerate(order)}
+    ncols = min(ncols, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(width, panel_height * nrows + (0.4 if legend else 0.0)),
+        squeeze=False,
+        layout="constrained",
+    )
+    step = max(1, math.ceil(len(order) / max_xticks))
+    ticks = sorted({*range(len(order) - 1, -1, -step)})
+    handles: dict[str, Any] = {}
+    for ax, key in zip(axes.flat, panels, strict=False):
+        d = df[df[panel] == key]
+        xs = d[x].map(pos).to_numpy(dtype=float)
+        (line,) = ax.plot(xs, d[y].to_numpy(dtype=float), color="C0", lw=2, marker="o", ms=3)
+        handles.setdefault("value", line)
+        if reference is not None and d[reference].notna().any():
+            (ref,) = ax.plot(xs, d[reference].to_numpy(dtype=float), color="0.25", ls="--", lw=1.2)
+            handles.setdefault("target", ref)
+        if band is not None and d[band].notna().any():
+            (bd,) = ax.plot(xs, d[band].to_numpy(dtype=float), color="C3", ls=":", lw=1.2)
+            handles.setdefault("at_risk", bd)
+        ax.set_title(_plain((titles or {}).get(key, key)), fontsize=10)
+        ax.set_xticks(ticks, [_plain(order[i]) for i in ticks], fontsize=7, rotation=30)
+        ax.tick_params(axis="y", labelsize=8)
+        fmt = _axis_formatter((formats or {}).get(key, ""), currency, lang)
+        if fmt is not None:
+            ax.yaxis.set_major_formatter(fmt)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    if legend:
+        keys = [k for k in ("value", "target", "at_risk") if k in handles and k in legend]
+        fig.legend(
+            [handles[k] for k in keys],
+            [legend[k] for k in keys],
+            loc="outside lower center",
+            ncols=len(keys),
+            frameon=False,
+        )
+    return fig
+
+
+def hist_by_group(
+    df: pd.DataFrame,
+    value: str,
+    group: str,
+    *,
+    bins: int | Sequence[float] = 20,
+    value_range: tuple[float, float] | None = None,
+    order: Sequence[Any] | None = None,
+    group_prefix: str = "tier.",
+    lang: str = "en",
+    xlabel: str | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
+    """Stacked histogram of a value, one colour per group (e.g. health score by tier).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Columns ``value`` (numeric; missing values are left out) and ``group``.
+    value, group : str
+    bins : int or sequence, default 20
+    value_range : (float, float), optional
+        Range of the bins (e.g. ``(0, 100)`` for a score).
+    order : sequence, optional
+        Groups to draw, bottom first (default: sorted); others are left out.
+    group_prefix : str, default "tier."
+        Translation prefix of the group names in the legend (see :func:`label_for`).
+    lang : str, default "en"
+    xlabel : str, optional
+        Default: ``label_for(value, prefix="axis.")``.
+    ax : Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        One bar container per drawn group; the y axis counts accounts.
+
+    Raises
+    ------
+    KeyError
+        For a missing column.
+    """
+    missing = [c for c in (value, group) if c not in df.columns]
+    if missing:
+        raise KeyError(f"hist_by_group: column(s) {missing} not in the frame")
+    data = df[df[value].notna()]
+    groups = list(order) if order is not None else sorted(data[group].dropna().unique())
+    arrays = [data.loc[data[group] == g, value].to_numpy(dtype=float) for g in groups]
+    ax = _new_ax(ax)
+    ax.hist(
+        arrays,
+        bins=bins,
+        range=value_range,
+        stacked=True,
+        color=[f"C{i % 10}" for i in range(len(groups))],
+        label=[_plain(label_for(g, lang, prefix=group_prefix)) for g in groups],
+        edgecolor="white",
+        linewidth=0.5,
+    )
+    ax.set_xlabel(xlabel if xlabel is not None else label_for(value, lang, prefix="axis."))
+    ax.set_ylabel(t("axis.accounts", lang))
+    ax.legend(loc="upper left")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+# --------------------------------------------------------------------------- valuation / segmentation charts
+
+
+def family_colors(
+    groups: Mapping[str, Sequence[str]],
+    *,
+    cmaps: Sequence[str] = ("Blues", "Greens", "Oranges", "Purples", "Greys"),
+    prefix: str = "",
+) -> dict[str, tuple[float, float, float, float]]:
+    """One colour per criterion, shades of one hue per family of criteria.
+
+    Parameters
+    ----------
+    groups : mapping
+        Family -> criteria (e.g. :data:`kam_analysis.valuation.CRITERION_GROUPS`).
+    cmaps : sequence of str
+        A matplotlib colour map per family, in order (cycled).
+    prefix : str, default ""
+        Prepended to every criterion name in the keys (e.g. ``"contrib_"``).
+
+    Returns
+    -------
+    dict
+        ``prefix + criterion`` -> RGBA; the first criterion of a family gets
+        the darkest shade.
+    """
+    out: dict[str, tuple[float, float, float, float]] = {}
+    for i, criteria in enumerate(groups.values()):
+        cmap = mpl.colormaps[cmaps[i % len(cmaps)]]
+        shades = np.linspace(0.85, 0.35, max(len(criteria), 2))
+        for name, shade in zip(criteria, shades, strict=False):
+            out[f"{prefix}{name}"] = tuple(float(c) for c in cmap(shade))
+    return out
+
+
+def rank_intervals(
+    df: pd.DataFrame,
+    *,
+    label: str,
+    rank: str = "base_rank",
+    low: str = "rank_p10",
+    high: str = "rank_p90",
+    hue: str | None = None,
+    hue_prefix: str = "tier.",
+    top_n: int | None = None,
+    ax: Axes | None = None,
+    lang: str = "en",
+    title: str | None = None,
+) -> Axes:
+    """Rank of each account with its interval (e.g. P10-P90 over weight draws), best at the top.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Columns ``label``, ``rank``, ``low``, ``high`` (1 = best) and
+        optionally ``hue`` (e.g. the base tier).
+    label, rank, low, high : str
+        Column names.
+    hue : str, optional
+        Categorical column colouring the points.
+    hue_prefix : str, default "tier."
+        Translation prefix of the hue categories.
+    top_n : int, optional
+        Keep the ``top_n`` best-ranked rows.
+    ax : Axes, optional
+    lang : str, default "en"
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        One error bar per row; the x axis runs from rank 1 (left).
+
+    Raises
+    ------
+    ValueError
+        For an empty frame or a missing column.
+    """
+    _require_cols(df, "rank_intervals", [label, rank, low, high] + ([hue] if hue else []))
+    data = df.sort_values(rank, kind="stable")
+    if top_n is not None:
+        data = data.head(int(top_n))
+    ax = _new_ax(ax, height=max(2.5, 0.32 * len(data) + 1.2))
+    y = np.arange(len(data))[::-1]
+    r = data[rank].to_numpy(dtype=float)
+    lo = data[low].to_numpy(dtype=float)
+    hi = data[high].to_numpy(dtype=float)
+    cats = data[hue].astype(str).to_numpy() if hue else np.array([""] * len(data))
+    for i, cat in enumerate(sorted(set(cats))):  # same colours as scatter_labeled
+        m = cats == cat
+        ax.errorbar(
+            r[m],
+            y[m],
+            xerr=[np.clip(r[m] - lo[m], 0, None), np.clip(hi[m] - r[m], 0, None)],
+            fmt="o",
+            color=f"C{i % 10}",
+            capsize=3,
+            label=_plain(label_for(cat, lang, prefix=hue_prefix)) if hue else None,
+        )
+    ax.set_yticks(y, [_plain(s) for s in data[label]])
+    ax.set_xlim(left=0.5)
+    ax.set_xlabel(t("valuation.chart.rank_axis", lang))
+    ax.grid(axis="y", visible=False)
+    if hue:
+        ax.legend(loc="lower right")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def wallet_bars(
+    df: pd.DataFrame,
+    *,
+    label: str,
+    revenue: str = "revenue_12m",
+    wallet: str = "wallet_estimate",
+    currency: str = "JPY",
+    ax: Axes | None = None,
+    lang: str = "en",
+    title: str | None = None,
+) -> Axes:
+    """Our revenue inside the customer's wallet: one bar per account, in the given order.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Columns ``label``, ``revenue`` and ``wallet`` (the customer's spend in
+        our category; missing: only the revenue bar is drawn). The first row
+        is drawn at the top.
+    label, revenue, wallet : str
+        Column names.
+    currency : str, default "JPY"
+    ax : Axes, optional
+    lang : str, default "en"
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        Two bar containers (wallet behind, revenue in front); each bar is
+        annotated with the share of wallet.
+
+    Raises
+    ------
+    ValueError
+        For an empty frame or a missing column.
+    """
+    _require_cols(df, "wallet_bars", [label, revenue, wallet])
+    ax = _new_ax(ax, height=max(2.5, 0.32 * len(df) + 1.2))
+    y = np.arange(len(df))[::-1]
+    rev = np.nan_to_num(df[revenue].to_numpy(dtype=float))
+    wal = df[wallet].to_numpy(dtype=float)
+    ax.barh(y, np.nan_to_num(wal), color="0.85", label=t("valuation.chart.wallet", lang))
+    ax.barh(y, rev, color="C0", height=0.5, label=t("valuation.chart.our_revenue", lang))
+    with np.errstate(all="ignore"):
+        share = np.where(wal > 0, rev / wal, np.nan)
+    for yi, end, s in zip(y, np.fmax(np.nan_to_num(wal), rev), share, strict=True):
+        if np.isfinite(s):
+            ax.annotate(
+                fmt_pct(s, 0),
+                xy=(end, yi),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=9,
+            )
+    ax.set_yticks(y, [_plain(s) for s in df[label]])
+    ax.xaxis.set_major_formatter(money_formatter(currency, lang=lang))
+    ax.set_xlabel(t("axis.revenue", lang))
+    ax.grid(axis="y", visible=False)
+    ax.legend(loc="lower right")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+_CORNERS = {
+    "upper right": (0.98, 0.98, "right", "top"),
+    "upper left": (0.02, 0.98, "left", "top"),
+    "lower right": (0.98, 0.02, "right", "bottom"),
+    "lower left": (0.02, 0.02, "left", "bottom"),
+}
+
+
+def quadrant_scatter(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    label: str,
+    *,
+    x_split: float,
+    y_split: float,
+    quadrant: str = "quadrant",
+    corners: Mapping[str, str] | None = None,
+    quadrant_prefix: str = "segmentation.quadrant.",
+    top_n: int = 10,
+    rank_by: str | None = None,
+    lang: str = "en",
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
+    """A 2 x 2 matrix: points coloured by quadrant, split lines, quadrant names, top-N labels.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Columns ``x``, ``y`` (numeric), ``label`` and ``quadrant``.
+    x, y, label : str
+        Column names (axis titles via :func:`label_for` with prefix ``"axis."``).
+    x_split, y_split : float
+        Where the quadrants split.
+    quadrant : str, default "quadrant"
+        Column with the quadrant of each point.
+    corners : mapping, optional
+        Corner (``"upper right"``, ``"upper left"``, ``"lower right"``,
+        ``"lower left"``) -> quadrant name; default the key-account portfolio
+        matrix (strategic, star, status, streamline with our position on x).
+    quadrant_prefix : str, default "segmentation.quadrant."
+        Translation prefix of the quadrant names.
+    top_n : int, default 10
+        Points labelled (largest ``rank_by``, default ``y``).
+    rank_by : str, optional
+    lang : str, default "en"
+    ax : Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        ``ax.texts``: the four quadrant names, then the point labels.
+
+    Raises
+    ------
+    ValueError
+        For an empty frame or a missing column.
+    ValueError
+        For an unknown corner.
+    """
+    corners = dict(
+        corners
+        or {
+            "upper right": "strategic",
+            "upper left": "star",
+            "lower right": "status",
+            "lower left": "streamline",
+        }
+    )
+    bad = sorted(set(corners) - set(_CORNERS))
+    if bad:
+        raise ValueError(f"quadrant_scatter: unknown corner(s) {bad}; use {list(_CORNERS)}")
+    _require_cols(df, "quadrant_scatter", [x, y, label, quadrant])
+    ax = _new_ax(ax, height=FULL_WIDTH_IN * 0.7)
+    for corner, name in corners.items():
+        cx, cy, ha, va = _CORNERS[corner]
+        ax.text(
+            cx,
+            cy,
+            _plain(label_for(name, lang, prefix=quadrant_prefix)),
+            transform=ax.transAxes,
+            ha=ha,
+            va=va,
+            fontsize=12,
+            color="0.35",
+        )
+    order = list(corners.values()) + sorted(set(df[quadrant].astype(str)) - set(corners.values()))
+    data = df.assign(**{quadrant: pd.Categorical(df[quadrant].astype(str), categories=order)})
+    scatter_labeled(
+        data,
+        x,
+        y,
+        label,
+        top_n=top_n,
+        rank_by=rank_by,
+        hue=quadrant,
+        hue_prefix=quadrant_prefix,
+        lang=lang,
+        ax=ax,
+    )
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.remove()  # the corners name the quadrants
+    ax.axvline(x_split, color="0.4", ls="--", lw=1)
+    ax.axhline(y_split, color="0.4", ls="--", lw=1)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def pareto_curves(
+    table: pd.DataFrame,
+    *,
+    mark: float | None = 0.2,
+    ax: Axes | None = None,
+    lang: str = "en",
+    title: str | None = None,
+) -> Axes:
+    """Cumulative revenue (and gross profit) against the share of accounts, largest first.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Output of :func:`kam_analysis.segmentation.pareto_table`:
+        ``cum_account_share``, ``cum_share`` and optionally ``cum_gp_share``
+        (gross profit in the same account order).
+    mark : float or None, default 0.2
+        Mark the shares held by the top ``mark`` fraction of accounts.
+    ax : Axes, optional
+    lang : str, default "en"
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        Lines: revenue, gross profit (when available), equal shares.
+
+    Raises
+    ------
+    ValueError
+        For an empty frame or a missing column.
+    ValueError
+        For ``mark`` outside (0, 1).
+    """
+    _require_cols(table, "pareto_curves", ["cum_account_share", "cum_share"])
+    if mark is not None and not 0 < mark < 1:
+        raise ValueError(f"pareto_curves: mark must be between 0 and 1, got {mark}")
+    xs = np.concatenate([[0.0], table["cum_account_share"].to_numpy(dtype=float)])
+    ax = _new_ax(ax)
+    curves = [("cum_share", "axis.revenue", "C0")]
+    if "cum_gp_share" in table.columns:
+        curves.append(("cum_gp_share", "axis.gross_profit", "C2"))
+    top = 1.02
+    for col, key, color in curves:
+        ys = np.concatenate([[0.0], table[col].to_numpy(dtype=float)])
+        top = max(top, float(np.nanmax(ys)) + 0.02)
+        ax.plot(xs, ys, color=color, lw=2, label=t(key, lang))
+        if mark is not None:
+            k = math.ceil(mark * (len(xs) - 1) - 1e-9)
+            ax.plot([xs[k]], [ys[k]], "o", color=color)
+            ax.annotate(
+                fmt_pct(ys[k], 0),
+                xy=(xs[k], ys[k]),
+                xytext=(6, -14),
+                textcoords="offset points",
+                color=color,
+            )
+    ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1, label=t("pareto.equality", lang))
+    if mark is not None:
+        ax.axvline(mark, color="C3", ls="--", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, top)
+    ax.xaxis.set_major_formatter(pct_formatter())
+    ax.yaxis.set_major_formatter(pct_formatter())
+    ax.set_xlabel(t("axis.share_of_accounts", lang))
+    ax.set_ylabel(t("segmentation.chart.cumulative_share", lang))
+    ax.legend(loc="lower right")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+__all__ += ["family_colors", "pareto_curves", "quadrant_scatter", "rank_intervals", "wallet_bars"]
+
+
+# --------------------------------------------------------------------------- account plan
+
+CARD_STRIPE_COLOURS: dict[str, str] = {
+    "on_track": "#1a9641",
+    "at_risk": "#fdae61",
+    "off_track": "#d7191c",
+}
+"""Stripe colour of a :func:`kpi_cards` card by status; any other status is grey."""
+
+_NEUTRAL_STRIPE = "#9e9e9e"
+
+
+def kpi_cards(
+    cards: Sequence[Mapping[str, Any]],
+    *,
+    ncols: int = 4,
+    ax: Axes | None = None,
+    card_height: float = 1.05,
+    title: str | None = None,
+) -> Axes:
+    """Headline numbers as a grid of cards: label, large value, small note.
+
+    Parameters
+    ----------
+    cards : sequence of mappings
+        One mapping per card with ``label`` and ``value`` (text, already
+        formatted, e.g. with :func:`fmt_money`), optional ``note`` (a second
+        line) and ``status`` (``on_track``, ``at_risk``, ``off_track``: the
+        colour of the stripe on the left of the card, see
+        :data:`CARD_STRIPE_COLOURS`; anything else is grey).
+    ncols : int, default 4
+        Cards per row; rows follow in reading order.
+    ax : Axes, optional
+        Drawn into one Axes (axis switched off); a new full-width figure of
+        ``rows x card_height`` inches when omitted.
+    card_height : float, default 1.05
+        Inches per row of a new figure.
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        ``ax.patches`` holds two rectangles per card (card, stripe);
+        ``ax.texts`` holds the label, value and note (when given) of each card,
+        in card order. Data text is drawn as typed (``$`` escaped).
+
+    Raises
+    ------
+    ValueError
+        For no cards, ``ncols < 1`` or a card without ``label`` or ``value``.
+    """
+    from matplotlib.patches import Rectangle
+
+    cards = list(cards)
+    if not cards:
+        raise ValueError("kpi_cards: no cards given")
+    if int(ncols) < 1:
+        raise ValueError(f"kpi_cards: ncols must be >= 1, got {ncols}")
+    for i, card in enumerate(cards):
+        missing = [k for k in ("label", "value") if k not in card]
+        if missing:
+            raise ValueError(f"kpi_cards: card {i} lacks {missing}; keys: {sorted(card)}")
+    ncols = min(int(ncols), len(cards))
+    nrows = math.ceil(len(cards) / ncols)
+    ax = _new_ax(ax, height=nrows * card_height + (0.3 if title else 0.0))
+    ax.set_axis_off()
+    ax.set_xlim(0, ncols)
+    ax.set_ylim(0, nrows)
+    gap = 0.06
+    for i, card in enumerate(cards):
+        row, col = divmod(i, ncols)
+        x0, y0 = col + gap / 2, nrows - row - 1 + gap / 2
+        w, h = 1 - gap, 1 - gap
+        ax.add_patch(Rectangle((x0, y0), w, h, facecolor="#f5f5f5", edgecolor="#dddddd", lw=0.8))
+        colour = CARD_STRIPE_COLOURS.get(str(card.get("status")), _NEUTRAL_STRIPE)
+        ax.add_patch(Rectangle((x0, y0), 0.025, h, facecolor=colour, edgecolor="none"))
+        left = x0 + 0.07
+        ax.text(left, y0 + h * 0.80, _plain(card["label"]), fontsize=9.5, color="0.3", va="center")
+        ax.text(left, y0 + h * 0.48, _plain(card["value"]), fontsize=15, color="0.1", va="center")
+        note = card.get("note")
+        if note is not None and str(note) != "":
+            ax.text(left, y0 + h * 0.17, _plain(note), fontsize=8.5, color="0.35", va="center")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def revenue_history(
+    monthly: pd.DataFrame,
+    *,
+    month: str = "month",
+    revenue: str = "revenue",
+    gross_profit: str | None = "gross_profit",
+    ax: Axes | None = None,
+    lang: str = "en",
+    currency: str = "JPY",
+    title: str | None = None,
+) -> Axes:
+    """Monthly revenue as bars with gross profit as a line.
+
+    Parameters
+    ----------
+    monthly : DataFrame
+        One row per month: ``month`` (dates), ``revenue`` and optionally
+        ``gross_profit`` (numbers; NaN months are drawn as gaps).
+    month, revenue, gross_profit : str
+        Column names; ``gross_profit=None`` draws revenue only.
+    ax : Axes, optional
+    lang, currency : str
+        Legend language; money axis format.
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        ``ax.patches`` holds one bar per month; ``ax.lines`` the gross-profit line.
+
+    Raises
+    ------
+    KeyError
+        For a missing column.
+    ValueError
+        For an empty frame.
+    """
+    cols = [c for c in (month, revenue, gross_profit) if c is not None]
+    missing = [c for c in cols if c not in monthly.columns]
+    if missing:
+        raise KeyError(f"revenue_history: column(s) {missing} not in the frame")
+    if monthly.empty:
+        raise ValueError("revenue_history: no months to draw")
+    ax = _new_ax(ax)
+    x = pd.to_datetime(monthly[month])
+    ax.bar(
+        x,
+        monthly[revenue].to_numpy(dtype=float),
+        width=20,
+        color="C0",
+        alpha=0.75,
+        label=t("axis.revenue", lang),
+    )
+    if gross_profit is not None:
+        ax.plot(
+            x,
+            monthly[gross_profit].to_numpy(dtype=float),
+            color="C1",
+            lw=2,
+            marker="o",
+            ms=3,
+            label=t("axis.gross_profit", lang),
+        )
+    ax.yaxis.set_major_formatter(money_formatter(currency, lang=lang))
+    ax.legend(loc="upper left")
+    ax.grid(axis="x", visible=False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def product_line_bars(
+    df: pd.DataFrame,
+    *,
+    label: str = "product_line",
+    bought: str = "revenue_12m",
+    whitespace: str = "whitespace_value",
+    ax: Axes | None = None,
+    lang: str = "en",
+    currency: str = "JPY",
+    title: str | None = None,
+) -> Axes:
+    """Per product line: what the account buys (solid) and its whitespace (hatched).
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per product line with ``label`` (text), ``bought`` and
+        ``whitespace`` (amounts >= 0, e.g. from
+        :func:`kam_analysis.actions.product_line_view`); drawn top-down in row order.
+    label, bought, whitespace : str
+        Column names.
+    ax : Axes, optional
+    lang, currency : str
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        Two bar containers in ``ax.containers`` (bought, whitespace), one bar
+        per row each.
+
+    Raises
+    ------
+    KeyError
+        For a missing column.
+    ValueError
+        For an empty frame or negative amounts.
+    """
+    missing = [c for c in (label, bought, whitespace) if c not in df.columns]
+    if missing:
+        raise KeyError(f"product_line_bars: column(s) {missing} not in the frame")
+    if df.empty:
+        raise ValueError("product_line_bars: no product lines to draw")
+    b = df[bought].to_numpy(dtype=float)
+    w = df[whitespace].to_numpy(dtype=float)
+    if (np.nan_to_num(b) < 0).any() or (np.nan_to_num(w) < 0).any():
+        raise ValueError("product_line_bars: amounts must be >= 0")
+    ax = _new_ax(ax, height=max(2.5, 0.38 * len(df) + 1.2))
+    y = np.arange(len(df))[::-1]
+    ax.barh(y, np.nan_to_num(b), color="C0", label=t("plan.legend.bought", lang))
+    ax.barh(
+        y,
+        np.nan_to_num(w),
+        left=np.nan_to_num(b),
+        color="white",
+        edgecolor="C2",
+        hatch="///",
+        lw=1.0,
+        label=t("plan.legend.whitespace", lang),
+    )
+    ax.set_yticks(y, [_plain(v) for v in df[label]])
+    ax.xaxis.set_major_formatter(money_formatter(currency, lang=lang))
+    ax.legend(loc="lower right")
+    ax.grid(axis="y", visible=False)
     if title:
         ax.set_title(title)
     return ax

@@ -1079,3 +1079,274 @@ def score_and_tier(
         ["account_id", "tier", "tier_reason", "potential_pct"]
     ]
     return scored.merge(tiers, on="account_id", how="left")
+
+
+# --------------------------------------------------------------------------- report helpers
+
+
+def segment_summary(
+    table: pd.DataFrame,
+    by: str = "tier",
+    *,
+    order: Sequence[str] | None = None,
+    value: str = "revenue_12m",
+    gross_profit: str | None = "gross_profit_12m",
+) -> pd.DataFrame:
+    """Size and value of each segment (tier, quadrant, ...) of the book.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per account: ``account_id``, ``by``, ``value``; ``score`` and
+        ``gross_profit`` are used when present.
+    by : str, default "tier"
+        Segment column.
+    order : sequence of str, optional
+        Segment order of the rows (default :data:`TIERS` for ``tier``,
+        :data:`QUADRANTS` for ``quadrant``, else sorted); segments without
+        accounts get a row of zeros, segments not in ``order`` follow sorted.
+    value : str, default "revenue_12m"
+    gross_profit : str or None, default "gross_profit_12m"
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per segment: ``<by>``, ``n_accounts``, ``share_of_accounts``,
+        ``<value>``, ``value_share``, ``<gross_profit>`` and ``gp_share`` (when
+        available), ``mean_score`` (when ``score`` is present; NaN for an
+        empty segment). Shares are of the whole table (NaN for a zero total).
+
+    Raises
+    ------
+    SegmentationInputError
+        Missing columns or repeated accounts.
+    """
+    _require(table, "table", ["account_id", by, value])
+    if order is None:
+        order = {"tier": TIERS, "quadrant": QUADRANTS}.get(by, ())
+    seen = [str(s) for s in pd.unique(table[by].dropna())]
+    labels = list(order) + sorted(set(seen) - set(order))
+    seg = table[by].astype(object)
+    frame = pd.DataFrame({by: seg.to_numpy(), "_v": np.nan_to_num(_num(table, value))})
+    agg = {"n_accounts": ("_v", "size"), value: ("_v", "sum")}
+    has_gp = gross_profit is not None and gross_profit in table.columns
+    if has_gp:
+        frame["_gp"] = np.nan_to_num(_num(table, gross_profit))
+        agg[gross_profit] = ("_gp", "sum")
+    if "score" in table.columns:
+        frame["_s"] = _num(table, "score")
+        agg["mean_score"] = ("_s", "mean")
+    out = frame.groupby(by).agg(**agg).reindex(labels)
+    out["n_accounts"] = out["n_accounts"].fillna(0).astype("int64")
+    out[value] = out[value].fillna(0.0)
+
+    def share(col: str) -> pd.Series:
+        total = out[col].sum()
+        return out[col] / total if total else pd.Series(np.nan, index=out.index)
+
+    out.insert(1, "share_of_accounts", share("n_accounts"))
+    out.insert(3, "value_share", share(value))
+    if has_gp:
+        out[gross_profit] = out[gross_profit].fillna(0.0)
+        out.insert(5, "gp_share", share(gross_profit))
+    out.index.name = by
+    return out.reset_index()
+
+
+def agreement_level(kappa: float) -> str:
+    """Verbal strength of agreement of a kappa (Landis & Koch, 1977).
+
+    Parameters
+    ----------
+    kappa : float
+
+    Returns
+    -------
+    str
+        ``"poor"`` (< 0), ``"slight"`` (0-0.20), ``"fair"`` (0.21-0.40),
+        ``"moderate"`` (0.41-0.60), ``"substantial"`` (0.61-0.80),
+        ``"almost perfect"`` (0.81-1), ``"undefined"`` for NaN.
+
+    References
+    ----------
+    .. [1] Landis, J. R., & Koch, G. G. (1977). The measurement of observer
+       agreement for categorical data. Biometrics, 33(1), 159-174.
+    """
+    k = float(kappa)
+    if np.isnan(k):
+        return "undefined"
+    if k < 0:
+        return "poor"
+    for upper, name in ((0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
+        if k <= upper + 1e-12:
+            return name
+    return "almost perfect"
+
+
+def cluster_disagreements(check: ClusterCheck) -> pd.DataFrame:
+    """Where the data-driven clusters and the rule tiers disagree.
+
+    Parameters
+    ----------
+    check : ClusterCheck
+        Output of :func:`cluster_check`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (rule tier, cluster) cell whose cluster is matched to a
+        different tier: ``tier``, ``cluster``, ``matched_tier``,
+        ``n_accounts``, ``share_of_tier`` (of the accounts in that rule tier);
+        largest cells first (ties by tier order, then cluster).
+    """
+    a = check.assignments
+    off = a[a["tier"].astype(str) != a["matched_tier"].astype(str)]
+    cols = ["tier", "cluster", "matched_tier", "n_accounts", "share_of_tier"]
+    if off.empty:
+        return pd.DataFrame(
+            {c: pd.Series(dtype="int64" if c == "n_accounts" else "object") for c in cols}
+        ).astype({"share_of_tier": "float64"})
+    cells = off.groupby(["tier", "cluster", "matched_tier"]).size().rename("n_accounts")
+    cells = cells.reset_index()
+    tier_size = a["tier"].value_counts()
+    cells["share_of_tier"] = cells["n_accounts"] / cells["tier"].map(tier_size).to_numpy()
+    level = {t: i for i, t in enumerate(TIERS)}
+    cells["_lvl"] = cells["tier"].map(level).fillna(len(TIERS))
+    cells = cells.sort_values(
+        ["n_accounts", "_lvl", "cluster"], ascending=[False, True, True], ignore_index=True
+    )
+    return cells[cols].astype({"n_accounts": "int64"})
+
+
+def matrix_splits(
+    matrix: pd.DataFrame, settings: SegmentationSettings | None = None
+) -> tuple[float, float]:
+    """The attractiveness and position values splitting the portfolio matrix into quadrants.
+
+    Parameters
+    ----------
+    matrix : pandas.DataFrame
+        Output of :func:`portfolio_matrix` (``attractiveness``, ``position``).
+    settings : SegmentationSettings, optional
+        The configured splits; ``None`` splits are the medians (as in
+        :func:`portfolio_matrix`).
+
+    Returns
+    -------
+    (float, float)
+        ``(attractiveness_split, position_split)``; a value equal to a split
+        counts as high.
+    """
+    cfg = settings or SegmentationSettings()
+    _require(matrix, "matrix", ["attractiveness", "position"])
+    a = cfg.attractiveness_split
+    p = cfg.position_split
+    a = float(np.median(_num(matrix, "attractiveness"))) if a is None else float(a)
+    p = float(np.median(_num(matrix, "position"))) if p is None else float(p)
+    return a, p
+
+
+def position_inputs(
+    features: pd.DataFrame,
+    stakeholders: pd.DataFrame | None = None,
+    *,
+    as_of=None,
+) -> pd.DataFrame:
+    """Account features for the position axis, with stakeholder coverage when known.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        One row per account: ``account_id`` and the position columns
+        (``share_of_wallet``, ``tenure_days``, ``orders_12m``, ...).
+    stakeholders : pandas.DataFrame, optional
+        The stakeholders table; when given, ``stakeholder_coverage`` is the
+        share of decision roles we know a contact in
+        (:func:`kam_analysis.stakeholders.coverage`, ``role_coverage``;
+        0 for accounts without contacts).
+    as_of : date-like, optional
+        Reference date for :func:`kam_analysis.stakeholders.coverage`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``features`` (a copy) with ``stakeholder_coverage`` added or replaced
+        when ``stakeholders`` is given.
+    """
+    _require(features, "features", ["account_id"])
+    out = features.copy()
+    if stakeholders is None:
+        return out
+    from kam_analysis.stakeholders import coverage
+
+    cov = coverage(stakeholders, as_of=as_of)
+    cov_map = pd.Series(cov["role_coverage"].to_numpy(), index=cov["account_id"].astype(str))
+    out["stakeholder_coverage"] = (
+        out["account_id"].astype(str).map(cov_map).fillna(0.0).astype("float64").to_numpy()
+    )
+    return out
+
+
+def previous_period_tiers(context, *, months: int = 12) -> pd.DataFrame:
+    """Tiers recomputed as of ``months`` before the context's as-of date.
+
+    The same dataset, configuration and pipeline (:func:`score_and_tier`)
+    as the context, with every table cut at the earlier date; only accounts
+    that had bought something by then are scored (the others enter the
+    migration from ``(new)``). Qualitative scores and the stage of each
+    opportunity are snapshots of today: an opportunity that was open a year
+    ago but has closed since is not counted in the earlier pipeline.
+
+    Parameters
+    ----------
+    context : kam_analysis.context.AnalysisContext
+        The current analysis context.
+    months : int, default 12
+        How far back.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id``, ``score``, ``rank``, ``tier`` as of the earlier date,
+        and ``as_of`` (that date).
+
+    Raises
+    ------
+    SegmentationInputError
+        ``months < 1`` or no account with a purchase by the earlier date.
+    """
+    from kam_analysis.context import AnalysisContext
+
+    if int(months) < 1:
+        raise SegmentationInputError(f"months must be >= 1, got {months}")
+    prev_as_of = (pd.Timestamp(context.as_of) - pd.DateOffset(months=int(months))).date()
+    prev = AnalysisContext(context.dataset, prev_as_of, context.config, context.lang)
+    feats = prev.features
+    if "first_purchase" in feats.columns:
+        feats = feats[feats["first_purchase"].notna()].reset_index(drop=True)
+    if feats.empty:
+        raise SegmentationInputError(f"no account had bought anything by {prev_as_of}")
+    scored = score_and_tier(
+        feats,
+        prev.frame("transactions"),
+        as_of=prev_as_of,
+        accounts=prev.frame("accounts"),
+        opportunities=prev.frame("opportunities"),
+        monthly_revenue=prev.monthly,
+        valuation=context.config.valuation,
+        segmentation=context.config.segmentation,
+    )
+    out = scored[["account_id", "score", "rank", "tier"]].copy()
+    out["as_of"] = prev_as_of
+    return out
+
+
+__all__ += [
+    "agreement_level",
+    "cluster_disagreements",
+    "matrix_splits",
+    "position_inputs",
+    "previous_period_tiers",
+    "score_and_tier",
+    "segment_summary",
+]

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from importlib import resources
 from typing import Literal
 
 import numpy as np
@@ -51,49 +53,23 @@ STANCE_COLOURS: dict[str, str] = {
 }
 """Diverging colours from supportive (green) to opposed (red)."""
 
-LABELS: dict[str, dict[str, str]] = {
-    "en": {
-        "executive": "Executive",
-        "procurement": "Procurement",
-        "it": "IT",
-        "business": "Business",
-        "finance": "Finance",
-        "legal": "Legal",
-        "champion": "Champion",
-        "supporter": "Supporter",
-        "neutral": "Neutral",
-        "skeptic": "Skeptic",
-        "blocker": "Blocker",
-        "influence": "Influence on the decision",
-        "stance": "Stance towards us",
-        "map_title": "Stakeholder map",
-        "chart_title": "Decision structure",
-        "size_note": "marker size: recency of contact",
-        "no_reports_to": "no reporting lines recorded",
-        "no_contacts": "no stakeholders recorded",
-    },
-    "ja": {
-        "executive": "経営層",
-        "procurement": "調達",
-        "it": "IT",
-        "business": "現場",
-        "finance": "財務",
-        "legal": "法務",
-        "champion": "推進者",
-        "supporter": "支持者",
-        "neutral": "中立",
-        "skeptic": "懐疑的",
-        "blocker": "反対者",
-        "influence": "意思決定への影響力",
-        "stance": "当社への姿勢",
-        "map_title": "ステークホルダーマップ",
-        "chart_title": "意思決定構造",
-        "size_note": "マーカーの大きさ:接触の新しさ",
-        "no_reports_to": "報告ラインの記録なし",
-        "no_contacts": "ステークホルダーの記録なし",
-    },
-}
-"""Chart labels in English and Japanese (to move into the shared translation table)."""
+LABEL_PREFIX = "stakeholders."
+"""Key prefix of this module's labels in ``kam_analysis/locale/<lang>.json``."""
+
+
+def _locale_labels(prefix: str = LABEL_PREFIX) -> dict[str, dict[str, str]]:
+    """This module's labels per language, read from the shared translation table."""
+    out: dict[str, dict[str, str]] = {}
+    for lang in ("en", "ja"):
+        text = resources.files("kam_analysis").joinpath("locale", f"{lang}.json").read_text("utf-8")
+        table = json.loads(text)
+        out[lang] = {k[len(prefix) :]: v for k, v in table.items() if k.startswith(prefix)}
+    return out
+
+
+LABELS: dict[str, dict[str, str]] = _locale_labels()
+"""Chart labels in English and Japanese: the ``stakeholders.*`` keys of the locale files
+(role and stance names, axis titles, notes), without the prefix."""
 
 RISK_REASONS: dict[str, dict[str, str]] = {
     "en": {
@@ -102,6 +78,11 @@ RISK_REASONS: dict[str, dict[str, str]] = {
         "high_influence_blocker": "high-influence blocker ({n})",
         "stale_contacts": "{n} key contact(s) not touched in {days} days",
         "champion_concentration": "champions: {detail}",
+        "detail_contacts": "{n} contact(s)",
+        "detail_share": "one contact holds {share:.0%} of the activities",
+        "detail_none": "none",
+        "detail_one": "only one",
+        "detail_role": "all in role {role}",
     },
     "ja": {
         "single_threaded": "単一窓口: {detail}",
@@ -109,6 +90,11 @@ RISK_REASONS: dict[str, dict[str, str]] = {
         "high_influence_blocker": "影響力の大きい反対者 ({n}名)",
         "stale_contacts": "主要コンタクト{n}名と{days}日以上接触なし",
         "champion_concentration": "推進者: {detail}",
+        "detail_contacts": "窓口{n}名のみ",
+        "detail_share": "1名が活動の{share:.0%}を占める",
+        "detail_none": "不在",
+        "detail_one": "1名のみ",
+        "detail_role": "全員が{role}",
     },
 }
 
@@ -419,7 +405,9 @@ def relationship_risks(
         single = n <= 1 or (not np.isnan(top) and top >= single_thread_share)
         if single:
             detail = (
-                f"{n} contact(s)" if n <= 1 else f"one contact holds {top:.0%} of the activities"
+                txt["detail_contacts"].format(n=n)
+                if n <= 1
+                else txt["detail_share"].format(share=top)
             )
             reasons.append(txt["single_threaded"].format(detail=detail))
         no_sponsor = not ((s["role"] == "executive") & (s["_score"] >= sponsor_min)).any()
@@ -436,11 +424,17 @@ def relationship_risks(
             reasons.append(txt["stale_contacts"].format(n=stale_n, days=stale_days))
         champs = s[s["stance"] == "champion"]
         if len(champs) == 0:
-            conc, detail = True, "none"
+            conc, detail = True, txt["detail_none"]
         elif len(champs) == 1:
-            conc, detail = True, "only one"
+            conc, detail = True, txt["detail_one"]
         elif champs["role"].nunique() == 1:
-            conc, detail = True, f"all in role {champs['role'].iloc[0]}"
+            role = champs["role"].iloc[0]
+            conc, detail = (
+                True,
+                txt["detail_role"].format(
+                    role=role if lang == "en" else LABELS[lang].get(role, role)
+                ),
+            )
         else:
             conc, detail = False, ""
         if conc:
@@ -657,6 +651,135 @@ def governance_cadence(
     )
     out["status"] = np.where(has_plan, status, "no_plan")
     return out
+
+
+RISK_FLAGS: tuple[str, ...] = (
+    "single_threaded",
+    "no_executive_sponsor",
+    "high_influence_blocker",
+    "stale_contacts",
+    "champion_concentration",
+)
+"""Flag columns of :func:`relationship_risks`, in display order."""
+
+
+def risk_summary(risks: pd.DataFrame) -> pd.DataFrame:
+    """How many accounts carry each relationship risk.
+
+    Parameters
+    ----------
+    risks : pandas.DataFrame
+        :func:`relationship_risks` output (one row per account, boolean flag columns).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per flag of :data:`RISK_FLAGS`: ``flag, accounts`` (count),
+        ``share`` (of the accounts in ``risks``; NaN when there are none).
+    """
+    missing = [f for f in RISK_FLAGS if f not in risks.columns]
+    if missing:
+        raise StakeholderInputError(
+            f"risk_summary: missing flag column(s) {missing}; pass relationship_risks()"
+        )
+    counts = [int(risks[f].astype(bool).sum()) for f in RISK_FLAGS]
+    n = len(risks)
+    return pd.DataFrame(
+        {
+            "flag": list(RISK_FLAGS),
+            "accounts": counts,
+            "share": [c / n if n else np.nan for c in counts],
+        }
+    )
+
+
+def role_stance_matrix(coverage_table: pd.DataFrame) -> pd.DataFrame:
+    """Best stance we have in each decision role, as numbers, per account.
+
+    Parameters
+    ----------
+    coverage_table : pandas.DataFrame
+        :func:`coverage` output (``account_id`` and ``<role>_best_stance``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``account_id`` (order kept), one column per role of
+        :data:`schemas.ROLES`: the :data:`schemas.STANCE_SCORE` of the best stance
+        (champion 2 ... blocker -2), NaN where nobody in that role is known.
+    """
+    cols = [f"{r}_best_stance" for r in ROLES]
+    missing = [c for c in ["account_id", *cols] if c not in coverage_table.columns]
+    if missing:
+        raise StakeholderInputError(
+            f"role_stance_matrix: missing column(s) {missing}; pass coverage()"
+        )
+    out = pd.DataFrame(
+        {r: coverage_table[f"{r}_best_stance"].map(STANCE_SCORE).astype(float) for r in ROLES}
+    )
+    out.index = pd.Index(coverage_table["account_id"].astype(str), name="account_id")
+    return out
+
+
+def whitespace_buyer_summary(buying_centre: pd.DataFrame) -> pd.DataFrame:
+    """Per account: how much whitespace lies in product lines where we know no buyer.
+
+    Parameters
+    ----------
+    buying_centre : pandas.DataFrame
+        :func:`buying_centre_whitespace` output (``account_id, product_line,
+        whitespace_value, has_buyer``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account with whitespace: ``account_id, whitespace_total,
+        whitespace_no_buyer, share_no_buyer, n_lines, n_lines_no_buyer,
+        lines_no_buyer`` (comma list, largest whitespace first), sorted by
+        ``whitespace_no_buyer`` descending (ties by ``account_id``).
+    """
+    _check(
+        buying_centre,
+        "buying_centre",
+        ("account_id", "product_line", "whitespace_value", "has_buyer"),
+    )
+    cols = [
+        "account_id",
+        "whitespace_total",
+        "whitespace_no_buyer",
+        "share_no_buyer",
+        "n_lines",
+        "n_lines_no_buyer",
+        "lines_no_buyer",
+    ]
+    if buying_centre.empty:
+        return pd.DataFrame(columns=cols)
+    bc = buying_centre.assign(
+        account_id=buying_centre["account_id"].astype(str),
+        _v=pd.to_numeric(buying_centre["whitespace_value"]).astype(float),
+        _no=~buying_centre["has_buyer"].astype(bool),
+    ).sort_values(["account_id", "_v"], ascending=[True, False], kind="stable")
+    bc["_v_no"] = bc["_v"].where(bc["_no"], 0.0)
+    g = bc.groupby("account_id", sort=True)
+    out = pd.DataFrame(
+        {
+            "whitespace_total": g["_v"].sum(),
+            "whitespace_no_buyer": g["_v_no"].sum(),
+            "n_lines": g.size(),
+            "n_lines_no_buyer": g["_no"].sum().astype(int),
+        }
+    )
+    out["share_no_buyer"] = out["whitespace_no_buyer"] / out["whitespace_total"].where(
+        out["whitespace_total"] > 0
+    )
+    lines = (
+        bc[bc["_no"]].groupby("account_id")["product_line"].agg(lambda x: ", ".join(x.astype(str)))
+    )
+    out["lines_no_buyer"] = lines.reindex(out.index).fillna("")
+    out = out.reset_index().sort_values(
+        ["whitespace_no_buyer", "account_id"], ascending=[False, True], kind="stable"
+    )
+    return out[cols].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- layout & charts
@@ -956,9 +1079,111 @@ def stakeholder_map(
     return ax
 
 
+def stakeholder_panels(
+    stakeholders: pd.DataFrame,
+    account_ids: Sequence[str],
+    *,
+    titles: Mapping[str, str] | None = None,
+    show_personal_data: bool = False,
+    lang: Literal["en", "ja"] = "en",
+    as_of=None,
+    activities: pd.DataFrame | None = None,
+    salt: str = "",
+    stale_days: int = 90,
+    org_charts: bool | None = None,
+    row_height: float = 4.2,
+    width: float = 10.0,
+):
+    """Stakeholder maps (and org charts) of several accounts in one figure.
+
+    One row per account: :func:`stakeholder_map` on the left and, when
+    ``org_charts``, :func:`org_chart` on the right. Personal data follows
+    ``show_personal_data`` exactly as in those charts (role + pseudonym by default).
+
+    Parameters
+    ----------
+    stakeholders : pandas.DataFrame
+        ``contact_id, account_id, role, influence, stance`` (+ ``reports_to``,
+        ``last_contact_date``, ``name``).
+    account_ids : sequence of str
+        Accounts, one row each, in this order.
+    titles : mapping, optional
+        ``account_id -> heading`` (e.g. ``"C000123 Example Corp."``); default the id.
+        Drawn as plain text (``$`` does not start mathtext).
+    show_personal_data : bool, default False
+    lang : {"en", "ja"}
+    as_of, activities, salt, stale_days
+        As in :func:`stakeholder_map`.
+    org_charts : bool, optional
+        Draw the org chart column; default: when ``stakeholders`` has a
+        ``reports_to`` column with at least one value.
+    row_height, width : float
+        Inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``len(account_ids)`` rows x 1 or 2 columns of axes.
+
+    Raises
+    ------
+    ValueError
+        For an empty ``account_ids``.
+    """
+    import matplotlib.pyplot as plt
+
+    ids = [str(a) for a in account_ids]
+    if not ids:
+        raise ValueError("stakeholder_panels: no account_ids given")
+    if org_charts is None:
+        org_charts = "reports_to" in stakeholders.columns and bool(
+            stakeholders["reports_to"].notna().any()
+        )
+    ncols = 2 if org_charts else 1
+    fig, axes = plt.subplots(
+        len(ids),
+        ncols,
+        figsize=(width, row_height * len(ids)),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"width_ratios": [1.0, 1.15]} if org_charts else None,
+    )
+    font = _font(lang)
+    for row, acc in zip(axes, ids, strict=True):
+        stakeholder_map(
+            stakeholders,
+            acc,
+            ax=row[0],
+            show_personal_data=show_personal_data,
+            lang=lang,
+            as_of=as_of,
+            activities=activities,
+            salt=salt,
+            stale_days=stale_days,
+        )
+        if org_charts:
+            org_chart(
+                stakeholders,
+                acc,
+                ax=row[1],
+                show_personal_data=show_personal_data,
+                salt=salt,
+                lang=lang,
+            )
+        heading = (titles or {}).get(acc, acc)
+        row[0].set_title(
+            str(heading).replace("$", r"\$"), loc="left", fontproperties=font, fontsize=12
+        )
+        if org_charts:
+            row[1].set_title(_labels(lang)["chart_title"], loc="left", fontproperties=font)
+    return fig
+
+
 __all__ = [
     "LABELS",
+    "LABEL_PREFIX",
     "PERSONAL_COLUMNS",
+    "RISK_FLAGS",
     "STANCE_COLOURS",
     "StakeholderInputError",
     "StakeholderSettings",
@@ -968,6 +1193,10 @@ __all__ = [
     "org_chart",
     "pseudonym",
     "relationship_risks",
+    "risk_summary",
+    "role_stance_matrix",
     "stakeholder_map",
+    "stakeholder_panels",
     "tree_layout",
+    "whitespace_buyer_summary",
 ]

@@ -1492,3 +1492,238 @@ __all__ = [
     "whitespace_matrix",
     "whitespace_pivot",
 ]
+
+
+# --------------------------------------------------------------------------- report summaries
+
+CRITERION_GROUPS: dict[str, tuple[str, ...]] = {
+    "current": (
+        "revenue_12m",
+        "gross_profit_12m",
+        "margin_12m",
+        "revenue_growth",
+        "gross_profit_growth",
+        "trend",
+    ),
+    "potential": (
+        "wallet_estimate",
+        "share_of_wallet",
+        "headroom",
+        "whitespace",
+        "expected_expansion",
+    ),
+    "qualitative": QUALITATIVE_CRITERIA,
+}
+"""The three families of criteria of the seed: current, potential and qualitative value."""
+
+
+def contribution_by_group(
+    scored: pd.DataFrame, groups: Mapping[str, Sequence[str]] | None = None
+) -> pd.DataFrame:
+    """Score contributions summed per family of criteria (current, potential, qualitative).
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        Output of :func:`attractiveness_score`: ``account_id`` and
+        ``contrib_<criterion>`` columns.
+    groups : mapping, optional
+        Family -> criteria (default :data:`CRITERION_GROUPS`). Contribution
+        columns of criteria in no family are summed into ``contrib_other``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id`` and one ``contrib_<family>`` column per family (in the
+        order of ``groups``; ``contrib_other`` last, only when needed). The
+        family columns sum to the ``score``.
+
+    Raises
+    ------
+    ValuationInputError
+        No ``account_id`` or no contribution column.
+    """
+    _require(scored, "scored", [_ACCOUNT_ID])
+    groups = CRITERION_GROUPS if groups is None else groups
+    contrib = [c for c in scored.columns if c.startswith("contrib_")]
+    if not contrib:
+        raise ValuationInputError(
+            "scored has no contrib_<criterion> columns; score it with attractiveness_score first"
+        )
+    out = pd.DataFrame({"account_id": scored[_ACCOUNT_ID].to_numpy()})
+    used: set[str] = set()
+    for family, criteria in groups.items():
+        cols = [f"contrib_{c}" for c in criteria if f"contrib_{c}" in scored.columns]
+        used.update(cols)
+        out[f"contrib_{family}"] = scored[cols].sum(axis=1).to_numpy() if cols else 0.0
+    rest = [c for c in contrib if c not in used]
+    if rest:
+        out["contrib_other"] = scored[rest].sum(axis=1).to_numpy()
+    return out
+
+
+def criterion_weights(
+    weights: Mapping[str, float] | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """The scoring weights as a table: criterion, family and normalised weight.
+
+    Parameters
+    ----------
+    weights : mapping, optional
+        Criterion -> non-negative weight (default :class:`ValuationSettings` weights).
+    groups : mapping, optional
+        Family -> criteria (default :data:`CRITERION_GROUPS`); criteria in no
+        family get family ``"other"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``criterion``, ``family``, ``weight`` (sums to 1) for every positively
+        weighted criterion, by family (in the order of ``groups``) and
+        descending weight.
+
+    Raises
+    ------
+    ValuationInputError
+        Negative, non-finite or all-zero weights.
+    """
+    try:
+        w = _validated_weights(weights if weights is not None else _DEFAULT_WEIGHTS, known=None)
+    except ValueError as err:
+        raise ValuationInputError(str(err)) from None
+    groups = CRITERION_GROUPS if groups is None else groups
+    family_of = {c: f for f, cs in groups.items() for c in cs}
+    order = {f: i for i, f in enumerate(groups)}
+    out = pd.DataFrame(
+        {
+            "criterion": list(w),
+            "family": [family_of.get(c, "other") for c in w],
+            "weight": list(w.values()),
+        }
+    )
+    out = out[out["weight"] > 0]
+    out["_f"] = out["family"].map(order).fillna(len(order))
+    out = out.sort_values(["_f", "weight", "criterion"], ascending=[True, False, True])
+    return out.drop(columns="_f").reset_index(drop=True)
+
+
+def valuation_summary(scored: pd.DataFrame, *, top: int = 20) -> pd.DataFrame:
+    """Headline numbers of the book: size, profit, potential and the weight of the top accounts.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        Output of :func:`attractiveness_score` on a :func:`valuation_table`:
+        ``account_id``, ``rank``, ``revenue_12m``, ``gross_profit_12m``; used
+        when present ``wallet_estimate``, ``headroom``, ``whitespace``,
+        ``expected_expansion``.
+    top : int, default 20
+        Number of best-ranked accounts in the ``top_*`` shares.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``n_accounts``, ``n_active`` (revenue in the trailing 12
+        months > 0), ``revenue_12m``, ``gross_profit_12m``, ``margin_12m``
+        (GP / revenue), ``wallet_estimate`` (sum over accounts with an
+        estimate), ``share_of_wallet`` (their revenue / their wallet),
+        ``headroom``, ``whitespace``, ``expected_expansion`` (sums; NaN when
+        the column is absent), ``n_top`` (``min(top, n_accounts)``),
+        ``top_revenue_share`` and ``top_gp_share`` (share of the book's
+        revenue and gross profit held by the ``n_top`` best-ranked accounts;
+        NaN when the total is 0).
+
+    Raises
+    ------
+    ValuationInputError
+        Missing columns or ``top < 1``.
+    """
+    _require(scored, "scored", [_ACCOUNT_ID, "rank", "revenue_12m", "gross_profit_12m"])
+    if int(top) < 1:
+        raise ValuationInputError(f"top must be >= 1, got {top}")
+    rev = _numeric(scored["revenue_12m"], "revenue_12m").fillna(0.0)
+    gp = _numeric(scored["gross_profit_12m"], "gross_profit_12m").fillna(0.0)
+    is_top = _numeric(scored["rank"], "rank") <= int(top)
+    rev_total, gp_total = float(rev.sum()), float(gp.sum())
+
+    def total(col: str) -> float:
+        return float(_numeric(scored[col], col).sum()) if col in scored.columns else np.nan
+
+    if _WALLET in scored.columns:
+        wallet = _numeric(scored[_WALLET], _WALLET)
+        known = wallet.notna() & (wallet > 0)
+        wallet_total = float(wallet[known].sum())
+        sow = float(rev[known].sum()) / wallet_total if wallet_total > 0 else np.nan
+    else:
+        wallet_total, sow = np.nan, np.nan
+    return pd.DataFrame(
+        [
+            {
+                "n_accounts": len(scored),
+                "n_active": int((rev > 0).sum()),
+                "revenue_12m": rev_total,
+                "gross_profit_12m": gp_total,
+                "margin_12m": gp_total / rev_total if rev_total else np.nan,
+                "wallet_estimate": wallet_total,
+                "share_of_wallet": sow,
+                "headroom": total("headroom"),
+                "whitespace": total("whitespace"),
+                "expected_expansion": total("expected_expansion"),
+                "n_top": int(is_top.sum()),
+                "top_revenue_share": float(rev[is_top].sum()) / rev_total if rev_total else np.nan,
+                "top_gp_share": float(gp[is_top].sum()) / gp_total if gp_total else np.nan,
+            }
+        ]
+    )
+
+
+def account_whitespace(
+    table: pd.DataFrame,
+    transactions: pd.DataFrame,
+    *,
+    as_of,
+    settings: ValuationSettings | None = None,
+) -> pd.DataFrame:
+    """:func:`whitespace_matrix` for the accounts of a valuation table, with the configured rules.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per account: ``account_id`` and, when present, ``industry``,
+        ``wallet_estimate``, ``revenue_12m`` (e.g. :func:`valuation_table`).
+    transactions : pandas.DataFrame
+        Transaction lines (``account_id``, ``date``, ``product_line``, ``revenue``).
+    as_of : date-like
+    settings : ValuationSettings, optional
+        Its ``whitespace`` and ``size_bands`` rules (defaults when omitted).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The long table of :func:`whitespace_matrix`; the same values that
+        :func:`potential_value` sums into ``whitespace``.
+    """
+    cfg = settings or ValuationSettings()
+    _require(table, "table", [_ACCOUNT_ID])
+    cols = [c for c in (_ACCOUNT_ID, _INDUSTRY, _WALLET, "revenue_12m") if c in table.columns]
+    ws = cfg.whitespace
+    return whitespace_matrix(
+        transactions,
+        table[cols],
+        as_of=as_of,
+        min_peers=ws.min_peers,
+        adoption_threshold=ws.adoption_threshold,
+        size_bands=cfg.size_bands,
+        scale_by_size=ws.scale_by_size,
+        max_scale=ws.max_scale,
+    )
+
+
+__all__ += [
+    "CRITERION_GROUPS",
+    "account_whitespace",
+    "contribution_by_group",
+    "criterion_weights",
+    "valuation_summary",
+]

@@ -52,3 +52,23 @@ def test_missing_and_broken_files(tmp_path):
     bad.write_text("[data\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        "data",
+        "features",
+        "valuation",
+        "segmentation",
+        "kpi",
+        "ltv_models",
+        "stakeholders",
+        "scenarios",
+        "pricing",
+        "reports",
+    ],
+)
+def test_every_section_rejects_misspelled_settings(section):
+    with pytest.raises(ConfigError, match="unknown setting"):
+        config_from_dict({section: {"zz_misspelled": 1}})

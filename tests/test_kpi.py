@@ -673,3 +673,284 @@ def test_health_score_recovers_planted_drivers(tmp_path):
     # the relationship family carries the signal: NPS, executive contact
     rel = card.groupby(card["exec_engaged"])["family_score_relationship"].mean()
     assert rel[True] - rel[False] >= 20
+
+
+# --------------------------------------------------------------------------- report helpers
+
+
+def test_definitions_in_japanese_and_lookup():
+    assert KPI_DEFINITIONS["definition_ja"].str.len().gt(5).all()
+    assert "推奨者" in kpi.kpi_definition("nps", "ja")
+    assert (
+        kpi.kpi_definition("nps", "en")
+        == KPI_DEFINITIONS.set_index("kpi_id").loc["nps", "definition"]
+    )
+    with pytest.raises(KeyError, match="unknown KPI 'foo'"):
+        kpi.kpi_definition("foo")
+
+
+def test_kpi_notes_name_the_hidden_kpis_in_both_languages():
+    tx = _tx([("A", "2024-04-10", "x", 100.0), ("A", "2025-04-10", "x", 120.0)])
+    r = compute_kpis(tx, _acc("A"), as_of="2025-06-30", settings=FY)
+    en = kpi.kpi_notes(r, "en")
+    assert "Utilisation: not shown (no usage table)." in en
+    assert "Net Promoter Score (NPS): not shown (no surveys table)." in en
+    # one line per omitted KPI, nothing repeated from the raw "omitted" notes
+    assert not any(": omitted," in n for n in en)
+    assert sum("not shown" in n for n in en) == len(r.omitted)
+    ja = kpi.kpi_notes(r, "ja")
+    assert "利用率: 表示なし(usage テーブルがない)。" in ja
+    # the history note is translated, with its period label kept
+    assert any(n.startswith("クロスセル率・アップセル率・NRR: FY2025 から算出") for n in ja)
+    assert len(ja) == len(en)
+    with pytest.raises(ValueError, match="lang"):
+        kpi.kpi_notes(r, "de")
+
+
+def test_kpi_target_series_draws_growth_targets_against_last_year():
+    tx = _tx(
+        [
+            ("A", "2024-04-10", "x", 100.0),
+            ("B", "2024-05-10", "x", 100.0),
+            ("A", "2025-04-10", "x", 150.0),
+            ("B", "2025-05-10", "x", 30.0),
+            ("A", "2025-07-10", "x", 10.0),
+        ]
+    )
+    sv = pd.DataFrame({"account_id": ["A"], "date": pd.to_datetime(["2025-05-01"]), "nps": [10]})
+    r = compute_kpis(tx, _acc("AB"), surveys=sv, as_of="2025-07-15")
+    s = kpi.kpi_target_series(r).set_index(["kpi_id", "period"])
+    # quarterly: FY2025-Q1 revenue 180 vs 200 a year earlier -> target 200 * 1.05 = 210,
+    # at-risk boundary 200 * (1 + 0.05 - 0.05) = 200
+    assert s.loc[("revenue", "FY2025-Q1"), "value"] == 180
+    assert s.loc[("revenue", "FY2025-Q1"), "target_value"] == pytest.approx(210)
+    assert s.loc[("revenue", "FY2025-Q1"), "at_risk_value"] == pytest.approx(200)
+    assert np.isnan(s.loc[("revenue", "FY2024-Q1"), "target_value"])  # no year before
+    # absolute target: NPS >= 30, at risk down to 20
+    assert (s.xs("nps")["target_value"] == 30).all()
+    assert (s.xs("nps")["at_risk_value"] == 20).all()
+    # the partial quarter FY2025-Q2 (as of 15 July) is left out by default
+    assert "FY2025-Q2" not in s.index.get_level_values("period")
+    full = kpi.kpi_target_series(r, complete_only=False)
+    assert "FY2025-Q2" in set(full["period"])
+    # lower is better: the at-risk boundary lies above the target
+    settings = KpiSettings(
+        targets={"revenue": KpiTarget(target=150.0, at_risk_band=20.0, floor=0.0)}
+        | {k: v for k, v in KpiSettings().targets.items() if k != "revenue"}
+    )
+    acc_level = kpi.kpi_target_series(r, level="account", settings=settings)
+    a = acc_level[(acc_level["account_id"] == "A") & (acc_level["kpi_id"] == "revenue")]
+    assert (a["target_value"] == 150).all() and (a["at_risk_value"] == 130).all()
+    with pytest.raises(ValueError, match="level"):
+        kpi.kpi_target_series(r, level="team")
+
+
+def test_format_kpi_values_and_targets():
+    f = kpi.format_kpi_value
+    assert f(27_118_070_000, "currency") == "¥27.1B"
+    assert f(27_118_070_000, "currency", lang="ja") == "¥271.2億"
+    assert f(0.3173, "ratio") == "31.7%"
+    assert f(-5.08, "score_-100_100") == "-5"
+    assert f(3.873, "score_1_5") == "3.87"
+    assert f(0.4285, "per_quarter") == "0.43 per quarter"
+    assert f(26, "days", lang="ja") == "26 日"
+    assert f(float("nan"), "ratio") == "–"
+    targets = KpiSettings().targets
+    assert kpi.format_kpi_target("revenue", targets["revenue"]) == "≥ +5.0% vs a year earlier"
+    assert (
+        kpi.format_kpi_target("revenue", targets["revenue"], lang="ja") == "前年同期比 +5.0% 以上"
+    )
+    assert kpi.format_kpi_target("time_to_adoption", targets["time_to_adoption"]) == "≤ 90 days"
+    assert kpi.format_kpi_target("nps", targets["nps"], lang="ja") == "+30 以上"
+    assert kpi.format_kpi_target("ltv", targets["ltv"]) == "≥ percentile 50"
+    assert kpi.format_kpi_target("nps", None) == "–"
+
+
+def test_scorecard_table_rows_text_and_order():
+    r = _scorecard_data()
+    port = assess_kpis(r, level="portfolio")
+    table = kpi.scorecard_table(port, lang="en", settings=r.settings)
+    assert list(table.columns) == [
+        "kpi_id", "kpi", "family", "horizon", "value", "target", "status", "trend", "definition"
+    ]  # fmt: skip
+    assert len(table) == len(r.computed)
+    fam = [
+        kpi.FAMILIES.index(f)
+        for f in KPI_DEFINITIONS.set_index("kpi_id").loc[table["kpi_id"], "family"]
+    ]
+    assert fam == sorted(fam)
+    rev = table.set_index("kpi_id").loc["revenue"]
+    # portfolio revenue FY2025-Q1: 180 vs 200 a year earlier -> -10 %
+    assert rev["value"] == "¥180 (-10.0%)"
+    assert rev["status"] == "off_track" and rev["family"] == "Revenue"
+    assert rev["horizon"] == "Short term"
+    ja = kpi.scorecard_table(port, lang="ja", settings=r.settings).set_index("kpi_id")
+    assert ja.loc["nps", "kpi"] == "ネットプロモータースコア(NPS)"
+    assert ja.loc["nps", "horizon"] == "中長期" and ja.loc["nps", "family"] == "関係性"
+    with pytest.raises(ValueError, match="one row per KPI"):
+        kpi.scorecard_table(assess_kpis(r))
+    with pytest.raises(ValueError, match="lacks column"):
+        kpi.scorecard_table(port.drop(columns="status"))
+
+
+# --------------------------------------------------------------------------- health & churn
+
+
+def test_health_shortfall_adds_up_to_the_missing_points():
+    card = balanced_scorecard(_scorecard_data())
+    loss = kpi.health_shortfall(card)
+    total = loss.groupby("account_id")["points_lost"].sum()
+    health = card.set_index("account_id")["health_score"]
+    np.testing.assert_allclose(total.reindex(health.index), 100 - health)
+    # hand check: points lost = weight x (100 - attainment)
+    a = loss[loss["account_id"] == "A"].set_index("kpi_id")
+    row = card.set_index("account_id").loc["A"]
+    assert a.loc["gross_profit", "points_lost"] == pytest.approx(
+        row["weight_gross_profit"] * (100 - 30 / 35 * 100)
+    )
+    assert (a["points_lost"].diff().dropna() <= 0).all()  # largest first
+    assert (loss["weight"] > 0).all()
+    with pytest.raises(ValueError, match="account_id"):
+        kpi.health_shortfall(card.drop(columns="account_id"))
+
+
+def _card(rows):
+    """rows: (account, health, {kpi: (weight, attainment)})"""
+    recs = []
+    for acc, health, parts in rows:
+        rec = {"account_id": acc, "health_score": health, "n_kpis": len(parts)}
+        for k, (w, a) in parts.items():
+            rec |= {f"weight_{k}": w, f"attain_{k}": a, f"contrib_{k}": w * a}
+        recs.append(rec)
+    return pd.DataFrame(recs).fillna(
+        {c: 0.0 for c in recs[0] if c.startswith(("weight_", "contrib_"))}
+    )
+
+
+def test_accounts_at_risk_picks_lowest_live_key_and_growth_accounts():
+    parts = lambda nps, ex: {"nps": (0.5, nps), "exec_contact": (0.5, ex)}  # noqa: E731
+    card = _card(
+        [
+            ("K1", 20.0, parts(0, 40)),  # key, at risk: NPS loses 50, exec 30
+            ("K2", 90.0, parts(100, 80)),  # key, healthy
+            ("G1", 45.0, parts(50, 40)),  # growth, at risk
+            ("G2", 5.0, parts(0, 10)),  # growth, churned
+            ("S1", 1.0, parts(0, 2)),  # standard: not listed
+            ("K3", 50.0, parts(50, 50)),  # key, exactly at the bound
+        ]
+    )
+    tiers = pd.Series(
+        {"K1": "key", "K2": "key", "K3": "key", "G1": "growth", "G2": "growth", "S1": "standard"}
+    )
+    churn = pd.DataFrame({"account_id": ["G2", "S1", "K1"], "churned": [True, True, False],
+                          "days_since_purchase": [400.0, 500.0, 10.0]})  # fmt: skip
+    out = kpi.accounts_at_risk(card, tiers, churn=churn, top_k=2)
+    assert out["account_id"].tolist() == ["K1", "G1", "K3"]
+    assert out.attrs["excluded_churned"] == 1  # G2; S1 is not in the tiers shown
+    k1 = out.iloc[0]
+    assert k1["drivers"] == "Net Promoter Score (NPS) −50 pts; Executive contact frequency −30 pts"
+    assert k1["points_lost_top"] == pytest.approx(50)
+    assert k1["days_since_purchase"] == 10 and np.isnan(out.iloc[1]["days_since_purchase"])
+    # tiers as a frame, a stricter bound, fewer reasons, Japanese
+    frame = tiers.rename_axis("account_id").rename("tier").reset_index()
+    strict = kpi.accounts_at_risk(card, frame, churn=churn, max_health=30, top_k=1, lang="ja")
+    assert strict["account_id"].tolist() == ["K1"]
+    assert strict["drivers"].iloc[0] == "ネットプロモータースコア(NPS) −50点"
+    # without churn information the churned account is listed first
+    assert kpi.accounts_at_risk(card, tiers)["account_id"].iloc[0] == "G2"
+    assert kpi.accounts_at_risk(card, tiers, n=1)["account_id"].tolist() == ["G2"]
+    with pytest.raises(ValueError, match="churn needs columns"):
+        kpi.accounts_at_risk(card, tiers, churn=churn.drop(columns="churned"))
+    with pytest.raises(ValueError, match="health_score"):
+        kpi.accounts_at_risk(card.drop(columns="health_score"), tiers)
+
+
+def test_churn_status_rules():
+    acc = _acc(["lapsed", "contract", "came_back", "running", "never", "later", "active"])
+    tx = _tx(
+        [
+            ("lapsed", "2023-01-10", "x", 10.0),
+            ("contract", "2025-05-01", "x", 10.0),
+            ("came_back", "2025-05-01", "x", 10.0),
+            ("running", "2023-01-01", "x", 10.0),
+            ("later", "2025-06-01", "x", 10.0),
+            ("active", "2025-06-01", "x", 10.0),
+        ]
+    )
+    d = pd.to_datetime
+    contracts = pd.DataFrame(
+        {
+            "account_id": ["contract", "contract", "came_back", "came_back", "running", "later"],
+            "status": ["churned", "expired", "churned", "active", "active", "churned"],
+            "start_date": d(["2024-01-01", "2024-03-01", "2024-01-01", "2025-02-01", "2023-01-01", "2025-01-01"]),
+            "end_date": d(["2025-01-31", "2024-06-30", "2025-01-31", "2026-01-31", "2026-12-31", "2025-12-31"]),
+            "churn_date": d(["2025-01-31", None, "2025-01-31", None, None, "2025-09-30"]),
+        }
+    )  # fmt: skip
+    out = kpi.churn_status(acc, as_of="2025-06-30", contracts=contracts, transactions=tx)
+    out = out.set_index("account_id")
+    # contract churned in January, no later contract, nothing running (the side contract
+    # that started before the churn does not count as a return)
+    assert out.loc["contract", "contract_churned"] and out.loc["contract", "churned"]
+    assert not out.loc["contract", "lapsed"]  # bought in May: only the contract says so
+    assert not out.loc["came_back", "churned"]  # new contract after the churn, running
+    assert not out.loc["running", "churned"]  # no purchase for 2.5 years, contract runs
+    assert out.loc["lapsed", "lapsed"] and out.loc["lapsed", "churned"]
+    assert (
+        out.loc["lapsed", "days_since_purchase"]
+        == (pd.Timestamp("2025-06-30") - pd.Timestamp("2023-01-10")).days
+    )
+    assert not out.loc["never", "churned"]  # never bought: not a churn
+    assert not out.loc["later", "churned"]  # churn date after the as-of date
+    assert out.loc["later", "running_contract"]
+    assert not out.loc["active", "churned"]
+    assert out["churned"].sum() == 2
+    # without the contracts and with a 30-day window, the May buyer (60 days ago) has lapsed
+    short = kpi.churn_status(acc, as_of="2025-06-30", transactions=tx, lapse_days=30)
+    assert short.set_index("account_id").loc["contract", "lapsed"]
+    with pytest.raises(KpiInputError, match="account_id"):
+        kpi.churn_status(pd.DataFrame({"id": [1]}), as_of="2025-06-30")
+    with pytest.raises(ValueError, match="lapse_days"):
+        kpi.churn_status(acc, as_of="2025-06-30", lapse_days=0)
+    with pytest.raises(KpiInputError, match="status"):
+        kpi.churn_status(acc, as_of="2025-06-30", contracts=contracts.drop(columns="status"))
+
+
+def test_tier_health_and_summary():
+    card = pd.DataFrame(
+        {"account_id": list("ABCDE"), "health_score": [10.0, 30.0, 50.0, 80.0, np.nan]}
+    )
+    tiers = pd.Series({"A": "key", "B": "key", "C": "key", "D": "standard", "E": "standard"})
+    churn = pd.DataFrame({"account_id": ["A"], "churned": [True]})
+    h = kpi.tier_health(card, tiers, churn=churn)
+    assert h["churned"].tolist() == [True, False, False, False, False]
+    s = kpi.tier_health_summary(h, order=("key", "growth", "standard")).set_index("tier")
+    assert list(s.index) == ["key", "standard"]
+    assert s.loc["key", "accounts"] == 2 and s.loc["key", "churned"] == 1
+    assert s.loc["key", "median_health"] == pytest.approx(40.0)  # A churned: median of 30, 50
+    assert s.loc["standard", "accounts"] == 1  # E has no health score
+    with pytest.raises(ValueError, match="tier_health"):
+        kpi.tier_health_summary(h.drop(columns="churned"))
+
+
+@pytest.mark.slow
+def test_churn_status_recovers_planted_churn(tmp_path):
+    """Generated accounts that churned (ground truth) are found from the observed tables
+    alone; an account flagged as churned has really left."""
+    synthetic = pytest.importorskip("kam_analysis.synthetic")
+    out = tmp_path / "demo"
+    info = synthetic.generate_dataset(out, n_accounts=400, seed=3)
+    t = {
+        n: pd.read_parquet(out / f"{n}.parquet") for n in ("accounts", "transactions", "contracts")
+    }
+    truth = pd.read_parquet(out / "ground_truth_accounts.parquet").set_index("account_id")
+    st = kpi.churn_status(
+        t["accounts"], as_of=info["as_of"], contracts=t["contracts"], transactions=t["transactions"]
+    )
+    st = st.set_index("account_id").join(truth[["churned"]].add_suffix("_true"))
+    flagged = st[st["churned"]]
+    assert len(flagged) >= 50
+    assert flagged["churned_true"].mean() >= 0.98  # precision
+    assert st.loc[st["churned_true"], "churned"].mean() >= 0.85  # recall
+    # contract-based flags are exact for contractual customers
+    assert st.loc[st["contract_churned"], "churned_true"].all()

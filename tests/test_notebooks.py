@@ -35,7 +35,8 @@ def small_dataset(tmp_path_factory) -> Path:
 def _executed_problems(nb: dict) -> list[str]:
     problems = []
     for i, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] != "code" or not cell["source"].strip():
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] != "code" or not source.strip():
             continue
         if cell.get("execution_count") is None:
             problems.append(f"cell {i} did not run")

@@ -421,3 +421,171 @@ def test_rules_beat_a_revenue_only_ranking(synthetic_scored):
     k_naive = cohens_kappa(s["true_tier"], naive)
     k_rules = cohens_kappa(s["true_tier"], s["tier"])
     assert k_rules > k_naive + 0.2
+
+
+# --------------------------------------------------------------------------- report helpers
+
+
+def test_segment_summary_hand_computed():
+    from kam_analysis.segmentation import segment_summary
+
+    t = pd.DataFrame(
+        {
+            "account_id": list("abcde"),
+            "tier": ["key", "standard", "standard", "growth", "standard"],
+            "revenue_12m": [500.0, 100.0, 100.0, 200.0, 100.0],
+            "gross_profit_12m": [100.0, 20.0, 20.0, 50.0, 10.0],
+            "score": [90.0, 40.0, 50.0, 70.0, 30.0],
+        }
+    )
+    out = segment_summary(t).set_index("tier")
+    assert out.index.tolist() == ["key", "growth", "standard"]
+    assert out["n_accounts"].tolist() == [1, 1, 3]
+    np.testing.assert_allclose(out["share_of_accounts"], [0.2, 0.2, 0.6])
+    np.testing.assert_allclose(out["value_share"], [0.5, 0.2, 0.3])
+    np.testing.assert_allclose(out["gp_share"], [0.5, 0.25, 0.25])
+    assert out.loc["standard", "mean_score"] == pytest.approx(40.0)
+    # an empty segment in the order gets zeros; unknown segments follow
+    q = t.assign(quadrant=["star", "star", "status", "strategic", "odd"])
+    qs = segment_summary(q, "quadrant").set_index("quadrant")
+    assert qs.index.tolist() == ["strategic", "star", "status", "streamline", "odd"]
+    assert qs.loc["streamline", "n_accounts"] == 0
+    assert qs.loc["streamline", "revenue_12m"] == 0.0
+    assert qs.loc["star", "revenue_12m"] == 600.0
+    with pytest.raises(SegmentationInputError, match="quadrant"):
+        segment_summary(t, "quadrant")
+
+
+def test_agreement_level_landis_koch_bands():
+    from kam_analysis.segmentation import agreement_level
+
+    cases = {
+        -0.1: "poor",
+        0.0: "slight",
+        0.2: "slight",
+        0.21: "fair",
+        0.4: "fair",
+        0.5: "moderate",
+        0.61: "substantial",
+        0.8: "substantial",
+        0.81: "almost perfect",
+        1.0: "almost perfect",
+    }
+    for k, name in cases.items():
+        assert agreement_level(k) == name, k
+    assert agreement_level(float("nan")) == "undefined"
+
+
+def test_cluster_disagreements_lists_the_off_diagonal_cells():
+    from kam_analysis.segmentation import ClusterCheck, cluster_disagreements
+
+    a = pd.DataFrame(
+        {
+            "account_id": list("abcdefg"),
+            "tier": ["key", "key", "standard", "standard", "standard", "growth", "growth"],
+            "cluster": ["C1", "C1", "C1", "C1", "C2", "C3", "C2"],
+            "matched_tier": ["key", "key", "key", "key", "standard", "growth", "standard"],
+        }
+    )
+    check = ClusterCheck(
+        assignments=a, crosstab=pd.DataFrame(), centers=pd.DataFrame(), ari=0.0, kappa=0.0
+    )
+    out = cluster_disagreements(check)
+    assert out.to_dict("records") == [
+        {
+            "tier": "standard",
+            "cluster": "C1",
+            "matched_tier": "key",
+            "n_accounts": 2,
+            "share_of_tier": pytest.approx(2 / 3),
+        },
+        {
+            "tier": "growth",
+            "cluster": "C2",
+            "matched_tier": "standard",
+            "n_accounts": 1,
+            "share_of_tier": 0.5,
+        },
+    ]
+    agree = ClusterCheck(
+        assignments=a.assign(matched_tier=a["tier"]),
+        crosstab=pd.DataFrame(),
+        centers=pd.DataFrame(),
+        ari=1.0,
+        kappa=1.0,
+    )
+    assert cluster_disagreements(agree).empty
+
+
+def test_matrix_splits_match_the_quadrants():
+    from kam_analysis.segmentation import matrix_splits
+
+    rng = np.random.default_rng(5)
+    n = 41
+    scored = pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(n)],
+            "score": rng.uniform(0, 100, n),
+            "share_of_wallet": rng.uniform(0, 1, n),
+            "tenure_days": rng.uniform(0, 3000, n),
+        }
+    )
+    m = portfolio_matrix(scored)
+    a_split, p_split = matrix_splits(m)
+    assert a_split == pytest.approx(np.median(scored["score"]))
+    high_a = m["quadrant"].isin(["strategic", "star"])
+    high_p = m["quadrant"].isin(["strategic", "status"])
+    assert (m.loc[high_a, "attractiveness"] >= a_split).all()
+    assert (m.loc[~high_a, "attractiveness"] < a_split).all()
+    assert (m.loc[high_p, "position"] >= p_split).all()
+    assert (m.loc[~high_p, "position"] < p_split).all()
+    cfg = SegmentationSettings(attractiveness_split=70.0, position_split=40.0)
+    assert matrix_splits(portfolio_matrix(scored, settings=cfg), cfg) == (70.0, 40.0)
+
+
+def test_position_inputs_adds_stakeholder_coverage():
+    from kam_analysis.schemas import ROLES
+    from kam_analysis.segmentation import position_inputs
+
+    f = pd.DataFrame({"account_id": ["a", "b", "c"], "share_of_wallet": [0.1, 0.5, 0.9]})
+    st = pd.DataFrame(
+        {
+            "contact_id": ["p1", "p2", "p3"],
+            "account_id": ["a", "a", "b"],
+            "role": [ROLES[0], ROLES[1], ROLES[0]],
+            "influence": [3, 4, 5],
+            "stance": ["champion", "neutral", "neutral"],
+        }
+    )
+    out = position_inputs(f, st, as_of="2025-01-01")
+    np.testing.assert_allclose(out["stakeholder_coverage"], [2 / len(ROLES), 1 / len(ROLES), 0.0])
+    assert "stakeholder_coverage" not in f.columns  # input untouched
+    assert position_inputs(f).equals(f)
+    # the coverage moves the position axis: with equal other inputs, better coverage ranks higher
+    m = portfolio_matrix(f.assign(score=50.0), out)
+    assert "position_stakeholder_coverage" in m.columns
+
+
+@pytest.mark.slow
+def test_previous_period_tiers_on_generated_data(tmp_path):
+    pytest.importorskip("ibis")
+    from kam_analysis.context import load_context
+    from kam_analysis.segmentation import TIERS, previous_period_tiers
+    from kam_analysis.synthetic import generate_dataset
+
+    generate_dataset(tmp_path, n_accounts=80, seed=3)
+    ctx = load_context(tmp_path)
+    prev = previous_period_tiers(ctx, months=12)
+    prev_as_of = (pd.Timestamp(ctx.as_of) - pd.DateOffset(months=12)).date()
+    assert (prev["as_of"] == prev_as_of).all()
+    # exactly the accounts with a purchase on or before the earlier date
+    tx = pd.read_parquet(tmp_path / "transactions.parquet")
+    first = pd.to_datetime(tx["date"]).groupby(tx["account_id"]).min()
+    customers = set(first[first.dt.normalize() <= pd.Timestamp(prev_as_of)].index)
+    assert set(prev["account_id"]) == customers
+    assert set(prev["tier"]) <= set(TIERS)
+    assert (prev["tier"] == "key").sum() <= key_capacity(len(prev), ctx.config.segmentation)
+    mig = tier_migration(prev, ctx.scored)
+    assert mig.counts.loc["(new)"].sum() == len(ctx.scored) - len(customers)
+    with pytest.raises(SegmentationInputError, match="months"):
+        previous_period_tiers(ctx, months=0)

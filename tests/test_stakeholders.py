@@ -320,3 +320,90 @@ def test_risk_flags_recover_planted_truths_and_charts_hide_names(tmp_path):
         plt.close(ax.figure)
         assert not any(v in text for v in [*people["name"], *people["email"]])
         assert sh.pseudonym(people["contact_id"].iloc[0]) in text
+
+
+# --------------------------------------------------------------------------- labels & summaries
+
+
+def test_labels_come_from_the_shared_locale_files():
+    import json
+    from importlib import resources
+
+    en = json.loads(
+        resources.files("kam_analysis").joinpath("locale", "en.json").read_text("utf-8")
+    )
+    assert sh.LABELS["en"]["business"] == en["stakeholders.business"] == "Business"
+    assert sh.LABELS["ja"]["blocker"] == "反対者"
+    assert set(sh.LABELS["en"]) == set(sh.LABELS["ja"])
+    # every role and stance the charts draw has a label in both languages
+    from kam_analysis.schemas import STANCES
+
+    for lang in ("en", "ja"):
+        assert set(ROLES) | set(STANCES) | {"map_title", "chart_title"} <= set(sh.LABELS[lang])
+
+
+def test_risk_reason_details_are_translated(people):
+    ja = sh.relationship_risks(people, None, AS_OF, lang="ja").set_index("account_id")
+    assert "単一窓口: 窓口1名のみ" in ja.loc["B", "reasons"]
+    assert "推進者: 不在" in ja.loc["B", "reasons"]
+    assert "推進者: 1名のみ" in ja.loc["C", "reasons"]
+    assert not any(w in " ".join(ja["reasons"]) for w in ("contact(s)", "none", "only one"))
+    en = sh.relationship_risks(people, None, AS_OF).set_index("account_id")
+    assert "single-threaded: 1 contact(s)" in en.loc["B", "reasons"]
+
+
+def test_risk_summary_counts_flags(people):
+    risks = sh.relationship_risks(
+        people, None, AS_OF, accounts=pd.DataFrame({"account_id": ["A", "B", "C", "D"]})
+    )
+    s = sh.risk_summary(risks).set_index("flag")
+    assert list(s.index) == list(sh.RISK_FLAGS)
+    # single-threaded: B, C, D; no sponsor: B, D; blocker: A; stale: A; champions: B, C, D
+    assert s["accounts"].to_dict() == {
+        "single_threaded": 3,
+        "no_executive_sponsor": 2,
+        "high_influence_blocker": 1,
+        "stale_contacts": 1,
+        "champion_concentration": 3,
+    }
+    assert s.loc["single_threaded", "share"] == pytest.approx(0.75)
+    empty = sh.risk_summary(risks.iloc[:0])
+    assert (empty["accounts"] == 0).all() and empty["share"].isna().all()
+    with pytest.raises(sh.StakeholderInputError, match="relationship_risks"):
+        sh.risk_summary(risks.drop(columns="stale_contacts"))
+
+
+def test_role_stance_matrix(people):
+    cov = sh.coverage(people, pd.DataFrame({"account_id": ["A", "B", "D"]}), AS_OF)
+    m = sh.role_stance_matrix(cov)
+    # coverage appends accounts that only the stakeholders know (C)
+    assert list(m.index) == ["A", "B", "D", "C"] and list(m.columns) == list(ROLES)
+    # A: executive supporter (1), procurement blocker (-2), IT and business champions (2)
+    assert m.loc["A", "executive"] == 1 and m.loc["A", "procurement"] == -2
+    assert m.loc["A", "it"] == 2 and m.loc["A", "business"] == 2
+    assert np.isnan(m.loc["A", "finance"]) and m.loc["B", "business"] == 0
+    assert m.loc["D"].isna().all()
+    with pytest.raises(sh.StakeholderInputError, match="coverage"):
+        sh.role_stance_matrix(cov.drop(columns="it_best_stance"))
+
+
+def test_whitespace_buyer_summary():
+    bc = pd.DataFrame(
+        {
+            "account_id": ["A", "A", "A", "B", "C"],
+            "product_line": ["x", "y", "z", "x", "y"],
+            "whitespace_value": [100.0, 50.0, 30.0, 20.0, 40.0],
+            "has_buyer": [True, False, False, True, False],
+        }
+    )
+    out = sh.whitespace_buyer_summary(bc).set_index("account_id")
+    assert list(out.index) == ["A", "C", "B"]  # most whitespace without a buyer first
+    a = out.loc["A"]
+    assert a["whitespace_total"] == 180 and a["whitespace_no_buyer"] == 80
+    assert a["share_no_buyer"] == pytest.approx(80 / 180)
+    assert a["n_lines"] == 3 and a["n_lines_no_buyer"] == 2
+    assert a["lines_no_buyer"] == "y, z"  # largest first
+    assert out.loc["B", "lines_no_buyer"] == "" and out.loc["B", "whitespace_no_buyer"] == 0
+    assert sh.whitespace_buyer_summary(bc.iloc[:0]).empty
+    with pytest.raises(sh.StakeholderInputError, match="has_buyer"):
+        sh.whitespace_buyer_summary(bc.drop(columns="has_buyer"))

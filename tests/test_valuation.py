@@ -558,3 +558,106 @@ def test_weight_robustness_errors():
         weight_robustness(t, W, draws=0)
     with pytest.raises(ValuationInputError, match="one tier per account"):
         weight_robustness(t, W, lambda s: ["key"], draws=2)
+
+
+# --------------------------------------------------------------------------- report summaries
+
+
+def test_contribution_by_group_sums_families_to_score():
+    scored = pd.DataFrame(
+        {
+            "account_id": ["a", "b"],
+            "score": [60.0, 30.0],
+            "contrib_gross_profit_12m": [20.0, 5.0],
+            "contrib_trend": [5.0, 5.0],
+            "contrib_headroom": [15.0, 10.0],
+            "contrib_strategic_fit": [10.0, 0.0],
+            "contrib_employees": [10.0, 10.0],  # a numeric column outside every family
+        }
+    )
+    out = val.contribution_by_group(scored)
+    assert list(out.columns) == [
+        "account_id",
+        "contrib_current",
+        "contrib_potential",
+        "contrib_qualitative",
+        "contrib_other",
+    ]
+    assert out["contrib_current"].tolist() == [25.0, 10.0]
+    assert out["contrib_potential"].tolist() == [15.0, 10.0]
+    assert out["contrib_qualitative"].tolist() == [10.0, 0.0]
+    np.testing.assert_allclose(out.drop(columns="account_id").sum(axis=1), scored["score"])
+    # without stray criteria there is no "other" column
+    assert "contrib_other" not in val.contribution_by_group(
+        scored.drop(columns="contrib_employees")
+    )
+    with pytest.raises(ValuationInputError, match="contrib_"):
+        val.contribution_by_group(scored[["account_id", "score"]])
+
+
+def test_valuation_summary_hand_computed():
+    scored = pd.DataFrame(
+        {
+            "account_id": list("abcd"),
+            "rank": [2, 1, 3, 4],
+            "revenue_12m": [100.0, 300.0, 0.0, 600.0],
+            "gross_profit_12m": [50.0, 100.0, -10.0, 60.0],
+            "wallet_estimate": [400.0, 600.0, np.nan, 1000.0],
+            "headroom": [300.0, 300.0, np.nan, 400.0],
+            "whitespace": [10.0, 0.0, 5.0, 0.0],
+        }
+    )
+    s = val.valuation_summary(scored, top=2).iloc[0]
+    assert s["n_accounts"] == 4 and s["n_active"] == 3
+    assert s["revenue_12m"] == 1000.0 and s["gross_profit_12m"] == 200.0
+    assert s["margin_12m"] == pytest.approx(0.2)
+    # wallet known for a, b, d: revenue 1000 / wallet 2000
+    assert s["wallet_estimate"] == 2000.0 and s["share_of_wallet"] == pytest.approx(0.5)
+    assert s["headroom"] == 1000.0 and s["whitespace"] == 15.0
+    assert np.isnan(s["expected_expansion"])  # column absent
+    # top 2 by rank = b, a: revenue 400 / 1000, GP 150 / 200
+    assert s["n_top"] == 2
+    assert s["top_revenue_share"] == pytest.approx(0.4)
+    assert s["top_gp_share"] == pytest.approx(0.75)
+    assert val.valuation_summary(scored, top=10).iloc[0]["top_revenue_share"] == 1.0
+    with pytest.raises(ValuationInputError, match="top"):
+        val.valuation_summary(scored, top=0)
+    with pytest.raises(ValuationInputError, match="rank"):
+        val.valuation_summary(scored.drop(columns="rank"))
+
+
+def test_account_whitespace_uses_the_settings_and_matches_potential_value():
+    tx, acc = _whitespace_data()
+    table = acc.assign(revenue_12m=[50.0, 100, 200, 300, 400, 0, 9999])
+    cfg = ValuationSettings(size_bands=ONE_BAND, whitespace={"scale_by_size": False})
+    ws = val.account_whitespace(table, tx, as_of=AS_OF, settings=cfg)
+    pivot = whitespace_pivot(ws)
+    assert pivot.loc["A"].tolist() == [250.0, 0.0]  # as in the hand-computed matrix test
+    pot = val.potential_value(
+        table, tx, as_of=AS_OF, size_bands=ONE_BAND, whitespace=cfg.whitespace
+    ).set_index("account_id")
+    np.testing.assert_allclose(pivot.sum(axis=1).reindex(pot.index), pot["whitespace"])
+    # a stricter adoption threshold removes A's whitespace
+    strict = ValuationSettings(
+        size_bands=ONE_BAND, whitespace={"scale_by_size": False, "adoption_threshold": 0.9}
+    )
+    assert (
+        val.account_whitespace(table, tx, as_of=AS_OF, settings=strict)["whitespace_value"].sum()
+        == 0.0
+    )
+
+
+def test_criterion_weights_table_normalised_and_grouped():
+    out = val.criterion_weights(
+        {"strategic_fit": 1.0, "revenue_12m": 2.0, "headroom": 1.0, "employees": 0.0, "x": 4}
+    )
+    assert out["criterion"].tolist() == ["revenue_12m", "headroom", "strategic_fit", "x"]
+    assert out["family"].tolist() == ["current", "potential", "qualitative", "other"]
+    np.testing.assert_allclose(out["weight"], [0.25, 0.125, 0.125, 0.5])
+    default = val.criterion_weights()
+    assert default["weight"].sum() == pytest.approx(1.0)
+    # default families: 45 % current, 28 % potential, 27 % qualitative (ValuationSettings doc)
+    fam = default.groupby("family")["weight"].sum()
+    assert fam.to_dict() == pytest.approx({"current": 0.45, "potential": 0.28, "qualitative": 0.27})
+    with pytest.raises(ValuationInputError, match="negative"):
+        val.criterion_weights({"revenue_12m": -1.0})

@@ -2,7 +2,10 @@
 
 Non-contractual repeat purchasing: :class:`BetaGeo` (BG/NBD) and
 :class:`ParetoNBD`; spend per transaction: :class:`GammaGamma`; contractual
-retention: :class:`ShiftedBetaGeometric`. All follow ``Model(settings)
+retention: :class:`ShiftedBetaGeometric`; account churn with covariates:
+:class:`ChurnHazardModel`; revenue growth: :class:`RevenueTrajectory`;
+account LTV with intervals: :func:`account_ltv`; backtests:
+:func:`backtest_ltv`, :func:`rolling_backtest`; renewals: :func:`renewal_forecast`. All follow ``Model(settings)
 .fit(data) -> self`` with fitted attributes ending in ``_`` and a
 ``summary()`` table; times are in the model's explicit ``time_unit``.
 """
@@ -14,12 +17,25 @@ from ._base import (
     NotFittedError,
     per_period_discount_rate,
 )
+from .backtest import backtest_ltv, rolling_backtest
 from .beta_geo import BetaGeo, simulate_beta_geo
 from .gamma_gamma import GammaGamma, IndependenceWarning
+from .hazard import ChurnHazardModel, build_churn_covariates
 from .pareto_nbd import ParetoNBD
+from .renewal import renewal_forecast
 from .shifted_beta_geometric import ShiftedBetaGeometric
+from .trajectory import RevenueTrajectory
+from .value import LtvSettings, account_ltv
 
 __all__ = [
+    "ChurnHazardModel",
+    "LtvSettings",
+    "RevenueTrajectory",
+    "account_ltv",
+    "backtest_ltv",
+    "build_churn_covariates",
+    "renewal_forecast",
+    "rolling_backtest",
     "PERIODS_PER_YEAR",
     "BetaGeo",
     "ConvergenceError",

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from scipy import optimize, stats
 
 TimeUnit = Literal["week", "month", "quarter", "year"]
@@ -74,6 +74,8 @@ class LTVModelSettings(BaseModel):
         Gamma-Gamma: absolute Pearson correlation between frequency and
         average spend above which an :class:`IndependenceWarning` is issued.
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     time_unit: TimeUnit = Field("week", description="unit of recency, T and horizons")
     confidence_level: float = Field(0.95, gt=0, lt=1, description="CI coverage")

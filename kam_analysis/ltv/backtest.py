@@ -1,0 +1,505 @@
+"""Backtests of the account LTV: fit before a cut-off, predict the holdout, compare.
+
+:func:`backtest_ltv` rebuilds everything as of a cut-off date (account
+features through Ibis/DuckDB with ``as_of = cutoff``, contract covariates
+from rows up to the cut-off), runs :func:`~kam_analysis.ltv.value.account_ltv`
+over the holdout length without discounting, and compares each account's
+predicted gross profit in the holdout with the actual one, aggregated in the
+engine from the transaction lines after the cut-off. It reports
+
+* error per account and in aggregate (:func:`error_metrics`: MAE, bias,
+  relative bias of the total, interval coverage), overall and per model;
+* calibration by decile of the prediction (:func:`calibration_table`);
+* the BG/NBD diagnostics users of *lifetimes* rely on: cumulative tracking
+  of repeat purchases in the holdout (model vs actual, per purchase period)
+  and the period-transactions histogram of the calibration period
+  (:func:`period_transactions_histogram`), also as numeric tables.
+
+:func:`rolling_backtest` repeats it over several cut-offs (rolling origin).
+
+References
+----------
+Fader, P. S., Hardie, B. G. S. & Lee, K. L. (2005). "Counting your
+customers" the easy way. *Marketing Science* 24(2), 275-284 (figures 2-4:
+the calibration histogram, cumulative tracking and conditional expectations).
+
+Tashman, L. J. (2000). Out-of-sample tests of forecasting accuracy: an
+analysis and review. *International Journal of Forecasting* 16(4), 437-450
+(rolling-origin evaluation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from kam_analysis.features import (
+    _period_of_day,
+    _prepared_lines,
+    build_account_features,
+    monthly_revenue,
+)
+
+from .beta_geo import BetaGeo
+from .value import LtvModels, LtvSettings, account_ltv, fit_ltv_models
+
+__all__ = [
+    "BacktestInputError",
+    "BacktestResult",
+    "backtest_ltv",
+    "calibration_table",
+    "error_metrics",
+    "period_transactions_histogram",
+    "rolling_backtest",
+    "rolling_cutoffs",
+]
+
+
+class BacktestInputError(ValueError):
+    """The backtest cannot be run as asked."""
+
+
+@dataclass
+class BacktestResult:
+    """Everything one backtest computed.
+
+    Attributes
+    ----------
+    cutoff, holdout_end : pandas.Timestamp
+        Calibration data up to ``cutoff`` (inclusive); holdout ``(cutoff, holdout_end]``.
+    holdout_months : int
+    accounts : DataFrame
+        Per account: ``account_id``, ``model``, ``predicted`` (gross profit in
+        the holdout), ``lower``, ``upper``, ``actual``, ``predicted_purchases``
+        and ``actual_purchases`` (repeat purchase periods in the holdout,
+        transactional accounts).
+    metrics : DataFrame
+        :func:`error_metrics` per ``group`` (``all`` and each model).
+    calibration : DataFrame
+        :func:`calibration_table` of all valued accounts.
+    tracking : DataFrame
+        ``period`` (1..), ``model`` and ``actual`` cumulative repeat purchases
+        in the holdout over the BG/NBD accounts.
+    histogram : DataFrame
+        :func:`period_transactions_histogram` of the calibration period.
+    models : LtvModels
+        The models fitted on the calibration data.
+    """
+
+    cutoff: pd.Timestamp
+    holdout_end: pd.Timestamp
+    holdout_months: int
+    accounts: pd.DataFrame
+    metrics: pd.DataFrame
+    calibration: pd.DataFrame
+    tracking: pd.DataFrame
+    histogram: pd.DataFrame
+    models: LtvModels
+
+
+# --------------------------------------------------------------------------- pure metrics
+
+
+def error_metrics(
+    predicted: Any, actual: Any, lower: Any = None, upper: Any = None
+) -> dict[str, float]:
+    """Account-level and aggregate error of a forecast.
+
+    Parameters
+    ----------
+    predicted, actual : array-like
+        Same length, finite.
+    lower, upper : array-like, optional
+        Interval bounds; gives ``coverage``.
+
+    Returns
+    -------
+    dict
+        ``n``, ``mae`` (mean absolute error), ``bias`` (mean of predicted -
+        actual), ``rmse``, ``mean_actual``, ``total_predicted``,
+        ``total_actual``, ``total_error_pct`` (total predicted / total actual
+        - 1; NaN when the actual total is 0), ``wape`` (sum |error| / sum
+        actual) and ``coverage`` (share of actuals inside [lower, upper];
+        NaN without bounds).
+
+    Raises
+    ------
+    BacktestInputError
+        Different lengths, empty or non-finite input.
+    """
+    p = np.asarray(predicted, dtype=float)
+    a = np.asarray(actual, dtype=float)
+    if p.shape != a.shape or p.ndim != 1:
+        raise BacktestInputError(
+            f"predicted and actual must be 1-d of equal length, got {p.shape} and {a.shape}"
+        )
+    if p.size == 0:
+        raise BacktestInputError("no accounts to evaluate")
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(a))):
+        raise BacktestInputError("predicted and actual must be finite (drop unvalued accounts)")
+    err = p - a
+    tot_a = a.sum()
+    cov = float("nan")
+    if lower is not None and upper is not None:
+        lo, hi = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+        cov = float(np.mean((a >= lo) & (a <= hi)))
+    return {
+        "n": int(p.size),
+        "mae": float(np.mean(np.abs(err))),
+        "bias": float(np.mean(err)),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mean_actual": float(a.mean()),
+        "total_predicted": float(p.sum()),
+        "total_actual": float(tot_a),
+        "total_error_pct": float(p.sum() / tot_a - 1) if tot_a != 0 else float("nan"),
+        "wape": float(np.abs(err).sum() / abs(tot_a)) if tot_a != 0 else float("nan"),
+        "coverage": cov,
+    }
+
+
+def calibration_table(predicted: Any, actual: Any, n_bins: int = 10) -> pd.DataFrame:
+    """Mean predicted vs mean actual by quantile bin of the prediction.
+
+    Parameters
+    ----------
+    predicted, actual : array-like
+    n_bins : int
+        Number of (near-)equal-count bins by rank of ``predicted`` (10 = deciles).
+
+    Returns
+    -------
+    DataFrame
+        ``bin`` (1 = lowest predictions), ``n``, ``predicted_mean``,
+        ``actual_mean``, ``predicted_total``, ``actual_total``,
+        ``ratio`` (actual_total / predicted_total). A well-calibrated model
+        has ratios near 1 in every bin.
+    """
+    p = np.asarray(predicted, dtype=float)
+    a = np.asarray(actual, dtype=float)
+    if p.shape != a.shape or p.size == 0:
+        raise BacktestInputError("predicted and actual must be non-empty and of equal length")
+    if int(n_bins) < 1:
+        raise BacktestInputError(f"n_bins must be >= 1, got {n_bins!r}")
+    k = min(int(n_bins), p.size)
+    rank = np.argsort(np.argsort(p, kind="stable"), kind="stable")
+    b = rank * k // p.size + 1
+    df = pd.DataFrame({"bin": b, "p": p, "a": a}).groupby("bin")
+    out = pd.DataFrame(
+        {
+            "n": df.size(),
+            "predicted_mean": df["p"].mean(),
+            "actual_mean": df["a"].mean(),
+            "predicted_total": df["p"].sum(),
+            "actual_total": df["a"].sum(),
+        }
+    )
+    out["ratio"] = out["actual_total"] / out["predicted_total"].where(out["predicted_total"] != 0)
+    return out.reset_index()
+
+
+def period_transactions_histogram(
+    model: BetaGeo, frequency: Any, T: Any, *, max_count: int = 7
+) -> pd.DataFrame:
+    """Customers with 0, 1, ..., ``max_count``+ repeat purchases: actual vs BG/NBD.
+
+    The model count for ``n`` is ``sum_i P(X(T_i) = n)`` over customers, each
+    with her own observation length ``T_i`` (FHL 2005, fig. 2 / eq. 8); the
+    last row collects ``max_count`` and more.
+
+    Parameters
+    ----------
+    model : BetaGeo
+        Fitted on the same customers.
+    frequency, T : array-like
+        Calibration repeat purchases and observation lengths (model units).
+    max_count : int
+        First count pooled into the last bin (7 gives bins 0..6, 7+).
+
+    Returns
+    -------
+    DataFrame
+        ``purchases`` (``"0"``, ..., ``"7+"``), ``actual``, ``model``,
+        ``difference`` (model - actual), ``pct_difference`` (of actual).
+    """
+    x = np.asarray(frequency, dtype=float)
+    t = np.asarray(T, dtype=float)
+    if x.shape != t.shape or x.size == 0:
+        raise BacktestInputError("frequency and T must be non-empty and of equal length")
+    if int(max_count) < 1:
+        raise BacktestInputError(f"max_count must be >= 1, got {max_count!r}")
+    n = np.arange(int(max_count))
+    probs = model.probability_of_n_purchases_up_to_time(t[:, None], n[None, :])
+    expected = probs.sum(axis=0)
+    expected = np.append(expected, x.size - expected.sum())
+    actual = np.bincount(np.minimum(x.astype(np.int64), int(max_count)), minlength=max_count + 1)
+    labels = [str(i) for i in n] + [f"{int(max_count)}+"]
+    out = pd.DataFrame({"purchases": labels, "actual": actual.astype(float), "model": expected})
+    out["difference"] = out["model"] - out["actual"]
+    out["pct_difference"] = out["difference"] / out["actual"].where(out["actual"] > 0)
+    return out
+
+
+# --------------------------------------------------------------------------- engine side
+
+
+def _holdout_actuals(
+    transactions: ir.Table,
+    cutoff: pd.Timestamp,
+    end: pd.Timestamp,
+    period: str,
+    fx_rates: ir.Table | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per account holdout GP / revenue / repeat periods, and repeat periods per holdout period."""
+    lines = _prepared_lines(transactions, end, period, fx_rates)
+    p_cut = _period_of_day(cutoff, period)
+    after = lines.filter(lines.ts >= ibis.literal(cutoff + pd.Timedelta(days=1), type="timestamp"))
+    per = after.group_by(["account_id", "period"]).aggregate(
+        _gp=after.gross_profit.sum(), _rev=after.revenue.sum()
+    )
+    # a purchase in the cut-off's own period was already counted in calibration
+    per = per.mutate(_new=(per.period > p_cut).cast("int64"))
+    acc = per.group_by("account_id").aggregate(
+        actual=per._gp.sum(), actual_revenue=per._rev.sum(), actual_purchases=per._new.sum()
+    )
+    by_period = (
+        per.filter(per._new == 1)
+        .mutate(rel=per.period - p_cut)
+        .group_by(["account_id", "rel"])
+        .aggregate(n=ibis._.count())
+    )
+    return acc.to_pandas(), by_period.to_pandas()
+
+
+def rolling_cutoffs(
+    as_of: Any, *, holdout_months: int = 12, n_origins: int = 3, step_months: int = 6
+) -> list[pd.Timestamp]:
+    """Cut-off dates whose holdouts end on or before ``as_of``, latest first.
+
+    The latest cut-off is ``as_of - holdout_months``; each earlier one is
+    ``step_months`` before the previous (calendar months, month-end aware).
+    """
+    if n_origins < 1 or step_months < 1 or holdout_months < 1:
+        raise BacktestInputError("n_origins, step_months and holdout_months must be >= 1")
+    day = pd.Timestamp(as_of).normalize()
+    return [
+        (day - pd.DateOffset(months=holdout_months + k * step_months)).normalize()
+        for k in range(n_origins)
+    ]
+
+
+def backtest_ltv(
+    transactions: ir.Table,
+    accounts: ir.Table,
+    *,
+    cutoff: Any,
+    holdout_months: int = 12,
+    contracts: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
+    activities: pd.DataFrame | None = None,
+    usage: pd.DataFrame | None = None,
+    settings: LtvSettings | None = None,
+    period: str = "week",
+    fx_rates: ir.Table | None = None,
+    n_bins: int = 10,
+    data_end: Any = None,
+) -> BacktestResult:
+    """Fit on data up to ``cutoff``, predict gross profit in the next ``holdout_months``.
+
+    Parameters
+    ----------
+    transactions, accounts : ibis.Table
+        The dataset tables (e.g. ``ctx.dataset.table("transactions")``);
+        features are aggregated in their engine.
+    cutoff : date-like
+        Last day of the calibration period.
+    holdout_months : int
+        Calendar months after the cut-off that are predicted.
+    contracts, surveys, activities, usage : DataFrame, optional
+        Full tables; only rows up to the cut-off inform the models.
+    settings : LtvSettings, optional
+        Model choice, growth, interval and draws; the horizon and discount
+        rate are replaced by the holdout length and 0 (the holdout GP is not
+        discounted).
+    period : {"week", "month"}
+        Purchase period of the BG/NBD summary.
+    fx_rates : ibis.Table, optional
+    n_bins : int
+        Calibration bins.
+    data_end : date-like, optional
+        Last day of data; the holdout must end on or before it.
+
+    Returns
+    -------
+    BacktestResult
+
+    Raises
+    ------
+    BacktestInputError
+        A holdout reaching past ``data_end`` or no account valued.
+    """
+    settings = settings or LtvSettings()
+    cut = pd.Timestamp(cutoff).normalize()
+    end = (cut + pd.DateOffset(months=int(holdout_months))).normalize()
+    if data_end is not None and end > pd.Timestamp(data_end).normalize():
+        raise BacktestInputError(
+            f"the holdout {cut.date()}..{end.date()} ends after the data ({pd.Timestamp(data_end).date()}); "
+            "choose an earlier cut-off or a shorter holdout"
+        )
+    bt_settings = settings.model_copy(update={"discount_rate_annual": 0.0})
+    features = build_account_features(transactions, accounts, cut, period=period, fx_rates=fx_rates)
+    monthly = monthly_revenue(transactions, cut, months=36, fx_rates=fx_rates)
+    models = fit_ltv_models(
+        features,
+        as_of=cut,
+        contracts=contracts,
+        surveys=surveys,
+        activities=activities,
+        usage=usage,
+        monthly=monthly,
+        settings=bt_settings,
+        purchase_period=period,
+    )
+    ltv = account_ltv(
+        features,
+        as_of=cut,
+        contracts=contracts,
+        settings=bt_settings,
+        models=models,
+        purchase_period=period,
+        horizon_months=int(holdout_months),
+    )
+    acc_actual, by_period = _holdout_actuals(transactions, cut, end, period, fx_rates)
+    res = ltv[ltv["model"] != "none"][
+        ["account_id", "model", "ltv", "ltv_lower", "ltv_upper", "expected_purchases"]
+    ].rename(
+        columns={
+            "ltv": "predicted",
+            "ltv_lower": "lower",
+            "ltv_upper": "upper",
+            "expected_purchases": "predicted_purchases",
+        }
+    )
+    res = res.merge(acc_actual, on="account_id", how="left")
+    res[["actual", "actual_revenue", "actual_purchases"]] = res[
+        ["actual", "actual_revenue", "actual_purchases"]
+    ].fillna(0.0)
+    res = res[np.isfinite(res["predicted"]) & np.isfinite(res["actual"])].reset_index(drop=True)
+    if res.empty:
+        raise BacktestInputError(f"no account could be valued at the cut-off {cut.date()}")
+
+    rows = [
+        {
+            "group": "all",
+            **error_metrics(res["predicted"], res["actual"], res["lower"], res["upper"]),
+        }
+    ]
+    for name, g in res.groupby("model", sort=True):
+        rows.append(
+            {
+                "group": str(name),
+                **error_metrics(g["predicted"], g["actual"], g["lower"], g["upper"]),
+            }
+        )
+    tx = res[res["model"] == "transactional_bgnbd"]
+    if len(tx):
+        rows.append(
+            {
+                "group": "transactional_purchases",
+                **error_metrics(tx["predicted_purchases"], tx["actual_purchases"]),
+            }
+        )
+    metrics = pd.DataFrame(rows)
+    metrics.insert(0, "cutoff", cut)
+
+    tracking, histogram = _bgnbd_diagnostics(models, features, by_period, cut, end, period)
+    return BacktestResult(
+        cutoff=cut,
+        holdout_end=end,
+        holdout_months=int(holdout_months),
+        accounts=res,
+        metrics=metrics,
+        calibration=calibration_table(res["predicted"], res["actual"], n_bins),
+        tracking=tracking,
+        histogram=histogram,
+        models=models,
+    )
+
+
+def _bgnbd_diagnostics(
+    models: LtvModels,
+    features: pd.DataFrame,
+    by_period: pd.DataFrame,
+    cut: pd.Timestamp,
+    end: pd.Timestamp,
+    period: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    empty_t = pd.DataFrame(columns=["period", "model", "actual"])
+    empty_h = pd.DataFrame(columns=["purchases", "actual", "model", "difference", "pct_difference"])
+    bg = models.bgnbd
+    if bg is None:
+        return empty_t, empty_h
+    buyers = features[features["frequency"].notna() & features["T"].gt(0)]
+    x, tx, big_t = (buyers[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    n_periods = _period_of_day(end, period) - _period_of_day(cut, period)
+    grid = np.arange(1, n_periods + 1, dtype=float)
+    chunks = [
+        np.asarray(
+            bg.conditional_expected_number_of_purchases_up_to_time(
+                grid[:, None], x[i : i + 5000], tx[i : i + 5000], big_t[i : i + 5000]
+            )
+        ).sum(axis=1)
+        for i in range(0, x.size, 5000)
+    ]
+    model_cum = np.sum(chunks, axis=0)
+    ids = set(buyers["account_id"].astype(str))
+    bp = by_period[by_period["account_id"].astype(str).isin(ids)]
+    per = bp.groupby("rel")["n"].sum().reindex(range(1, n_periods + 1), fill_value=0)
+    tracking = pd.DataFrame(
+        {
+            "period": grid.astype(int),
+            "model": model_cum,
+            "actual": per.cumsum().to_numpy(dtype=float),
+        }
+    )
+    histogram = period_transactions_histogram(bg, x, big_t)
+    return tracking, histogram
+
+
+def rolling_backtest(
+    transactions: ir.Table,
+    accounts: ir.Table,
+    *,
+    cutoffs: Sequence[Any],
+    holdout_months: int = 12,
+    **kwargs: Any,
+) -> tuple[pd.DataFrame, list[BacktestResult]]:
+    """:func:`backtest_ltv` at several cut-offs (rolling origin).
+
+    Parameters
+    ----------
+    transactions, accounts : ibis.Table
+    cutoffs : sequence of date-like
+        E.g. :func:`rolling_cutoffs`.
+    holdout_months : int
+    **kwargs
+        Passed to :func:`backtest_ltv`.
+
+    Returns
+    -------
+    (DataFrame, list of BacktestResult)
+        The metrics of every cut-off stacked (``cutoff`` column first), and
+        the individual results in the order of ``cutoffs``.
+    """
+    if not len(cutoffs):
+        raise BacktestInputError("cutoffs is empty")
+    results = [
+        backtest_ltv(transactions, accounts, cutoff=c, holdout_months=holdout_months, **kwargs)
+        for c in cutoffs
+    ]
+    return pd.concat([r.metrics for r in results], ignore_index=True), results
