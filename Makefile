@@ -30,9 +30,11 @@ $(DEMO)/accounts.parquet: | $(STAMP)
 
 demo: $(DEMO)/accounts.parquet
 
+REPORT_JOBS ?= 2
+
 reports: $(STAMP) $(DEMO)/accounts.parquet
-	$(BIN)/kam validate $(DEMO)
-	$(BIN)/kam features $(DEMO) --skip-validation
+	$(BIN)/kam features $(DEMO)
+	$(BIN)/kam run --data $(DEMO) --label demo --jobs $(REPORT_JOBS)
 
 # Headless Chromium + a Japanese font for the browser checks of the HTML reports.
 # Installed from Debian when running as root; otherwise those tests are skipped.

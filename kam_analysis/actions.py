@@ -46,6 +46,7 @@ __all__ = [
     "ActionSettings",
     "account_monthly",
     "account_plan_data",
+    "criterion_label",
     "open_opportunities",
     "poc_summary",
     "price_cut_table",
@@ -604,6 +605,29 @@ def top_criteria(account: Mapping[str, Any], n: int = 3) -> pd.DataFrame:
     return frame.head(int(n)).reset_index(drop=True)
 
 
+def criterion_label(name: str, lang: Literal["en", "ja"] = "en") -> str:
+    """Display name of a valuation criterion (``criterion.<name>``, else ``plan.criterion.<name>``).
+
+    Parameters
+    ----------
+    name : str
+        Criterion, e.g. ``"gross_profit_12m"`` or ``"strategic_fit"``.
+    lang : {"en", "ja"}
+
+    Returns
+    -------
+    str
+        The translation; a readable version of ``name`` when neither key exists.
+    """
+    from kam_analysis.plots import label_for, translations
+
+    table = translations(lang)
+    for prefix in ("criterion.", "plan.criterion."):
+        if f"{prefix}{name}" in table:
+            return table[f"{prefix}{name}"]
+    return label_for(name, lang, prefix="criterion.")
+
+
 def open_opportunities(
     opportunities: pd.DataFrame,
     account_id: str,
@@ -969,6 +993,8 @@ class AccountPlan:
         :func:`poc_summary`.
     actions : DataFrame
         :func:`suggest_actions` (at most ``ActionSettings.max_actions``).
+    settings : ActionSettings
+        The action rules used (``opportunity_rows`` for the pipeline table).
     skipped : dict
         Section -> missing table (``{"relationships": "stakeholders"}``) or, for
         ``"ltv"``, the reason the LTV is not shown.
@@ -1000,6 +1026,7 @@ class AccountPlan:
     opportunities: pd.DataFrame | None
     pocs: dict
     actions: pd.DataFrame
+    settings: ActionSettings = field(default_factory=ActionSettings)
     skipped: dict[str, str] = field(default_factory=dict)
 
 
@@ -1106,8 +1133,11 @@ def account_plan_data(
     if why is not None:
         skipped["ltv"] = why
 
-    # KPIs on the whole portfolio (targets may be percentiles), then this account
-    kpi_settings = ctx.config.kpi
+    # KPIs on the whole portfolio (targets may be percentiles), then this account; the
+    # fiscal year of the data settings, as in the KPI scorecard report
+    kpi_settings = ctx.config.kpi.model_copy(
+        update={"fiscal_year_start_month": ctx.config.data.fiscal_year_start_month}
+    )
     result = kpi_mod.compute_kpis(
         tx,
         ctx.frame("accounts"),
@@ -1254,5 +1284,6 @@ def account_plan_data(
         opportunities=opps,
         pocs=pocs,
         actions=actions,
+        settings=cfg,
         skipped=skipped,
     )

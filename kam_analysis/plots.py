@@ -2145,6 +2145,11 @@ def revenue_history(
             ms=3,
             label=t("axis.gross_profit", lang),
         )
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.yaxis.set_major_formatter(money_formatter(currency, lang=lang))
     ax.legend(loc="upper left")
     ax.grid(axis="x", visible=False)
@@ -2213,7 +2218,10 @@ def product_line_bars(
         lw=1.0,
         label=t("plan.legend.whitespace", lang),
     )
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_yticks(y, [_plain(v) for v in df[label]])
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
     ax.xaxis.set_major_formatter(money_formatter(currency, lang=lang))
     ax.legend(loc="lower right")
     ax.grid(axis="y", visible=False)

@@ -1651,7 +1651,7 @@ def run_reports(
     common = {
         "data_dir": str(data_dir),
         "as_of": as_of_text,
-        "config_path": str(config_path) if config_path else None,
+        "config_path": str(config_path) if config_path else "",  # "" = defaults
         "lang": lang,
         "show_personal_data": show_personal_data,
         "account_id": None,

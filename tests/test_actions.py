@@ -16,6 +16,7 @@ from kam_analysis.actions import (
     ActionSettings,
     account_monthly,
     account_plan_data,
+    criterion_label,
     open_opportunities,
     poc_summary,
     price_cut_table,
@@ -385,6 +386,12 @@ def test_unknown_account_id_names_it_and_similar_ids():
         resolve_account_id(_scored().iloc[:0])
     with pytest.raises(AccountPlanError, match="lacks column 'score'"):
         resolve_account_id(_scored().drop(columns="score"))
+
+
+def test_criterion_label_uses_the_shared_then_the_plan_keys():
+    assert criterion_label("strategic_fit") == "Strategic fit"  # criterion.*
+    assert criterion_label("gross_profit_12m", "ja") == "粗利（12か月）"  # plan.criterion.*
+    assert criterion_label("no_such_thing") == "No such thing"
 
 
 def test_top_criteria_sorted_by_contribution():
