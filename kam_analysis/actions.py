@@ -219,14 +219,16 @@ def _role_names(roles: object, lang: str, limit: int = 3) -> list[str]:
     return names[:limit]
 
 
-def _action(action_id: str, trigger: float, lang: str, **values: str) -> dict[str, Any]:
+def _action(
+    action_id: str, trigger: float, lang: str, *, why: str = "why", **values: str
+) -> dict[str, Any]:
     from kam_analysis.plots import t
 
     return {
         "action_id": action_id,
         "priority": ACTION_IDS.index(action_id) + 1,
         "action": t(f"actions.{action_id}.do", lang, **values),
-        "evidence": t(f"actions.{action_id}.why", lang, **values),
+        "evidence": t(f"actions.{action_id}.{why}", lang, **values),
         "value": float(trigger) if trigger is not None else math.nan,
     }
 
@@ -378,17 +380,16 @@ def suggest_actions(
         n = _num(risks, "n_contacts")
         share = _num(risks, "top_contact_share")
         roles_text = _join(roles, lang) if roles else t("plan.other_roles", lang)
-        detail = (
-            _pct(share) if not math.isnan(share) else "–"
-        )  # share of activities of the top contact
         out.append(
             _action(
                 "broaden_contacts",
                 n,
                 lang,
+                # without tagged activities only the number of contacts tells
+                why="why" if not math.isnan(share) else "why_few",
                 roles=roles_text,
                 n="?" if math.isnan(n) else f"{n:.0f}",
-                share=detail,
+                share=_pct(share),
             )
         )
     gov = dict(governance) if governance is not None else {}

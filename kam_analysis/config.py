@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kam_analysis.actions import ActionSettings
 from kam_analysis.features import FeatureSettings
 from kam_analysis.kpi import KpiSettings
 from kam_analysis.ltv import LTVModelSettings
@@ -95,6 +96,7 @@ class KamConfig(_Section):
     stakeholders: StakeholderSettings = Field(default_factory=StakeholderSettings)
     scenarios: ScenarioSettings = Field(default_factory=ScenarioSettings)
     pricing: PricingSettings = Field(default_factory=PricingSettings)
+    actions: ActionSettings = Field(default_factory=ActionSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     show_personal_data: bool = Field(
         False,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -647,10 +647,358 @@ def compare_pricing_schemes(
     return pd.DataFrame(rows)
 
 
+# ---------------------------------------------------------------------------
+# Assumptions for one account (when no measured value proposition exists)
+# ---------------------------------------------------------------------------
+
+
+class ValueAssumptions(_Model):
+    """The customer's value from our offer, as multiples of its annual spend with us.
+
+    Used by :func:`roi_inputs_for_account` until the account team has measured
+    numbers. Money ranges are multiples of the annual fee (the account's
+    current annual revenue with us): ``cost_reduction`` and ``revenue_uplift``
+    per year, ``value_per_point`` per utilisation point and year,
+    ``implementation_cost`` once. ``utilisation_points`` and
+    ``adoption_ramp_months`` are absolute. The defaults describe a typical
+    B2B offer that pays back in the first or second year; they are
+    assumptions, not data (the ``[pricing.value]`` section of ``kam.toml``).
+    """
+
+    cost_reduction: Range = Field(default_factory=lambda: Range(low=0.4, mode=1.0, high=1.8))
+    revenue_uplift: Range = Field(default_factory=lambda: Range(low=0.0, mode=1.5, high=4.0))
+    uplift_margin: float = Field(0.25, ge=0, le=1)
+    utilisation_points: Range = Field(default_factory=lambda: Range(low=0.0, mode=2.0, high=5.0))
+    value_per_point: Range = Field(default_factory=lambda: Range(low=0.02, mode=0.04, high=0.06))
+    implementation_cost: Range = Field(default_factory=lambda: Range(low=0.1, mode=0.25, high=0.5))
+    adoption_ramp_months: Range = Field(default_factory=lambda: Range(low=3.0, mode=6.0, high=12.0))
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> ValueAssumptions:
+        for name in ("value_per_point", "implementation_cost", "adoption_ramp_months"):
+            if getattr(self, name).low < 0:
+                raise ValueError(f"{name} must be >= 0, got low={getattr(self, name).low}")
+        return self
+
+    def monthly_benefit_multiple(self) -> Range:
+        """Full-adoption monthly benefit as a multiple of the monthly fee.
+
+        ``cost_reduction + revenue_uplift x uplift_margin + points x value_per_point``
+        with low, mode and high combined term by term. Summing the ends gives a
+        wider range than the sum's own P0/P100 would be in a joint simulation
+        (all inputs at their low at once): a conservative spread for the pricing
+        schemes, whose engine takes one range.
+        """
+        ends = []
+        for end in ("low", "mode", "high"):
+            ends.append(
+                getattr(self.cost_reduction, end)
+                + getattr(self.revenue_uplift, end) * self.uplift_margin
+                + getattr(self.utilisation_points, end) * getattr(self.value_per_point, end)
+            )
+        lo, mode, hi = ends
+        return Range(low=min(lo, mode), mode=mode, high=max(hi, mode), dist="pert")
+
+
+def roi_inputs_for_account(
+    annual_fee: float, assumptions: ValueAssumptions | None = None
+) -> RoiInputs:
+    """ROI inputs for one account: the value assumptions scaled by its annual fee.
+
+    Parameters
+    ----------
+    annual_fee : float
+        What the customer pays us per year for the offer (e.g. its trailing
+        12-month revenue with us), > 0.
+    assumptions : ValueAssumptions, optional
+        Multiples (defaults when None).
+
+    Returns
+    -------
+    RoiInputs
+        ``annual_fee`` fixed at ``annual_fee``; cost reduction, revenue uplift,
+        value per point and implementation cost = multiple x ``annual_fee``;
+        utilisation points and ramp months as given.
+
+    Raises
+    ------
+    PricingError
+        For a fee that is not a positive number.
+    """
+    if not (math.isfinite(annual_fee) and annual_fee > 0):
+        raise PricingError(f"annual_fee must be a positive number, got {annual_fee}")
+    a = assumptions or ValueAssumptions()
+    return RoiInputs(
+        cost_reduction_per_year=a.cost_reduction.scaled(annual_fee),
+        revenue_uplift_per_year=a.revenue_uplift.scaled(annual_fee),
+        uplift_margin=a.uplift_margin,
+        utilisation_points=a.utilisation_points,
+        value_per_point_per_year=a.value_per_point.scaled(annual_fee),
+        implementation_cost=a.implementation_cost.scaled(annual_fee),
+        annual_fee=Range.fixed(annual_fee),
+        adoption_ramp_months=a.adoption_ramp_months,
+    )
+
+
+class SchemeAssumptions(_Model):
+    """How the four pricing schemes are set for one account, relative to today's price.
+
+    Volume is measured so that the current monthly volume is 100 units at a
+    unit price of ``current monthly fee / 100``.
+
+    * ``fixed``: the current monthly fee.
+    * ``fixed_plus_outcome``: ``outcome_fixed_share`` of the current fee plus
+      ``outcome_share`` of the customer's measured savings, capped at
+      ``outcome_cap_multiple`` x the current fee (None: no cap).
+    * ``tiered``: graduated unit prices ``tier_prices`` (multiples of the
+      current unit price) with breaks at ``tier_breaks`` (multiples of the
+      current volume); one more price than breaks.
+    * ``intro_discount``: ``list_price_multiple`` x the current fee, less
+      ``intro_discount_pct`` percent for the first ``intro_months``.
+
+    ``volume`` is the monthly volume as a multiple of today's; our unit cost is
+    ``(1 - margin)`` of the current unit price. ``review_month``: see
+    :class:`PricingSchemes`.
+    """
+
+    outcome_fixed_share: float = Field(0.6, ge=0)
+    outcome_share: float = Field(0.3, ge=0, le=1)
+    outcome_cap_multiple: float | None = Field(1.5, ge=0)
+    tier_breaks: list[float] = Field(default_factory=lambda: [0.8, 1.2])
+    tier_prices: list[float] = Field(default_factory=lambda: [1.05, 0.95, 0.85])
+    intro_discount_pct: float = Field(20.0, ge=0, lt=100)
+    intro_months: int = Field(6, ge=0)
+    list_price_multiple: float = Field(1.05, ge=0)
+    volume: Range = Field(default_factory=lambda: Range(low=0.8, mode=1.0, high=1.3))
+    review_month: int | None = Field(12, ge=1)
+
+    @model_validator(mode="after")
+    def _tiers_match(self) -> SchemeAssumptions:
+        if len(self.tier_prices) != len(self.tier_breaks) + 1:
+            raise ValueError(
+                f"tier_prices needs one more entry than tier_breaks; got "
+                f"{len(self.tier_prices)} prices for {len(self.tier_breaks)} breaks"
+            )
+        if self.tier_breaks != sorted(self.tier_breaks) or any(b <= 0 for b in self.tier_breaks):
+            raise ValueError(f"tier_breaks must be positive and increasing, got {self.tier_breaks}")
+        if any(p < 0 for p in self.tier_prices):
+            raise ValueError(f"tier_prices must be >= 0, got {self.tier_prices}")
+        if self.volume.low < 0:
+            raise ValueError(f"volume must be >= 0, got low={self.volume.low}")
+        return self
+
+
+class AccountPricing(NamedTuple):
+    """Inputs of :func:`compare_pricing_schemes` for one account."""
+
+    schemes: PricingSchemes
+    savings_per_month: Range
+    volume_per_month: Range
+
+
+UNITS_AT_CURRENT_VOLUME = 100.0
+"""Monthly units that stand for the account's current volume in :func:`pricing_for_account`."""
+
+
+def pricing_for_account(
+    annual_revenue: float,
+    margin: float,
+    *,
+    months: int = 36,
+    schemes: SchemeAssumptions | None = None,
+    value: ValueAssumptions | None = None,
+) -> AccountPricing:
+    """The four pricing schemes, the customer's savings and the volume for one account.
+
+    Parameters
+    ----------
+    annual_revenue : float
+        The account's current annual revenue with us (> 0); today's monthly fee
+        is a twelfth of it.
+    margin : float
+        Our current gross margin on the account (fraction <= 1); unit cost
+        ``(1 - margin) x`` the current unit price.
+    months : int, default 36
+        Contract term.
+    schemes : SchemeAssumptions, optional
+    value : ValueAssumptions, optional
+        The customer's measured monthly savings are
+        ``value.monthly_benefit_multiple() x`` today's monthly fee.
+
+    Returns
+    -------
+    AccountPricing
+        ``schemes`` (:class:`PricingSchemes`), ``savings_per_month`` and
+        ``volume_per_month`` (units, 100 = today) ranges.
+
+    Raises
+    ------
+    PricingError
+        For a non-positive revenue, a margin above 1 or a non-positive term.
+    """
+    if not (math.isfinite(annual_revenue) and annual_revenue > 0):
+        raise PricingError(f"annual_revenue must be a positive number, got {annual_revenue}")
+    if not (math.isfinite(margin) and margin <= 1):
+        raise PricingError(f"margin must be a fraction <= 1, got {margin}")
+    if months < 1:
+        raise PricingError(f"months must be >= 1, got {months}")
+    s = schemes or SchemeAssumptions()
+    v = value or ValueAssumptions()
+    fee = annual_revenue / 12
+    unit_price = fee / UNITS_AT_CURRENT_VOLUME
+    breaks = [b * UNITS_AT_CURRENT_VOLUME for b in s.tier_breaks] + [None]
+    tiers = [
+        Tier(up_to=b, unit_price=p * unit_price) for b, p in zip(breaks, s.tier_prices, strict=True)
+    ]
+    review = s.review_month if s.review_month is not None and s.review_month < months else None
+    plan = PricingSchemes(
+        months=months,
+        fixed_fee_monthly=fee,
+        outcome_fixed_fee_monthly=s.outcome_fixed_share * fee,
+        outcome_share=s.outcome_share,
+        outcome_cap_monthly=None
+        if s.outcome_cap_multiple is None
+        else s.outcome_cap_multiple * fee,
+        tiers=tiers,
+        list_fee_monthly=s.list_price_multiple * fee,
+        intro_discount_pct=s.intro_discount_pct,
+        intro_months=min(s.intro_months, months),
+        unit_cost=max(0.0, 1 - margin) * unit_price,
+        fixed_cost_monthly=0.0,
+        review_month=review,
+    )
+    return AccountPricing(
+        plan,
+        v.monthly_benefit_multiple().scaled(fee),
+        s.volume.scaled(UNITS_AT_CURRENT_VOLUME),
+    )
+
+
+def field_milestones(
+    detail: pd.DataFrame, months: tuple[int, ...] = (1, 3, 6, 12, 18, 24, 36)
+) -> pd.DataFrame:
+    """Selected months of :func:`field_detail` for a compact table (the last month always).
+
+    Parameters
+    ----------
+    detail : pandas.DataFrame
+        :func:`field_detail` output.
+    months : tuple of int
+        Months to show; those beyond the horizon are dropped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of ``detail`` for those months plus its last month, in month
+        order, with ``benefit`` (sum of the three drivers' mean monthly
+        benefit) added after ``ramp``.
+
+    Raises
+    ------
+    PricingError
+        When ``detail`` lacks ``month`` or the driver columns.
+    """
+    needed = ["month", "ramp", *DRIVERS]
+    missing = [c for c in needed if c not in detail.columns]
+    if missing:
+        raise PricingError(f"field_milestones needs field_detail output; missing {missing}")
+    last = int(detail["month"].max())
+    keep = sorted({m for m in months if 1 <= m <= last} | {last})
+    out = detail[detail["month"].isin(keep)].reset_index(drop=True)
+    out.insert(out.columns.get_loc("ramp") + 1, "benefit", out[list(DRIVERS)].sum(axis=1))
+    return out
+
+
 class PricingSettings(_Model):
-    """Defaults for ROI and pricing simulations (the ``[pricing]`` section of ``kam.toml``)."""
+    """Defaults for ROI and pricing simulations (the ``[pricing]`` section of ``kam.toml``).
+
+    ``price_cut_pct`` is the cut procurement asks for in the negotiation
+    analysis; ``value`` and ``schemes`` set the per-account assumptions of
+    :func:`roi_inputs_for_account` and :func:`pricing_for_account`.
+    """
 
     discount_rate_annual: float = Field(0.08, gt=-1)
     months: int = Field(36, ge=1)
     draws: int = Field(10_000, ge=1)
     seed: int = Field(0, ge=0)
+    price_cut_pct: float = Field(5.0, ge=0, lt=100)
+    value: ValueAssumptions = Field(default_factory=ValueAssumptions)
+    schemes: SchemeAssumptions = Field(default_factory=SchemeAssumptions)
+
+
+def pricing_scheme_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """One row per scheme with the numbers a pricing discussion needs.
+
+    Parameters
+    ----------
+    comparison : pandas.DataFrame
+        :func:`compare_pricing_schemes` output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``scheme`` (in :data:`SCHEMES` order, those present), ``revenue_p50``,
+        ``gross_profit_p10``, ``gross_profit_p50``, ``gross_profit_p90``,
+        ``customer_net_benefit_p10``, ``customer_net_benefit_p50``,
+        ``customer_loss_prob`` (share of draws where the customer's net benefit
+        is negative) and ``months_served_mean``.
+
+    Raises
+    ------
+    PricingError
+        When a column or metric is missing.
+    """
+    missing = [c for c in ("scheme", "metric", "mean", "p10", "p50", "p90", "prob_negative")]
+    missing = [c for c in missing if c not in comparison.columns]
+    if missing:
+        raise PricingError(
+            f"pricing_scheme_table needs compare_pricing_schemes output; missing {missing}"
+        )
+    needed = {"revenue", "gross_profit", "customer_net_benefit", "months_served"}
+    absent = sorted(needed - set(comparison["metric"]))
+    if absent:
+        raise PricingError(f"pricing_scheme_table: metric(s) {absent} missing from the comparison")
+    wide = comparison.set_index(["scheme", "metric"])
+    schemes = [s for s in SCHEMES if s in set(comparison["scheme"])]
+    schemes += [s for s in dict.fromkeys(comparison["scheme"]) if s not in schemes]
+
+    def pick(metric: str, stat: str) -> list[float]:
+        return [float(wide.loc[(s, metric), stat]) for s in schemes]
+
+    return pd.DataFrame(
+        {
+            "scheme": schemes,
+            "revenue_p50": pick("revenue", "p50"),
+            "gross_profit_p10": pick("gross_profit", "p10"),
+            "gross_profit_p50": pick("gross_profit", "p50"),
+            "gross_profit_p90": pick("gross_profit", "p90"),
+            "customer_net_benefit_p10": pick("customer_net_benefit", "p10"),
+            "customer_net_benefit_p50": pick("customer_net_benefit", "p50"),
+            "customer_loss_prob": pick("customer_net_benefit", "prob_negative"),
+            "months_served_mean": pick("months_served", "mean"),
+        }
+    )
+
+
+def best_scheme(table: pd.DataFrame, column: str) -> tuple[str, float]:
+    """The scheme with the largest value in ``column`` of :func:`pricing_scheme_table`.
+
+    Ties go to the first scheme in table order.
+
+    Returns
+    -------
+    (str, float)
+        Scheme name and its value.
+
+    Raises
+    ------
+    PricingError
+        For an unknown column or an empty table.
+    """
+    if column not in table.columns or "scheme" not in table.columns:
+        raise PricingError(f"best_scheme: column {column!r} or 'scheme' not in the table")
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
+    if values.size == 0 or not np.isfinite(values).any():
+        raise PricingError(f"best_scheme: no finite values in {column!r}")
+    i = int(np.nanargmax(values))
+    return str(table["scheme"].iloc[i]), float(values[i])

@@ -1660,3 +1660,511 @@ def price_negotiation(
     out = pd.DataFrame(rows, columns=["side", "metric", "current", "after_cut", "note"])
     out.insert(4, "change", out["after_cut"] - out["current"])
     return out
+
+
+# ---------------------------------------------------------------------------
+# Report helpers: the book from the LTV models, settings overrides, tidy tables
+# ---------------------------------------------------------------------------
+
+CHURN_SOURCES = ("ltv", "ltv_churned", "fallback")
+"""Where :func:`scenario_book` took an account's churn probability from."""
+
+
+def book_inputs_from_ltv(ltv: pd.DataFrame) -> pd.DataFrame:
+    """Churn and growth per account from the LTV models, for :func:`scenario_book`.
+
+    Parameters
+    ----------
+    ltv : pandas.DataFrame
+        :func:`kam_analysis.ltv.value.account_ltv` output: ``account_id``,
+        ``model``, ``monthly_churn``, ``growth_annual``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account_id`` (str), ``churn_prob_month`` (the contractual models'
+        ``monthly_churn``; 1.0 for accounts whose contract already ended as
+        churned - they earn nothing in the horizon; NaN where the models give no
+        forward churn rate, e.g. transactional BG/NBD accounts, whose
+        ``churn_risk_12m`` is the probability of being inactive *now*),
+        ``churn_source`` (``"ltv"``, ``"ltv_churned"`` or NaN) and
+        ``growth_annual`` (the models' shrunk annual growth, NaN when missing;
+        not used for churned accounts).
+
+    Raises
+    ------
+    ValueError
+        When a column is missing.
+    """
+    needed = ("account_id", "model", "monthly_churn", "growth_annual")
+    missing = [c for c in needed if c not in ltv.columns]
+    if missing:
+        raise ValueError(
+            f"book_inputs_from_ltv needs account_ltv output; missing column(s) {missing}"
+        )
+    model = ltv["model"].astype(str).to_numpy()
+    churn = pd.to_numeric(ltv["monthly_churn"], errors="coerce").to_numpy(float)
+    growth = pd.to_numeric(ltv["growth_annual"], errors="coerce").to_numpy(float)
+    churned = model == "churned"
+    has_rate = np.isfinite(churn) & (churn >= 0) & (churn <= 1) & ~churned
+    out = pd.DataFrame({"account_id": ltv["account_id"].astype(str).to_numpy()})
+    out["churn_prob_month"] = np.where(churned, 1.0, np.where(has_rate, churn, np.nan))
+    out["churn_source"] = pd.Series(
+        np.where(churned, "ltv_churned", np.where(has_rate, "ltv", None)), dtype=object
+    )
+    out["growth_annual"] = np.where(churned | ~np.isfinite(growth), np.nan, growth)
+    return out
+
+
+def scenario_book(
+    features: pd.DataFrame,
+    *,
+    ltv: pd.DataFrame | None = None,
+    default_churn_annual: float = 0.10,
+    default_volatility: float = 0.15,
+    growth_shrinkage: float = 0.5,
+    growth_bounds: tuple[float, float] = (-0.5, 1.0),
+) -> pd.DataFrame:
+    """The account book for the scenario report: features plus the LTV models' churn and growth.
+
+    :func:`book_from_features` builds the book; where ``ltv`` gives a forward
+    churn rate or a growth rate (see :func:`book_inputs_from_ltv`) it replaces
+    the fallback. Growth from the LTV models is clipped to ``growth_bounds``.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        As for :func:`book_from_features` (``name`` and ``tier`` kept when present,
+        e.g. the analysis context's ``scored`` table).
+    ltv : pandas.DataFrame, optional
+        :func:`kam_analysis.ltv.value.account_ltv` output; without it every account
+        gets the fallbacks.
+    default_churn_annual, default_volatility, growth_shrinkage, growth_bounds
+        Passed to :func:`book_from_features`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The book (:data:`BOOK_COLUMNS`, ``name``/``tier`` when present) plus
+        ``churn_source`` (one of :data:`CHURN_SOURCES`) and ``growth_source``
+        (``"ltv"`` or ``"features"`` - the shrunk year-on-year revenue growth).
+
+    Raises
+    ------
+    BookError, ValueError
+        For a bad feature table, argument or LTV table.
+    """
+    book = book_from_features(
+        features,
+        default_churn_annual=default_churn_annual,
+        default_volatility=default_volatility,
+        growth_shrinkage=growth_shrinkage,
+        growth_bounds=growth_bounds,
+    )
+    book["churn_source"] = "fallback"
+    book["growth_source"] = "features"
+    if ltv is None:
+        return book
+    inputs = book_inputs_from_ltv(ltv).drop_duplicates("account_id").set_index("account_id")
+    ids = book["account_id"]
+    churn = ids.map(inputs["churn_prob_month"]).to_numpy(float)
+    source = ids.map(inputs["churn_source"])
+    growth = ids.map(inputs["growth_annual"]).to_numpy(float)
+    has_churn = np.isfinite(churn)
+    has_growth = np.isfinite(growth)
+    book["churn_prob_month"] = np.where(has_churn, churn, book["churn_prob_month"])
+    book["churn_source"] = np.where(has_churn, source.to_numpy(dtype=object), "fallback")
+    lo, hi = growth_bounds
+    book["growth_annual"] = np.where(
+        has_growth, np.clip(growth, lo, hi), book["growth_annual"].to_numpy(float)
+    )
+    book["growth_source"] = np.where(has_growth, "ltv", "features")
+    return validate_book(book)
+
+
+def parse_scenario_names(text: str, settings: ScenarioSettings | None = None) -> list[str]:
+    """Scenario names from a comma-separated list, checked against the settings.
+
+    Parameters
+    ----------
+    text : str
+        E.g. ``"base, downside,upside"``; blanks and repeats are dropped.
+    settings : ScenarioSettings, optional
+        Defined scenarios (defaults when None).
+
+    Returns
+    -------
+    list of str
+        In the given order.
+
+    Raises
+    ------
+    ScenarioError
+        For an empty list or a name that is not defined.
+    """
+    settings = settings or ScenarioSettings()
+    names = list(dict.fromkeys(part.strip() for part in str(text).split(",") if part.strip()))
+    if not names:
+        raise ScenarioError(
+            f"no scenario names given in {text!r}; defined: {list(settings.scenarios)}"
+        )
+    unknown = [nm for nm in names if nm not in settings.scenarios]
+    if unknown:
+        raise ScenarioError(
+            f"unknown scenario(s) {unknown}; defined in [scenarios.scenarios]: "
+            f"{list(settings.scenarios)}"
+        )
+    return names
+
+
+def with_run_settings(
+    settings: ScenarioSettings | None = None,
+    *,
+    draws: int | None = None,
+    months: int | None = None,
+    seed: int | None = None,
+) -> ScenarioSettings:
+    """A copy of the scenario settings with the run's draws, horizon and seed (validated).
+
+    Parameters
+    ----------
+    settings : ScenarioSettings, optional
+        From the configuration (defaults when None).
+    draws, months, seed : int, optional
+        Replace the configured value when given.
+
+    Returns
+    -------
+    ScenarioSettings
+
+    Raises
+    ------
+    pydantic.ValidationError
+        For values outside the allowed ranges (e.g. ``draws < 1``, ``months > 120``).
+    """
+    settings = settings or ScenarioSettings()
+    updates = {
+        k: v for k, v in {"draws": draws, "months": months, "seed": seed}.items() if v is not None
+    }
+    return ScenarioSettings.model_validate({**settings.model_dump(), **updates})
+
+
+def first_forecast_month(as_of: Any) -> pd.Timestamp:
+    """Start of simulated month 1: the calendar month after the as-of date's month."""
+    return (pd.Timestamp(as_of).to_period("M") + 1).start_time
+
+
+def scenario_monthly(
+    results: dict[str, SimulationResult],
+    *,
+    metric: Literal["revenue", "gross_profit"] = "revenue",
+    start: Any = None,
+) -> pd.DataFrame:
+    """Monthly book quantiles of several scenarios in one tidy table (for fan charts).
+
+    Parameters
+    ----------
+    results : dict of str to SimulationResult
+        E.g. ``run_scenarios(...).results``.
+    metric : {"revenue", "gross_profit"}
+    start : date-like, optional
+        Calendar date of month 1 (see :func:`first_forecast_month`); adds ``date``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``scenario``, ``month`` (1..T), ``date`` (month start, when ``start``
+        is given), ``mean``, ``p10``, ``p50``, ``p90``; scenarios in the order
+        of ``results``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown metric or no results.
+    """
+    if metric not in ("revenue", "gross_profit"):
+        raise ValueError(f"metric must be 'revenue' or 'gross_profit', got {metric!r}")
+    if not results:
+        raise ValueError("scenario_monthly: no scenario results given")
+    frames = []
+    for name, res in results.items():
+        part = res.monthly()
+        part = part[part["metric"] == metric].drop(columns="metric")
+        part.insert(0, "scenario", name)
+        frames.append(part)
+    out = pd.concat(frames, ignore_index=True)
+    if start is not None:
+        first = pd.Timestamp(start).to_period("M")
+        out.insert(2, "date", [(first + int(m) - 1).start_time for m in out["month"]])
+    return out
+
+
+def book_history(
+    monthly_revenue: pd.DataFrame,
+    *,
+    metric: Literal["revenue", "gross_profit"] = "revenue",
+    last: int | None = 24,
+) -> pd.Series:
+    """The book's observed monthly total (all accounts), for the history line of a fan chart.
+
+    Parameters
+    ----------
+    monthly_revenue : pandas.DataFrame
+        ``month`` (date) and ``metric`` per account and month.
+    metric : {"revenue", "gross_profit"}
+    last : int or None, default 24
+        Keep the last ``last`` months (None: all).
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by month start (Timestamp), sorted.
+
+    Raises
+    ------
+    ValueError
+        For a missing column.
+    """
+    missing = [c for c in ("month", metric) if c not in monthly_revenue.columns]
+    if missing:
+        raise ValueError(f"book_history needs column(s) {missing}")
+    months = pd.to_datetime(monthly_revenue["month"]).dt.to_period("M").dt.start_time
+    total = monthly_revenue[metric].groupby(months.to_numpy()).sum().sort_index()
+    total.index.name = "month"
+    total.name = metric
+    return total if last is None else total.iloc[-last:]
+
+
+HHI_BANDS = ("unconcentrated", "moderate", "high")
+"""HHI bands of the US merger guidelines (2010): < 1,500, 1,500-2,500, > 2,500."""
+
+
+def hhi_band(hhi: float, *, moderate: float = 1500.0, high: float = 2500.0) -> str:
+    """Band of an HHI value on the 0-10,000 scale (see :data:`HHI_BANDS`).
+
+    References
+    ----------
+    U.S. DOJ and FTC, *Horizontal Merger Guidelines* (2010), section 5.3.
+    """
+    if not moderate <= high:
+        raise ValueError(f"need moderate <= high, got {moderate}, {high}")
+    if not np.isfinite(hhi):
+        raise ValueError(f"hhi must be a finite number, got {hhi}")
+    return HHI_BANDS[0] if hhi < moderate else HHI_BANDS[1] if hhi <= high else HHI_BANDS[2]
+
+
+def concentration_dashboard(
+    conc: pd.DataFrame,
+    metrics: Sequence[str] = ("top1_share", "top5_share", "top10_share", "hhi"),
+) -> pd.DataFrame:
+    """One row per metric with its revenue and gross-profit value and the flags.
+
+    Parameters
+    ----------
+    conc : pandas.DataFrame
+        :func:`concentration` output.
+    metrics : sequence of str
+        Metrics to keep, in this order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``metric``, ``revenue``, ``gross_profit`` (NaN when absent),
+        ``threshold`` (NaN when the metric has none), ``exceeds_revenue``,
+        ``exceeds_gross_profit``, ``exceeds`` (either basis) - bools.
+
+    Raises
+    ------
+    ValueError
+        For a missing column or a metric not in ``conc``.
+    """
+    missing = [c for c in ("basis", "metric", "value", "threshold", "exceeds") if c not in conc]
+    if missing:
+        raise ValueError(f"concentration_dashboard needs concentration() output; missing {missing}")
+    unknown = [m for m in metrics if m not in set(conc["metric"])]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; available: {sorted(set(conc['metric']))}")
+    part = conc[conc["metric"].isin(list(metrics))]
+    value = part.pivot(index="metric", columns="basis", values="value")
+    flags = part.pivot(index="metric", columns="basis", values="exceeds")
+    out = pd.DataFrame({"metric": list(metrics)})
+    for basis in ("revenue", "gross_profit"):
+        out[basis] = out["metric"].map(value[basis]) if basis in value else np.nan
+        out[f"exceeds_{basis}"] = (
+            out["metric"].map(flags[basis]).fillna(False).astype(bool) if basis in flags else False
+        )
+    out["threshold"] = out["metric"].map(part.groupby("metric")["threshold"].first())
+    out["exceeds"] = out["exceeds_revenue"] | out["exceeds_gross_profit"]
+    return out[
+        [
+            "metric",
+            "revenue",
+            "gross_profit",
+            "threshold",
+            "exceeds_revenue",
+            "exceeds_gross_profit",
+            "exceeds",
+        ]
+    ]
+
+
+def pick_focus_account(
+    book: pd.DataFrame, requested: str = "", key_accounts: Sequence[str] = ()
+) -> str:
+    """The account for the negotiation and pricing analyses.
+
+    Parameters
+    ----------
+    book : pandas.DataFrame
+        The account book.
+    requested : str, default ""
+        An account id; "" picks the first of ``key_accounts`` that is in the
+        book, else the account with the largest current revenue.
+    key_accounts : sequence of str
+        Key-account ids, best first.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ScenarioError
+        When ``requested`` is not in the book, or the chosen account has no
+        current revenue.
+    """
+    ids = book["account_id"].astype(str)
+    revenue = pd.to_numeric(book["monthly_revenue"], errors="coerce").fillna(0.0)
+    if requested:
+        if requested not in set(ids):
+            raise ScenarioError(
+                f"focus_account {requested!r} is not in the book; e.g. {list(ids.head(3))}"
+            )
+        chosen = requested
+    else:
+        known = [a for a in key_accounts if a in set(ids)]
+        chosen = known[0] if known else str(ids.iloc[int(np.argmax(revenue.to_numpy()))])
+    if float(revenue[ids == chosen].iloc[0]) <= 0:
+        raise ScenarioError(f"focus_account {chosen!r} has no current revenue to negotiate on")
+    return chosen
+
+
+def break_even_curve(margin: float, max_cut: float | None = None, points: int = 41) -> pd.DataFrame:
+    """Volume increase needed to keep gross profit for price cuts from 0 to ``max_cut``.
+
+    Parameters
+    ----------
+    margin : float
+        Current gross margin, fraction in (0, 1].
+    max_cut : float, optional
+        Largest cut (fraction); default ``min(0.3, 0.8 * margin)``, which stays
+        below the margin (where no volume is enough).
+    points : int, default 41
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``price_cut`` and ``volume_increase`` (fractions,
+        :func:`break_even_volume_increase`; inf at or beyond the margin).
+
+    Raises
+    ------
+    ValueError
+        For a margin outside (0, 1], a negative ``max_cut`` or ``points < 2``.
+    """
+    if not 0 < margin <= 1:
+        raise ValueError(f"margin must be in (0, 1] for a break-even curve, got {margin}")
+    if points < 2:
+        raise ValueError(f"points must be >= 2, got {points}")
+    max_cut = min(0.3, 0.8 * margin) if max_cut is None else max_cut
+    if not max_cut >= 0:
+        raise ValueError(f"max_cut must be >= 0, got {max_cut}")
+    cuts = np.linspace(0.0, max_cut, points)
+    volume = [break_even_volume_increase(margin, float(c)) for c in cuts]
+    return pd.DataFrame({"price_cut": cuts, "volume_increase": volume})
+
+
+BOOK_TORNADO_INPUTS = ("churn_multiplier", "growth_shift", "price_cut_pct", "top_accounts_lost")
+"""Levers of :func:`book_tornado`."""
+
+
+def book_tornado(
+    book: pd.DataFrame,
+    *,
+    months: int = 36,
+    metric: Literal["revenue", "gross_profit"] = "gross_profit",
+    ranges: dict[str, tuple[float, float]] | None = None,
+) -> pd.DataFrame:
+    """Which book-level assumption moves the expected horizon total most (one at a time).
+
+    Expected totals are closed-form (:func:`expected_account_paths`, no Monte
+    Carlo noise). The base is the book as it is (multiplier 1, no shift, no
+    cut, no loss); each lever moves alone to its low and high value:
+
+    * ``churn_multiplier`` - monthly churn of every account times the factor;
+    * ``growth_shift`` - annual growth points added to every account;
+    * ``price_cut_pct`` - price cut (percent) on the whole book from month 1;
+    * ``top_accounts_lost`` - the largest accounts by revenue lost at month 1
+      (rounded to whole accounts).
+
+    Parameters
+    ----------
+    book : pandas.DataFrame
+        The account book.
+    months : int, default 36
+    metric : {"revenue", "gross_profit"}, default "gross_profit"
+    ranges : dict, optional
+        Lever -> (low, high); defaults ``churn_multiplier`` (0.5, 2.0),
+        ``growth_shift`` (-0.05, 0.05), ``price_cut_pct`` (0, 5),
+        ``top_accounts_lost`` (0, 1). Given entries replace the defaults.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`kam_analysis.pricing.tornado` columns (``input``, ``base_value``,
+        ``low_value``, ``high_value``, ``output_base``, ``output_low``,
+        ``output_high``, ``swing``), largest swing first.
+
+    Raises
+    ------
+    ValueError
+        For an unknown lever or metric; :class:`ScenarioError` for an
+        impossible value (e.g. growth shifted to <= -100 %).
+    """
+    from kam_analysis.pricing import tornado
+
+    if metric not in ("revenue", "gross_profit"):
+        raise ValueError(f"metric must be 'revenue' or 'gross_profit', got {metric!r}")
+    book = validate_book(book)
+    limits = {
+        "churn_multiplier": (0.5, 2.0),
+        "growth_shift": (-0.05, 0.05),
+        "price_cut_pct": (0.0, 5.0),
+        "top_accounts_lost": (0.0, 1.0),
+    }
+    unknown = sorted(set(ranges or {}) - set(limits))
+    if unknown:
+        raise ValueError(f"unknown lever(s) {unknown}; known: {list(BOOK_TORNADO_INPUTS)}")
+    limits.update(ranges or {})
+    base = {
+        "churn_multiplier": 1.0,
+        "growth_shift": 0.0,
+        "price_cut_pct": 0.0,
+        "top_accounts_lost": 0,
+    }
+
+    def expected_total(values: dict[str, float]) -> float:
+        shocks: list[Any] = [
+            ChurnMultiplier(factor=values["churn_multiplier"]),
+            GrowthShift(delta_annual=values["growth_shift"]),
+        ]
+        if values["price_cut_pct"] > 0:
+            shocks.append(PriceCut(pct=values["price_cut_pct"]))
+        k = int(round(values["top_accounts_lost"]))
+        if k > 0:
+            shocks.append(LoseTopK(k=k, month=1))
+        resolved = resolve_scenario(Scenario(name="tornado", shocks=shocks), book, months=months)
+        rev, gp, _ = expected_account_paths(book, resolved, months)
+        return float((rev if metric == "revenue" else gp).sum())
+
+    return tornado(expected_total, base, limits)

@@ -1184,7 +1184,15 @@ def agreement_level(kappa: float) -> str:
 
 
 def cluster_disagreements(check: ClusterCheck) -> pd.DataFrame:
-    """Where the data-driven clusters and the rule tiers disagree.
+    """Where the data-driven clusters and the rule tiers disagree, in words a reader can use.
+
+    Each rule tier has a *home* cluster: the cluster holding most of its
+    accounts (ties: the lower cluster number). Accounts of a tier outside its
+    home cluster are the disagreements. They sit either with most accounts
+    of other tiers (``home_of`` names those tiers: they look alike in the
+    data but the rules separate them) or in a cluster that is home to no
+    tier (``home_of`` is empty: a group the rules do not describe, e.g.
+    lapsed customers).
 
     Parameters
     ----------
@@ -1194,28 +1202,40 @@ def cluster_disagreements(check: ClusterCheck) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per (rule tier, cluster) cell whose cluster is matched to a
-        different tier: ``tier``, ``cluster``, ``matched_tier``,
-        ``n_accounts``, ``share_of_tier`` (of the accounts in that rule tier);
-        largest cells first (ties by tier order, then cluster).
+        One row per (tier, cluster) cell outside the tier's home cluster:
+        ``tier``, ``cluster``, ``n_accounts``, ``share_of_tier`` (of the
+        accounts in that tier), ``home_of`` (tuple of the tiers whose home the
+        cluster is, in tier order); largest cells first (ties by tier order,
+        then cluster). Empty when every tier sits in one cluster.
     """
-    a = check.assignments
-    off = a[a["tier"].astype(str) != a["matched_tier"].astype(str)]
-    cols = ["tier", "cluster", "matched_tier", "n_accounts", "share_of_tier"]
-    if off.empty:
-        return pd.DataFrame(
-            {c: pd.Series(dtype="int64" if c == "n_accounts" else "object") for c in cols}
-        ).astype({"share_of_tier": "float64"})
-    cells = off.groupby(["tier", "cluster", "matched_tier"]).size().rename("n_accounts")
-    cells = cells.reset_index()
-    tier_size = a["tier"].value_counts()
-    cells["share_of_tier"] = cells["n_accounts"] / cells["tier"].map(tier_size).to_numpy()
-    level = {t: i for i, t in enumerate(TIERS)}
-    cells["_lvl"] = cells["tier"].map(level).fillna(len(TIERS))
-    cells = cells.sort_values(
-        ["n_accounts", "_lvl", "cluster"], ascending=[False, True, True], ignore_index=True
+    ct = check.crosstab
+    cols = ["tier", "cluster", "n_accounts", "share_of_tier", "home_of"]
+    home = {tier: ct.loc[tier].idxmax() for tier in ct.index if ct.loc[tier].sum() > 0}
+    rows = []
+    for rank, tier in enumerate(ct.index):
+        total = ct.loc[tier].sum()
+        for cluster in ct.columns:
+            n = int(ct.loc[tier, cluster])
+            if n == 0 or cluster == home.get(tier):
+                continue
+            rows.append(
+                {
+                    "tier": tier,
+                    "cluster": cluster,
+                    "n_accounts": n,
+                    "share_of_tier": n / total,
+                    "home_of": tuple(t for t in ct.index if home.get(t) == cluster),
+                    "_rank": rank,
+                }
+            )
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in cols}).astype(
+            {"n_accounts": "int64", "share_of_tier": "float64"}
+        )
+    out = pd.DataFrame(rows).sort_values(
+        ["n_accounts", "_rank", "cluster"], ascending=[False, True, True], ignore_index=True
     )
-    return cells[cols].astype({"n_accounts": "int64"})
+    return out[cols]
 
 
 def matrix_splits(

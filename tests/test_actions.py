@@ -124,7 +124,7 @@ RULE_CASES = [
             }
         },
         None,
-        "single-threaded: 1 contact(s)",
+        "single-threaded: only 1 known contact(s)",
     ),
     (
         "review_cadence",

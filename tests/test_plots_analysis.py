@@ -169,3 +169,30 @@ def test_pareto_curves_revenue_and_gross_profit():
     assert len(ax2.lines) == 2
     with pytest.raises(ValueError, match="mark"):
         plots.pareto_curves(table, mark=1.5)
+
+
+def test_quadrant_scatter_stacks_labels_of_clustered_points():
+    # ten accounts at almost the same spot: their labels must not overlap
+    df = pd.DataFrame(
+        {
+            "position": np.r_[np.linspace(80, 81, 10), [10.0, 20.0, 30.0]],
+            "attractiveness": np.r_[np.linspace(90, 90.5, 10), [10.0, 20.0, 30.0]],
+            "name": [f"acc{i}" for i in range(13)],
+            "quadrant": ["strategic"] * 10 + ["streamline"] * 3,
+        }
+    )
+    ax = plots.quadrant_scatter(
+        df, "position", "attractiveness", "name", x_split=50, y_split=50, top_n=10
+    )
+    labels = ax.texts[4:]
+    assert len(labels) == 10
+    ys = np.array([a.xyann[1] for a in labels])
+    y0, y1 = ax.get_ylim()
+    assert (np.diff(ys) <= -0.045 * (y1 - y0) + 1e-9).all()  # top to bottom, spaced
+    # each label still points at its own account
+    points = dict(
+        zip(df["name"], zip(df["position"], df["attractiveness"], strict=True), strict=True)
+    )
+    assert all(tuple(a.xy) == points[a.get_text()] for a in labels)
+    # the points are on the right, so the column stands to their left
+    assert all(a.xyann[0] < 80 for a in labels)

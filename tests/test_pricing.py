@@ -241,3 +241,114 @@ def test_pricing_scheme_validation():
         make_schemes(tiers=[{"up_to": 10, "unit_price": 1}, {"up_to": 5, "unit_price": 1}])
     with pytest.raises(pydantic.ValidationError):
         make_schemes(outcome_share=1.5)
+
+
+# --- per-account assumptions (notebook 04) --------------------------------------------
+
+
+def test_roi_inputs_for_account_scales_multiples_by_fee():
+    a = pr.ValueAssumptions(
+        cost_reduction=pr.Range(low=0.5, mode=1.0, high=2.0),
+        revenue_uplift=pr.Range.fixed(0.0),
+        utilisation_points=pr.Range.fixed(0.0),
+        implementation_cost=pr.Range.fixed(0.25),
+        adoption_ramp_months=pr.Range.fixed(0.0),
+    )
+    inputs = pr.roi_inputs_for_account(1200.0, a)
+    assert inputs.annual_fee == pr.Range.fixed(1200.0)
+    assert (inputs.cost_reduction_per_year.low, inputs.cost_reduction_per_year.high) == (600, 2400)
+    assert inputs.implementation_cost.mode == 300.0
+    # at the modes: 36 months of (1200 - 1200) / 12 net, minus 300 up front, no discount
+    assert pr.roi_at(inputs, discount_rate_annual=0.0)["npv"] == pytest.approx(-300.0)
+    with pytest.raises(pr.PricingError, match="annual_fee"):
+        pr.roi_inputs_for_account(0.0)
+
+
+def test_value_assumptions_benefit_multiple_and_validation():
+    a = pr.ValueAssumptions()
+    m = a.monthly_benefit_multiple()
+    # modes: 1.0 + 1.5 x 0.25 + 2 x 0.04 = 1.455; lows 0.4 + 0 + 0; highs 1.8 + 1.0 + 0.3
+    assert (m.low, m.mode, m.high) == pytest.approx((0.4, 1.455, 3.1))
+    with pytest.raises(pydantic.ValidationError, match="implementation_cost"):
+        pr.ValueAssumptions(implementation_cost=pr.Range(low=-1, mode=0, high=1))
+
+
+def test_pricing_for_account_builds_schemes_relative_to_today():
+    acct = pr.pricing_for_account(12_000.0, 0.4, months=24)
+    s = acct.schemes
+    assert s.fixed_fee_monthly == 1000.0
+    assert s.outcome_fixed_fee_monthly == pytest.approx(600.0)
+    assert s.outcome_cap_monthly == pytest.approx(1500.0)
+    assert s.list_fee_monthly == pytest.approx(1050.0)
+    assert s.unit_cost == pytest.approx(6.0)  # (1 - 0.4) x 1000 / 100 units
+    assert [t.up_to for t in s.tiers] == [80.0, 120.0, None]
+    # today's volume (100 units): 80 x 10.5 + 20 x 9.5 = 1030
+    assert pr.tiered_price(np.array([100.0]), s.tiers)[0] == pytest.approx(1030.0)
+    assert acct.volume_per_month.mode == 100.0
+    assert acct.savings_per_month.mode == pytest.approx(1455.0)
+    # fixed scheme, no churn at review: our GP = 24 x (1000 - 6 x volume)
+    flat = pr.pricing_for_account(
+        12_000.0,
+        0.4,
+        months=24,
+        schemes=pr.SchemeAssumptions(volume=pr.Range.fixed(1.0), review_month=None),
+    )
+    draws = pr.simulate_pricing_schemes(
+        flat.schemes,
+        savings_per_month=flat.savings_per_month,
+        volume_per_month=flat.volume_per_month,
+        draws=50,
+    )
+    fixed = draws[draws["scheme"] == "fixed"]
+    np.testing.assert_allclose(fixed["gross_profit"], 24 * (1000 - 600))
+    with pytest.raises(pr.PricingError, match="margin"):
+        pr.pricing_for_account(12_000.0, 1.5)
+    with pytest.raises(pydantic.ValidationError, match="one more entry"):
+        pr.SchemeAssumptions(tier_breaks=[1.0], tier_prices=[1.0])
+
+
+def test_pricing_scheme_table_and_best_scheme():
+    acct = pr.pricing_for_account(12_000.0, 0.4, months=12)
+    comparison = pr.compare_pricing_schemes(
+        acct.schemes,
+        savings_per_month=acct.savings_per_month,
+        volume_per_month=acct.volume_per_month,
+        draws=500,
+        seed=1,
+    )
+    table = pr.pricing_scheme_table(comparison)
+    assert table["scheme"].tolist() == list(pr.SCHEMES)
+    c = comparison.set_index(["scheme", "metric"])
+    assert table.loc[1, "gross_profit_p50"] == c.loc[("fixed_plus_outcome", "gross_profit"), "p50"]
+    assert (
+        table.loc[2, "customer_loss_prob"]
+        == c.loc[("tiered", "customer_net_benefit"), "prob_negative"]
+    )
+    name, value = pr.best_scheme(table, "revenue_p50")
+    assert value == table["revenue_p50"].max()
+    assert name == table.loc[table["revenue_p50"].idxmax(), "scheme"]
+    with pytest.raises(pr.PricingError, match="missing"):
+        pr.pricing_scheme_table(comparison.drop(columns="p90"))
+    with pytest.raises(pr.PricingError, match="margin_p50"):
+        pr.best_scheme(table, "margin_p50")
+
+
+def test_field_milestones_selects_months_and_sums_benefit():
+    result = pr.simulate_roi(fixed_inputs(adoption_ramp_months=4.0), draws=20, months=10)
+    detail = pr.field_detail(result)
+    out = pr.field_milestones(detail, months=(1, 3, 12))
+    assert out["month"].tolist() == [1, 3, 10]  # 12 is beyond the horizon; the last month added
+    # month 1: ramp 1/4 of 120000 / 12 = 2500
+    assert out.loc[0, "benefit"] == pytest.approx(2500.0)
+    assert list(out.columns[:3]) == ["month", "ramp", "benefit"]
+    with pytest.raises(pr.PricingError, match="field_detail"):
+        pr.field_milestones(detail.drop(columns="ramp"))
+
+
+def test_pricing_settings_carry_assumptions():
+    settings = pr.PricingSettings.model_validate(
+        {"price_cut_pct": 8, "value": {"uplift_margin": 0.4}, "schemes": {"intro_months": 3}}
+    )
+    assert settings.value.uplift_margin == 0.4 and settings.schemes.intro_months == 3
+    with pytest.raises(pydantic.ValidationError):
+        pr.PricingSettings(price_cut_pct=100)

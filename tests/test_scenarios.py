@@ -485,3 +485,222 @@ def test_book_from_features_fallbacks():
     assert (book["volatility_annual"] == 0.2).all()
     with pytest.raises(sc.BookError, match="revenue_growth"):
         sc.book_from_features(feats.drop(columns="revenue_growth"))
+
+
+# --- report helpers (notebook 04) ----------------------------------------------------
+
+
+def _ltv_frame():
+    return pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c", "d"],
+            "model": ["contractual_hazard", "transactional_bgnbd", "churned", "contractual_sbg"],
+            "monthly_churn": [0.01, np.nan, np.nan, 0.02],
+            "growth_annual": [0.05, 0.10, 0.0, np.nan],
+        }
+    )
+
+
+def test_book_inputs_from_ltv_maps_models():
+    out = sc.book_inputs_from_ltv(_ltv_frame())
+    np.testing.assert_allclose(out["churn_prob_month"], [0.01, np.nan, 1.0, 0.02])
+    assert out["churn_source"].tolist() == ["ltv", None, "ltv_churned", "ltv"]
+    np.testing.assert_allclose(out["growth_annual"], [0.05, 0.10, np.nan, np.nan])
+    with pytest.raises(ValueError, match="monthly_churn"):
+        sc.book_inputs_from_ltv(_ltv_frame().drop(columns="monthly_churn"))
+
+
+def test_scenario_book_uses_ltv_where_given_and_fallbacks_elsewhere():
+    feats = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c", "d", "e"],
+            "revenue_12m": [1200.0, 2400.0, 600.0, 1200.0, 1200.0],
+            "gross_profit_12m": [600.0, 600.0, 300.0, 300.0, 300.0],
+            "revenue_growth": [0.5, -0.1, 0.0, 0.2, 3.0],
+            "name": list("ABCDE"),
+        }
+    )
+    ltv = pd.concat(
+        [
+            _ltv_frame(),
+            pd.DataFrame(
+                [
+                    {
+                        "account_id": "e",
+                        "model": "contractual_hazard",
+                        "monthly_churn": 0.03,
+                        "growth_annual": 5.0,
+                    }
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
+    plain = sc.scenario_book(feats)
+    assert (plain["churn_source"] == "fallback").all()
+    assert (plain["growth_source"] == "features").all()
+    book = sc.scenario_book(feats, ltv=ltv, growth_bounds=(-0.5, 1.0))
+    fallback = 1 - 0.9 ** (1 / 12)
+    np.testing.assert_allclose(book["churn_prob_month"], [0.01, fallback, 1.0, 0.02, 0.03])
+    assert book["churn_source"].tolist() == ["ltv", "fallback", "ltv_churned", "ltv", "ltv"]
+    # LTV growth where finite (clipped to the bounds), the features' shrunk growth elsewhere
+    assert book["growth_source"].tolist() == ["ltv", "ltv", "features", "features", "ltv"]
+    np.testing.assert_allclose(book.loc[[0, 1, 4], "growth_annual"], [0.05, 0.10, 1.0])
+    np.testing.assert_allclose(
+        book.loc[[2, 3], "growth_annual"], plain.loc[[2, 3], "growth_annual"]
+    )
+    assert book["name"].tolist() == list("ABCDE")
+    # a churned account earns nothing in the simulation
+    res = sc.simulate_book(book.iloc[[2]], months=3, draws=10)
+    assert np.all(res.revenue_paths == 0)
+
+
+def test_parse_scenario_names_and_errors():
+    settings = sc.ScenarioSettings()
+    assert sc.parse_scenario_names(" downside, base,downside ,", settings) == ["downside", "base"]
+    with pytest.raises(sc.ScenarioError, match=r"unknown scenario\(s\) \['crash'\]"):
+        sc.parse_scenario_names("base,crash", settings)
+    with pytest.raises(sc.ScenarioError, match="no scenario names"):
+        sc.parse_scenario_names(" , ", settings)
+
+
+def test_with_run_settings_overrides_and_validates():
+    base = sc.ScenarioSettings(market_factor_weight=0.5)
+    out = sc.with_run_settings(base, draws=123, months=24)
+    assert (out.draws, out.months, out.seed, out.market_factor_weight) == (123, 24, 0, 0.5)
+    assert set(out.scenarios) == set(base.scenarios)
+    assert base.draws == 10_000  # input untouched
+    with pytest.raises(pydantic.ValidationError):
+        sc.with_run_settings(base, months=500)
+
+
+def test_first_forecast_month():
+    assert sc.first_forecast_month("2026-03-31") == pd.Timestamp("2026-04-01")
+    assert sc.first_forecast_month("2026-12-01") == pd.Timestamp("2027-01-01")
+
+
+def test_scenario_monthly_stacks_quantiles_with_dates():
+    book = make_book(3)
+    results = {
+        "base": sc.simulate_book(book, months=4, draws=5),
+        "cut": sc.simulate_book(
+            book, months=4, draws=5, scenario=sc.Scenario(shocks=[sc.PriceCut(pct=10)])
+        ),
+    }
+    out = sc.scenario_monthly(results, start="2026-11-15")
+    assert out["scenario"].tolist() == ["base"] * 4 + ["cut"] * 4
+    assert out["date"].iloc[:4].tolist() == list(
+        pd.to_datetime(["2026-11-01", "2026-12-01", "2027-01-01", "2027-02-01"])
+    )
+    # no volatility, no churn: the cut case is exactly 90 % of the base
+    np.testing.assert_allclose(out["p50"].iloc[4:], 0.9 * out["p50"].iloc[:4].to_numpy())
+    gp = sc.scenario_monthly(results, metric="gross_profit")
+    np.testing.assert_allclose(gp["p50"].iloc[:4], 0.3 * out["p50"].iloc[:4].to_numpy())
+    with pytest.raises(ValueError, match="metric"):
+        sc.scenario_monthly(results, metric="margin")
+
+
+def test_book_history_sums_accounts_per_month():
+    monthly = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "a", "b", "a"],
+            "month": pd.to_datetime(
+                ["2026-01-01", "2026-01-01", "2026-02-01", "2026-03-01", "2026-03-01"]
+            ),
+            "revenue": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
+    out = sc.book_history(monthly, last=2)
+    assert out.index.tolist() == list(pd.to_datetime(["2026-02-01", "2026-03-01"]))
+    assert out.tolist() == [3.0, 9.0]
+    assert sc.book_history(monthly, last=None).iloc[0] == 3.0
+    with pytest.raises(ValueError, match="gross_profit"):
+        sc.book_history(monthly, metric="gross_profit")
+
+
+@pytest.mark.parametrize(
+    ("hhi", "band"),
+    [
+        (0.0, "unconcentrated"),
+        (1499.9, "unconcentrated"),
+        (1500, "moderate"),
+        (2500, "moderate"),
+        (2500.1, "high"),
+        (10_000, "high"),
+    ],
+)
+def test_hhi_band_merger_guideline_cutoffs(hhi, band):
+    assert sc.hhi_band(hhi) == band
+
+
+def test_concentration_dashboard_pivots_and_flags():
+    # shares 0.5 / 0.3 / 0.2 -> HHI 3,800 (hand-computed); GP 0.2 / 0.4 / 0.4 -> 3,600
+    frame = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c"],
+            "revenue": [50.0, 30.0, 20.0],
+            "gross_profit": [2.0, 4.0, 4.0],
+        }
+    )
+    conc = sc.concentration(frame, sc.ConcentrationThresholds(top1_share=0.45))
+    dash = sc.concentration_dashboard(conc)
+    assert dash["metric"].tolist() == ["top1_share", "top5_share", "top10_share", "hhi"]
+    row = dash.set_index("metric")
+    assert row.loc["hhi", "revenue"] == pytest.approx(3800)
+    assert row.loc["hhi", "gross_profit"] == pytest.approx(3600)
+    assert row.loc["top1_share", "threshold"] == 0.45
+    assert bool(row.loc["top1_share", "exceeds_revenue"]) is True
+    assert bool(row.loc["top1_share", "exceeds_gross_profit"]) is False
+    assert bool(row.loc["top1_share", "exceeds"]) is True
+    assert math.isnan(row.loc["top10_share", "threshold"])
+    assert not row.loc["top10_share", "exceeds"]
+    with pytest.raises(ValueError, match="unknown metric"):
+        sc.concentration_dashboard(conc, ["top3_share"])
+
+
+def test_pick_focus_account():
+    book = make_book(4, revenue=[10.0, 40.0, 0.0, 20.0])
+    assert sc.pick_focus_account(book) == "A1"  # largest revenue
+    assert sc.pick_focus_account(book, key_accounts=["X9", "A3", "A1"]) == "A3"
+    assert sc.pick_focus_account(book, "A0", ["A3"]) == "A0"
+    with pytest.raises(sc.ScenarioError, match="'Z' is not in the book"):
+        sc.pick_focus_account(book, "Z")
+    with pytest.raises(sc.ScenarioError, match="no current revenue"):
+        sc.pick_focus_account(book, "A2")
+
+
+def test_break_even_curve_matches_formula():
+    curve = sc.break_even_curve(0.25, max_cut=0.2, points=5)
+    np.testing.assert_allclose(curve["price_cut"], [0, 0.05, 0.1, 0.15, 0.2])
+    # cut / (margin - cut): 0.05 / 0.20 = 0.25, 0.1 / 0.15, 0.15 / 0.1, 0.2 / 0.05
+    np.testing.assert_allclose(curve["volume_increase"], [0, 0.25, 2 / 3, 1.5, 4.0])
+    default = sc.break_even_curve(0.25)
+    assert default["price_cut"].max() == pytest.approx(0.2)  # 0.8 x margin
+    assert math.isinf(sc.break_even_curve(0.1, max_cut=0.1)["volume_increase"].iloc[-1])
+    with pytest.raises(ValueError, match="margin"):
+        sc.break_even_curve(0.0)
+
+
+def test_book_tornado_closed_form_swings():
+    # no churn, no growth: expected GP = 0.3 x 36 x sum(revenue); a 5 % cut takes
+    # 0.05 x 36 x sum(revenue) off; losing the top account its 36 x 600 x 0.3.
+    book = make_book(6, margin=0.3)
+    total = 36 * book["monthly_revenue"].sum()
+    out = sc.book_tornado(book, months=36).set_index("input")
+    assert out.loc["price_cut_pct", "output_base"] == pytest.approx(0.3 * total)
+    assert out.loc["price_cut_pct", "output_high"] == pytest.approx(0.25 * total)
+    assert out.loc["top_accounts_lost", "output_high"] == pytest.approx(0.3 * (total - 36 * 600))
+    assert out.loc["churn_multiplier", "swing"] == pytest.approx(0.0)  # zero churn stays zero
+    g = out.loc["growth_shift"]
+    t = np.arange(1, 37)
+    expected_high = 0.3 * book["monthly_revenue"].sum() * (1.05 ** (t / 12)).sum()
+    assert g["output_high"] == pytest.approx(expected_high)
+    # the top account is 600 / 2,100 of the book: the largest swing, listed first
+    assert out.index[0] == "top_accounts_lost"
+    assert list(out["swing"]) == sorted(out["swing"], reverse=True)
+    revenue = sc.book_tornado(book, months=12, metric="revenue", ranges={"price_cut_pct": (0, 10)})
+    assert revenue.set_index("input").loc["price_cut_pct", "output_high"] == pytest.approx(
+        0.9 * 12 * book["monthly_revenue"].sum()
+    )
+    with pytest.raises(ValueError, match="unknown lever"):
+        sc.book_tornado(book, ranges={"fx_rate": (0, 1)})

@@ -476,40 +476,45 @@ def test_agreement_level_landis_koch_bands():
     assert agreement_level(float("nan")) == "undefined"
 
 
-def test_cluster_disagreements_lists_the_off_diagonal_cells():
+def test_cluster_disagreements_names_home_clusters():
     from kam_analysis.segmentation import ClusterCheck, cluster_disagreements
 
-    a = pd.DataFrame(
-        {
-            "account_id": list("abcdefg"),
-            "tier": ["key", "key", "standard", "standard", "standard", "growth", "growth"],
-            "cluster": ["C1", "C1", "C1", "C1", "C2", "C3", "C2"],
-            "matched_tier": ["key", "key", "key", "key", "standard", "growth", "standard"],
-        }
+    # key: 10 in C1; growth: 6 in C1, 2 in C3; standard: 4 in C1, 20 in C2, 8 in C3
+    crosstab = pd.DataFrame(
+        [[10, 0, 0], [6, 0, 2], [4, 20, 8]],
+        index=pd.Index(["key", "growth", "standard"], name="tier"),
+        columns=pd.Index(["C1", "C2", "C3"], name="cluster"),
     )
     check = ClusterCheck(
-        assignments=a, crosstab=pd.DataFrame(), centers=pd.DataFrame(), ari=0.0, kappa=0.0
+        assignments=pd.DataFrame(),
+        crosstab=crosstab,
+        centers=pd.DataFrame(),
+        ari=0.0,
+        kappa=0.0,
     )
     out = cluster_disagreements(check)
     assert out.to_dict("records") == [
+        # standard accounts in C3, a cluster home to no tier
+        {
+            "tier": "standard",
+            "cluster": "C3",
+            "n_accounts": 8,
+            "share_of_tier": 0.25,
+            "home_of": (),
+        },
+        # standard accounts sitting with most key accounts and growth candidates
         {
             "tier": "standard",
             "cluster": "C1",
-            "matched_tier": "key",
-            "n_accounts": 2,
-            "share_of_tier": pytest.approx(2 / 3),
+            "n_accounts": 4,
+            "share_of_tier": 0.125,
+            "home_of": ("key", "growth"),
         },
-        {
-            "tier": "growth",
-            "cluster": "C2",
-            "matched_tier": "standard",
-            "n_accounts": 1,
-            "share_of_tier": 0.5,
-        },
+        {"tier": "growth", "cluster": "C3", "n_accounts": 2, "share_of_tier": 0.25, "home_of": ()},
     ]
     agree = ClusterCheck(
-        assignments=a.assign(matched_tier=a["tier"]),
-        crosstab=pd.DataFrame(),
+        assignments=pd.DataFrame(),
+        crosstab=pd.DataFrame([[5, 0], [0, 7]], index=["key", "standard"], columns=["C1", "C2"]),
         centers=pd.DataFrame(),
         ari=1.0,
         kappa=1.0,
