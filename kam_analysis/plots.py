@@ -307,6 +307,37 @@ def figure(
     return plt.subplots(nrows, ncols, figsize=(w, h), **subplots_kw)
 
 
+def _interval_rows(
+    ax: Axes,
+    data: pd.DataFrame,
+    value: str,
+    lower: str,
+    upper: str,
+    label: str,
+    hue: str | None,
+    lang: str,
+    hue_prefix: str,
+) -> None:
+    """One row per record, top first: a point at ``value`` with a ``lower``-``upper`` bar."""
+    y = np.arange(len(data))[::-1]
+    v = data[value].to_numpy(dtype=float)
+    lo = data[lower].to_numpy(dtype=float)
+    hi = data[upper].to_numpy(dtype=float)
+    cats = data[hue].astype(str).to_numpy() if hue else np.array([""] * len(data))
+    for i, cat in enumerate(sorted(set(cats))):  # same colours as scatter_labeled
+        m = cats == cat
+        ax.errorbar(
+            v[m],
+            y[m],
+            xerr=[np.clip(v[m] - lo[m], 0, None), np.clip(hi[m] - v[m], 0, None)],
+            fmt="o",
+            color=f"C{i % 10}",
+            capsize=3,
+            label=_plain(label_for(cat, lang, prefix=hue_prefix)) if hue else None,
+        )
+    ax.set_yticks(y, [_plain(s) for s in data[label]])
+
+
 def _new_ax(ax: Axes | None, **kw: Any) -> Axes:
     if ax is not None:
         return ax
@@ -1088,23 +1119,7 @@ def interval_ranking(
     data = df[np.isfinite(df[value].to_numpy(dtype=float))]
     data = data.sort_values(value, ascending=False, kind="stable").head(int(top_n))
     ax = _new_ax(ax, height=max(2.5, 0.34 * len(data) + 1.2))
-    y = np.arange(len(data))[::-1]
-    v = data[value].to_numpy(dtype=float)
-    lo = data[lower].to_numpy(dtype=float)
-    hi = data[upper].to_numpy(dtype=float)
-    cats = data[hue].astype(str).to_numpy() if hue else np.array([""] * len(data))
-    for i, cat in enumerate(sorted(set(cats))):  # same colours as scatter_labeled
-        m = cats == cat
-        ax.errorbar(
-            v[m],
-            y[m],
-            xerr=[np.clip(v[m] - lo[m], 0, None), np.clip(hi[m] - v[m], 0, None)],
-            fmt="o",
-            color=f"C{i % 10}",
-            capsize=3,
-            label=_plain(label_for(cat, lang, prefix=hue_prefix)) if hue else None,
-        )
-    ax.set_yticks(y, [_plain(s) for s in data[label]])
+    _interval_rows(ax, data, value, lower, upper, label, hue, lang, hue_prefix)
     ax.xaxis.set_major_formatter(money_formatter(currency, lang=lang))
     ax.set_xlabel(t("axis.ltv", lang))
     ax.grid(axis="y", visible=False)
@@ -1721,23 +1736,7 @@ def rank_intervals(
     if top_n is not None:
         data = data.head(int(top_n))
     ax = _new_ax(ax, height=max(2.5, 0.32 * len(data) + 1.2))
-    y = np.arange(len(data))[::-1]
-    r = data[rank].to_numpy(dtype=float)
-    lo = data[low].to_numpy(dtype=float)
-    hi = data[high].to_numpy(dtype=float)
-    cats = data[hue].astype(str).to_numpy() if hue else np.array([""] * len(data))
-    for i, cat in enumerate(sorted(set(cats))):  # same colours as scatter_labeled
-        m = cats == cat
-        ax.errorbar(
-            r[m],
-            y[m],
-            xerr=[np.clip(r[m] - lo[m], 0, None), np.clip(hi[m] - r[m], 0, None)],
-            fmt="o",
-            color=f"C{i % 10}",
-            capsize=3,
-            label=_plain(label_for(cat, lang, prefix=hue_prefix)) if hue else None,
-        )
-    ax.set_yticks(y, [_plain(s) for s in data[label]])
+    _interval_rows(ax, data, rank, low, high, label, hue, lang, hue_prefix)
     ax.set_xlim(left=0.5)
     ax.set_xlabel(t("valuation.chart.rank_axis", lang))
     ax.grid(axis="y", visible=False)
