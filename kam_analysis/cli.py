@@ -188,9 +188,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("kam: invalid data, no report was run", file=sys.stderr)
         return EXIT_BAD_INPUT
     account_ids: list[str] = []
+    account_names: dict[str, str] = {}
     if with_plans and top_n > 0:
         ctx = AnalysisContext(ds, as_of, config, args.lang)
         account_ids = ctx.key_accounts(top_n)
+        account_names = ctx.account_names(account_ids)
     show_pd = bool(args.show_personal_data or config.show_personal_data)
     run_kwargs = dict(
         data_dir=folder,
@@ -203,6 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         jobs=args.jobs or settings.jobs,
         account_plan=settings.account_plan if account_ids else None,
         account_ids=account_ids,
+        account_names=account_names,
         config_path=Path(args.config).resolve() if args.config else None,
         validate=None,  # done above, before the key accounts are computed
         kernel_name=settings.kernel_name,

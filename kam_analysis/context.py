@@ -106,6 +106,7 @@ class AnalysisContext:
             monthly_revenue=self.monthly,
             valuation=self.config.valuation,
             segmentation=self.config.segmentation,
+            lang=self.lang,
         )
 
     def key_accounts(self, top_n: int | None = None) -> list[str]:
@@ -116,6 +117,14 @@ class AnalysisContext:
         )
         ids = key["account_id"].tolist()
         return ids[:top_n] if top_n is not None else ids
+
+    def account_names(self, account_ids: list[str]) -> dict[str, str]:
+        """Company name per account id (ids without a name are left out)."""
+        accounts = self.frame("accounts")
+        if accounts is None or "name" not in accounts.columns:
+            return {}
+        named = accounts[accounts["account_id"].isin(account_ids) & accounts["name"].notna()]
+        return dict(zip(named["account_id"].astype(str), named["name"].astype(str), strict=True))
 
     def missing_tables(self) -> list[str]:
         """Optional tables the dataset does not provide."""

@@ -2128,6 +2128,33 @@ def kpi_cards(
     return ax
 
 
+def month_axis(axis, lang: str = "en") -> None:
+    """Date ticks for a monthly axis: month names, the year at each January.
+
+    English uses matplotlib's concise labels (``Jul``, ``2025``); Japanese
+    uses ``7月`` and ``2025年`` (strftime month names are English only).
+
+    Parameters
+    ----------
+    axis : matplotlib.axis.Axis
+        ``ax.xaxis`` of a plot whose x values are dates.
+    lang : str, default "en"
+    """
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
+    axis.set_major_locator(locator)
+    if lang != "ja":
+        axis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        return
+
+    def label(x: float, _pos: int | None = None) -> str:
+        day = mdates.num2date(x)
+        return f"{day.year}年" if day.month == 1 else f"{day.month}月"
+
+    axis.set_major_formatter(FuncFormatter(label))
+
+
 def revenue_history(
     monthly: pd.DataFrame,
     *,
@@ -2191,11 +2218,7 @@ def revenue_history(
             ms=3,
             label=t("axis.gross_profit", lang),
         )
-    import matplotlib.dates as mdates
-
-    locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    month_axis(ax.xaxis, lang)
     ax.yaxis.set_major_formatter(money_formatter(currency, lang=lang))
     ax.legend(loc="upper left")
     ax.grid(axis="x", visible=False)

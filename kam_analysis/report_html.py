@@ -79,7 +79,8 @@ body { font-family: var(--jp-content-font-family); margin: 0 auto; max-width: 11
 table { border-collapse: collapse; margin: 0.5em 0 1.5em 0; width: 100%; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.35em 0.7em; text-align: left; vertical-align: top; }
 th { background: #f3f6f9; }
-td.num { text-align: right; white-space: nowrap; }
+td.num, th.num { text-align: right; white-space: nowrap; }
+.muted { color: #777; font-size: 0.85em; }
 .status-ok { color: #1b5e20; font-weight: 600; }
 .status-failed, .status-timeout, .status-not_run, .status-interrupted { color: #b71c1c; font-weight: 600; }
 .error { font-family: ui-monospace, monospace; font-size: 0.85em; white-space: pre-wrap; color: #8a1c14; }
@@ -133,7 +134,9 @@ def prepare_for_export(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of an executed notebook with what stakeholders must not see removed.
 
     Drops stderr stream outputs (warnings, log lines), cells tagged
-    ``remove-cell`` and the outputs of cells tagged ``remove-output``.
+    ``remove-cell``, the outputs of cells tagged ``remove-output``, and the
+    notebook's own title (its first level-1 Markdown heading, in a Markdown
+    cell or a displayed output): the page header shows the title instead.
 
     Parameters
     ----------
@@ -161,7 +164,37 @@ def prepare_for_export(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
                 ]
         cells.append(cell)
     out.cells = cells
+    _drop_first_title(cells)
     return out
+
+
+_TITLE_LINE = re.compile(r"\A\s*#\s+[^\n]*\n?")
+
+
+def _drop_first_title(cells: list) -> None:
+    """Remove the first ``# Title`` line of the first cell that shows anything."""
+    for cell in cells:
+        if cell.cell_type == "markdown":
+            if cell.source.strip():
+                cell.source = _TITLE_LINE.sub("", cell.source, count=1)
+                return
+            continue
+        if cell.cell_type != "code":
+            continue
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/markdown")
+            if text is None:
+                if output.get("output_type") in ("display_data", "execute_result", "stream"):
+                    return  # something else is shown first: leave the notebook as it is
+                continue
+            text = "".join(text) if isinstance(text, list) else text
+            if _TITLE_LINE.match(text):
+                stripped = _TITLE_LINE.sub("", text, count=1)
+                if stripped.strip():
+                    output["data"]["text/markdown"] = stripped
+                else:
+                    cell.outputs.remove(output)
+            return
 
 
 def report_header(
@@ -316,41 +349,48 @@ def run_index_page(manifest: dict, *, lang: str = "en") -> str:
     if manifest.get("error"):
         extra += f'<p class="error">{_e(manifest["error"])}</p>'
 
-    def rows(items: list[dict], first: str) -> str:
-        out = []
+    def table(items: list[dict], first: str) -> str:
+        with_errors = any(nb.get("error") for nb in items)
+        heads = [
+            t("index.account" if first == "account" else "index.report", lang),
+            t("header.status", lang),
+            t("index.duration", lang),
+        ] + ([t("index.error", lang)] if with_errors else [])
+        out = ["<table><tr>"]
+        out += [
+            f"<th{' class=num' if h == t('index.duration', lang) else ''}>{_e(h)}</th>"
+            for h in heads
+        ]
+        out.append("</tr>")
         for nb in items:
             html_file = next((f for f in nb.get("outputs", []) if f.endswith(".html")), None)
-            name = nb.get("account_id") if first == "account" else nb.get("title")
+            if first == "account":
+                name = nb.get("account_name") or nb.get("account_id")
+                note = (
+                    f' <span class="muted">{_e(nb.get("account_id"))}</span>'
+                    if nb.get("account_name")
+                    else ""
+                )
+            else:
+                name, note = nb.get("title"), ""
             cell = f'<a href="{_e(html_file)}">{_e(name)}</a>' if html_file else _e(name)
             out.append(
-                f"<tr><td>{cell}</td><td>{_status(nb.get('status'), lang)}</td>"
+                f"<tr><td>{cell}{note}</td><td>{_status(nb.get('status'), lang)}</td>"
                 f'<td class="num">{_e(_seconds(nb.get("duration_s")))}</td>'
-                f'<td class="error">{_e(nb.get("error") or "")}</td></tr>'
             )
-        return "".join(out)
+            if with_errors:
+                out.append(f'<td class="error">{_e(nb.get("error") or "")}</td>')
+            out.append("</tr>")
+        return "".join(out) + "</table>"
 
-    head = ("<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>").format
     portfolio = [nb for nb in notebooks if not nb.get("account_id")]
     plans = [nb for nb in notebooks if nb.get("account_id")]
     body = header + extra
     if portfolio:
-        body += f"<h2>{_e(t('index.reports', lang))}</h2><table>"
-        body += head(
-            _e(t("index.report", lang)),
-            _e(t("header.status", lang)),
-            _e(t("index.duration", lang)),
-            _e(t("index.error", lang)),
-        )
-        body += rows(portfolio, "report") + "</table>"
+        body += f"<h2>{_e(t('index.reports', lang))}</h2>" + table(portfolio, "report")
     if plans:
-        body += f'<h2 id="account-plans">{_e(t("index.account_plans", lang))}</h2><table>'
-        body += head(
-            _e(t("index.account", lang)),
-            _e(t("header.status", lang)),
-            _e(t("index.duration", lang)),
-            _e(t("index.error", lang)),
-        )
-        body += rows(plans, "account") + "</table>"
+        body += f'<h2 id="account-plans">{_e(t("index.account_plans", lang))}</h2>'
+        body += table(plans, "account")
     return _page(f"{t('index.title', lang)} {manifest.get('run_id', '')}", body, lang)
 
 
@@ -392,16 +432,13 @@ def runs_index_page(runs: Sequence[dict], *, latest: str | None = None, lang: st
         table = (
             "<table><tr>"
             + "".join(
-                f"<th>{_e(h)}</th>"
-                for h in (
-                    t("header.run_id", lang),
-                    t("header.status", lang),
-                    t("index.label", lang),
-                    t("header.as_of", lang),
-                    t("header.dataset", lang),
-                    t("index.reports", lang),
-                    t("index.duration", lang),
-                )
+                f"<th>{_e(t(key, lang))}</th>"
+                for key in ("header.run_id", "header.status", "index.label", "header.as_of")
+            )
+            + f"<th>{_e(t('header.dataset', lang))}</th>"
+            + "".join(
+                f'<th class="num">{_e(t(key, lang))}</th>'
+                for key in ("index.reports", "index.duration")
             )
             + "</tr>"
             + "".join(rows)

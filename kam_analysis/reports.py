@@ -108,10 +108,12 @@ __all__ = [
     "RECORD_ENV",
     "NotebookSpec",
     "ParameterError",
+    "PageCheck",
     "ParameterInfo",
     "ReportError",
     "ReportSettings",
     "RunResult",
+    "browser_check",
     "coerce_parameter",
     "find_chromium",
     "find_personal_data",
@@ -760,12 +762,59 @@ def find_chromium() -> str | None:
     return None
 
 
-def _screenshot(chromium: str, page: Path, png: Path, timeout: int = 120) -> str | None:
+_CONSOLE_LINE = re.compile(r":CONSOLE(?::|\()\d*\)?\]\s*(.*)$")
+
+
+@dataclass
+class PageCheck:
+    """What headless Chromium saw when it loaded a report page."""
+
+    console: list[str]
+    """Console messages (``console.error``/``warn``/``log``, uncaught exceptions)."""
+    dom: str
+    """The document after load, serialised (empty when a screenshot was taken)."""
+    error: str | None = None
+    """Chromium could not load the page (timeout, crash); None when it did."""
+
+
+def browser_check(
+    page: Path, *, chromium: str | None = None, screenshot: Path | None = None, timeout: int = 120
+) -> PageCheck:
+    """Load a page in headless Chromium; collect console messages and the DOM or a PNG.
+
+    Parameters
+    ----------
+    page : Path
+        An HTML file.
+    chromium : str, optional
+        Browser binary; default :func:`find_chromium`.
+    screenshot : Path, optional
+        Write a 1280 px wide PNG here instead of returning the DOM.
+    timeout : int, default 120
+        Seconds before Chromium is stopped.
+
+    Returns
+    -------
+    PageCheck
+
+    Raises
+    ------
+    ReportError
+        When no Chromium is installed.
+    """
+    binary = chromium or find_chromium()
+    if binary is None:
+        raise ReportError("Chromium is not installed (apt-get install -y chromium)")
     profile = tempfile.mkdtemp(prefix="kam-chromium-")
+    action = (
+        [f"--screenshot={screenshot}", "--window-size=1280,2000"]
+        if screenshot is not None
+        else ["--dump-dom"]
+    )
     try:
         proc = subprocess.run(
             [
-                chromium,
+                binary,
                 "--headless",
                 "--no-sandbox",
                 "--disable-gpu",
@@ -775,26 +824,30 @@ def _screenshot(chromium: str, page: Path, png: Path, timeout: int = 120) -> str
                 "--disable-component-update",
                 "--disable-sync",
                 "--hide-scrollbars",
+                "--enable-logging=stderr",
+                "--v=0",
                 f"--user-data-dir={profile}",
-                f"--screenshot={png}",
-                "--window-size=1280,2000",
+                *action,
                 page.resolve().as_uri(),
             ],
             capture_output=True,
             text=True,
+            errors="replace",
             timeout=timeout,
             start_new_session=True,
         )
     except subprocess.TimeoutExpired:
-        return f"screenshot timed out after {timeout} s"
+        return PageCheck([], "", f"Chromium timed out after {timeout} s")
     except OSError as err:
-        return f"screenshot failed: {err}"
+        return PageCheck([], "", f"Chromium failed to start: {err}")
     finally:
         shutil.rmtree(profile, ignore_errors=True)
-    if proc.returncode != 0 or not png.is_file():
+    console = [m.group(1) for line in proc.stderr.splitlines() if (m := _CONSOLE_LINE.search(line))]
+    failed = proc.returncode != 0 or (screenshot is not None and not screenshot.is_file())
+    if failed:
         tail = (proc.stderr or "").strip().splitlines()[-1:] or [""]
-        return f"screenshot failed (exit {proc.returncode}): {tail[0][:200]}"
-    return None
+        return PageCheck(console, "", f"Chromium exit {proc.returncode}: {tail[0][:200]}")
+    return PageCheck(console, "" if screenshot is not None else proc.stdout)
 
 
 # --------------------------------------------------------------------------- progress
@@ -868,6 +921,7 @@ class _Task:
     title: str
     source: Path
     account_id: str | None
+    account_name: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     log_handle: Any = None
@@ -879,6 +933,7 @@ class _Task:
     outputs: list[str] = field(default_factory=list)
     recorded: dict[str, Any] = field(default_factory=dict)
     screenshot_error: str | None = None
+    browser_console: list[str] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
@@ -1300,6 +1355,7 @@ def _build_tasks(
     account_plan: NotebookSpec | None,
     account_ids: Sequence[str],
     lang: str,
+    account_names: Mapping[str, str] | None = None,
 ) -> list[_Task]:
     tasks = [
         _Task(
@@ -1315,14 +1371,17 @@ def _build_tasks(
     if ids:
         if account_plan is None:
             raise ReportError("account ids were given but no account plan notebook is configured")
+        names = account_names or {}
         for account in ids:
+            name = names.get(account) or None
             tasks.append(
                 _Task(
                     key=f"{account_plan.name}--{safe_name(account)}",
                     spec=account_plan,
-                    title=f"{account_plan.title(lang)}: {account}",
+                    title=f"{account_plan.title(lang)}: {name or account}",
                     source=project_root / account_plan.path,
                     account_id=account,
+                    account_name=name,
                 )
             )
     if not tasks:
@@ -1484,9 +1543,15 @@ def _take_screenshots(
     for task in tasks:
         page = build / f"{task.key}.html"
         if page.is_file():
-            task.screenshot_error = _screenshot(chromium, page, build / f"{task.key}.png")
-            if task.screenshot_error is None:
+            seen = browser_check(page, chromium=chromium, screenshot=build / f"{task.key}.png")
+            task.screenshot_error = seen.error
+            task.browser_console = seen.console
+            if seen.error is None:
                 task.outputs.append(f"{task.key}.png")
+            if seen.console:
+                progress.log(
+                    f"browser console on {task.key}.html: {seen.console[0][:200]}", important=True
+                )
     progress.log("screenshots done")
 
 
@@ -1501,6 +1566,7 @@ def _notebook_entry(task: _Task, project_root: Path) -> dict[str, Any]:
         "title": task.title,
         "source": source,
         "account_id": task.account_id,
+        "account_name": task.account_name,
         "status": task.status,
         "started": _utc(task.started) if task.started else None,
         "ended": _utc(task.ended) if task.ended else None,
@@ -1509,6 +1575,7 @@ def _notebook_entry(task: _Task, project_root: Path) -> dict[str, Any]:
         "outputs": task.outputs,
         "error": task.error,
         "screenshot_error": task.screenshot_error,
+        "browser_console": task.browser_console,
         "recorded": task.recorded,
     }
 
@@ -1525,6 +1592,7 @@ def run_reports(
     jobs: int = 1,
     account_plan: NotebookSpec | None = None,
     account_ids: Sequence[str] = (),
+    account_names: Mapping[str, str] | None = None,
     config_path: Path | None = None,
     validate: Callable[[Path, dt.date], tuple[bool, str]] | None = None,
     kernel_name: str = "kam-analysis",
@@ -1568,6 +1636,8 @@ def run_reports(
         The per-account notebook; required when ``account_ids`` is not empty.
     account_ids : sequence of str
         One account plan per id (duplicates dropped).
+    account_names : mapping of str to str, optional
+        Display names (account id → company name) for the plans' titles and the index.
     config_path : Path, optional
         ``kam.toml``; its content and hash go into the manifest.
     validate : callable, optional
@@ -1647,6 +1717,7 @@ def run_reports(
         account_plan=account_plan,
         account_ids=account_ids,
         lang=lang,
+        account_names=account_names,
     )
     common = {
         "data_dir": str(data_dir),

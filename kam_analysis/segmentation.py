@@ -209,6 +209,7 @@ def assign_tiers(
     settings: SegmentationSettings | None = None,
     *,
     reasons: bool = True,
+    lang: str = "en",
 ) -> pd.DataFrame:
     """Assign each account to a tier: key account, growth candidate or standard.
 
@@ -239,6 +240,8 @@ def assign_tiers(
     settings : SegmentationSettings, optional
     reasons : bool, default True
         Build the ``tier_reason`` text (switch off inside loops).
+    lang : str, default "en"
+        Language of ``tier_reason`` (``"en"`` or ``"ja"``).
 
     Returns
     -------
@@ -333,48 +336,63 @@ def assign_tiers(
                 "growth_score": growth_score,
             }
         )
-        out["tier_reason"] = [_reason(r, cfg, cap) for r in checks.itertuples(index=False)]
+        out["tier_reason"] = [_reason(r, cfg, cap, lang) for r in checks.itertuples(index=False)]
     return out
 
 
-def _reason(r, cfg: SegmentationSettings, cap: int | None) -> str:
+def _reason(r, cfg: SegmentationSettings, cap: int | None, lang: str = "en") -> str:
     """Text naming the rule that fired (or every rule that failed) for one account."""
-    cap_txt = "no cap" if cap is None else f"capacity {cap}"
-    sow_txt = "unknown" if np.isnan(r.sow) else f"{r.sow:.2f}"
+    from kam_analysis.plots import label_for, t
+
+    def rule(key: str, value: str, op: str, limit: float, **extra: str) -> str:
+        return t(f"tier.reason.{key}", lang, value=value, op=op, limit=f"{limit:g}", **extra)
+
+    cap_txt = t("tier.reason.no_cap", lang) if cap is None else t("tier.reason.cap", lang, cap=cap)
+    sow_txt = t("tier.reason.unknown", lang) if np.isnan(r.sow) else f"{r.sow:.2f}"
+    score_txt = f"{r.score:.1f}"
+    column = label_for(cfg.key_value_column, lang, prefix="valuation.col.")
+    and_ = t("tier.reason.and", lang)
     if r.tier == "key":
-        parts = [f"score {r.score:.1f} >= {cfg.key_min_score:g}"]
+        parts = [rule("score", score_txt, ">=", cfg.key_min_score)]
         if cfg.key_min_share_of_wallet is not None:
-            parts.append(f"share of wallet {sow_txt} >= {cfg.key_min_share_of_wallet:g}")
+            parts.append(rule("sow", sow_txt, ">=", cfg.key_min_share_of_wallet))
         if cfg.key_min_value_pct is not None:
             parts.append(
-                f"{cfg.key_value_column} percentile {r.value_pct:.2f} >= {cfg.key_min_value_pct:g}"
+                rule("value_pct", f"{r.value_pct:.2f}", ">=", cfg.key_min_value_pct, column=column)
             )
-        return f"key: {', '.join(parts)}, rank {r.key_rank} within {cap_txt}"
+        return t("tier.reason.key", lang, rules=and_.join(parts), rank=r.key_rank, cap=cap_txt)
     if r.tier == "growth":
-        return (
-            f"growth: potential percentile {r.pct:.2f} >= {cfg.growth_min_potential_pct:g}, "
-            f"share of wallet {sow_txt} <= {cfg.growth_max_share_of_wallet:g}, "
-            f"score {r.score:.1f} >= {cfg.growth_min_score:g}"
-        )
+        parts = [
+            rule("potential_pct", f"{r.pct:.2f}", ">=", cfg.growth_min_potential_pct),
+            rule("sow", sow_txt, "<=", cfg.growth_max_share_of_wallet),
+            rule("score", score_txt, ">=", cfg.growth_min_score),
+        ]
+        return t("tier.reason.growth", lang, rules=and_.join(parts))
     key_fail = []
     if not r.cond_score:
-        key_fail.append(f"score {r.score:.1f} < {cfg.key_min_score:g}")
+        key_fail.append(rule("score", score_txt, "<", cfg.key_min_score))
     if not r.cond_sow:
-        key_fail.append(f"share of wallet {sow_txt} < {cfg.key_min_share_of_wallet:g}")
+        key_fail.append(rule("sow", sow_txt, "<", cfg.key_min_share_of_wallet))
     if not r.cond_value:
         key_fail.append(
-            f"{cfg.key_value_column} percentile {r.value_pct:.2f} < {cfg.key_min_value_pct:g}"
+            rule("value_pct", f"{r.value_pct:.2f}", "<", cfg.key_min_value_pct, column=column)
         )
     if r.eligible:
-        key_fail.append(f"eligible but rank {r.key_rank} beyond {cap_txt}")
+        key_fail.append(t("tier.reason.beyond_cap", lang, rank=r.key_rank, cap=cap_txt))
     growth_fail = []
     if not r.high_pot:
-        growth_fail.append(f"potential percentile {r.pct:.2f} < {cfg.growth_min_potential_pct:g}")
+        growth_fail.append(rule("potential_pct", f"{r.pct:.2f}", "<", cfg.growth_min_potential_pct))
     if not r.low_sow:
-        growth_fail.append(f"share of wallet {sow_txt} > {cfg.growth_max_share_of_wallet:g}")
+        growth_fail.append(rule("sow", sow_txt, ">", cfg.growth_max_share_of_wallet))
     if not r.growth_score:
-        growth_fail.append(f"score {r.score:.1f} < {cfg.growth_min_score:g}")
-    return f"standard: not key ({'; '.join(key_fail)}); not growth ({'; '.join(growth_fail)})"
+        growth_fail.append(rule("score", score_txt, "<", cfg.growth_min_score))
+    sep = t("tier.reason.sep", lang)
+    return t(
+        "tier.reason.standard",
+        lang,
+        key_rules=sep.join(key_fail),
+        growth_rules=sep.join(growth_fail),
+    )
 
 
 # --------------------------------------------------------------------------- portfolio matrix
@@ -1050,11 +1068,13 @@ def score_and_tier(
     monthly_revenue: pd.DataFrame | None = None,
     valuation: ValuationSettings | None = None,
     segmentation: SegmentationSettings | None = None,
+    lang: str = "en",
 ) -> pd.DataFrame:
     """Valuation, attractiveness score and tier in one table (the standard pipeline).
 
     :func:`kam_analysis.valuation.valuation_table` →
-    :func:`kam_analysis.valuation.attractiveness_score` → :func:`assign_tiers`.
+    :func:`kam_analysis.valuation.attractiveness_score` → :func:`assign_tiers`
+    (``tier_reason`` in ``lang``).
 
     Returns
     -------
@@ -1075,7 +1095,7 @@ def score_and_tier(
     scored = attractiveness_score(
         table, vcfg.weights, normalisation=vcfg.normalisation, invert=vcfg.invert
     )
-    tiers = assign_tiers(scored, segmentation)[
+    tiers = assign_tiers(scored, segmentation, lang=lang)[
         ["account_id", "tier", "tier_reason", "potential_pct"]
     ]
     return scored.merge(tiers, on="account_id", how="left")

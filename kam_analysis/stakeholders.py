@@ -1079,6 +1079,78 @@ def stakeholder_map(
     return ax
 
 
+def contact_list(
+    stakeholders: pd.DataFrame,
+    account_id,
+    *,
+    as_of,
+    activities: pd.DataFrame | None = None,
+    show_personal_data: bool = False,
+    salt: str = "",
+    lang: Literal["en", "ja"] = "en",
+) -> pd.DataFrame:
+    """An account's contacts as a plan table, most influential first.
+
+    Parameters
+    ----------
+    stakeholders : pandas.DataFrame
+        The stakeholders table.
+    account_id : str
+    as_of : date-like
+        Reference date; touches after it are ignored.
+    activities : pandas.DataFrame, optional
+        Activities tagged with a ``contact_id`` count as touches.
+    show_personal_data : bool, default False
+        Name and job title of each person; otherwise a stable pseudonym
+        (:func:`pseudonym`) and no title.
+    salt : str
+        Pseudonym salt.
+    lang : {"en", "ja"}
+        Language of the role and stance labels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``person``, ``title`` (only with ``show_personal_data``), ``role``,
+        ``influence``, ``stance``, ``last_touch`` (date or NaT),
+        ``days_since_touch`` (float, NaN when never touched); sorted by
+        influence (high first), then the longest without a touch.
+    """
+    lab = _labels(lang)
+    people = _account_people(stakeholders, account_id)
+    as_of = pd.Timestamp(as_of)
+    last = pd.to_datetime(_last_touch(people, activities, as_of).to_numpy())
+    named = people["name"] if show_personal_data and "name" in people.columns else None
+    person = [
+        name if isinstance(name, str) and name else pseudonym(cid, salt)
+        for cid, name in zip(
+            people["contact_id"],
+            named if named is not None else [None] * len(people),
+            strict=True,
+        )
+    ]
+    out = pd.DataFrame(
+        {
+            "person": person,
+            "role": [lab.get(r, str(r)) for r in people["role"]],
+            "influence": people["influence"].astype(int).to_numpy(),
+            "stance": [lab.get(x, str(x)) for x in people["stance"]],
+            "last_touch": last,
+            "days_since_touch": (as_of - last).days.to_numpy(dtype=float),
+        }
+    )
+    if show_personal_data and "title" in people.columns:
+        out.insert(1, "title", people["title"].to_numpy())
+    order = np.lexsort(
+        (
+            people["contact_id"].to_numpy(),
+            -out["days_since_touch"].fillna(1e9).to_numpy(),
+            -out["influence"].to_numpy(),
+        )
+    )
+    return out.iloc[order].reset_index(drop=True)
+
+
 def stakeholder_panels(
     stakeholders: pd.DataFrame,
     account_ids: Sequence[str],
@@ -1188,6 +1260,7 @@ __all__ = [
     "StakeholderInputError",
     "StakeholderSettings",
     "buying_centre_whitespace",
+    "contact_list",
     "coverage",
     "governance_cadence",
     "org_chart",

@@ -71,3 +71,27 @@ def test_committed_notebooks_have_no_outputs():
         if has_outputs(json.loads(p.read_text(encoding="utf-8")))
     ]
     assert dirty == []
+
+
+def test_notebook_markdown_cells_are_analyst_only():
+    """Report text is translated (locale files): a static Markdown cell would stay English."""
+    import json
+
+    untagged = [
+        f"{p.name} cell {i}"
+        for p in sorted((ROOT / "notebooks").glob("*.ipynb"))
+        for i, c in enumerate(json.loads(p.read_text(encoding="utf-8"))["cells"])
+        if c["cell_type"] == "markdown" and "remove-cell" not in c["metadata"].get("tags", [])
+    ]
+    assert untagged == []
+
+
+def test_papermill_sees_every_notebook_parameter():
+    """Papermill's own parser (used by papermill CLI and Airflow's operator) must agree."""
+    import papermill as pm
+
+    from kam_analysis.reports import notebook_parameters
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        ours = set(notebook_parameters(path))
+        assert set(pm.inspect_notebook(str(path))) == ours, path.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import matplotlib
@@ -121,6 +122,28 @@ def test_revenue_history_bars_and_profit_line():
     assert ax.yaxis.get_major_formatter()(2e6, 0) == "¥2.0M"
     only = revenue_history(_monthly(), gross_profit=None)
     assert len(only.lines) == 0
+
+
+def test_month_axis_labels_in_japanese_and_english():
+    import matplotlib.dates as mdates
+
+    frame = pd.DataFrame(
+        {
+            "month": pd.date_range("2024-04-01", periods=24, freq="MS"),
+            "revenue": 1.0,
+            "gross_profit": 0.5,
+        }
+    )
+    ja = revenue_history(frame, lang="ja")
+    ja.figure.canvas.draw()
+    labels = [t.get_text() for t in ja.get_xticklabels() if t.get_text()]
+    assert labels and all(re.fullmatch(r"\d{1,2}月|\d{4}年", x) for x in labels), labels
+    fmt = ja.xaxis.get_major_formatter()
+    assert fmt(mdates.date2num(pd.Timestamp("2025-01-01"))) == "2025年"
+    assert fmt(mdates.date2num(pd.Timestamp("2025-07-01"))) == "7月"
+    en = revenue_history(frame, lang="en")
+    en.figure.canvas.draw()
+    assert "Jul" in [t.get_text() for t in en.get_xticklabels()]
 
 
 def test_revenue_history_errors():

@@ -410,6 +410,7 @@ def test_successful_run_publishes_html_manifest_and_latest(tmp_path):
         jobs=2,
         account_plan=plan,
         account_ids=["A1", "ACME/01 <x>", "A1"],
+        account_names={"A1": "Aoba <b>& Co"},
         config_path=config,
         validate=lambda folder, as_of: (True, "ok"),
         kernel_name=KERNEL,
@@ -475,6 +476,11 @@ def test_successful_run_publishes_html_manifest_and_latest(tmp_path):
     index = (run / "index.html").read_text(encoding="utf-8")
     assert "nightly &lt;script&gt;" in index and "<script>" not in index
     assert "ACME/01 &lt;x&gt;" in index and f'href="{plan_odd}.html"' in index
+    assert "Aoba &lt;b&gt;&amp; Co</a>" in index  # the plan is listed by company name
+    assert by_name["10_plan--A1"]["account_name"] == "Aoba <b>& Co"
+    assert by_name[plan_odd]["account_name"] is None
+    plan_page = (run / "10_plan--A1.html").read_text(encoding="utf-8")
+    assert "<h1>Report 10_plan: Aoba &lt;b&gt;&amp; Co</h1>" in plan_page
     runs_page = (reports_dir / "index.html").read_text(encoding="utf-8")
     assert f'href="{run_id}/index.html"' in runs_page and "nightly &lt;script&gt;" in runs_page
 

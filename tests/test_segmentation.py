@@ -71,6 +71,15 @@ def test_assign_tiers_rules_hand_computed():
     assert "share of wallet 0.50 > 0.2" in out.loc["f", "tier_reason"]
 
 
+def test_tier_reason_in_japanese_names_the_same_rules():
+    out = assign_tiers(_scored(), RULES, lang="ja").set_index("account_id")["tier_reason"]
+    assert out["a"] == "重点：スコア 90.0 >= 60、受け入れ枠2社中1位"
+    assert "条件は満たすが受け入れ枠2社を超える3位" in out["c"]
+    assert out["d"].startswith("成長：ポテンシャルのパーセンタイル 1.00 >= 0.75")
+    assert out["e"] == "標準：重点の条件外（スコア 40.0 < 60）、成長の条件外（スコア 40.0 < 50）"
+    assert not any(c.isascii() and c.isalpha() for c in "".join(out))  # no English words left
+
+
 def test_key_floors_on_share_of_wallet_and_current_value():
     # share-of-wallet floor 0.55: a (0.5) is not eligible, so b and f (next eligible by score)
     cfg = RULES.model_copy(update={"key_min_share_of_wallet": 0.55})
@@ -86,7 +95,7 @@ def test_key_floors_on_share_of_wallet_and_current_value():
     cfg = RULES.model_copy(update={"key_min_value_pct": 0.5, "key_capacity": None})
     out = assign_tiers(t, cfg).set_index("account_id")
     assert out.index[out["tier"] == "key"].tolist() == ["c"]  # d, e have score < 60
-    assert "gross_profit_12m percentile 0.00 < 0.5" in out.loc["a", "tier_reason"]
+    assert "Gross profit (12 months) percentile 0.00 < 0.5" in out.loc["a", "tier_reason"]
     with pytest.raises(SegmentationInputError, match="needs column 'gross_profit_12m'"):
         assign_tiers(_scored(), cfg)
 

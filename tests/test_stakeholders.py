@@ -407,3 +407,25 @@ def test_whitespace_buyer_summary():
     assert sh.whitespace_buyer_summary(bc.iloc[:0]).empty
     with pytest.raises(sh.StakeholderInputError, match="has_buyer"):
         sh.whitespace_buyer_summary(bc.drop(columns="has_buyer"))
+
+
+def test_contact_list_orders_by_influence_and_hides_names(people):
+    hidden = sh.contact_list(people, "A", as_of=AS_OF)
+    # influence 5, then the two 4s with the longest-untouched first, then 3
+    assert hidden["person"].tolist() == [sh.pseudonym(c) for c in ("c1", "c2", "c4", "c3")]
+    assert hidden["role"].tolist() == ["Executive", "Business", "Procurement", "IT"]
+    assert hidden["stance"].tolist() == ["Supporter", "Champion", "Blocker", "Champion"]
+    assert hidden["days_since_touch"].tolist()[:3] == [29.0, 180.0, 10.0]
+    assert np.isnan(hidden["days_since_touch"].iloc[3]) and pd.isna(hidden["last_touch"].iloc[3])
+    assert "title" not in hidden.columns
+    assert not any(n in hidden.to_string() for n in NAMES + EMAILS)
+    # an activity with the contact counts as a touch; later ones are ignored
+    acts = pd.DataFrame(
+        {"contact_id": ["c3", "c3"], "date": pd.to_datetime(["2025-06-10", "2025-07-05"])}
+    )
+    touched = sh.contact_list(people, "A", as_of=AS_OF, activities=acts).set_index("role")
+    assert touched.loc["IT", "days_since_touch"] == 20.0
+    shown = sh.contact_list(people, "A", as_of=AS_OF, show_personal_data=True, lang="ja")
+    assert shown["person"].tolist() == ["Taro Yamada", "Hanako Sato", "Jiro Abe", "Ken Ito"]
+    assert shown["title"].tolist() == ["CEO", "Plant manager", "Buyer", "CIO"]
+    assert shown["role"].iloc[0] == sh.LABELS["ja"]["executive"]

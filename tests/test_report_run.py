@@ -1,0 +1,197 @@
+"""End to end: ``kam run`` on generated data with the real notebooks, read in a browser.
+
+One English run of every report plus two account plans on a 300-account
+dataset whose account names carry an HTML payload, and one Japanese
+account-plan run with personal data switched on. Checks what a stakeholder
+receives: every page loads in headless Chromium without console messages and
+has its header, navigation, tables and embedded charts; data is escaped; no
+stakeholder name or e-mail is anywhere in the run folder unless switched on;
+Japanese text renders without missing glyphs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from kam_analysis.plots import t
+from kam_analysis.reports import browser_check, find_chromium
+
+ROOT = Path(__file__).resolve().parents[1]
+PAYLOAD = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+needs_chromium = pytest.mark.skipif(
+    find_chromium() is None, reason="Chromium not installed (apt-get install -y chromium)"
+)
+
+
+def kam(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kam_analysis.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1800,
+    )
+
+
+@pytest.fixture(scope="module")
+def hostile_dataset(tmp_path_factory) -> Path:
+    """Generated data; every account name starts with a script tag."""
+    from kam_analysis.synthetic import generate_dataset
+
+    out = tmp_path_factory.mktemp("e2e") / "demo"
+    generate_dataset(out, n_accounts=300, seed=5)
+    accounts = out / "accounts.parquet"
+    hostile = out / "accounts.hostile.parquet"
+    duckdb.sql(
+        f"COPY (SELECT * REPLACE ('{PAYLOAD} ' || name AS name) FROM '{accounts}') "
+        f"TO '{hostile}' (FORMAT parquet)"
+    )
+    hostile.replace(accounts)
+    return out
+
+
+@pytest.fixture(scope="module")
+def people(hostile_dataset) -> list[str]:
+    frame = pd.read_parquet(hostile_dataset / "stakeholders.parquet")
+    values = pd.concat([frame["name"], frame["email"]]).dropna().astype(str)
+    return sorted(v for v in values.unique() if len(v) >= 4)
+
+
+@pytest.fixture(scope="module")
+def english_run(hostile_dataset, tmp_path_factory) -> Path:
+    reports = tmp_path_factory.mktemp("reports")
+    proc = kam(
+        "run",
+        "--data",
+        str(hostile_dataset),
+        "--reports-dir",
+        str(reports),
+        "--label",
+        "e2e",
+        "--jobs",
+        "2",
+        "--account-plans",
+        "2",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return (reports / "latest").resolve()
+
+
+def manifest(run: Path) -> dict:
+    return json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_every_report_and_plan_published_and_checked(english_run):
+    m = manifest(english_run)
+    names = [nb["name"] for nb in m["notebooks"]]
+    configured = ["01_account_valuation", "02_segmentation", "03_ltv_forecasting"]
+    assert names[:3] == configured and len(names) == 7, names
+    assert sum(n.startswith("10_account_plan--") for n in names) == 2
+    assert m["status"] == "ok" and all(nb["status"] == "ok" for nb in m["notebooks"])
+    assert m["personal_data_check"] == "passed"
+    plans = [nb for nb in m["notebooks"] if nb["account_id"]]
+    assert all(nb["account_name"].startswith(PAYLOAD) for nb in plans)
+
+
+def test_data_is_escaped_everywhere(english_run):
+    pages = sorted(english_run.glob("*.html"))
+    assert len(pages) == 8  # 5 reports, 2 plans, the run index
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert PAYLOAD not in text, page.name
+        assert "<script" not in text.lower(), page.name  # reports carry no script at all
+    for name in ("01_account_valuation.html", "index.html"):
+        assert ESCAPED in (english_run / name).read_text(encoding="utf-8"), name
+    for plan in english_run.glob("10_account_plan--*.html"):
+        assert f"<h1>Account plan: {ESCAPED}" in plan.read_text(encoding="utf-8")
+
+
+def test_no_personal_data_anywhere_in_the_run_folder(english_run, people):
+    assert len(people) > 100
+    leaks = {}
+    for path in english_run.rglob("*"):
+        if path.is_file() and path.suffix != ".png":
+            text = path.read_text(encoding="utf-8", errors="replace")
+            found = [p for p in people if p in text]
+            if found:
+                leaks[path.name] = found[:3]
+    assert leaks == {}
+
+
+@needs_chromium
+def test_pages_load_in_chromium_without_console_messages(english_run):
+    index = browser_check(english_run / "index.html")
+    assert (index.error, index.console) == (None, [])
+    for entry in manifest(english_run)["notebooks"]:
+        page = english_run / f"{entry['name']}.html"
+        assert f'href="{page.name}"' in index.dom
+        seen = browser_check(page)
+        assert seen.error is None and seen.console == [], (page.name, seen)
+        dom = seen.dom
+        assert 'class="kam-header"' in dom and "<nav>" in dom, page.name
+        assert dom.count("<h1") == 1, page.name  # the header's title only
+        assert 'src="data:image/png;base64,' in dom, page.name
+        assert "<table" in dom and "<script" not in dom, page.name
+        assert "hl-ipython3" not in dom and "import " not in dom, page.name  # no code
+        assert "Traceback" not in dom and "Warning:" not in dom, page.name
+
+
+def test_screenshot_reports_console_messages(tmp_path):
+    if find_chromium() is None:
+        pytest.skip("Chromium not installed")
+    page = tmp_path / "broken.html"
+    page.write_text(
+        "<html><body><h1>x</h1><script>console.error('boom'); nope();</script></body></html>",
+        encoding="utf-8",
+    )
+    png = tmp_path / "broken.png"
+    seen = browser_check(page, screenshot=png)
+    assert seen.error is None and png.read_bytes()[:4] == b"\x89PNG"
+    assert len(seen.console) == 2
+    assert '"boom"' in seen.console[0] and "ReferenceError: nope" in seen.console[1]
+
+
+def test_japanese_plan_with_personal_data_switched_on(hostile_dataset, people, tmp_path):
+    proc = kam(
+        "run",
+        "--data",
+        str(hostile_dataset),
+        "--reports-dir",
+        str(tmp_path),
+        "--lang",
+        "ja",
+        "--only",
+        "account_plan",
+        "--account-plans",
+        "1",
+        "--show-personal-data",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = (tmp_path / "latest").resolve()
+    m = manifest(run)
+    assert m["personal_data_check"] == "disabled (show_personal_data)"
+    (entry,) = m["notebooks"]
+    page = (run / f"{entry['name']}.html").read_text(encoding="utf-8")
+    assert 'lang="ja"' in (run / "index.html").read_text(encoding="utf-8")
+    for key in ("plan.h.actions", "plan.h.value", "plan.h.exposure"):
+        assert t(key, "ja") in page
+    assert f"<h1>アカウントプラン: {ESCAPED}" in page
+    assert any(p in page for p in people)  # names shown when switched on
+    executed = json.loads((run / f"{entry['name']}.ipynb").read_text(encoding="utf-8"))
+    stderr = [
+        "".join(o.get("text", ""))
+        for c in executed["cells"]
+        for o in c.get("outputs", [])
+        if o.get("name") == "stderr"
+    ]
+    assert not any("missing from font" in s for s in stderr), stderr
