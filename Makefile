@@ -7,12 +7,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kam-installed
+SPARK_STAMP := $(VENV)/.kam-spark-installed
 KERNEL := kam-analysis
 DEMO   := data/demo
 DEMO_ACCOUNTS ?= 2000
 PYTEST_ARGS ?=
 
-.PHONY: reports test lab lint format env demo browser
+.PHONY: reports test lab lint format env demo browser java
 
 env: $(STAMP)
 
@@ -24,6 +25,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (kam-analysis)" >/dev/null
 	@touch $(STAMP)
+
+# PySpark for the Spark data-source tests (a 430 MB download, so only for `make test`).
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
+	@touch $(SPARK_STAMP)
 
 $(DEMO)/accounts.parquet: | $(STAMP)
 	$(BIN)/kam synth --out $(DEMO) --accounts $(DEMO_ACCOUNTS) --seed 0
@@ -45,7 +51,15 @@ browser:
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-ipaexfont-gothic >/dev/null; \
 	else echo "note: chromium not installed, browser tests will be skipped"; fi
 
-test: $(STAMP) browser
+# Java 17 for Spark, from Debian when running as root; otherwise the Spark tests are skipped.
+java:
+	@if command -v java >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing openjdk-17-jre-headless (Debian)"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	else echo "note: java not installed, Spark tests will be skipped"; fi
+
+test: $(STAMP) $(SPARK_STAMP) browser java
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lab: $(STAMP)

@@ -51,6 +51,77 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class SourceSettings(_Section):
+    """Where the tables live: the dataset folder (default) or a database/engine via Ibis.
+
+    With ``backend = "files"`` (the default) the tables are the files of the
+    dataset folder, read by the embedded DuckDB. Any other value names an Ibis
+    backend (``"pyspark"``, ``"postgres"``, ``"duckdb"``, ``"snowflake"``,
+    ``"bigquery"``, ...); validation and the feature build then run as queries
+    on that engine and only account-level results come back.
+
+    Example (Spark)::
+
+        [data.source]
+        backend = "pyspark"
+        params = { master = "local[4]", "spark.driver.memory" = "8g" }
+        database = "sales"                      # schema of the tables
+        tables = { transactions = "order_lines", accounts = "customers" }
+
+    Example (PostgreSQL; secrets from the environment, never in the file)::
+
+        [data.source]
+        url = "postgres://kam@db.internal:5432/crm?password=${KAM_DB_PASSWORD}"
+    """
+
+    backend: str = Field(
+        "files",
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description='"files" (the dataset folder) or an Ibis backend name such as "pyspark".',
+    )
+    url: str | None = Field(
+        None,
+        description="Connection URL for ibis.connect (postgres://..., duckdb:///file.db); "
+        "${VAR} is replaced by the environment variable VAR.",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments of ibis.<backend>.connect; for pyspark, Spark settings "
+        '("master", "spark.driver.memory", ...) for the session kam starts.',
+    )
+    database: str | None = Field(
+        None, description='Database or schema holding the tables ("catalog.schema" allowed).'
+    )
+    tables: dict[str, str] = Field(
+        default_factory=dict,
+        description="Contract table -> table name in the engine, when not the same; a path "
+        "(containing /, or ending in .parquet or .csv) is read as files by the engine.",
+    )
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(TABLE_MODELS))
+        if unknown:
+            raise ValueError(f"unknown table(s) {unknown}; known: {sorted(TABLE_MODELS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _url_backend(self) -> SourceSettings:
+        if self.url is not None:
+            scheme = self.url.split("://", 1)[0] if "://" in self.url else ""
+            if not scheme:
+                raise ValueError(f"url {self.url!r} has no scheme (postgres://..., duckdb://...)")
+            if self.backend == "files":
+                self.backend = scheme.replace("postgresql", "postgres")
+        return self
+
+    @property
+    def is_files(self) -> bool:
+        """Whether the tables are the files of the dataset folder."""
+        return self.backend == "files"
+
+
 class DataSettings(_Section):
     """Where the data is and how to read it."""
 
@@ -66,6 +137,10 @@ class DataSettings(_Section):
         "4GB", description="Memory cap for the embedded engine; larger data spills to disk."
     )
     duckdb_threads: int | None = Field(None, ge=1, description="Engine threads (default: all).")
+    source: SourceSettings = Field(
+        default_factory=SourceSettings,
+        description="Dataset folder (default) or a database/engine connection.",
+    )
 
     @field_validator("files")
     @classmethod

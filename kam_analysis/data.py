@@ -62,6 +62,7 @@ from kam_analysis.schemas import (
     describe_check,
     table_key,
 )
+from kam_analysis.sources import SourceError, connect_source, describe_source
 
 FORMATS = (".csv", ".parquet", ".xlsx")
 DATE_FORMATS = (
@@ -135,7 +136,8 @@ def _show(value) -> str:
 class ValidationReport:
     """Outcome of :func:`validate_dataset`."""
 
-    folder: Path
+    folder: Path | str
+    """The dataset folder, or a description of the engine source."""
     as_of: dt.date
     issues: list[Issue] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
@@ -498,20 +500,31 @@ class Dataset:
     columns: dict[str, dict[str, str]]
     ignored_columns: dict[str, list[str]]
     missing_columns: dict[str, list[str]]
+    typed: dict[str, ir.Table] = field(default_factory=dict)
+    """Typed table expressions of an engine source (files use engine views instead)."""
+
+    @property
+    def label(self) -> str:
+        """Where the data is: the folder, or the engine and database of a source."""
+        source = self.config.data.source
+        if source.is_files:
+            return str(self.folder)
+        return describe_source(source)
 
     def has(self, table: str) -> bool:
         """Whether the dataset provides ``table``."""
         return table in self.sources and not self.missing_columns.get(table)
 
     def table(self, table: str) -> ir.Table:
-        """The typed table (contract columns present in the file, no helper columns)."""
-        self._require(table)
-        t = self.con.table(f"typed_{table}")
+        """The typed table (contract columns present in the source, no helper columns)."""
+        t = self.checked_table(table)
         return t.select([c for c in t.columns if not c.startswith("__")])
 
     def checked_table(self, table: str) -> ir.Table:
-        """The typed table with row numbers and parse flags, for validation."""
+        """The typed table with row numbers (files) and parse flags, for validation."""
         self._require(table)
+        if table in self.typed:
+            return self.typed[table]
         return self.con.table(f"typed_{table}")
 
     def to_pandas(self, table: str) -> pd.DataFrame | None:
@@ -524,7 +537,7 @@ class Dataset:
         if table not in TABLE_MODELS:
             raise KeyError(f"unknown table {table!r}; known: {', '.join(TABLE_MODELS)}")
         if not self.has(table):
-            raise KeyError(f"dataset {self.folder} has no usable {table} table")
+            raise KeyError(f"dataset {self.label} has no usable {table} table")
 
 
 def connect(config: KamConfig | None = None) -> ibis.BaseBackend:
@@ -549,7 +562,10 @@ def open_dataset(
 ) -> Dataset:
     """Open a dataset folder: find files, detect encodings, map columns.
 
-    Nothing is loaded into memory; tables become engine views.
+    Nothing is loaded into memory; tables become engine views. When the
+    configuration names an engine source (``[data.source]``), the tables are
+    read there instead (:func:`open_engine_dataset`) and ``folder`` only
+    holds derived files.
 
     Parameters
     ----------
@@ -574,6 +590,8 @@ def open_dataset(
     """
     folder = Path(folder)
     config = config or KamConfig()
+    if not config.data.source.is_files:
+        return open_engine_dataset(config, folder=folder)
     report = ValidationReport(folder=folder, as_of=dt.date.today())
     if not folder.is_dir():
         report.issues.append(
@@ -639,34 +657,10 @@ def open_dataset(
             )
             continue
         source_types = {name: typ for name, typ, *_ in described if name != ROW}
-        mapping, extra, absent, dupes = _match_columns(table, source_types, config)
-        for norm, names in dupes.items():
-            report.issues.append(
-                Issue(
-                    "error",
-                    table,
-                    path.name,
-                    norm,
-                    "unique column names",
-                    "columns "
-                    + ", ".join(repr(n) for n in names)
-                    + " map to the same contract column",
-                )
-            )
-        required_absent = [c for c in absent if c in _required_columns(table)]
+        mapping, extra, required_absent = _map_columns(
+            table, path.name, source_types, config, report
+        )
         if required_absent:
-            report.issues.append(
-                Issue(
-                    "error",
-                    table,
-                    path.name,
-                    ", ".join(required_absent),
-                    "required columns",
-                    "missing required column(s): "
-                    + ", ".join(required_absent)
-                    + _mapping_hint(table, config, source_types),
-                )
-            )
             missing[table] = required_absent
         sources[table] = src
         columns[table] = mapping
@@ -675,6 +669,196 @@ def open_dataset(
     if report.errors:
         raise DatasetError(report)
     return Dataset(folder, config, con, sources, columns, ignored, missing)
+
+
+def open_engine_dataset(config: KamConfig, *, folder: str | Path | None = None) -> Dataset:
+    """Open the tables of an engine source (``[data.source]``) as typed Ibis tables.
+
+    Nothing is read: each table becomes an expression on the engine (Spark,
+    PostgreSQL, a warehouse) with the contract's column names and types, so
+    validation and the feature build run there and only results come back.
+
+    Parameters
+    ----------
+    config : KamConfig
+        ``config.data.source`` names the backend, connection, database and
+        table names; ``[columns.<table>]`` maps column names as for files.
+    folder : str or Path, optional
+        Local folder for derived files (features, caches); not read.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DatasetError
+        When the engine cannot be reached, a required table is missing or
+        lacks required columns; the report names the table and column.
+    """
+    source = config.data.source
+    where = describe_source(source)
+    report = ValidationReport(folder=where, as_of=dt.date.today())
+    try:
+        con = connect_source(source)
+    except SourceError as err:
+        report.issues.append(Issue("error", "-", where, None, "connection", str(err)))
+        raise DatasetError(report) from None
+    database = _database_arg(source.database)
+    sources: dict[str, SourceFile] = {}
+    columns: dict[str, dict[str, str]] = {}
+    ignored: dict[str, list[str]] = {}
+    missing: dict[str, list[str]] = {}
+    typed: dict[str, ir.Table] = {}
+    for table in TABLE_MODELS:
+        name = source.tables.get(table, table)
+        qualified = f"{source.database}.{name}" if source.database else name
+        try:
+            t = _engine_table(con, table, name, database)
+        except Exception as err:
+            if table in REQUIRED_TABLES or table in source.tables:
+                report.issues.append(
+                    Issue(
+                        "error",
+                        table,
+                        qualified,
+                        None,
+                        "table exists",
+                        f"table not found in {where}: {_short(err, 200)}",
+                    )
+                )
+            continue
+        source_types = {col: str(dtype) for col, dtype in t.schema().items()}
+        mapping, extra, required_absent = _map_columns(
+            table, qualified, source_types, config, report
+        )
+        if required_absent:
+            missing[table] = required_absent
+        sources[table] = SourceFile(
+            table, Path(qualified), "engine", Path(qualified), None, 0, "row"
+        )
+        columns[table] = mapping
+        ignored[table] = extra
+        typed[table] = _typed_expression(t, table, mapping)
+    if report.errors:
+        raise DatasetError(report)
+    return Dataset(
+        Path(folder) if folder is not None else Path("."),
+        config,
+        con,
+        sources,
+        columns,
+        ignored,
+        missing,
+        typed,
+    )
+
+
+def _engine_table(
+    con: ibis.BaseBackend, table: str, name: str, database: str | tuple[str, str] | None
+) -> ir.Table:
+    """A table of the engine by name, or files the engine reads (a path: Parquet or CSV)."""
+    if "/" in name or "\\" in name or name.lower().endswith((".parquet", ".csv")):
+        reader = con.read_csv if name.lower().endswith(".csv") else con.read_parquet
+        return reader(name, table_name=f"kam_{table}")
+    return con.table(name, database=database)
+
+
+def _database_arg(database: str | None) -> str | tuple[str, str] | None:
+    if not database:
+        return None
+    parts = database.split(".")
+    return (parts[0], parts[1]) if len(parts) == 2 else database
+
+
+def _typed_expression(t: ir.Table, table: str, mapping: dict[str, str]) -> ir.Table:
+    """The engine table with contract names and types, plus parse flags for text sources."""
+    cols: dict[str, ir.Value] = {}
+    for spec in column_specs(table):
+        if spec.name not in mapping:
+            continue
+        value = t[mapping[spec.name]]
+        parsed, bad = _parse_value(spec, value)
+        cols[spec.name] = parsed
+        if bad is not None:
+            cols[f"__bad_{spec.name}"] = bad
+            cols[f"__raw_{spec.name}"] = value.cast("string")
+    return t.select(**cols)
+
+
+def _parse_value(spec: ColumnSpec, value: ir.Value) -> tuple[ir.Value, ir.BooleanValue | None]:
+    """Ibis twin of :func:`_parse_expr` for typed engines: cast, or parse text columns."""
+    dtype = value.type()
+    if spec.kind == "text":
+        return (value if dtype.is_string() else value.cast("string")), None
+    if not dtype.is_string():
+        if spec.kind == "amount":
+            return value.cast("float64"), None
+        if spec.kind == "integer":
+            return value.cast("int64"), None
+        if spec.kind == "date":
+            return value.cast("timestamp"), None
+        if spec.kind == "flag":
+            return (value if dtype.is_boolean() else value != 0), None
+    trimmed = value.strip().nullif("")
+    if spec.kind == "amount":
+        parsed = trimmed.re_replace(_AMOUNT_NOISE, "").nullif("").try_cast("float64")
+    elif spec.kind == "integer":
+        number = trimmed.re_replace(_AMOUNT_NOISE, "").nullif("").try_cast("float64")
+        parsed = ibis.ifelse(number == number.floor(), number.cast("int64"), ibis.null("int64"))
+    elif spec.kind == "date":
+        parsed = trimmed.replace("/", "-").try_cast("timestamp")
+    elif spec.kind == "flag":
+        low = trimmed.lower()
+        parsed = ibis.cases(
+            (low.isin(list(_TRUE)), True),
+            (low.isin(list(_FALSE)), False),
+            else_=ibis.null("boolean"),
+        )
+    else:  # pragma: no cover - schemas only use the kinds above
+        raise ValueError(f"unknown column kind {spec.kind}")
+    return parsed, trimmed.notnull() & parsed.isnull()
+
+
+def _map_columns(
+    table: str,
+    where: str,
+    source_types: dict[str, str],
+    config: KamConfig,
+    report: ValidationReport,
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """Match a source's columns to the contract; report clashes and missing required ones.
+
+    Returns the mapping (contract → source column), the ignored source columns
+    and the required contract columns that are absent.
+    """
+    mapping, extra, absent, dupes = _match_columns(table, source_types, config)
+    for norm, names in dupes.items():
+        report.issues.append(
+            Issue(
+                "error",
+                table,
+                where,
+                norm,
+                "unique column names",
+                "columns " + ", ".join(repr(n) for n in names) + " map to the same contract column",
+            )
+        )
+    required_absent = [c for c in absent if c in _required_columns(table)]
+    if required_absent:
+        report.issues.append(
+            Issue(
+                "error",
+                table,
+                where,
+                ", ".join(required_absent),
+                "required columns",
+                "missing required column(s): "
+                + ", ".join(required_absent)
+                + _mapping_hint(table, config, source_types),
+            )
+        )
+    return mapping, extra, required_absent
 
 
 def _short(err: Exception, limit: int = 300) -> str:
@@ -931,17 +1115,19 @@ def _examples(
     t: ir.Table, predicate: ir.BooleanValue, show: Iterable[str], offset: int
 ) -> list[dict]:
     cols = [c for c in show if c in t.columns]
+    numbered = ROW in t.columns  # files: line numbers; engine tables have no row order
+    lead = [ROW] if numbered else []
     rows = (
         t.filter(predicate.fill_null(False))
-        .order_by(ROW)
-        .select(ROW, *cols)
+        .select(*lead, *cols)
+        .order_by(lead or cols)
         .limit(MAX_EXAMPLES)
         .to_pyarrow()
         .to_pylist()
     )
     out = []
     for r in rows:
-        ex = {"_line": int(r.pop(ROW)) + offset}
+        ex = {"_line": int(r.pop(ROW)) + offset} if numbered else {}
         for k, v in r.items():
             name = k.removeprefix("__raw_")
             if k.startswith("__raw_") or name not in ex:
@@ -1135,7 +1321,7 @@ def validate_dataset(
 
 def validate_open_dataset(ds: Dataset, as_of: dt.date) -> ValidationReport:
     """Validate an already opened :class:`Dataset` (see :func:`validate_dataset`)."""
-    report = ValidationReport(folder=ds.folder, as_of=as_of)
+    report = ValidationReport(folder=ds.label, as_of=as_of)
     tables_summary = {}
     for table in TABLE_MODELS:
         if table not in ds.sources or ds.missing_columns.get(table):

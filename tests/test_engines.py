@@ -1,0 +1,332 @@
+"""The same validation and feature build on other engines: a DuckDB database and Spark.
+
+A generated dataset is read three ways: the dataset folder (files, the
+embedded DuckDB: the reference), a DuckDB database file opened by URL like a
+warehouse, and PySpark in local mode (one session shared by the module; the
+tables are registered as Spark views, or read by Spark from the Parquet
+paths). Features, monthly revenue and the validation report on planted
+errors must come out the same.
+
+The Spark tests are marked ``spark`` and skipped when Java or PySpark is
+missing; ``make test`` installs both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pandera.errors
+import pandera.ibis as pa
+import pytest
+
+from kam_analysis.config import config_from_dict
+from kam_analysis.data import DatasetError, open_dataset, validate_open_dataset
+from kam_analysis.features import build_account_features, monthly_revenue
+from kam_analysis.schemas import TABLE_MODELS
+from kam_analysis.sources import describe_source
+
+AS_OF = dt.date(2026, 3, 31)
+HAS_JAVA = shutil.which("java") is not None
+try:
+    import pyspark  # noqa: F401
+
+    HAS_PYSPARK = True
+except ImportError:
+    HAS_PYSPARK = False
+needs_spark = [
+    pytest.mark.spark,
+    pytest.mark.slow,
+    pytest.mark.skipif(not (HAS_JAVA and HAS_PYSPARK), reason="needs Java 17 and pyspark"),
+]
+
+
+def plant_errors(good: Path, bad: Path) -> dict[tuple[str, str, str], int]:
+    """Copy the dataset with known broken rows; returns (table, column, rule) -> rows."""
+    bad.mkdir(parents=True)
+    for f in good.glob("*.parquet"):
+        shutil.copy(f, bad / f.name)
+    con = duckdb.connect()
+
+    def rewrite(table: str, sql: str) -> None:
+        tmp = bad / f"{table}.tmp.parquet"
+        con.sql(f"COPY ({sql}) TO '{tmp}' (FORMAT parquet)")
+        tmp.replace(bad / f"{table}.parquet")
+
+    src = {t: f"read_parquet('{good / (t + '.parquet')}')" for t in TABLE_MODELS}
+    rewrite(
+        "transactions",
+        f"""SELECT * EXCLUDE (rn) REPLACE (
+              CASE WHEN rn <= 4 THEN 'ZZZ-404' ELSE account_id END AS account_id,
+              CASE WHEN rn BETWEEN 5 AND 7 THEN TIMESTAMP '2026-05-01' ELSE date END AS date,
+              CASE WHEN rn BETWEEN 8 AND 9 THEN -revenue ELSE revenue END AS revenue)
+            FROM (SELECT *, row_number() OVER (ORDER BY order_id, product_line) AS rn
+                  FROM {src["transactions"]})""",
+    )
+    rewrite(
+        "stakeholders",
+        f"""SELECT * EXCLUDE (rn) REPLACE (CASE WHEN rn <= 2 THEN 'ceo' ELSE role END AS role)
+            FROM (SELECT *, row_number() OVER (ORDER BY contact_id) AS rn
+                  FROM {src["stakeholders"]})""",
+    )
+    rewrite(
+        "contracts",
+        f"""SELECT * FROM {src["contracts"]}
+            UNION ALL (SELECT * FROM {src["contracts"]} ORDER BY contract_id LIMIT 1)""",
+    )
+    return {
+        ("transactions", "account_id", "account_id exists in accounts"): 4,
+        ("transactions", "date", f"not after as-of date {AS_OF}"): 3,
+        ("transactions", "revenue", ">= 0"): 2,
+        ("stakeholders", "role", "one of executive, procurement, it, business, finance, legal"): 2,
+        ("contracts", "contract_id", "unique key"): 2,
+    }
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> tuple[Path, Path, dict]:
+    from kam_analysis.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("engines")
+    good = root / "good"
+    generate_dataset(good, n_accounts=250, seed=3)
+    planted = plant_errors(good, root / "bad")
+    return good, root / "bad", planted
+
+
+@pytest.fixture(scope="module")
+def duckdb_file(folders) -> Path:
+    """A DuckDB database holding the good tables and the broken ones (prefix bad_)."""
+    good, bad, _ = folders
+    path = good.parent / "warehouse.duckdb"
+    con = duckdb.connect(str(path))
+    for prefix, folder in (("", good), ("bad_", bad)):
+        for f in folder.glob("*.parquet"):
+            if f.stem in TABLE_MODELS:
+                con.sql(f"CREATE TABLE {prefix}{f.stem} AS SELECT * FROM read_parquet('{f}')")
+    con.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def spark(folders):
+    """One local Spark session for the module; good tables as views, broken ones as bad_*."""
+    if not (HAS_JAVA and HAS_PYSPARK):
+        pytest.skip("needs Java 17 and pyspark")
+    from kam_analysis.sources import spark_session
+
+    session = spark_session({"master": "local[2]", "spark.sql.shuffle.partitions": "4"})
+    good, bad, _ = folders
+    for prefix, folder in (("", good), ("bad_", bad)):
+        for f in folder.glob("*.parquet"):
+            if f.stem in TABLE_MODELS:
+                session.read.parquet(str(f)).createOrReplaceTempView(f"{prefix}{f.stem}")
+    return session
+
+
+def engine_config(engine: str, folders, duckdb_file, *, bad: bool = False, spark=None):
+    good, bad_dir, _ = folders
+    tables = {t: f"bad_{t}" for t in TABLE_MODELS} if bad else {}
+    present = {t for t in TABLE_MODELS if (good / f"{t}.parquet").is_file()}
+    tables = {t: n for t, n in tables.items() if t in present}
+    if engine == "duckdb-url":
+        source = {"url": f"duckdb:///{duckdb_file}", "tables": tables}
+    elif engine == "pyspark":
+        source = {"backend": "pyspark", "tables": tables}
+    elif engine == "pyspark-paths":
+        folder = bad_dir if bad else good
+        source = {
+            "backend": "pyspark",
+            "tables": {t: str(folder / f"{t}.parquet") for t in present},
+        }
+    else:  # pragma: no cover
+        raise ValueError(engine)
+    return config_from_dict({"data": {"source": source}})
+
+
+ENGINES = [
+    pytest.param("duckdb-url", id="duckdb-url"),
+    pytest.param("pyspark", id="pyspark", marks=needs_spark),
+    pytest.param("pyspark-paths", id="pyspark-paths", marks=needs_spark),
+]
+
+
+@pytest.fixture
+def engine_spark(request):
+    """The Spark session, only for the Spark engines (keeps DuckDB tests Java-free)."""
+    if request.node.callspec.params["engine"].startswith("pyspark"):
+        return request.getfixturevalue("spark")
+    return None
+
+
+def sorted_frame(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return frame.sort_values(keys).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_features_and_monthly_revenue_equal_the_files_engine(
+    engine, folders, duckdb_file, engine_spark, tmp_path
+):
+    good = folders[0]
+    ref = open_dataset(good)
+    ds = open_dataset(tmp_path, config=engine_config(engine, folders, duckdb_file))
+    assert not ds.config.data.source.is_files and "fx_rates" not in ds.sources
+
+    def features(d):
+        return build_account_features(d.table("transactions"), d.table("accounts"), AS_OF)
+
+    expected, got = features(ref), features(ds)
+    assert len(got) == 250 and got["revenue_12m"].sum() > 0
+    pd.testing.assert_frame_equal(
+        sorted_frame(got, ["account_id"]),
+        sorted_frame(expected, ["account_id"]),
+        check_dtype=False,
+        rtol=1e-9,
+    )
+    months = monthly_revenue(ds.table("transactions"), AS_OF, months=24)
+    pd.testing.assert_frame_equal(
+        sorted_frame(months, ["account_id", "month"]),
+        sorted_frame(
+            monthly_revenue(ref.table("transactions"), AS_OF, months=24), ["account_id", "month"]
+        ),
+        check_dtype=False,
+        rtol=1e-9,
+    )
+
+
+def issue_key(issue) -> tuple:
+    return (issue.table, issue.column, issue.rule, issue.severity, issue.n_rows)
+
+
+def example_rows(issue) -> list[tuple]:
+    rows = [
+        tuple(sorted((k, str(v)) for k, v in e.items() if k != "_line")) for e in issue.examples
+    ]
+    return sorted(rows)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_validation_finds_the_same_problems(engine, folders, duckdb_file, engine_spark, tmp_path):
+    _, bad, planted = folders
+    ref = validate_open_dataset(open_dataset(bad), AS_OF)
+    cfg = engine_config(engine, folders, duckdb_file, bad=True)
+    report = validate_open_dataset(open_dataset(tmp_path, config=cfg), AS_OF)
+    assert not report.ok
+    found = {(i.table, i.column, i.rule): i.n_rows for i in ref.issues}
+    assert planted.items() <= found.items()  # the reference finds what was planted ...
+    # ... and the engine finds exactly the same, with the same example rows (no line numbers)
+    assert sorted(map(issue_key, report.issues)) == sorted(map(issue_key, ref.issues))
+    by_key = {issue_key(i): i for i in ref.issues}
+    for issue in report.issues:
+        twin = by_key[issue_key(issue)]
+        assert all("_line" not in e for e in issue.examples)
+        if issue.n_rows <= 5:
+            assert example_rows(issue) == example_rows(twin), issue.render()
+    assert (
+        report.summary["tables"]["transactions"]["rows"]
+        == (ref.summary["tables"]["transactions"]["rows"])
+    )
+    assert report.summary["transaction_dates"] == ref.summary["transaction_dates"]
+
+
+def test_text_columns_are_parsed_and_failures_reported(tmp_path):
+    """A warehouse table typed as text: amounts with separators, slash dates, junk."""
+    db = tmp_path / "text.duckdb"
+    con = duckdb.connect(str(db))
+    con.sql(
+        """CREATE TABLE accounts AS SELECT * FROM (VALUES ('A1', 'Aoba', 'Energy', 'Kanto'),
+             ('A2', 'Kita', 'Retail', 'Kansai')) t(account_id, name, industry, region)"""
+    )
+    con.sql(
+        """CREATE TABLE lines AS SELECT * FROM (VALUES
+             ('A1', '2025/04/01', '1,234', '1000', 'X'),
+             ('A1', '2025-06-30', '¥2,000', ' 500 ', 'X'),
+             ('A2', 'soon', '3000', '100', 'Y'),
+             ('A2', '2025-07-01', 'n/a', '', 'Y')) t(customer, sold_on, amount, cost, product_line)"""
+    )
+    con.close()
+    cfg = config_from_dict(
+        {
+            "data": {"source": {"url": f"duckdb:///{db}", "tables": {"transactions": "lines"}}},
+            "columns": {
+                "transactions": {"account_id": "customer", "date": "sold_on", "revenue": "amount"}
+            },
+        }
+    )
+    ds = open_dataset(tmp_path, config=cfg)
+    lines = ds.table("transactions").to_pandas().sort_values(["account_id", "date"])
+    assert lines["revenue"].tolist()[:2] == [1234.0, 2000.0]
+    assert lines["date"].iloc[0] == pd.Timestamp("2025-04-01")
+    assert lines["cost"].tolist()[:2] == [1000.0, 500.0]
+    report = validate_open_dataset(ds, AS_OF)
+    issues = {(i.table, i.column, i.rule): i for i in report.issues}
+    date_issue = issues[("transactions", "date", "parse date")]
+    assert date_issue.n_rows == 1 and date_issue.examples[0]["date"] == "soon"
+    amount_issue = issues[("transactions", "revenue", "parse amount")]
+    assert amount_issue.n_rows == 1 and amount_issue.examples[0]["revenue"] == "n/a"
+    assert date_issue.file == "lines" and "row " not in date_issue.render()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.skipif(not (HAS_JAVA and HAS_PYSPARK), reason="needs Java 17 and pyspark")
+def test_pandera_contract_validates_a_spark_table(spark, folders, tmp_path):
+    """pandera's Ibis backend runs the contract's checks on the Spark table itself."""
+    good = open_dataset(
+        tmp_path, config=config_from_dict({"data": {"source": {"backend": "pyspark"}}})
+    )
+    schema = TABLE_MODELS["stakeholders"].to_schema()
+
+    def without_timestamp_dtype(table):
+        return pa.DataFrameSchema(
+            {
+                n: c
+                if str(c.dtype) != "timestamp"
+                else pa.Column(None, c.checks, nullable=c.nullable)
+                for n, c in schema.columns.items()
+                if n in table.columns
+            }
+        )
+
+    ok = good.table("stakeholders")
+    without_timestamp_dtype(ok).validate(ok, lazy=True)
+    bad_cfg = {
+        "data": {"source": {"backend": "pyspark", "tables": {"stakeholders": "bad_stakeholders"}}}
+    }
+    bad = open_dataset(tmp_path, config=config_from_dict(bad_cfg)).table("stakeholders")
+    with pytest.raises(pandera.errors.SchemaErrors, match="isin"):
+        without_timestamp_dtype(bad).validate(bad, lazy=True)
+
+
+def test_connection_problems_are_reported_not_raised(tmp_path, monkeypatch):
+    cases = [
+        ({"backend": "nosuchengine"}, "unknown Ibis backend 'nosuchengine'"),
+        ({"backend": "snowflake"}, "pip install 'ibis-framework[snowflake]'"),
+        ({"url": "duckdb:///x.duckdb?x=${KAM_TEST_UNSET}"}, "KAM_TEST_UNSET"),
+        ({"url": f"duckdb:///{tmp_path / 'typo.duckdb'}"}, "database does not exist"),
+        ({"url": f"duckdb:///{tmp_path / 'empty.duckdb'}"}, "table not found"),
+    ]
+    duckdb.connect(str(tmp_path / "empty.duckdb")).close()
+    monkeypatch.delenv("KAM_TEST_UNSET", raising=False)
+    for source, message in cases:
+        with pytest.raises(DatasetError) as err:
+            open_dataset(tmp_path, config=config_from_dict({"data": {"source": source}}))
+        assert message in err.value.report.render_text()
+
+
+def test_describe_source_hides_passwords():
+    cfg = config_from_dict(
+        {"data": {"source": {"url": "postgres://kam:s3cret@db:5432/crm?password=s3cret&x=1"}}}
+    )
+    text = describe_source(cfg.data.source)
+    assert "s3cret" not in text and text.startswith("postgres://kam@db:5432/crm")
+    assert cfg.data.source.backend == "postgres"
+    spark_cfg = config_from_dict({"data": {"source": {"backend": "pyspark", "database": "sales"}}})
+    assert describe_source(spark_cfg.data.source) == "pyspark (database sales)"
+    with pytest.raises(Exception, match="no scheme"):
+        config_from_dict({"data": {"source": {"url": "localhost:5432"}}})
+    with pytest.raises(Exception, match="unknown table"):
+        config_from_dict({"data": {"source": {"tables": {"sales": "x"}}}})
