@@ -1,6 +1,8 @@
-"""Benchmark: account features from a transactions Parquet file, ours vs plain pandas.
+"""Benchmark: account features from a transactions Parquet file, ours vs pandas vs Spark.
 
     .venv/bin/python benchmarks/bench_features.py --lines 1000000 20000000
+    .venv/bin/python benchmarks/bench_features.py --lines 1000000 10000000 50000000 \
+        --engines ours pandas spark --repeat 1
 
 For each size the script writes (once, then reuses) a realistic
 transactions Parquet file and an accounts Parquet file into
@@ -8,11 +10,15 @@ transactions Parquet file and an accounts Parquet file into
 
 * ``ours``:   :func:`kam_analysis.features.build_account_features` on DuckDB,
 * ``pandas``: ``pd.read_parquet`` + ``groupby``, the code an analyst would write,
+* ``spark``:  the same Ibis feature build on PySpark in local mode (``local[2]``,
+  what a Spark user would run), the session started before the clock starts,
 
 each run in a fresh subprocess so that its peak resident memory is its own.
-It prints the median wall time (reading + computing; interpreter start and
-imports excluded) and the median peak RSS (imports included) of each, the
-ratios pandas / ours, and the largest differences between the two results.
+Peak memory is the larger of the process's own peak RSS and the peak of its
+whole process tree sampled every 50 ms (Spark's JVM is a child process).
+It prints the median wall time (reading + computing; interpreter start,
+imports and the Spark session start excluded) and the median peak memory of
+each, the ratios against ours, and the largest differences between results.
 """
 
 from __future__ import annotations
@@ -205,6 +211,33 @@ def run_ours(tx: Path, acc: Path, threads: int, memory_limit: str):
     return out, time.perf_counter() - t0
 
 
+def start_spark(memory: str):
+    """A local Spark session (not timed, like imports)."""
+    sys.path.insert(0, str(ROOT))
+    import ibis
+
+    from kam_analysis.sources import spark_session
+
+    session = spark_session(
+        {
+            "master": "local[2]",
+            "spark.driver.memory": memory,
+            "spark.sql.shuffle.partitions": "8",
+        }
+    )
+    return ibis.pyspark.connect(session)
+
+
+def run_spark(con, tx: Path, acc: Path):
+    from kam_analysis.features import build_account_features
+
+    t0 = time.perf_counter()
+    out = build_account_features(
+        con.read_parquet(str(tx)), con.read_parquet(str(acc)), AS_OF, period=PERIOD
+    )
+    return out, time.perf_counter() - t0
+
+
 def features_pandas(tx_path: Path, acc_path: Path, as_of: str):
     """The straightforward pandas version, same definitions as build_account_features."""
     import pandas as pd
@@ -284,9 +317,12 @@ def child(args) -> None:
 
     if args.child == "ours":
         import_ours()
+    spark = start_spark(args.spark_memory) if args.child == "spark" else None
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     if args.child == "ours":
         out, seconds = run_ours(args.tx, args.acc, args.threads, args.memory_limit)
+    elif args.child == "spark":
+        out, seconds = run_spark(spark, args.tx, args.acc)
     else:
         out, seconds = run_pandas(args.tx, args.acc)
     usage = resource.getrusage(resource.RUSAGE_SELF)  # ru_maxrss in KiB on Linux
@@ -306,16 +342,40 @@ def child(args) -> None:
 # --------------------------------------------------------------------------- driver
 
 
+def tree_rss_mib(proc) -> float:
+    """Resident memory of a process and all its descendants, in MiB."""
+    import psutil
+
+    total = 0
+    try:
+        root = psutil.Process(proc.pid)
+        for p in [root, *root.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+    except psutil.NoSuchProcess:
+        pass
+    return total / 2**20
+
+
 def measure(impl: str, tx: Path, acc: Path, out: Path | None, args) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", impl]
     cmd += ["--tx", str(tx), "--acc", str(acc), "--threads", str(args.threads)]
-    cmd += ["--memory-limit", args.memory_limit]
+    cmd += ["--memory-limit", args.memory_limit, "--spark-memory", args.spark_memory]
     if out is not None:
         cmd += ["--out", str(out)]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise RuntimeError(f"{impl} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak_tree = 0.0
+    while proc.poll() is None:  # sample the process tree (Spark's JVM is a child)
+        peak_tree = max(peak_tree, tree_rss_mib(proc))
+        time.sleep(0.05)
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{impl} failed:\n{stderr[-3000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["peak_mib"] = max(result["peak_mib"], peak_tree)
+    return result
 
 
 def compare(ours_path: Path, pandas_path: Path) -> dict[str, float]:
@@ -344,9 +404,9 @@ def bench(lines: int, args) -> dict:
     tx, acc = ensure_data(lines, n_accounts)
     results_dir = WORK / "results"
     results_dir.mkdir(exist_ok=True)
-    runs: dict[str, list[dict]] = {"ours": [], "pandas": []}
+    runs: dict[str, list[dict]] = {impl: [] for impl in args.engines}
     for rep in range(args.repeat):
-        for impl in ("ours", "pandas"):
+        for impl in args.engines:
             out = results_dir / f"{impl}_{lines}.parquet" if rep == 0 else None
             r = measure(impl, tx, acc, out, args)
             runs[impl].append(r)
@@ -359,14 +419,20 @@ def bench(lines: int, args) -> dict:
     summary = {
         impl: {k: statistics.median(r[k] for r in rs) for k in keys} for impl, rs in runs.items()
     }
-    diffs = compare(results_dir / f"ours_{lines}.parquet", results_dir / f"pandas_{lines}.parquet")
-    worst = max(diffs, key=diffs.get)
-    print(
-        f"  results agree: max abs diff revenue_12m {diffs['revenue_12m']:.3g}, "
-        f"orders_total {diffs['orders_total']:.3g}, monetary_value {diffs['monetary_value']:.3g}; "
-        f"largest over all {len(diffs)} compared columns: {worst} {diffs[worst]:.3g}"
-    )
-    return {"lines": lines, "accounts": n_accounts, **summary, "max_abs_diff": diffs[worst]}
+    worst_all = 0.0
+    for other in [e for e in args.engines if e != "ours"]:
+        diffs = compare(
+            results_dir / f"ours_{lines}.parquet", results_dir / f"{other}_{lines}.parquet"
+        )
+        worst = max(diffs, key=diffs.get)
+        worst_all = max(worst_all, diffs[worst])
+        print(
+            f"  ours vs {other}: max abs diff revenue_12m {diffs['revenue_12m']:.3g}, "
+            f"orders_total {diffs['orders_total']:.3g}, "
+            f"monetary_value {diffs['monetary_value']:.3g}; "
+            f"largest over all {len(diffs)} compared columns: {worst} {diffs[worst]:.3g}"
+        )
+    return {"lines": lines, "accounts": n_accounts, **summary, "max_abs_diff": worst_all}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -376,7 +442,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="DuckDB threads")
     p.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit")
-    p.add_argument("--child", choices=["ours", "pandas"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--engines",
+        nargs="+",
+        choices=["ours", "pandas", "spark"],
+        default=["ours", "pandas"],
+        help="contenders (ours = Ibis on DuckDB; spark needs pyspark and Java)",
+    )
+    p.add_argument("--spark-memory", default="4g", help="spark.driver.memory (default 4g)")
+    p.add_argument("--child", choices=["ours", "pandas", "spark"], help=argparse.SUPPRESS)
     p.add_argument("--tx", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--acc", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -387,19 +461,26 @@ def main(argv: list[str] | None = None) -> int:
     rows = [bench(n, args) for n in args.lines]
     print(
         f"\nmedian of {args.repeat} runs; wall/cpu = read + compute (imports excluded); "
-        "RSS = peak of the child process (imports included)"
+        "memory = peak RSS of the process tree (imports included; Spark: with its JVM)"
     )
-    head = f"{'lines':>11} {'accounts':>8} | {'ours s':>6} {'cpu s':>6} {'MiB':>5}"
-    head += f" | {'pandas s':>8} {'cpu s':>6} {'MiB':>5} | {'speed-up':>8} {'mem':>5} | max diff"
-    print(head)
+    head = f"{'lines':>11} {'accounts':>8}"
+    for impl in args.engines:
+        head += f" | {impl + ' s':>9} {'cpu s':>6} {'MiB':>6}"
+        if impl != "ours":
+            head += f" {'x time':>6} {'x mem':>5}"
+    print(head + " | max diff")
     for r in rows:
-        o, p_ = r["ours"], r["pandas"]
-        print(
-            f"{r['lines']:>11,} {r['accounts']:>8,} | {o['seconds']:6.2f} {o['cpu_seconds']:6.2f} "
-            f"{o['peak_mib']:5.0f} | {p_['seconds']:8.2f} {p_['cpu_seconds']:6.2f} "
-            f"{p_['peak_mib']:5.0f} | {p_['seconds'] / o['seconds']:7.1f}x "
-            f"{p_['peak_mib'] / o['peak_mib']:4.1f}x | {r['max_abs_diff']:.1g}"
-        )
+        line = f"{r['lines']:>11,} {r['accounts']:>8,}"
+        o = r["ours"]
+        for impl in args.engines:
+            x = r[impl]
+            line += f" | {x['seconds']:9.2f} {x['cpu_seconds']:6.2f} {x['peak_mib']:6.0f}"
+            if impl != "ours":
+                line += (
+                    f" {x['seconds'] / o['seconds']:5.1f}x {x['peak_mib'] / o['peak_mib']:4.1f}x"
+                )
+        print(line + f" | {r['max_abs_diff']:.1g}")
+    print("x time / x mem: the contender's median wall time and peak memory over ours")
     return 0
 
 
