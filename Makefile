@@ -7,13 +7,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kam-installed
-SPARK_STAMP := $(VENV)/.kam-spark-installed
+ENGINES_STAMP := $(VENV)/.kam-engines-installed
 KERNEL := kam-analysis
 DEMO   := data/demo
 DEMO_ACCOUNTS ?= 2000
 PYTEST_ARGS ?=
 
-.PHONY: reports test lab lint format env demo browser java
+.PHONY: reports test lab lint format env demo browser java postgres
 
 env: $(STAMP)
 
@@ -26,10 +26,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (kam-analysis)" >/dev/null
 	@touch $(STAMP)
 
-# PySpark for the Spark data-source tests (a 430 MB download, so only for `make test`).
-$(SPARK_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
-	@touch $(SPARK_STAMP)
+# PySpark and psycopg for the data-source tests (430 MB download, so only for `make test`).
+$(ENGINES_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark,postgres]'
+	@touch $(ENGINES_STAMP)
 
 $(DEMO)/accounts.parquet: | $(STAMP)
 	$(BIN)/kam synth --out $(DEMO) --accounts $(DEMO_ACCOUNTS) --seed 0
@@ -59,7 +59,15 @@ java:
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
 	else echo "note: java not installed, Spark tests will be skipped"; fi
 
-test: $(STAMP) $(SPARK_STAMP) browser java
+# PostgreSQL server binaries (the tests start a throw-away server on a Unix socket).
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing postgresql (Debian; the service is not started)"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "note: postgresql not installed, PostgreSQL tests will be skipped"; fi
+
+test: $(STAMP) $(ENGINES_STAMP) browser java postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lab: $(STAMP)

@@ -161,6 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args.config)
     settings = config.reports
     folder = Path(args.data).resolve()
+    if not config.data.source.is_files:  # tables come from the engine; --data holds derived files
+        folder.mkdir(parents=True, exist_ok=True)
     as_of = default_as_of(folder, _as_of(args.as_of))
     params = _parse_params(args.param or [])
     notebooks = settings.notebooks
@@ -287,7 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("run", help="execute the report notebooks and publish an HTML report run")
-    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="dataset folder (with [data.source] in the config: a working folder)",
+    )
     p.add_argument("--as-of", help="analysis date YYYY-MM-DD (default: the dataset's, else today)")
     p.add_argument("--config", help="kam.toml")
     p.add_argument("--reports-dir", default="reports", help="where runs are published (reports/)")

@@ -1,23 +1,31 @@
-"""The same validation and feature build on other engines: a DuckDB database and Spark.
+"""The same validation and feature build on other engines: DuckDB file, Spark, PostgreSQL.
 
-A generated dataset is read three ways: the dataset folder (files, the
+A generated dataset is read several ways: the dataset folder (files, the
 embedded DuckDB: the reference), a DuckDB database file opened by URL like a
-warehouse, and PySpark in local mode (one session shared by the module; the
+warehouse, PySpark in local mode (one session shared by the module; the
 tables are registered as Spark views, or read by Spark from the Parquet
-paths). Features, monthly revenue and the validation report on planted
-errors must come out the same.
+paths), and a throw-away PostgreSQL server on a Unix socket (Debian's
+``postgresql``, started by the fixture). Features, monthly revenue and the
+validation report on planted errors must come out the same.
 
 The Spark tests are marked ``spark`` and skipped when Java or PySpark is
-missing; ``make test`` installs both.
+missing, the PostgreSQL ones ``postgres`` (skipped without ``initdb`` or
+psycopg); ``make test`` installs all of them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import glob
+import io
+import os
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import duckdb
+import ibis
 import pandas as pd
 import pandera.errors
 import pandera.ibis as pa
@@ -37,6 +45,18 @@ try:
     HAS_PYSPARK = True
 except ImportError:
     HAS_PYSPARK = False
+INITDB = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), shutil.which("initdb"))
+try:
+    import psycopg
+
+    HAS_PSYCOPG = True
+except ImportError:
+    HAS_PSYCOPG = False
+needs_postgres = [
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.skipif(not (INITDB and HAS_PSYCOPG), reason="needs postgresql and psycopg"),
+]
 needs_spark = [
     pytest.mark.spark,
     pytest.mark.slow,
@@ -127,6 +147,59 @@ def spark(folders):
     return session
 
 
+def _as_postgres_user(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run its tools as the postgres user then."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="module")
+def postgres(folders):
+    """A PostgreSQL server for this module (Unix socket only), loaded with good and bad_ tables."""
+    if not (INITDB and HAS_PSYCOPG):
+        pytest.skip("needs postgresql (initdb) and psycopg")
+    import pandas as pd
+
+    bin_dir = Path(INITDB).parent
+    # outside pytest's private tmp folder, which the postgres user cannot enter
+    root = Path(tempfile.mkdtemp(prefix="kam-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    data = root / "data"
+    subprocess.run(
+        _as_postgres_user([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "kam"]),
+        check=True,
+        capture_output=True,
+    )
+    port = "54329"
+    options = f"-p {port} -k {root} -c listen_addresses='' -c fsync=off"
+    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log")]
+    subprocess.run(_as_postgres_user([*pg_ctl, "-o", options, "-w", "start"]), check=True)
+    try:
+        dsn = f"host={root} port={port} user=kam dbname=postgres"
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("CREATE DATABASE kam")
+        url = f"postgres://kam@/kam?host={root}&port={port}"
+        con = ibis.connect(url)
+        good, bad, _ = folders
+        for prefix, folder in (("", good), ("bad_", bad)):
+            for f in sorted(folder.glob("*.parquet")):
+                if f.stem not in TABLE_MODELS:
+                    continue
+                frame = pd.read_parquet(f)
+                name = f"{prefix}{f.stem}"
+                con.create_table(name, schema=ibis.memtable(frame.head(1)).schema())
+                text = io.StringIO()
+                frame.to_csv(text, index=False, header=False)
+                with psycopg.connect(dsn.replace("postgres", "kam")) as c:
+                    with c.cursor().copy(f'COPY "{name}" FROM STDIN (FORMAT csv)') as copy:
+                        copy.write(text.getvalue())
+        con.disconnect()
+        yield url
+    finally:
+        subprocess.run(_as_postgres_user([*pg_ctl, "-m", "immediate", "stop"]), check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def engine_config(engine: str, folders, duckdb_file, *, bad: bool = False, spark=None):
     good, bad_dir, _ = folders
     tables = {t: f"bad_{t}" for t in TABLE_MODELS} if bad else {}
@@ -134,6 +207,8 @@ def engine_config(engine: str, folders, duckdb_file, *, bad: bool = False, spark
     tables = {t: n for t, n in tables.items() if t in present}
     if engine == "duckdb-url":
         source = {"url": f"duckdb:///{duckdb_file}", "tables": tables}
+    elif engine == "postgres":
+        source = {"url": spark, "tables": tables}  # the fixture value: the server's URL
     elif engine == "pyspark":
         source = {"backend": "pyspark", "tables": tables}
     elif engine == "pyspark-paths":
@@ -151,14 +226,18 @@ ENGINES = [
     pytest.param("duckdb-url", id="duckdb-url"),
     pytest.param("pyspark", id="pyspark", marks=needs_spark),
     pytest.param("pyspark-paths", id="pyspark-paths", marks=needs_spark),
+    pytest.param("postgres", id="postgres", marks=needs_postgres),
 ]
 
 
 @pytest.fixture
 def engine_spark(request):
     """The Spark session, only for the Spark engines (keeps DuckDB tests Java-free)."""
-    if request.node.callspec.params["engine"].startswith("pyspark"):
+    engine = request.node.callspec.params["engine"]
+    if engine.startswith("pyspark"):
         return request.getfixturevalue("spark")
+    if engine == "postgres":
+        return request.getfixturevalue("postgres")
     return None
 
 
@@ -172,7 +251,9 @@ def test_features_and_monthly_revenue_equal_the_files_engine(
 ):
     good = folders[0]
     ref = open_dataset(good)
-    ds = open_dataset(tmp_path, config=engine_config(engine, folders, duckdb_file))
+    ds = open_dataset(
+        tmp_path, config=engine_config(engine, folders, duckdb_file, spark=engine_spark)
+    )
     assert not ds.config.data.source.is_files and "fx_rates" not in ds.sources
 
     def features(d):
@@ -212,7 +293,7 @@ def example_rows(issue) -> list[tuple]:
 def test_validation_finds_the_same_problems(engine, folders, duckdb_file, engine_spark, tmp_path):
     _, bad, planted = folders
     ref = validate_open_dataset(open_dataset(bad), AS_OF)
-    cfg = engine_config(engine, folders, duckdb_file, bad=True)
+    cfg = engine_config(engine, folders, duckdb_file, bad=True, spark=engine_spark)
     report = validate_open_dataset(open_dataset(tmp_path, config=cfg), AS_OF)
     assert not report.ok
     found = {(i.table, i.column, i.rule): i.n_rows for i in ref.issues}
