@@ -153,8 +153,17 @@ def _personal_data_values(ds) -> list[str]:
     return values
 
 
+def _key_accounts(ds, as_of: dt.date, config: KamConfig, lang: str, top_n: int):
+    """The top key accounts and their names (the scored book is dropped afterwards)."""
+    from kam_analysis.context import AnalysisContext
+
+    ctx = AnalysisContext(ds, as_of, config, lang)
+    ids = ctx.key_accounts(top_n)
+    return ids, ctx.account_names(ids)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from kam_analysis.context import AnalysisContext, default_as_of
+    from kam_analysis.context import default_as_of
     from kam_analysis.data import DatasetError, open_dataset, validate_open_dataset
     from kam_analysis.reports import ReportError, run_reports
 
@@ -189,12 +198,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(report.render_text(), file=sys.stderr)
         print("kam: invalid data, no report was run", file=sys.stderr)
         return EXIT_BAD_INPUT
-    account_ids: list[str] = []
-    account_names: dict[str, str] = {}
-    if with_plans and top_n > 0:
-        ctx = AnalysisContext(ds, as_of, config, args.lang)
-        account_ids = ctx.key_accounts(top_n)
-        account_names = ctx.account_names(account_ids)
+    account_ids, account_names = (
+        _key_accounts(ds, as_of, config, args.lang, top_n) if with_plans and top_n > 0 else ([], {})
+    )
     show_pd = bool(args.show_personal_data or config.show_personal_data)
     run_kwargs = dict(
         data_dir=folder,

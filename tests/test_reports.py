@@ -567,7 +567,8 @@ def test_failing_notebooks_fail_the_run_but_keep_the_evidence(tmp_path):
 
 
 RUNNER_SCRIPT = """\
-import datetime as dt, sys
+import datetime as dt, faulthandler, signal, sys
+faulthandler.register(signal.SIGUSR1)  # the test asks for a stack dump if the runner hangs
 from pathlib import Path
 from kam_analysis.reports import NotebookSpec, run_reports
 data, reports_dir, root, kernel, label, name = sys.argv[1:7]
@@ -613,7 +614,14 @@ def test_interrupt_stops_kernels_and_publishes_nothing(tmp_path, signum):
     assert any(p.name.startswith(".tmp-") for p in reports_dir.iterdir())
     time.sleep(1.0)
     proc.send_signal(signum)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # show where the runner hangs, then fail
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"the runner ignored the signal for 60 s; its stacks:\n{err[-6000:]}")
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert published_runs(reports_dir) == [good]
