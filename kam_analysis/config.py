@@ -51,6 +51,13 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _known_table_keys(value: dict[str, str]) -> dict[str, str]:
+    unknown = sorted(set(value) - set(TABLE_MODELS))
+    if unknown:
+        raise ValueError(f"unknown table(s) {unknown}; known: {sorted(TABLE_MODELS)}")
+    return value
+
+
 class SourceSettings(_Section):
     """Where the tables live: the dataset folder (default) or a database/engine via Ibis.
 
@@ -101,10 +108,7 @@ class SourceSettings(_Section):
     @field_validator("tables")
     @classmethod
     def _known_tables(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(TABLE_MODELS))
-        if unknown:
-            raise ValueError(f"unknown table(s) {unknown}; known: {sorted(TABLE_MODELS)}")
-        return value
+        return _known_table_keys(value)
 
     @model_validator(mode="after")
     def _url_backend(self) -> SourceSettings:
@@ -145,9 +149,7 @@ class DataSettings(_Section):
     @field_validator("files")
     @classmethod
     def _known_tables(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(TABLE_MODELS))
-        if unknown:
-            raise ValueError(f"unknown table(s) {unknown}; known: {sorted(TABLE_MODELS)}")
+        _known_table_keys(value)
         for table, name in value.items():
             if Path(name).name != name:
                 raise ValueError(f"files.{table} must be a file name inside the dataset folder")
