@@ -134,8 +134,11 @@ def test_month_axis_labels_in_japanese_and_english():
             "gross_profit": 0.5,
         }
     )
-    ja = revenue_history(frame, lang="ja")
-    ja.figure.canvas.draw()
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        warnings.simplefilter("error")  # a missing glyph (no Japanese font) would raise
+        plots.set_report_style("ja")
+        ja = revenue_history(frame, lang="ja")
+        ja.figure.canvas.draw()
     labels = [t.get_text() for t in ja.get_xticklabels() if t.get_text()]
     assert labels and all(re.fullmatch(r"\d{1,2}月|\d{4}年", x) for x in labels), labels
     fmt = ja.xaxis.get_major_formatter()
