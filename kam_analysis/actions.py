@@ -1100,7 +1100,7 @@ def account_plan_data(
         For an ``account_id`` that is not in the dataset (the message names it).
     """
     from kam_analysis import kpi as kpi_mod
-    from kam_analysis import scenarios, segmentation, stakeholders, valuation
+    from kam_analysis import scenarios, segmentation, stakeholders
 
     lang = lang or ctx.lang
     cfg = settings or getattr(ctx.config, "actions", None) or ActionSettings()
@@ -1113,13 +1113,13 @@ def account_plan_data(
     account = scored[ids == acc_id].iloc[0]
     skipped: dict[str, str] = {}
     as_of = ctx.as_of
-    tx = ctx.frame("transactions")
+    tx = ctx.account_lines(acc_id)  # this account's lines only (filtered in the engine)
     st = ctx.frame("stakeholders")
     act = ctx.frame("activities")
     opp_all = ctx.frame("opportunities")
 
     # value and potential
-    ws_all = valuation.account_whitespace(scored, tx, as_of=as_of, settings=ctx.config.valuation)
+    ws_all = ctx.whitespace
     ws = ws_all[ws_all["account_id"].astype(str) == acc_id]
     lines = product_line_view(tx, ws, acc_id, as_of=as_of)
     ws_pos = ws[ws["whitespace_value"] > 0].sort_values("whitespace_value", ascending=False)
@@ -1140,7 +1140,7 @@ def account_plan_data(
         update={"fiscal_year_start_month": ctx.config.data.fiscal_year_start_month}
     )
     result = kpi_mod.compute_kpis(
-        tx,
+        ctx.monthly_lines,  # the lines summed per account, month and product line
         ctx.frame("accounts"),
         contracts=ctx.frame("contracts"),
         opportunities=opp_all,

@@ -65,6 +65,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     if args.accounts < 1:
         raise UsageError("--accounts must be at least 1")
+    if args.lines_per_account_month is not None and args.lines_per_account_month <= 0:
+        raise UsageError("--lines-per-account-month must be positive")
     summary = generate_dataset(
         Path(args.out),
         n_accounts=args.accounts,
@@ -73,6 +75,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
         end=args.end,
         fiscal_year_start_month=args.fiscal_year_start,
         overwrite=args.force,
+        **(
+            {"lines_per_account_month": args.lines_per_account_month}
+            if args.lines_per_account_month is not None
+            else {}
+        ),
     )
     rows = ", ".join(f"{k} {v:,}" for k, v in summary.get("rows", {}).items())
     print(
@@ -282,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", default="2026-03-31", help="last date = as-of (default 2026-03-31)")
     p.add_argument("--fiscal-year-start", type=int, default=4, help="fiscal year start month (4)")
     p.add_argument("--force", action="store_true", help="replace an existing generated dataset")
+    p.add_argument(
+        "--lines-per-account-month",
+        type=float,
+        help="transaction density (default 7; 14 with 100k accounts gives about 50M lines)",
+    )
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("features", help="build the account feature table")

@@ -8,6 +8,12 @@ and kept, so a notebook never repeats the transaction-level work::
     ctx.features          # one row per account (engine aggregation)
     ctx.scored            # valuation + attractiveness score + tier
     ctx.frame("surveys")  # an optional table as pandas, or None
+
+Transaction lines stay in the engine: the context hands out engine
+aggregates of them (``features``, ``monthly``, ``spend_12m``,
+``monthly_lines``, ``account_lines(id)``), so that a report on a book with
+tens of millions of lines never holds the line table in pandas.
+``ctx.frame("transactions")`` still loads every line, for small data only.
 """
 
 from __future__ import annotations
@@ -22,7 +28,12 @@ import pandas as pd
 
 from kam_analysis.config import KamConfig, load_config
 from kam_analysis.data import Dataset, as_date, open_dataset
-from kam_analysis.features import build_account_features, monthly_revenue
+from kam_analysis.features import (
+    build_account_features,
+    monthly_line_summary,
+    monthly_revenue,
+    product_line_revenue,
+)
 from kam_analysis.schemas import REQUIRED_TABLES
 
 
@@ -92,6 +103,49 @@ class AnalysisContext:
             fx_rates=ds.table("fx_rates") if ds.has("fx_rates") else None,
         )
 
+    def _fx_rates(self):
+        ds = self.dataset
+        return ds.table("fx_rates") if ds.has("fx_rates") else None
+
+    @cached_property
+    def spend_12m(self) -> pd.DataFrame:
+        """Trailing 12-month revenue per account and product line (engine aggregation).
+
+        :func:`kam_analysis.features.product_line_revenue`; what the
+        cross-sell whitespace needs from the lines.
+        """
+        return product_line_revenue(
+            self.dataset.table("transactions"), self.as_of, fx_rates=self._fx_rates()
+        )
+
+    @cached_property
+    def monthly_lines(self) -> pd.DataFrame:
+        """Lines summed per account, month and product line, with line counts (engine).
+
+        :func:`kam_analysis.features.monthly_line_summary`; a stand-in for the
+        line table in :func:`kam_analysis.kpi.compute_kpis`.
+        """
+        return monthly_line_summary(
+            self.dataset.table("transactions"), self.as_of, fx_rates=self._fx_rates()
+        )
+
+    @property
+    def last_purchases(self) -> pd.DataFrame:
+        """``account_id``, ``date``: each account's last purchase up to the as-of date.
+
+        From :attr:`features` (``last_purchase``; NaT for accounts that never
+        bought): one row per account that stands in for the lines where only
+        the latest date counts (:func:`kam_analysis.kpi.churn_status`).
+        """
+        f = self.features
+        return pd.DataFrame({"account_id": f["account_id"], "date": f["last_purchase"]})
+
+    def account_lines(self, account_id: str) -> pd.DataFrame:
+        """The transaction lines of one account up to the as-of date (filtered in the engine)."""
+        t = self.dataset.table("transactions")
+        frame = t.filter(t["account_id"].cast("string") == str(account_id)).to_pandas()
+        return _up_to(frame, "transactions", self.as_of)
+
     @cached_property
     def scored(self) -> pd.DataFrame:
         """Valuation table with attractiveness score, contributions, tier and reason."""
@@ -99,7 +153,7 @@ class AnalysisContext:
 
         return score_and_tier(
             self.features,
-            self.frame("transactions"),
+            None,
             as_of=self.as_of,
             accounts=self.frame("accounts"),
             opportunities=self.frame("opportunities"),
@@ -107,6 +161,25 @@ class AnalysisContext:
             valuation=self.config.valuation,
             segmentation=self.config.segmentation,
             lang=self.lang,
+            spend_12m=self.spend_12m,
+        )
+
+    @cached_property
+    def whitespace(self) -> pd.DataFrame:
+        """Cross-sell whitespace per account and product line of the scored accounts.
+
+        :func:`kam_analysis.valuation.account_whitespace` with the configured
+        rules, from :attr:`spend_12m`: the values that ``scored`` sums into
+        ``whitespace``.
+        """
+        from kam_analysis.valuation import account_whitespace
+
+        return account_whitespace(
+            self.scored,
+            None,
+            as_of=self.as_of,
+            settings=self.config.valuation,
+            spend_12m=self.spend_12m,
         )
 
     def key_accounts(self, top_n: int | None = None) -> list[str]:

@@ -641,3 +641,117 @@ __all__ = [
     "build_account_features",
     "monthly_revenue",
 ]
+
+
+def product_line_revenue(
+    transactions: ir.Table,
+    as_of,
+    *,
+    fx_rates: ir.Table | None = None,
+) -> pd.DataFrame:
+    """Trailing 12-month revenue per account and product line, aggregated in the engine.
+
+    What the cross-sell whitespace needs from the transaction lines
+    (:func:`kam_analysis.valuation.whitespace_matrix`, argument
+    ``spend_12m``), without pulling the lines into pandas.
+
+    Parameters
+    ----------
+    transactions : ibis.Table
+        As for :func:`build_account_features`.
+    as_of : date-like
+        End of the window ``(as_of - 12 months, as_of]`` (see the module notes).
+    fx_rates : ibis.Table, optional
+        Conversion into the base currency, as for :func:`build_account_features`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``account_id``, ``product_line``, ``revenue`` (float): one row
+        per account and product line with a line in the window (lines without
+        an account or product line are left out), sorted by both keys.
+
+    Raises
+    ------
+    FeatureInputError
+        As for :func:`build_account_features`.
+    """
+    day0 = _as_of_day(as_of)
+    lines = _prepared_lines(transactions, day0, "month", fx_rates)
+    start_12m, _ = _window_starts(day0)
+    lines = lines.filter(
+        (lines.ts >= ibis.literal(start_12m, type="timestamp"))
+        & lines.account_id.notnull()
+        & lines.product_line.notnull()
+    )
+    agg = lines.group_by(["account_id", "product_line"]).aggregate(revenue=lines.revenue.sum())
+    df = agg.to_pandas()
+    df = df.sort_values(["account_id", "product_line"], kind="stable", ignore_index=True)
+    df["revenue"] = pd.to_numeric(df["revenue"]).astype("float64").fillna(0.0)
+    return df
+
+
+def monthly_line_summary(
+    transactions: ir.Table,
+    as_of,
+    *,
+    fx_rates: ir.Table | None = None,
+) -> pd.DataFrame:
+    """Transaction lines summed per account, calendar month and product line, in the engine.
+
+    A compact stand-in for the line table wherever only monthly (or
+    quarterly, fiscal-year) sums and line counts matter, e.g.
+    :func:`kam_analysis.kpi.compute_kpis`, which reads the ``n_lines``
+    column as the number of lines a row stands for. Lines with and without a
+    cost are kept in separate rows, so that "lines without cost" stay
+    countable.
+
+    Parameters
+    ----------
+    transactions : ibis.Table
+        As for :func:`build_account_features`.
+    as_of : date-like
+        Lines after it are left out.
+    fx_rates : ibis.Table, optional
+        Conversion into the base currency, as for :func:`build_account_features`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``account_id``, ``date`` (first day of the month),
+        ``product_line``, ``revenue`` (float), ``cost`` (float; NaN for the
+        lines without a cost, and when the table has no cost column),
+        ``n_lines`` (int64). Sorted by account, month and product line.
+
+    Raises
+    ------
+    FeatureInputError
+        As for :func:`build_account_features`.
+    """
+    day0 = _as_of_day(as_of)
+    lines = _prepared_lines(transactions, day0, "month", fx_rates)
+    lines = lines.mutate(month=lines.ts.truncate("M"), _no_cost=lines.gross_profit.isnull())
+    agg = lines.group_by(["account_id", "month", "product_line", "_no_cost"]).aggregate(
+        revenue=lines.revenue.sum(),
+        gross_profit=lines.gross_profit.sum(),
+        n_lines=lines.count(),
+    )
+    df = agg.to_pandas()
+    df = df.sort_values(
+        ["account_id", "month", "product_line", "_no_cost"], kind="stable", ignore_index=True
+    )
+    revenue = pd.to_numeric(df["revenue"]).astype("float64").fillna(0.0)
+    gross_profit = pd.to_numeric(df["gross_profit"]).astype("float64")
+    return pd.DataFrame(
+        {
+            "account_id": df["account_id"],
+            "date": pd.to_datetime(df["month"]),
+            "product_line": df["product_line"],
+            "revenue": revenue,
+            "cost": (revenue - gross_profit).where(~df["_no_cost"].astype(bool)),
+            "n_lines": df["n_lines"].astype("int64"),
+        }
+    )
+
+
+__all__ += ["monthly_line_summary", "product_line_revenue"]

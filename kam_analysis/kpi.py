@@ -859,16 +859,30 @@ def _ratio(num, den):
 # --------------------------------------------------------------------------- KPI families
 
 
+def _line_counts(tx: pd.DataFrame) -> np.ndarray | None:
+    """Lines per row: the ``n_lines`` column of pre-aggregated input, else None (one each)."""
+    if "n_lines" not in tx.columns:
+        return None
+    n = pd.to_numeric(tx["n_lines"]).to_numpy(dtype=float)
+    if np.isnan(n).any() or (n < 0).any():
+        raise KpiInputError(
+            f"transactions.n_lines must be a count >= 0; got e.g. {n[np.isnan(n) | (n < 0)][:3]}"
+        )
+    return n
+
+
 def _revenue_kpis(g: _Grid, tx: pd.DataFrame, a: np.ndarray, p: np.ndarray, notes: list[str]):
     out: dict[str, _Kpi] = {}
     rev = tx["revenue"].to_numpy(dtype=float)
+    w = _line_counts(tx)
     R = g.matrix(a, p, rev)
-    lines = g.matrix(a, p)
+    lines = g.matrix(a, p, w)
     out["revenue"] = _Kpi(R, lines, R.sum(0), lines.sum(0))
     if "cost" in tx.columns and tx["cost"].notna().any():
         cost = pd.to_numeric(tx["cost"]).to_numpy(dtype=float)
         has = ~np.isnan(cost)
-        n_no_cost = int((~has & (p >= 0)).sum())
+        no_cost = ~has & (p >= 0)
+        n_no_cost = int(no_cost.sum() if w is None else w[no_cost].sum())
         if n_no_cost:
             notes.append(
                 f"gross_profit, gross_margin: {n_no_cost} transaction line(s) without cost "
@@ -876,7 +890,7 @@ def _revenue_kpis(g: _Grid, tx: pd.DataFrame, a: np.ndarray, p: np.ndarray, note
             )
         GP = g.matrix(a[has], p[has], rev[has] - cost[has])
         Rc = g.matrix(a[has], p[has], rev[has])
-        nc = g.matrix(a[has], p[has])
+        nc = g.matrix(a[has], p[has], None if w is None else w[has])
         GPv = np.where((lines > 0) & (nc == 0), np.nan, GP)
         out["gross_profit"] = _Kpi(GPv, nc, GP.sum(0), nc.sum(0))
         out["gross_margin"] = _Kpi(_ratio(GP, Rc), nc, _ratio(GP.sum(0), Rc.sum(0)), nc.sum(0))
@@ -1157,6 +1171,12 @@ def compute_kpis(
     ----------
     transactions : pandas.DataFrame
         Contract columns ``account_id, date, product_line, revenue`` (+ optional ``cost``).
+        Lines may come pre-aggregated (for large books): an ``n_lines`` column
+        then gives the number of lines each row stands for (the ``n`` of the
+        revenue KPIs). Rows summed per account, calendar month and product
+        line, with lines without cost in rows of their own
+        (:func:`kam_analysis.features.monthly_line_summary`), give the same
+        KPIs as the lines, since every period is made of whole months.
     accounts : pandas.DataFrame
         ``account_id`` (the account universe) and optional ``wallet_estimate``.
     contracts, opportunities, activities, surveys, usage : pandas.DataFrame, optional
@@ -1219,7 +1239,9 @@ def compute_kpis(
 
     a = _codes(transactions["account_id"], g.accounts, "transactions")
     p = g.period_of(_days(transactions["date"]))
-    later = int((_days(transactions["date"]) > g.as_of_day).sum())
+    after = _days(transactions["date"]) > g.as_of_day
+    w_lines = _line_counts(transactions)
+    later = int(after.sum() if w_lines is None else w_lines[after].sum())
     if later:
         notes.append(f"{later} transaction line(s) after the as-of date {as_of.date()} ignored.")
     rev_kpis, R = _revenue_kpis(g, transactions, a, p, notes)
@@ -2338,9 +2360,8 @@ def tier_health_summary(health: pd.DataFrame, *, order: tuple[str, ...] = ()) ->
     h = health[health["tier"].notna()]
     live = h[~h["churned"].astype(bool) & h["health_score"].notna()]
     g = live.groupby("tier")["health_score"]
-    tiers_seen = list(
-        dict.fromkeys([*[t for t in order if t in set(h["tier"])], *sorted(h["tier"].unique())])
-    )
+    present = sorted(h["tier"].unique())
+    tiers_seen = list(dict.fromkeys([*[t for t in order if t in set(present)], *present]))
     out = pd.DataFrame(
         {
             "tier": tiers_seen,

@@ -2034,16 +2034,17 @@ def pick_focus_account(
         current revenue.
     """
     ids = book["account_id"].astype(str)
+    in_book = set(ids)  # built once: a set per key account was quadratic in the book size
     revenue = pd.to_numeric(book["monthly_revenue"], errors="coerce").fillna(0.0)
     if requested:
-        if requested not in set(ids):
+        if requested not in in_book:
             raise ScenarioError(
                 f"focus_account {requested!r} is not in the book; e.g. {list(ids.head(3))}"
             )
         chosen = requested
     else:
-        known = [a for a in key_accounts if a in set(ids)]
-        chosen = known[0] if known else str(ids.iloc[int(np.argmax(revenue.to_numpy()))])
+        known = next((a for a in key_accounts if a in in_book), None)
+        chosen = known if known is not None else str(ids.iloc[int(np.argmax(revenue.to_numpy()))])
     if float(revenue[ids == chosen].iloc[0]) <= 0:
         raise ScenarioError(f"focus_account {chosen!r} has no current revenue to negotiate on")
     return chosen

@@ -1060,7 +1060,7 @@ __all__ = [
 
 def score_and_tier(
     features: pd.DataFrame,
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | None,
     *,
     as_of,
     accounts: pd.DataFrame | None = None,
@@ -1069,12 +1069,15 @@ def score_and_tier(
     valuation: ValuationSettings | None = None,
     segmentation: SegmentationSettings | None = None,
     lang: str = "en",
+    spend_12m: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Valuation, attractiveness score and tier in one table (the standard pipeline).
 
     :func:`kam_analysis.valuation.valuation_table` →
     :func:`kam_analysis.valuation.attractiveness_score` → :func:`assign_tiers`
-    (``tier_reason`` in ``lang``).
+    (``tier_reason`` in ``lang``). ``transactions`` may be ``None`` when
+    ``monthly_revenue`` and ``spend_12m`` (engine aggregates, see
+    :attr:`kam_analysis.context.AnalysisContext.scored`) are given.
 
     Returns
     -------
@@ -1091,6 +1094,7 @@ def score_and_tier(
         opportunities=opportunities,
         monthly_revenue=monthly_revenue,
         settings=vcfg,
+        spend_12m=spend_12m,
     )
     scored = attractiveness_score(
         table, vcfg.weights, normalisation=vcfg.normalisation, invert=vcfg.invert
@@ -1368,13 +1372,14 @@ def previous_period_tiers(context, *, months: int = 12) -> pd.DataFrame:
         raise SegmentationInputError(f"no account had bought anything by {prev_as_of}")
     scored = score_and_tier(
         feats,
-        prev.frame("transactions"),
+        None,
         as_of=prev_as_of,
         accounts=prev.frame("accounts"),
         opportunities=prev.frame("opportunities"),
         monthly_revenue=prev.monthly,
         valuation=context.config.valuation,
         segmentation=context.config.segmentation,
+        spend_12m=prev.spend_12m,
     )
     out = scored[["account_id", "score", "rank", "tier"]].copy()
     out["as_of"] = prev_as_of

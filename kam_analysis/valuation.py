@@ -346,6 +346,37 @@ def _numeric(s: pd.Series, name: str) -> pd.Series:
         raise ValuationInputError(f"column {name!r} must be numeric; bad values {bad}") from None
 
 
+def _product_line_spend(
+    transactions: pd.DataFrame | None, spend_12m: pd.DataFrame | None, as_of
+) -> pd.DataFrame:
+    """Trailing 12-month revenue per (account, product line): given, or summed from the lines."""
+    if spend_12m is not None:
+        _require(spend_12m, "spend_12m", [_ACCOUNT_ID, _T_LINE, _T_REVENUE])
+        spend = pd.DataFrame(
+            {
+                "account_id": spend_12m[_ACCOUNT_ID].to_numpy(),
+                "product_line": spend_12m[_T_LINE].to_numpy(),
+                "revenue": _numeric(spend_12m[_T_REVENUE], _T_REVENUE).to_numpy(),
+            }
+        )
+    elif transactions is None:
+        raise ValuationInputError(
+            "pass the transaction lines or spend_12m (revenue per account and product line "
+            "in the trailing 12 months, e.g. kam_analysis.features.product_line_revenue)"
+        )
+    else:
+        _require(transactions, "transactions", [_ACCOUNT_ID, _T_DATE, _T_LINE, _T_REVENUE])
+        window = _window_12m(transactions, _as_of_day(as_of))
+        spend = pd.DataFrame(
+            {
+                "account_id": window[_ACCOUNT_ID].to_numpy(),
+                "product_line": window[_T_LINE].to_numpy(),
+                "revenue": _numeric(window[_T_REVENUE], _T_REVENUE).to_numpy(),
+            }
+        )
+    return spend.groupby(["account_id", "product_line"], as_index=False)["revenue"].sum()
+
+
 def _window_12m(transactions: pd.DataFrame, as_of_day: pd.Timestamp) -> pd.DataFrame:
     """Lines in ``(as_of - 12 months, as_of]`` (calendar days, as in features)."""
     dates = pd.to_datetime(transactions[_T_DATE]).dt.normalize()
@@ -669,7 +700,7 @@ def _assign_bands(values: pd.Series, spec: SizeBandSettings) -> pd.Series:
 
 
 def whitespace_matrix(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | None,
     accounts: pd.DataFrame,
     *,
     as_of,
@@ -678,6 +709,7 @@ def whitespace_matrix(
     size_bands: SizeBandSettings | None = None,
     scale_by_size: bool = True,
     max_scale: float = 4.0,
+    spend_12m: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Cross-sell whitespace per account and product line, estimated from peers.
 
@@ -698,8 +730,9 @@ def whitespace_matrix(
 
     Parameters
     ----------
-    transactions : pandas.DataFrame
-        Columns ``account_id``, ``date``, ``product_line``, ``revenue``.
+    transactions : pandas.DataFrame or None
+        Columns ``account_id``, ``date``, ``product_line``, ``revenue``;
+        ``None`` when ``spend_12m`` is given.
     accounts : pandas.DataFrame
         One row per account: ``account_id``; ``industry`` (absent: all
         accounts form one industry; missing values form an ``"unknown"``
@@ -716,6 +749,12 @@ def whitespace_matrix(
         labels S, M, L, XL).
     scale_by_size : bool, default True
     max_scale : float, default 4.0
+    spend_12m : pandas.DataFrame, optional
+        The trailing 12-month revenue per account and product line, already
+        aggregated (columns ``account_id``, ``product_line``, ``revenue``;
+        :func:`kam_analysis.features.product_line_revenue` computes it in
+        the engine). Used instead of ``transactions``, so that large line
+        tables need not be loaded into pandas; the result is the same.
 
     Returns
     -------
@@ -741,7 +780,6 @@ def whitespace_matrix(
     ValuationInputError
         Missing columns, repeated accounts, or thresholds out of range.
     """
-    _require(transactions, "transactions", [_ACCOUNT_ID, _T_DATE, _T_LINE, _T_REVENUE])
     _require(accounts, "accounts", [_ACCOUNT_ID])
     _unique_accounts(accounts, "accounts")
     if int(min_peers) < 1:
@@ -753,20 +791,7 @@ def whitespace_matrix(
     if max_scale < 1:
         raise ValuationInputError(f"max_scale must be >= 1, got {max_scale}")
     bands = size_bands or SizeBandSettings()
-    day = _as_of_day(as_of)
-
-    window = _window_12m(transactions, day)
-    spend_long = (
-        pd.DataFrame(
-            {
-                "account_id": window[_ACCOUNT_ID].to_numpy(),
-                "product_line": window[_T_LINE].to_numpy(),
-                "revenue": _numeric(window[_T_REVENUE], _T_REVENUE).to_numpy(),
-            }
-        )
-        .groupby(["account_id", "product_line"], as_index=False)["revenue"]
-        .sum()
-    )
+    spend_long = _product_line_spend(transactions, spend_12m, as_of)
     account_ids = pd.Index(accounts[_ACCOUNT_ID].to_numpy(), name="account_id")
     lines = pd.Index(sorted(spend_long["product_line"].unique()), name="product_line")
     spend = (
@@ -960,7 +985,7 @@ def expected_expansion(
 
 def potential_value(
     features: pd.DataFrame,
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | None,
     opportunities: pd.DataFrame | None = None,
     *,
     as_of,
@@ -968,6 +993,7 @@ def potential_value(
     size_bands: SizeBandSettings | None = None,
     whitespace: WhitespaceSettings | None = None,
     expansion_types: Sequence[str] = ("new", "cross_sell", "upsell"),
+    spend_12m: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Future (potential) value of each account.
 
@@ -977,8 +1003,9 @@ def potential_value(
         One row per account: ``account_id``, ``revenue_12m``,
         ``wallet_estimate``; ``industry`` for the whitespace peers (absent:
         peers by size band only); ``share_of_wallet`` is recomputed.
-    transactions : pandas.DataFrame
-        For the whitespace (see :func:`whitespace_matrix`).
+    transactions : pandas.DataFrame or None
+        For the whitespace (see :func:`whitespace_matrix`); ``None`` when
+        ``spend_12m`` is given.
     opportunities : pandas.DataFrame, optional
         For the expected expansion (see :func:`expected_expansion`); absent:
         ``expected_expansion`` is NaN (scored as 0, see :data:`MISSING_AS_ZERO`).
@@ -986,6 +1013,9 @@ def potential_value(
         End of the trailing 12 months.
     stage_weights, size_bands, whitespace, expansion_types
         Business rules, defaults as in :class:`ValuationSettings`.
+    spend_12m : pandas.DataFrame, optional
+        12-month revenue per account and product line, instead of the
+        transaction lines (see :func:`whitespace_matrix`).
 
     Returns
     -------
@@ -1034,6 +1064,7 @@ def potential_value(
         size_bands=size_bands,
         scale_by_size=ws_cfg.scale_by_size,
         max_scale=ws_cfg.max_scale,
+        spend_12m=spend_12m,
     )
     ws_total = ws.groupby("account_id").agg(
         whitespace=("whitespace_value", "sum"),
@@ -1100,13 +1131,14 @@ def qualitative_value(accounts: pd.DataFrame) -> pd.DataFrame:
 
 def valuation_table(
     features: pd.DataFrame,
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | None,
     *,
     as_of,
     accounts: pd.DataFrame | None = None,
     opportunities: pd.DataFrame | None = None,
     monthly_revenue: pd.DataFrame | None = None,
     settings: ValuationSettings | None = None,
+    spend_12m: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Current, potential and qualitative value in one table, ready for scoring.
 
@@ -1114,8 +1146,10 @@ def valuation_table(
     ----------
     features : pandas.DataFrame
         Account feature table (one row per account).
-    transactions : pandas.DataFrame
-        Transaction lines (for whitespace and, without ``monthly_revenue``, the trend).
+    transactions : pandas.DataFrame or None
+        Transaction lines (for whitespace and, without ``monthly_revenue``, the
+        trend); may be ``None`` when ``monthly_revenue`` and ``spend_12m`` are
+        given (the large-data path: both are engine aggregates).
     as_of : date-like
     accounts : pandas.DataFrame, optional
         Accounts table; its ``industry``, ``wallet_estimate`` and qualitative
@@ -1124,6 +1158,9 @@ def valuation_table(
     monthly_revenue : pandas.DataFrame, optional
         Default: computed from ``transactions`` (:func:`monthly_from_transactions`).
     settings : ValuationSettings, optional
+    spend_12m : pandas.DataFrame, optional
+        12-month revenue per account and product line for the whitespace
+        (:func:`kam_analysis.features.product_line_revenue`), instead of the lines.
 
     Returns
     -------
@@ -1140,6 +1177,11 @@ def valuation_table(
         extra = [c for c in accounts.columns if c not in base.columns or c == _ACCOUNT_ID]
         base = base.merge(accounts[extra], on=_ACCOUNT_ID, how="left")
     if monthly_revenue is None:
+        if transactions is None:
+            raise ValuationInputError(
+                "pass the transaction lines or monthly_revenue (e.g. "
+                "kam_analysis.features.monthly_revenue) for the trend"
+            )
         monthly_revenue = monthly_from_transactions(transactions, as_of)
     cur = current_value(
         base,
@@ -1158,6 +1200,7 @@ def valuation_table(
         size_bands=cfg.size_bands,
         whitespace=cfg.whitespace,
         expansion_types=cfg.expansion_types,
+        spend_12m=spend_12m,
     )
     qual = qualitative_value(base)
     out = base
@@ -1680,10 +1723,11 @@ def valuation_summary(scored: pd.DataFrame, *, top: int = 20) -> pd.DataFrame:
 
 def account_whitespace(
     table: pd.DataFrame,
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | None,
     *,
     as_of,
     settings: ValuationSettings | None = None,
+    spend_12m: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """:func:`whitespace_matrix` for the accounts of a valuation table, with the configured rules.
 
@@ -1692,11 +1736,15 @@ def account_whitespace(
     table : pandas.DataFrame
         One row per account: ``account_id`` and, when present, ``industry``,
         ``wallet_estimate``, ``revenue_12m`` (e.g. :func:`valuation_table`).
-    transactions : pandas.DataFrame
-        Transaction lines (``account_id``, ``date``, ``product_line``, ``revenue``).
+    transactions : pandas.DataFrame or None
+        Transaction lines (``account_id``, ``date``, ``product_line``, ``revenue``);
+        ``None`` when ``spend_12m`` is given.
     as_of : date-like
     settings : ValuationSettings, optional
         Its ``whitespace`` and ``size_bands`` rules (defaults when omitted).
+    spend_12m : pandas.DataFrame, optional
+        12-month revenue per account and product line, instead of the lines
+        (see :func:`whitespace_matrix`).
 
     Returns
     -------
@@ -1717,6 +1765,7 @@ def account_whitespace(
         size_bands=cfg.size_bands,
         scale_by_size=ws.scale_by_size,
         max_scale=ws.max_scale,
+        spend_12m=spend_12m,
     )
 
 

@@ -87,3 +87,14 @@ def test_dictionary_lists_the_contract(capsys):
         "seats_purchased",
         "seats_active",
     ]
+
+
+def test_synth_density_flag_scales_the_lines(tmp_path, capsys):
+    args = ["synth", "--accounts", "40", "--seed", "2"]
+    assert main([*args, "--out", str(tmp_path / "base")]) == 0
+    assert main([*args, "--out", str(tmp_path / "dense"), "--lines-per-account-month", "14"]) == 0
+    base = len(pd.read_parquet(tmp_path / "base" / "transactions.parquet"))
+    dense = len(pd.read_parquet(tmp_path / "dense" / "transactions.parquet"))
+    assert 1.7 < dense / base < 2.3  # twice the default density of 7
+    assert main([*args, "--out", str(tmp_path / "x"), "--lines-per-account-month", "0"]) == 2
+    assert "must be positive" in capsys.readouterr().err

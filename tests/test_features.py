@@ -17,7 +17,9 @@ from kam_analysis.features import (
     FeatureSettings,
     account_features_expr,
     build_account_features,
+    monthly_line_summary,
     monthly_revenue,
+    product_line_revenue,
 )
 
 AS_OF = "2024-06-30"
@@ -415,3 +417,47 @@ def test_settings_defaults_and_validation():
     assert FeatureSettings().trend_months == 36
     with pytest.raises(ValueError):
         FeatureSettings(period="year")
+
+
+# --------------------------------------------------------------------------- line aggregates
+
+
+def test_product_line_revenue_sums_the_12m_window(tx):
+    out = product_line_revenue(tx, AS_OF)
+    # 12m window 2023-07-01..2024-06-30; A's 2024-07-01 line is after as_of.
+    assert out.to_dict("list") == {
+        "account_id": ["A", "A", "A", "B", "B", "Z"],
+        "product_line": ["PL1", "PL2", "PL3", "PL2", "PL3", "PL1"],
+        "revenue": [350.0, 400.0, 100.0, 220.0, 30.0, 500.0],
+    }
+
+
+def test_product_line_revenue_converts_currencies():
+    df = _tx_frame()
+    df["currency"] = np.where(df["account_id"] == "A", "EUR", "USD")
+    fx = ibis.memtable(pd.DataFrame({"currency": ["EUR", "USD"], "rate_to_base": [1.5, 1.0]}))
+    out = product_line_revenue(ibis.memtable(df), AS_OF, fx_rates=fx).set_index(
+        ["account_id", "product_line"]
+    )
+    assert out.loc[("A", "PL1"), "revenue"] == pytest.approx(350.0 * 1.5)
+    assert out.loc[("B", "PL2"), "revenue"] == pytest.approx(220.0)
+
+
+def test_monthly_line_summary_keeps_lines_without_cost_apart():
+    df = _tx_frame()
+    df.loc[11, "cost"] = np.nan  # B, 2024-03-10, PL2: 60 without cost
+    out = monthly_line_summary(ibis.memtable(df), AS_OF)
+    assert out["n_lines"].sum() == len(df) - 1  # A's line after as_of is left out
+    assert list(out.columns) == ["account_id", "date", "product_line", "revenue", "cost", "n_lines"]
+    b = out[(out["account_id"] == "B") & (out["date"] == pd.Timestamp("2024-03-01"))]
+    assert b[["product_line", "revenue", "n_lines"]].values.tolist() == [
+        ["PL2", 160.0, 2],
+        ["PL2", 60.0, 1],
+        ["PL3", 30.0, 1],
+    ]
+    assert b["cost"].tolist()[0] == 110.0 and math.isnan(b["cost"].tolist()[1])
+    a = out[(out["account_id"] == "A") & (out["date"] == pd.Timestamp("2023-07-01"))]
+    assert a[["product_line", "revenue", "cost", "n_lines"]].values.tolist() == [
+        ["PL1", 300.0, 200.0, 1],
+        ["PL3", 100.0, 50.0, 1],
+    ]

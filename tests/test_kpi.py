@@ -217,6 +217,39 @@ def test_revenue_gross_profit_margin_and_empty_period():
     assert r.wide("portfolio").loc["FY2025-Q2", "revenue"] == 0
 
 
+def test_pre_aggregated_lines_count_with_n_lines():
+    lines = _tx(
+        [
+            ("A", "2025-04-05", "x", 100.0, 60.0),
+            ("A", "2025-04-20", "x", 50.0, 10.0),
+            ("A", "2025-05-05", "y", 100.0, np.nan),
+            ("A", "2025-05-06", "y", 30.0, np.nan),
+            ("B", "2025-06-30", "x", 50.0, 30.0),
+        ]
+    )
+    # the same lines summed per account, month and product line, costed lines apart
+    summed = _tx(
+        [
+            ("A", "2025-04-01", "x", 150.0, 70.0),
+            ("A", "2025-05-01", "y", 130.0, np.nan),
+            ("B", "2025-06-01", "x", 50.0, 30.0),
+        ]
+    ).assign(n_lines=[2, 2, 1])
+    for period in ("month", "quarter"):
+        settings = KpiSettings(period=period)
+        a = compute_kpis(lines, _acc(["A", "B"]), as_of="2025-06-30", settings=settings)
+        b = compute_kpis(summed, _acc(["A", "B"]), as_of="2025-06-30", settings=settings)
+        pd.testing.assert_frame_equal(b.values, a.values)
+        pd.testing.assert_frame_equal(b.portfolio, a.portfolio)
+        assert b.notes == a.notes
+    q = compute_kpis(summed, _acc(["A", "B"]), as_of="2025-06-30")
+    assert _val(q, "A", "FY2025-Q1", "revenue", "n") == 4  # lines, not rows
+    assert _val(q, "A", "FY2025-Q1", "gross_profit", "n") == 2
+    assert any("2 transaction line(s) without cost" in n for n in q.notes)
+    with pytest.raises(KpiInputError, match="n_lines must be a count"):
+        compute_kpis(summed.assign(n_lines=[1, -1, 1]), _acc(["A", "B"]), as_of="2025-06-30")
+
+
 def test_ltv_is_a_snapshot_on_the_last_period():
     tx = _tx([("A", "2025-04-05", "x", 100.0), ("B", "2025-08-05", "x", 10.0)])
     ltv = pd.Series({"A": 1000.0, "B": 500.0})

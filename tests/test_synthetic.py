@@ -253,6 +253,27 @@ def test_lines_per_account_month_scales_transaction_volume(tmp_path):
     assert 3.2 < high["rows"]["transactions"] / low["rows"]["transactions"] < 4.8
 
 
+def test_denser_lines_keep_the_accounts_and_the_revenue(tmp_path):
+    # the scale knob for benchmarks (benchmarks/README.md: 2.5x the default ~ 50M lines at
+    # 100k accounts) splits the same revenue over more lines; the accounts do not change
+    base = generate_dataset(tmp_path / "base", n_accounts=200, seed=3)
+    dense = generate_dataset(
+        tmp_path / "dense", n_accounts=200, seed=3, lines_per_account_month=17.5
+    )
+    ratio = dense["rows"]["transactions"] / base["rows"]["transactions"]
+    assert 2.3 < ratio < 2.7
+    assert pq.read_table(tmp_path / "dense" / "accounts.parquet").equals(
+        pq.read_table(tmp_path / "base" / "accounts.parquet")
+    )
+    rev = [
+        pq.read_table(tmp_path / d / "transactions.parquet", columns=["revenue"])["revenue"]
+        .to_numpy()
+        .sum()
+        for d in ("base", "dense")
+    ]
+    assert rev[1] / rev[0] == pytest.approx(1.0, abs=0.05)
+
+
 # --------------------------------------------------------------------------- errors
 
 

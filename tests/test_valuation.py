@@ -386,6 +386,34 @@ def test_whitespace_errors():
         whitespace_matrix(tx, acc, as_of="not a date")
 
 
+def test_whitespace_from_aggregated_spend_equals_the_lines():
+    tx, acc = _whitespace_data()
+    # what features.product_line_revenue returns: the 12m window summed per account and line
+    spend = pd.DataFrame(
+        {
+            "account_id": ["A", "B", "C", "D", "E", "G"],
+            "product_line": ["L2", "L1", "L1", "L1", "L1", "L1"],
+            "revenue": [50.0, 100.0, 200.0, 300.0, 400.0, 9999.0],
+        }
+    )
+    from_lines = whitespace_matrix(tx, acc, as_of=AS_OF, size_bands=ONE_BAND)
+    from_spend = whitespace_matrix(None, acc, as_of=AS_OF, size_bands=ONE_BAND, spend_12m=spend)
+    pd.testing.assert_frame_equal(from_spend, from_lines)
+    assert from_spend.set_index(["account_id", "product_line"]).loc[
+        ("A", "L1"), "whitespace_value"
+    ] == pytest.approx(500.0)
+
+
+def test_whitespace_needs_lines_or_spend():
+    _, acc = _whitespace_data()
+    with pytest.raises(ValuationInputError, match="transaction lines or spend_12m"):
+        whitespace_matrix(None, acc, as_of=AS_OF)
+    with pytest.raises(ValuationInputError, match="spend_12m.*revenue"):
+        whitespace_matrix(
+            None, acc, as_of=AS_OF, spend_12m=pd.DataFrame({"account_id": [], "product_line": []})
+        )
+
+
 def _opportunities() -> pd.DataFrame:
     return pd.DataFrame(
         {
