@@ -639,7 +639,9 @@ __all__ = [
     "FeatureSettings",
     "account_features_expr",
     "build_account_features",
+    "monthly_line_summary",
     "monthly_revenue",
+    "product_line_revenue",
 ]
 
 
@@ -752,6 +754,3 @@ def monthly_line_summary(
             "n_lines": df["n_lines"].astype("int64"),
         }
     )
-
-
-__all__ += ["monthly_line_summary", "product_line_revenue"]
