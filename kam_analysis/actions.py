@@ -1031,6 +1031,41 @@ class AccountPlan:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
+def _plan_kpis(ctx, account_id: str, settings) -> Any:
+    """KPIs for one account's plan: its own rows only, unless a target is relative.
+
+    An account's KPIs and their attainment depend on its own data only, except
+    for targets set as a percentile among the accounts; only then is the
+    whole book computed (at 100k accounts that is ~24M KPI rows and several
+    GiB per plan).
+    """
+    from kam_analysis import kpi as kpi_mod
+
+    # the plan passes no LTV series, so the (percentile-based) LTV KPI is not computed
+    relative = any(
+        t.basis == "percentile" for kpi_id, t in settings.targets.items() if kpi_id != "ltv"
+    )
+    if relative:
+        lines, frame = ctx.monthly_lines, ctx.frame
+    else:
+        lines = ctx.account_monthly_lines(account_id)
+
+        def frame(table: str):
+            return ctx.account_frame(table, account_id)
+
+    return kpi_mod.compute_kpis(
+        lines,  # the lines summed per account, month and product line
+        frame("accounts"),
+        contracts=frame("contracts"),
+        opportunities=frame("opportunities"),
+        activities=frame("activities"),
+        surveys=frame("surveys"),
+        usage=frame("usage"),
+        as_of=ctx.as_of,
+        settings=settings,
+    )
+
+
 def _account_ltv(ctx, account_id: str) -> tuple[pd.Series | None, float, int, str | None]:
     """LTV of one account with the portfolio-fitted models, or the reason it is missing."""
     try:  # the LTV model is optional: the plan works without it
@@ -1115,7 +1150,7 @@ def account_plan_data(
     as_of = ctx.as_of
     tx = ctx.account_lines(acc_id)  # this account's lines only (filtered in the engine)
     st = ctx.frame("stakeholders")
-    act = ctx.frame("activities")
+    act = ctx.account_frame("activities", acc_id)  # only this account's (millions at 100k)
     opp_all = ctx.frame("opportunities")
 
     # value and potential
@@ -1134,22 +1169,11 @@ def account_plan_data(
     if why is not None:
         skipped["ltv"] = why
 
-    # KPIs on the whole portfolio (targets may be percentiles), then this account; the
-    # fiscal year of the data settings, as in the KPI scorecard report
+    # KPIs with the fiscal year of the data settings, as in the KPI scorecard report
     kpi_settings = ctx.config.kpi.model_copy(
         update={"fiscal_year_start_month": ctx.config.data.fiscal_year_start_month}
     )
-    result = kpi_mod.compute_kpis(
-        ctx.monthly_lines,  # the lines summed per account, month and product line
-        ctx.frame("accounts"),
-        contracts=ctx.frame("contracts"),
-        opportunities=opp_all,
-        activities=act,
-        surveys=ctx.frame("surveys"),
-        usage=ctx.frame("usage"),
-        as_of=as_of,
-        settings=kpi_settings,
-    )
+    result = _plan_kpis(ctx, acc_id, kpi_settings)
     assessed = kpi_mod.assess_kpis(result)
     kpis = assessed[assessed["account_id"].astype(str) == acc_id].reset_index(drop=True)
     card = kpi_mod.balanced_scorecard(result)

@@ -142,9 +142,30 @@ class AnalysisContext:
 
     def account_lines(self, account_id: str) -> pd.DataFrame:
         """The transaction lines of one account up to the as-of date (filtered in the engine)."""
-        t = self.dataset.table("transactions")
+        frame = self.account_frame("transactions", account_id)
+        assert frame is not None  # transactions are a required table
+        return frame
+
+    def account_frame(self, table: str, account_id: str) -> pd.DataFrame | None:
+        """One account's rows of a table, filtered in the engine (None if the table is absent).
+
+        Like :meth:`frame` (rows dated after the as-of date dropped) for a
+        single account, without loading the other accounts' rows.
+        """
+        if not self.has(table):
+            return None
+        t = self.dataset.table(table)
         frame = t.filter(t["account_id"].cast("string") == str(account_id)).to_pandas()
-        return _up_to(frame, "transactions", self.as_of)
+        return _up_to(frame, table, self.as_of)
+
+    def account_monthly_lines(self, account_id: str) -> pd.DataFrame:
+        """:attr:`monthly_lines` of one account, aggregated in the engine from its lines only."""
+        t = self.dataset.table("transactions")
+        return monthly_line_summary(
+            t.filter(t["account_id"].cast("string") == str(account_id)),
+            self.as_of,
+            fx_rates=self._fx_rates(),
+        )
 
     @cached_property
     def scored(self) -> pd.DataFrame:

@@ -616,3 +616,45 @@ def test_account_plan_in_japanese(ctx):
     assert plan.scorecard["kpi"].str.contains("[ぁ-んァ-ン一-龥]", regex=True).any()
     for text in plan.actions["action"]:
         assert any("\u3040" <= ch <= "\u9fff" for ch in text)
+
+
+def test_plan_kpis_from_the_account_alone_equal_the_whole_book(ctx):
+    """The plan computes KPIs on its own account's rows; the numbers match the book's."""
+    from kam_analysis import kpi as kpi_mod
+    from kam_analysis.actions import _plan_kpis
+
+    settings = ctx.config.kpi.model_copy(
+        update={"fiscal_year_start_month": ctx.config.data.fiscal_year_start_month}
+    )
+    book = kpi_mod.compute_kpis(
+        ctx.monthly_lines,
+        ctx.frame("accounts"),
+        contracts=ctx.frame("contracts"),
+        opportunities=ctx.frame("opportunities"),
+        activities=ctx.frame("activities"),
+        surveys=ctx.frame("surveys"),
+        usage=ctx.frame("usage"),
+        as_of=ctx.as_of,
+        settings=settings,
+    )
+    book_assessed = kpi_mod.assess_kpis(book)
+    book_card = kpi_mod.balanced_scorecard(book)
+    ids = ctx.key_accounts(3) + ctx.scored.sort_values("score")["account_id"].head(2).tolist()
+    for acc in ids:
+        one = _plan_kpis(ctx, acc, settings)
+        assert set(one.values["account_id"].astype(str)) == {acc}  # the account alone
+        got = kpi_mod.assess_kpis(one).reset_index(drop=True)
+        want = book_assessed[book_assessed["account_id"].astype(str) == acc]
+        pd.testing.assert_frame_equal(got, want.reset_index(drop=True), check_dtype=False)
+        card = kpi_mod.balanced_scorecard(one)
+        want_card = book_card[book_card["account_id"].astype(str) == acc]
+        np.testing.assert_allclose(
+            card["health_score"].to_numpy(dtype=float),
+            want_card["health_score"].to_numpy(dtype=float),
+        )
+    relative = settings.model_copy(
+        update={"targets": {**settings.targets, "revenue": settings.targets["ltv"]}}
+    )
+    assert set(_plan_kpis(ctx, ids[0], relative).values["account_id"]) == set(
+        book.values["account_id"]
+    )  # a percentile target needs the whole book
