@@ -1204,7 +1204,7 @@ def account_plan_data(
         one = pd.DataFrame({"account_id": [acc_id]})
         r = stakeholders.relationship_risks(
             people,
-            act[act["account_id"].astype(str) == acc_id] if act is not None else None,
+            act,
             as_of,
             accounts=one,
             stale_days=sh.stale_days,
@@ -1234,7 +1234,7 @@ def account_plan_data(
         skipped["relationships"] = "stakeholders"
     if act is not None:
         g = stakeholders.governance_cadence(
-            act[act["account_id"].astype(str) == acc_id],
+            act,
             as_of,
             plan=sh.governance_plan,
             tier=pd.Series({acc_id: account.get("tier")}),

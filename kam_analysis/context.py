@@ -154,18 +154,17 @@ class AnalysisContext:
         """
         if not self.has(table):
             return None
-        t = self.dataset.table(table)
-        frame = t.filter(t["account_id"].cast("string") == str(account_id)).to_pandas()
-        return _up_to(frame, table, self.as_of)
+        return _up_to(self._account_rows(table, account_id).to_pandas(), table, self.as_of)
 
     def account_monthly_lines(self, account_id: str) -> pd.DataFrame:
         """:attr:`monthly_lines` of one account, aggregated in the engine from its lines only."""
-        t = self.dataset.table("transactions")
         return monthly_line_summary(
-            t.filter(t["account_id"].cast("string") == str(account_id)),
-            self.as_of,
-            fx_rates=self._fx_rates(),
+            self._account_rows("transactions", account_id), self.as_of, fx_rates=self._fx_rates()
         )
+
+    def _account_rows(self, table: str, account_id: str):
+        t = self.dataset.table(table)
+        return t.filter(t["account_id"].cast("string") == str(account_id))
 
     @cached_property
     def scored(self) -> pd.DataFrame:

@@ -871,10 +871,16 @@ def _line_counts(tx: pd.DataFrame) -> np.ndarray | None:
     return n
 
 
-def _revenue_kpis(g: _Grid, tx: pd.DataFrame, a: np.ndarray, p: np.ndarray, notes: list[str]):
+def _revenue_kpis(
+    g: _Grid,
+    tx: pd.DataFrame,
+    a: np.ndarray,
+    p: np.ndarray,
+    notes: list[str],
+    w: np.ndarray | None,
+):
     out: dict[str, _Kpi] = {}
     rev = tx["revenue"].to_numpy(dtype=float)
-    w = _line_counts(tx)
     R = g.matrix(a, p, rev)
     lines = g.matrix(a, p, w)
     out["revenue"] = _Kpi(R, lines, R.sum(0), lines.sum(0))
@@ -1244,7 +1250,7 @@ def compute_kpis(
     later = int(after.sum() if w_lines is None else w_lines[after].sum())
     if later:
         notes.append(f"{later} transaction line(s) after the as-of date {as_of.date()} ignored.")
-    rev_kpis, R = _revenue_kpis(g, transactions, a, p, notes)
+    rev_kpis, R = _revenue_kpis(g, transactions, a, p, notes, w_lines)
     kpis.update(rev_kpis)
     if "gross_profit" not in kpis:
         for k in ("gross_profit", "gross_margin"):

@@ -352,13 +352,7 @@ def _product_line_spend(
     """Trailing 12-month revenue per (account, product line): given, or summed from the lines."""
     if spend_12m is not None:
         _require(spend_12m, "spend_12m", [_ACCOUNT_ID, _T_LINE, _T_REVENUE])
-        spend = pd.DataFrame(
-            {
-                "account_id": spend_12m[_ACCOUNT_ID].to_numpy(),
-                "product_line": spend_12m[_T_LINE].to_numpy(),
-                "revenue": _numeric(spend_12m[_T_REVENUE], _T_REVENUE).to_numpy(),
-            }
-        )
+        rows = spend_12m
     elif transactions is None:
         raise ValuationInputError(
             "pass the transaction lines or spend_12m (revenue per account and product line "
@@ -366,14 +360,14 @@ def _product_line_spend(
         )
     else:
         _require(transactions, "transactions", [_ACCOUNT_ID, _T_DATE, _T_LINE, _T_REVENUE])
-        window = _window_12m(transactions, _as_of_day(as_of))
-        spend = pd.DataFrame(
-            {
-                "account_id": window[_ACCOUNT_ID].to_numpy(),
-                "product_line": window[_T_LINE].to_numpy(),
-                "revenue": _numeric(window[_T_REVENUE], _T_REVENUE).to_numpy(),
-            }
-        )
+        rows = _window_12m(transactions, _as_of_day(as_of))
+    spend = pd.DataFrame(
+        {
+            "account_id": rows[_ACCOUNT_ID].to_numpy(),
+            "product_line": rows[_T_LINE].to_numpy(),
+            "revenue": _numeric(rows[_T_REVENUE], _T_REVENUE).to_numpy(),
+        }
+    )
     return spend.groupby(["account_id", "product_line"], as_index=False)["revenue"].sum()
 
 
