@@ -74,9 +74,9 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 lint: $(STAMP)
-	$(BIN)/ruff check kam_analysis tests benchmarks
-	$(BIN)/ruff format --check kam_analysis tests benchmarks
+	$(BIN)/ruff check kam_analysis tests benchmarks notebooks
+	$(BIN)/ruff format --check kam_analysis tests benchmarks notebooks
 
 format: $(STAMP)
-	$(BIN)/ruff format kam_analysis tests benchmarks
-	$(BIN)/ruff check --fix kam_analysis tests benchmarks
+	$(BIN)/ruff format kam_analysis tests benchmarks notebooks
+	$(BIN)/ruff check --fix kam_analysis tests benchmarks notebooks

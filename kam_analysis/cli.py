@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kam_analysis import __version__
-from kam_analysis.config import ConfigError, KamConfig, load_config
+from kam_analysis.config import ConfigError, KamConfig, find_config, load_config
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -40,63 +40,79 @@ def _as_of(value: str | None) -> dt.date | None:
         raise UsageError(str(err)) from None
 
 
-def _config(path: str | None) -> KamConfig:
-    return load_config(path)
+def _config(folder: Path, path: str | None) -> KamConfig:
+    """``--config``, else the dataset folder's own kam.toml, else the defaults."""
+    return load_config(find_config(folder, path))
 
 
-def _default_as_of(folder: Path, explicit: dt.date | None) -> dt.date:
+def _open(folder: Path, config: KamConfig, explicit_as_of: str | None):
+    """The opened dataset and its as-of date; a DatasetError when it cannot be opened."""
     from kam_analysis.context import default_as_of
+    from kam_analysis.data import open_dataset
 
-    return default_as_of(folder, explicit)
+    explicit = _as_of(explicit_as_of)
+    ds = open_dataset(folder, config=config)
+    return ds, default_as_of(folder, explicit, ds)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from kam_analysis.data import validate_dataset
+    from kam_analysis.data import DatasetError, validate_open_dataset
 
     folder = Path(args.data)
-    as_of = _default_as_of(folder, _as_of(args.as_of))
-    report = validate_dataset(folder, as_of=as_of, config=_config(args.config))
+    config = _config(folder, args.config)
+    try:
+        ds, as_of = _open(folder, config, args.as_of)
+    except DatasetError as err:
+        err.report.summary.setdefault("config", str(config.source_path or "") or None)
+        print(err.report.render_text())
+        return EXIT_BAD_INPUT
+    report = validate_open_dataset(ds, as_of)
     print(report.render_text())
     return EXIT_OK if report.ok else EXIT_BAD_INPUT
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from kam_analysis.synthetic import generate_dataset
+    from kam_analysis.synthetic import generate_dataset, generate_messy_export
 
     if args.accounts < 1:
         raise UsageError("--accounts must be at least 1")
     if args.lines_per_account_month is not None and args.lines_per_account_month <= 0:
         raise UsageError("--lines-per-account-month must be positive")
-    summary = generate_dataset(
-        Path(args.out),
-        n_accounts=args.accounts,
-        seed=args.seed,
-        start=args.start,
-        end=args.end,
-        fiscal_year_start_month=args.fiscal_year_start,
-        overwrite=args.force,
-        **(
-            {"lines_per_account_month": args.lines_per_account_month}
-            if args.lines_per_account_month is not None
-            else {}
-        ),
-    )
-    rows = ", ".join(f"{k} {v:,}" for k, v in summary.get("rows", {}).items())
+    generate = generate_messy_export if args.messy else generate_dataset
+    try:
+        summary = generate(
+            Path(args.out),
+            n_accounts=args.accounts,
+            seed=args.seed,
+            start=args.start,
+            end=args.end,
+            fiscal_year_start_month=args.fiscal_year_start,
+            overwrite=args.force,
+            **(
+                {"lines_per_account_month": args.lines_per_account_month}
+                if args.lines_per_account_month is not None
+                else {}
+            ),
+        )
+    except ValueError as err:  # bad --start/--end/--fiscal-year-start, named in the message
+        raise UsageError(str(err)) from None
+    rows = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in summary.get("rows", {}).items())
+    extra = " and kam.toml" if args.messy else ""
     print(
-        f"wrote {args.out}: {rows} (as of {summary.get('as_of')}, {summary.get('seconds', 0):.1f} s)"
+        f"wrote {args.out}{extra}: {rows} "
+        f"(as of {summary.get('as_of')}, {summary.get('seconds', 0):.1f} s)"
     )
     return EXIT_OK
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from kam_analysis.data import DatasetError, open_dataset, validate_open_dataset
-    from kam_analysis.features import build_account_features
+    from kam_analysis.context import AnalysisContext
+    from kam_analysis.data import DatasetError, validate_open_dataset
 
     folder = Path(args.data)
-    config = _config(args.config)
-    as_of = _default_as_of(folder, _as_of(args.as_of))
+    config = _config(folder, args.config)
     try:
-        ds = open_dataset(folder, config=config)
+        ds, as_of = _open(folder, config, args.as_of)
     except DatasetError as err:
         print(err.report.render_text(), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -106,12 +122,7 @@ def cmd_features(args: argparse.Namespace) -> int:
             print(report.render_text(), file=sys.stderr)
             return EXIT_BAD_INPUT
     started = time.perf_counter()
-    features = build_account_features(
-        ds.table("transactions"),
-        ds.table("accounts"),
-        as_of,
-        fx_rates=ds.table("fx_rates") if ds.has("fx_rates") else None,
-    )
+    features = AnalysisContext(ds, as_of, config).features  # the reports' own feature table
     out = Path(args.out) if args.out else folder / "_derived" / f"account_features_{as_of}.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -170,16 +181,14 @@ def _key_accounts(ds, as_of: dt.date, config: KamConfig, lang: str, top_n: int):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from kam_analysis.context import default_as_of
-    from kam_analysis.data import DatasetError, open_dataset, validate_open_dataset
+    from kam_analysis.data import DatasetError, validate_open_dataset
     from kam_analysis.reports import ReportError, run_reports
 
-    config = _config(args.config)
-    settings = config.reports
     folder = Path(args.data).resolve()
+    config = _config(folder, args.config)
+    settings = config.reports
     if not config.data.source.is_files:  # tables come from the engine; --data holds derived files
         folder.mkdir(parents=True, exist_ok=True)
-    as_of = default_as_of(folder, _as_of(args.as_of))
     params = _parse_params(args.param or [])
     notebooks = settings.notebooks
     if args.only:
@@ -196,7 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     top_n = settings.account_plan_top_n if args.account_plans is None else args.account_plans
 
     try:
-        ds = open_dataset(folder, config=config)
+        ds, as_of = _open(folder, config, args.as_of)
     except DatasetError as err:
         print(err.report.render_text(), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -221,8 +230,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         account_plan=settings.account_plan if account_ids else None,
         account_ids=account_ids,
         account_names=account_names,
-        config_path=Path(args.config).resolve() if args.config else None,
+        config_path=config.source_path.resolve() if config.source_path else None,
         validate=None,  # done above, before the key accounts are computed
+        data_summary={
+            "summary": report.summary,
+            "warnings": [i.render() for i in report.warnings],
+        },
         kernel_name=settings.kernel_name,
         cell_timeout=settings.cell_timeout,
         run_timeout=settings.run_timeout,
@@ -293,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--lines-per-account-month",
         type=float,
         help="transaction density (default 7; 14 with 100k accounts gives about 50M lines)",
+    )
+    p.add_argument(
+        "--messy",
+        action="store_true",
+        help="write the demo as a real ERP export: invoice_lines.csv (quantity x unit price, "
+        "credit notes, cash sales without a customer, US dates, cp1252, no accounts file, "
+        "no cost) and the kam.toml that reads it",
     )
     p.set_defaults(func=cmd_synth)
 

@@ -27,9 +27,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kam_analysis.actions import ActionSettings
+from kam_analysis.data.dataset import check_formulas
+from kam_analysis.data.parsing import FormulaError
+from kam_analysis.data.settings import DataSettings
 from kam_analysis.features import FeatureSettings
 from kam_analysis.kpi import KpiSettings
 from kam_analysis.ltv import LTVModelSettings
@@ -51,118 +54,14 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _known_table_keys(value: dict[str, str]) -> dict[str, str]:
-    unknown = sorted(set(value) - set(TABLE_MODELS))
-    if unknown:
-        raise ValueError(f"unknown table(s) {unknown}; known: {sorted(TABLE_MODELS)}")
-    return value
-
-
-class SourceSettings(_Section):
-    """Where the tables live: the dataset folder (default) or a database/engine via Ibis.
-
-    With ``backend = "files"`` (the default) the tables are the files of the
-    dataset folder, read by the embedded DuckDB. Any other value names an Ibis
-    backend (``"pyspark"``, ``"postgres"``, ``"duckdb"``, ``"snowflake"``,
-    ``"bigquery"``, ...); validation and the feature build then run as queries
-    on that engine and only account-level results come back.
-
-    Example (Spark)::
-
-        [data.source]
-        backend = "pyspark"
-        params = { master = "local[4]", "spark.driver.memory" = "8g" }
-        database = "sales"                      # schema of the tables
-        tables = { transactions = "order_lines", accounts = "customers" }
-
-    Example (PostgreSQL; secrets from the environment, never in the file)::
-
-        [data.source]
-        url = "postgres://kam@db.internal:5432/crm?password=${KAM_DB_PASSWORD}"
-    """
-
-    backend: str = Field(
-        "files",
-        pattern=r"^[a-z][a-z0-9_]*$",
-        description='"files" (the dataset folder) or an Ibis backend name such as "pyspark".',
-    )
-    url: str | None = Field(
-        None,
-        description="Connection URL for ibis.connect (postgres://..., duckdb:///file.db); "
-        "${VAR} is replaced by the environment variable VAR.",
-    )
-    params: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Keyword arguments of ibis.<backend>.connect; for pyspark, Spark settings "
-        '("master", "spark.driver.memory", ...) for the session kam starts.',
-    )
-    database: str | None = Field(
-        None, description='Database or schema holding the tables ("catalog.schema" allowed).'
-    )
-    tables: dict[str, str] = Field(
-        default_factory=dict,
-        description="Contract table -> table name in the engine, when not the same; a path "
-        "(containing /, or ending in .parquet or .csv) is read as files by the engine.",
-    )
-
-    @field_validator("tables")
-    @classmethod
-    def _known_tables(cls, value: dict[str, str]) -> dict[str, str]:
-        return _known_table_keys(value)
-
-    @model_validator(mode="after")
-    def _url_backend(self) -> SourceSettings:
-        if self.url is not None:
-            scheme = self.url.split("://", 1)[0] if "://" in self.url else ""
-            if not scheme:
-                raise ValueError(f"url {self.url!r} has no scheme (postgres://..., duckdb://...)")
-            if self.backend == "files":
-                self.backend = scheme.replace("postgresql", "postgres")
-        return self
-
-    @property
-    def is_files(self) -> bool:
-        """Whether the tables are the files of the dataset folder."""
-        return self.backend == "files"
-
-
-class DataSettings(_Section):
-    """Where the data is and how to read it."""
-
-    base_currency: str = Field("JPY", pattern=r"^[A-Z]{3}$", description="Reporting currency.")
-    fiscal_year_start_month: int = Field(
-        4, ge=1, le=12, description="First month of the fiscal year (4 = April, common in Japan)."
-    )
-    files: dict[str, str] = Field(
-        default_factory=dict,
-        description="Table name -> file name inside the dataset folder, when not <table>.<ext>.",
-    )
-    duckdb_memory_limit: str = Field(
-        "4GB", description="Memory cap for the embedded engine; larger data spills to disk."
-    )
-    duckdb_threads: int | None = Field(None, ge=1, description="Engine threads (default: all).")
-    source: SourceSettings = Field(
-        default_factory=SourceSettings,
-        description="Dataset folder (default) or a database/engine connection.",
-    )
-
-    @field_validator("files")
-    @classmethod
-    def _known_tables(cls, value: dict[str, str]) -> dict[str, str]:
-        _known_table_keys(value)
-        for table, name in value.items():
-            if Path(name).name != name:
-                raise ValueError(f"files.{table} must be a file name inside the dataset folder")
-        return value
-
-
 class KamConfig(_Section):
     """The whole ``kam.toml``."""
 
     data: DataSettings = Field(default_factory=DataSettings)
     columns: dict[str, dict[str, str]] = Field(
         default_factory=dict,
-        description="Per table: contract column name -> column name in the source file.",
+        description="Per table: contract column name -> column name in the source file, "
+        'or a formula over its columns starting with = (e.g. "= Quantity * UnitPrice").',
     )
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     valuation: ValuationSettings = Field(default_factory=ValuationSettings)
@@ -194,10 +93,14 @@ class KamConfig(_Section):
                 raise ValueError(
                     f"columns.{table}: {unknown} not in the contract; known: {sorted(known)}"
                 )
-            sources = list(mapping.values())
+            sources = [v for v in mapping.values() if not str(v).lstrip().startswith("=")]
             duplicated = sorted({s for s in sources if sources.count(s) > 1})
             if duplicated:
                 raise ValueError(f"columns.{table}: source column(s) {duplicated} mapped twice")
+        try:
+            check_formulas(self.columns)
+        except FormulaError as err:
+            raise ValueError(str(err)) from None
         return self
 
 
@@ -237,6 +140,34 @@ def config_from_dict(raw: dict[str, Any], *, path: Path | None = None) -> KamCon
     except ValidationError as err:
         raise ConfigError(_format_validation_error(path, err)) from None
     return cfg.model_copy(update={"source_path": path})
+
+
+CONFIG_NAME = "kam.toml"
+"""A configuration file of this name inside a dataset folder is read by default."""
+
+
+def find_config(data_dir: str | Path | None, explicit: str | Path | None = None) -> Path | None:
+    """The configuration to read: the explicit one, else ``kam.toml`` in the dataset folder.
+
+    Parameters
+    ----------
+    data_dir : str or Path, optional
+        The dataset folder.
+    explicit : str or Path, optional
+        A path given with ``--config`` (or a notebook's ``config_path``).
+
+    Returns
+    -------
+    Path or None
+        None when neither exists (defaults apply).
+    """
+    if explicit not in (None, ""):
+        return Path(explicit)  # type: ignore[arg-type]
+    if data_dir is not None:
+        candidate = Path(data_dir) / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def load_config(path: str | Path | None = None) -> KamConfig:

@@ -26,10 +26,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from kam_analysis.config import KamConfig, load_config
+from kam_analysis.config import KamConfig, find_config, load_config
 from kam_analysis.data import Dataset, as_date, open_dataset
+from kam_analysis.data.validation import AS_OF_GAP_DAYS
 from kam_analysis.features import (
+    HistoryCoverage,
     build_account_features,
+    history_coverage,
     monthly_line_summary,
     monthly_revenue,
     product_line_revenue,
@@ -37,10 +40,28 @@ from kam_analysis.features import (
 from kam_analysis.schemas import REQUIRED_TABLES
 
 
-def default_as_of(folder: str | Path, explicit: dt.date | str | None = None) -> dt.date:
-    """The as-of date: the explicit one, else the dataset's recorded one, else today.
+def default_as_of(
+    folder: str | Path, explicit: dt.date | str | None = None, dataset: Dataset | None = None
+) -> dt.date:
+    """The as-of date: the explicit one, else the dataset's recorded one, else its last line.
 
-    A generated dataset records its as-of date in ``ground_truth.json``.
+    A generated dataset records its as-of date in ``ground_truth.json``. For
+    any other dataset the default is the date of the last transaction line
+    (never today: an export analysed months later would otherwise show empty
+    trailing windows). Today only when there is no transaction at all.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The dataset folder.
+    explicit : date or str, optional
+        ``--as-of`` / the notebook parameter; wins when given.
+    dataset : Dataset, optional
+        The opened dataset, for its last transaction date.
+
+    Returns
+    -------
+    datetime.date
     """
     if explicit not in (None, ""):
         return as_date(explicit)  # type: ignore[arg-type]
@@ -50,7 +71,8 @@ def default_as_of(folder: str | Path, explicit: dt.date | str | None = None) -> 
             return dt.date.fromisoformat(json.loads(truth.read_text())["params"]["as_of"])
         except (KeyError, ValueError, TypeError):
             pass
-    return dt.date.today()
+    last = dataset.last_transaction_date() if dataset is not None else None
+    return last or dt.date.today()
 
 
 @dataclass
@@ -81,6 +103,41 @@ class AnalysisContext:
         return self._frames[table]
 
     @cached_property
+    def last_transaction_date(self) -> dt.date | None:
+        """The date of the latest transaction line with an account (None without lines)."""
+        return self.dataset.last_transaction_date()
+
+    def data_notes(self) -> list[tuple[str, dict]]:
+        """Warnings every page of the run shows under its title: (locale key, values).
+
+        An as-of date more than :data:`~kam_analysis.data.validation.AS_OF_GAP_DAYS`
+        days after the last transaction: trailing windows then hold no data.
+        """
+        last = self.last_transaction_date
+        if last is None or (self.as_of - last).days <= AS_OF_GAP_DAYS:
+            return []
+        gap = {
+            "as_of": self.as_of.isoformat(),
+            "last": last.isoformat(),
+            "days": (self.as_of - last).days,
+        }
+        return [("data.note.as_of_gap", gap)]
+
+    @cached_property
+    def coverage(self) -> HistoryCoverage:
+        """Which trailing windows the data covers (:func:`kam_analysis.features.history_coverage`).
+
+        Growth needs the previous 12 months, the trend its quarters: criteria the
+        data does not cover are left out of scores and shown as not available.
+        """
+        return history_coverage(self.dataset.table("transactions"), self.as_of)
+
+    @property
+    def assumed_gross_margin(self) -> float | None:
+        """``[data] assumed_gross_margin``: used only when the transactions have no cost."""
+        return self.config.data.assumed_gross_margin
+
+    @cached_property
     def features(self) -> pd.DataFrame:
         """Account feature table (:func:`kam_analysis.features.build_account_features`)."""
         ds = self.dataset
@@ -89,18 +146,20 @@ class AnalysisContext:
             ds.table("accounts"),
             self.as_of,
             period=self.config.features.period,
-            fx_rates=ds.table("fx_rates") if ds.has("fx_rates") else None,
+            fx_rates=self._fx_rates(),
+            coverage=self.coverage,
+            assumed_gross_margin=self.assumed_gross_margin,
         )
 
     @cached_property
     def monthly(self) -> pd.DataFrame:
         """Revenue and gross profit per account and month (engine aggregation)."""
-        ds = self.dataset
         return monthly_revenue(
-            ds.table("transactions"),
+            self.dataset.table("transactions"),
             self.as_of,
             months=self.config.features.trend_months,
-            fx_rates=ds.table("fx_rates") if ds.has("fx_rates") else None,
+            fx_rates=self._fx_rates(),
+            assumed_gross_margin=self.assumed_gross_margin,
         )
 
     def _fx_rates(self):
@@ -126,7 +185,10 @@ class AnalysisContext:
         line table in :func:`kam_analysis.kpi.compute_kpis`.
         """
         return monthly_line_summary(
-            self.dataset.table("transactions"), self.as_of, fx_rates=self._fx_rates()
+            self.dataset.table("transactions"),
+            self.as_of,
+            fx_rates=self._fx_rates(),
+            assumed_gross_margin=self.assumed_gross_margin,
         )
 
     @property
@@ -159,7 +221,10 @@ class AnalysisContext:
     def account_monthly_lines(self, account_id: str) -> pd.DataFrame:
         """:attr:`monthly_lines` of one account, aggregated in the engine from its lines only."""
         return monthly_line_summary(
-            self._account_rows("transactions", account_id), self.as_of, fx_rates=self._fx_rates()
+            self._account_rows("transactions", account_id),
+            self.as_of,
+            fx_rates=self._fx_rates(),
+            assumed_gross_margin=self.assumed_gross_margin,
         )
 
     def _account_rows(self, table: str, account_id: str):
@@ -182,7 +247,30 @@ class AnalysisContext:
             segmentation=self.config.segmentation,
             lang=self.lang,
             spend_12m=self.spend_12m,
+            coverage=self.coverage,
         )
+
+    @cached_property
+    def criteria(self) -> pd.DataFrame:
+        """The score's criteria: stated and used weight, and why a criterion was left out.
+
+        :func:`kam_analysis.valuation.criteria_used` on :attr:`scored`.
+        """
+        from kam_analysis.valuation import criteria_used
+
+        return criteria_used(
+            self.scored,
+            self.config.valuation.weights,
+            coverage=self.coverage,
+            trend=self.config.valuation.trend,
+        )
+
+    @cached_property
+    def tier_rule(self):
+        """The tier rule as applied: conditions used and skipped, and why (``TierRule``)."""
+        from kam_analysis.segmentation import tier_rule
+
+        return tier_rule(self.scored, self.config.segmentation, lang=self.lang)
 
     @cached_property
     def whitespace(self) -> pd.DataFrame:
@@ -257,9 +345,11 @@ def load_context(
     data_dir : str or Path
         Dataset folder.
     as_of : date or str, optional
-        Analysis date (default: the dataset's recorded as-of date, else today).
+        Analysis date (default: the dataset's recorded as-of date, else the
+        date of its last transaction line).
     config_path : str or Path, optional
-        ``kam.toml``; defaults when omitted.
+        ``kam.toml``; when omitted, the dataset folder's own ``kam.toml`` if
+        it has one, else the defaults.
     lang : {"en", "ja"}
         Language of labels.
 
@@ -276,6 +366,6 @@ def load_context(
     """
     if lang not in ("en", "ja"):
         raise ValueError(f"lang must be 'en' or 'ja', not {lang!r}")
-    config = load_config(config_path or None)
+    config = load_config(find_config(data_dir, config_path))
     dataset = open_dataset(data_dir, config=config)
-    return AnalysisContext(dataset, default_as_of(data_dir, as_of), config, lang)
+    return AnalysisContext(dataset, default_as_of(data_dir, as_of, dataset), config, lang)

@@ -1256,7 +1256,7 @@ def compute_kpis(
         for k in ("gross_profit", "gross_margin"):
             omitted[k] = "transactions has no cost column (or no cost values)"
     if ltv is None:
-        omitted["ltv"] = "no LTV estimates passed (ltv=None); run the LTV module first"
+        omitted["ltv"] = "no LTV estimates were given to the scorecard"
     else:
         kpis["ltv"] = _ltv_kpi(g, ltv)
 
@@ -1825,7 +1825,7 @@ HORIZON_NAMES: dict[str, dict[str, str]] = {
 
 _OMISSION_JA: dict[str, str] = {
     "transactions has no cost column (or no cost values)": "取引データに原価(cost)がない",
-    "no LTV estimates passed (ltv=None); run the LTV module first": "LTVの推定値が渡されていない"
+    "no LTV estimates were given to the scorecard": "LTVの推定値が渡されていない"
     "(先にLTVモジュールを実行)",
     "no surveys table": "surveys テーブルがない",
     "surveys has no csat answers": "surveys に CSAT の回答がない",

@@ -19,8 +19,14 @@ reports look alike and read in English or Japanese:
   first, ``ax=None`` (a new figure is made when omitted), return the ``Axes``,
   never call ``plt.show()``.
 
-Text coming from data (account names) is drawn with mathtext disabled (``$`` is
-escaped), so a name such as ``"A$1$"`` is shown as typed.
+Text coming from data (account names) is drawn with mathtext disabled:
+:func:`set_report_style` sets ``text.parse_math = False`` for all text, and
+without it the helpers escape ``$``. A name such as ``"A$1$"`` is shown as typed.
+
+Numbers: missing values (None, NaN, NaT, pd.NA) are shown as :data:`NA_TEXT`,
+infinite ones as :data:`INF_TEXT` (``∞``, ``-∞``; no currency sign or ``%``),
+by every formatter here: the ``fmt_*`` functions, the axis formatters and the
+table / heat-map formats. Nothing prints ``nan``, ``inf`` or ``None``.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ __all__ = [
     "JAPANESE_FONT",
     "LANGUAGES",
     "NA_TEXT",
+    "INF_TEXT",
     "CARD_STRIPE_COLOURS",
     "STATUS_COLOURS",
     "TREND_COLOURS",
@@ -55,6 +62,7 @@ __all__ = [
     "apply_japanese_font",
     "bar_contributions",
     "break_even_plot",
+    "chart_text",
     "concentration_trend_plot",
     "scenario_fans",
     "scheme_boxplot",
@@ -64,6 +72,7 @@ __all__ = [
     "figure",
     "fmt_int",
     "fmt_money",
+    "fmt_num",
     "fmt_pct",
     "forest_plot",
     "format_by_row",
@@ -98,6 +107,9 @@ LANGUAGES = ("en", "ja")
 
 NA_TEXT = "–"
 """How a missing number is shown in text and tables."""
+
+INF_TEXT = "∞"
+"""How an infinite number is shown (``-∞`` when negative), without unit or sign."""
 
 FULL_WIDTH_IN = 9.0
 """Width of a full-width report figure in inches (≈ 900 px at 100 dpi)."""
@@ -226,10 +238,12 @@ def apply_japanese_font() -> str:
 def set_report_style(lang: str = "en") -> None:
     """Apply the report theme: seaborn ``whitegrid``, report-width figures, Japanese font.
 
-    Call it once at the top of every report notebook. The font is applied after
-    ``sns.set_theme`` (which resets the font family), so Japanese text renders with
-    IPAexGothic instead of boxes in both languages (account names may be Japanese
-    in an English report).
+    Call it once at the top of every report notebook (:class:`kam_analysis.report.Page`
+    does). The font is applied after ``sns.set_theme`` (which resets the font
+    family), so Japanese text renders with IPAexGothic instead of boxes in both
+    languages (account names may be Japanese in an English report). Mathtext is
+    switched off (``text.parse_math = False``): a ``$`` in an account name or a
+    title is drawn as typed and can never raise a mathtext parse error.
 
     Parameters
     ----------
@@ -263,6 +277,8 @@ def set_report_style(lang: str = "en") -> None:
             "legend.frameon": False,
             "axes.spines.top": False,
             "axes.spines.right": False,
+            # data labels (account names, ids) are drawn as typed: "$" never starts mathtext
+            "text.parse_math": False,
         },
     )
     apply_japanese_font()
@@ -345,9 +361,19 @@ def _new_ax(ax: Axes | None, **kw: Any) -> Axes:
     return ax
 
 
-def _plain(text: object) -> str:
-    """Data text safe for matplotlib: ``$`` would start mathtext."""
-    return str(text).replace("$", r"\$")
+def chart_text(text: object) -> str:
+    """Data text for a chart, drawn as typed: ``$`` must not start mathtext.
+
+    Under :func:`set_report_style` mathtext is off for all text
+    (``text.parse_math = False``) and the text is returned unchanged; otherwise
+    ``$`` is escaped. Either way ``"A$1$"`` or ``"$\\unicode{x41}$"`` is shown
+    as typed and never parsed.
+    """
+    text = str(text)
+    return text.replace("$", r"\$") if mpl.rcParams["text.parse_math"] else text
+
+
+_plain = chart_text
 
 
 # --------------------------------------------------------------------------- numbers
@@ -360,6 +386,30 @@ def _is_missing(x: object) -> bool:
         return bool(np.isnan(x))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return False
+
+
+def _is_infinite(x: object) -> bool:
+    try:
+        return math.isinf(float(x))  # type: ignore[arg-type]
+    except OverflowError:  # an int beyond float range
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _infinite_text(x: object, *, signed: bool = False) -> str:
+    if x < 0:  # type: ignore[operator]
+        return f"-{INF_TEXT}"
+    return f"+{INF_TEXT}" if signed else INF_TEXT
+
+
+def _special_text(x: object, *, signed: bool = False) -> str | None:
+    """NA text for a missing value, ∞ / -∞ for an infinite one, else None."""
+    if _is_missing(x):
+        return NA_TEXT
+    if _is_infinite(x):
+        return _infinite_text(x, signed=signed)
+    return None
 
 
 def _compact(value: float, lang: str) -> tuple[float, str] | None:
@@ -388,7 +438,8 @@ def fmt_money(
     Parameters
     ----------
     x : float or None
-        The amount; missing values give :data:`NA_TEXT`.
+        The amount; missing values give :data:`NA_TEXT`, infinite ones
+        :data:`INF_TEXT` (``∞`` / ``-∞``, no currency sign).
     currency : str, default "JPY"
         ISO code. JPY/USD/EUR/GBP/CNY/KRW get their symbol in front, other codes
         are written after the number. JPY and KRW have no decimals, others two.
@@ -407,8 +458,8 @@ def fmt_money(
         ``fmt_money(123456789, compact=True, lang="ja")`` → ``"¥1.2億"``,
         ``fmt_money(-5.5, "GBP")`` → ``"-£5.50"``.
     """
-    if _is_missing(x):
-        return NA_TEXT
+    if (special := _special_text(x)) is not None:
+        return special
     value = float(x)  # type: ignore[arg-type]
     sign = "-" if value < 0 else ""
     symbol = _CURRENCY_SYMBOLS.get(currency.upper())
@@ -427,31 +478,72 @@ def fmt_money(
     return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency.upper()}"
 
 
-def fmt_pct(x: float | None, digits: int = 1, *, signed: bool = False) -> str:
+PCT_CAP = 10.0
+"""Fractions beyond ±10 (±1,000 %) are shown as ``> 1,000%``: growth from a tiny base."""
+
+
+def fmt_pct(
+    x: float | None, digits: int = 1, *, signed: bool = False, cap: float | None = PCT_CAP
+) -> str:
     """Format a fraction as a percentage: ``0.1234`` → ``"12.3%"``.
 
     Parameters
     ----------
     x : float or None
-        A fraction (1.0 = 100 %); missing gives :data:`NA_TEXT`.
+        A fraction (1.0 = 100 %); missing gives :data:`NA_TEXT`, infinite
+        ``∞`` / ``-∞`` (``+∞`` when signed).
     digits : int, default 1
     signed : bool, default False
         Prefix ``+`` on positive values (for changes).
+    cap : float or None, default :data:`PCT_CAP`
+        Beyond ``±cap`` the value is shown as ``> +1,000%`` / ``< -1,000%``: a
+        growth of +68,645 % from a tiny base says only "from almost nothing".
 
     Returns
     -------
     str
     """
-    if _is_missing(x):
-        return NA_TEXT
-    return f"{float(x) * 100:{'+' if signed else ''},.{digits}f}%"  # type: ignore[arg-type]
+    if (special := _special_text(x, signed=signed)) is not None:
+        return special
+    value = float(x)  # type: ignore[arg-type]
+    if cap is not None and abs(value) > cap:
+        bound = f"{cap * 100:{'+' if signed or value < 0 else ''},.0f}%"
+        bound = bound if value > 0 else f"-{bound.lstrip('+-')}"
+        return f"> {bound}" if value > 0 else f"< {bound}"
+    return f"{value * 100:{'+' if signed else ''},.{digits}f}%"
 
 
 def fmt_int(x: float | None) -> str:
-    """Format a count with thousands separators: ``1234.6`` → ``"1,235"``."""
-    if _is_missing(x):
-        return NA_TEXT
+    """Format a count with thousands separators: ``1234.6`` → ``"1,235"``.
+
+    Missing values give :data:`NA_TEXT`, infinite ones ``∞`` / ``-∞``.
+    """
+    if isinstance(x, numbers.Integral) and not isinstance(x, bool):  # exact, beyond float too
+        return f"{int(x):,d}"
+    if (special := _special_text(x)) is not None:
+        return special
     return f"{round(float(x)):,d}"  # type: ignore[arg-type]
+
+
+def fmt_num(x: float | None, digits: int = 1, *, signed: bool = False) -> str:
+    """Format a plain number with ``digits`` decimals: ``93.14`` → ``"93.1"``.
+
+    Parameters
+    ----------
+    x : float or None
+        Missing gives :data:`NA_TEXT`, infinite ``∞`` / ``-∞``.
+    digits : int, default 1
+    signed : bool, default False
+        Prefix ``+`` on positive values.
+
+    Returns
+    -------
+    str
+        With thousands separators (``12,345.6``).
+    """
+    if (special := _special_text(x, signed=signed)) is not None:
+        return special
+    return f"{float(x):{'+' if signed else ''},.{digits}f}"  # type: ignore[arg-type]
 
 
 def money_formatter(
@@ -485,15 +577,22 @@ def _column_formatter(
     if kind == "int":
         return fmt_int
     if kind == "float":
-        return lambda v: NA_TEXT if _is_missing(v) else f"{float(v):,.2f}"
+        return lambda v: fmt_num(v, 2)
     if kind == "text":
-        return lambda v: NA_TEXT if _is_missing(v) else str(v)
+        return _text_cell
     if "{" in kind:
-        return lambda v: NA_TEXT if _is_missing(v) else kind.format(v)
+        return lambda v: special if (special := _special_text(v)) is not None else kind.format(v)
     raise ValueError(
         f"unknown format {kind!r}; use one of {', '.join(_FORMAT_KINDS)}, "
         "a format string such as '{:.3f}' or a function"
     )
+
+
+def _text_cell(value: object) -> str:
+    """A text cell: strings as given (``styled_table`` escapes them), other values escaped."""
+    if (special := _special_text(value)) is not None:
+        return special
+    return value if isinstance(value, str) else html.escape(str(value))
 
 
 def _escaped_names(index: pd.Index) -> pd.Index:
@@ -564,6 +663,8 @@ def styled_table(
             formatters[col] = _column_formatter(
                 "int" if pd.api.types.is_integer_dtype(series) else "float", currency, lang
             )
+        else:
+            formatters[col] = _text_cell
         if is_num:
             numeric.append(col)
     styler = data.style.format(formatters, escape="html", na_rep=NA_TEXT)
@@ -665,7 +766,7 @@ def bar_contributions(
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", visible=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -736,7 +837,7 @@ def pareto_curve(
     ax.set_ylabel(t("axis.cumulative_share", lang))
     ax.legend(loc="lower right")
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -831,7 +932,7 @@ def fan_chart(
         ax.yaxis.set_major_formatter(money_formatter(currency, lang=lang))
     ax.legend(loc="upper left")
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -896,7 +997,7 @@ def heatmap(
         linewidths=0.5,
     )
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -997,7 +1098,7 @@ def scatter_labeled(
     ax.set_xlabel(label_for(x, lang, prefix="axis."))
     ax.set_ylabel(label_for(y, lang, prefix="axis."))
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -1073,7 +1174,7 @@ def forest_plot(
     ax.set_xlabel(t("ltv.axis.hazard_ratio", lang))
     ax.grid(axis="y", visible=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -1126,7 +1227,7 @@ def interval_ranking(
     if hue:
         ax.legend(loc="lower right")
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -1173,7 +1274,7 @@ def calibration_plot(
     ax.set_ylabel(t("ltv.axis.actual", lang))
     ax.legend(loc="upper left")
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -1221,7 +1322,7 @@ def tracking_plot(
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt_int(v)))
     ax.legend(loc="upper left")
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -1271,7 +1372,7 @@ def period_histogram_plot(
     ax.legend(loc="upper left")
     ax.grid(axis="x", visible=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -1323,7 +1424,7 @@ def retention_plot(
     ax.set_ylabel(t("ltv.axis.retained", lang))
     ax.legend(loc="lower left", ncols=2, fontsize=9)
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -1384,7 +1485,7 @@ def renewal_bars(
     ax.legend(loc="upper right")
     ax.grid(axis="x", visible=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -1645,11 +1746,11 @@ def hist_by_group(
         edgecolor="white",
         linewidth=0.5,
     )
-    ax.set_xlabel(xlabel if xlabel is not None else label_for(value, lang, prefix="axis."))
+    ax.set_xlabel(_plain(xlabel) if xlabel is not None else label_for(value, lang, prefix="axis."))
     ax.set_ylabel(t("axis.accounts", lang))
     ax.legend(loc="upper left")
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -1743,7 +1844,7 @@ def rank_intervals(
     if hue:
         ax.legend(loc="lower right")
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -1809,7 +1910,7 @@ def wallet_bars(
     ax.grid(axis="y", visible=False)
     ax.legend(loc="lower right")
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -1924,7 +2025,7 @@ def quadrant_scatter(
             [str(v) for v in df[label].to_numpy()[order]],
         )
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -2034,7 +2135,7 @@ def pareto_curves(
     ax.set_ylabel(t("segmentation.chart.cumulative_share", lang))
     ax.legend(loc="lower right")
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -2124,7 +2225,7 @@ def kpi_cards(
         if note is not None and str(note) != "":
             ax.text(left, y0 + h * 0.17, _plain(note), fontsize=8.5, color="0.35", va="center")
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -2223,7 +2324,7 @@ def revenue_history(
     ax.legend(loc="upper left")
     ax.grid(axis="x", visible=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -2295,7 +2396,7 @@ def product_line_bars(
     ax.legend(loc="lower right")
     ax.grid(axis="y", visible=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -2455,11 +2556,11 @@ def tornado_chart(
     if fmt is not None:
         ax.xaxis.set_major_formatter(fmt)
     if xlabel:
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(_plain(xlabel))
     ax.legend(loc="lower right")
     ax.grid(axis="y", visible=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -2542,10 +2643,10 @@ def concentration_trend_plot(
         ax.yaxis.set_major_formatter(pct_formatter(0))
         ax.set_ylim(bottom=0)
     if ylabel:
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(_plain(ylabel))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -2616,10 +2717,10 @@ def scheme_boxplot(
     ax.axvline(0, color="0.4", lw=0.8)
     ax.xaxis.set_major_formatter(money_formatter(currency, lang=lang))
     if xlabel:
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(_plain(xlabel))
     ax.grid(axis="y", visible=False)
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 
@@ -2679,7 +2780,7 @@ def break_even_plot(
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     if title:
-        ax.set_title(title)
+        ax.set_title(_plain(title))
     return ax
 
 

@@ -12,7 +12,14 @@ Used by :mod:`kam_analysis.reports`; separate so the HTML rules sit in one place
   (warnings, log lines) are dropped, cells tagged ``remove-cell`` are removed and
   outputs of cells tagged ``remove-output`` too.
 * Every string that may come from data or from the user (titles, labels,
-  account ids, error messages) goes through :func:`html.escape`.
+  account ids, error messages) goes through :func:`html.escape`; notebooks show
+  text through :class:`kam_analysis.report.Page`, which escapes every value and
+  never hands data to a Markdown renderer.
+* Defence in depth (:func:`drop_unsafe_urls`): the exported page keeps no
+  ``javascript:`` / ``vbscript:`` URL in any attribute and no image that would be
+  fetched from elsewhere (every ``<img>`` whose ``src`` is not a ``data:`` URL is
+  removed, ``srcset`` too; event-handler attributes go as well), so a page never
+  runs script from a link and opening it makes no request for an image.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import nbformat
 from kam_analysis.plots import t
 
 __all__ = [
+    "drop_unsafe_urls",
     "export_notebook_html",
     "prepare_for_export",
     "report_header",
@@ -69,6 +77,9 @@ REPORT_CSS = (
 .kam-header nav a.current { font-weight: 700; text-decoration: none; color: #000; }
 .kam-failed { background: #fdecea; color: #8a1c14; border-left: 4px solid #c62828;
   padding: 0.6em 1em; margin: 0.6em 0; }
+.kam-note { color: #444; border-left: 3px solid #b0bec5; padding: 0.1em 0 0.1em 0.8em;
+  margin: 0.4em 0; }
+.kam-chart img { max-width: 100%; height: auto; }
 """
 ).replace("FONTS", _FONTS)
 
@@ -92,6 +103,21 @@ _EXTERNAL_SCRIPT = re.compile(
     r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>\s*</script\s*>", re.IGNORECASE
 )
 _EXTERNAL_LINK = re.compile(r"<link\b[^>]*\bhref\s*=\s*[\"']?(?:https?:)?//[^>]*>", re.IGNORECASE)
+_TAG = re.compile(
+    r"<(?P<name>[A-Za-z][A-Za-z0-9:-]*)"
+    r"(?P<attrs>(?:\s+[^\s\"'>/=]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?)*)"
+    r"\s*(?P<end>/?)>"
+)
+_ATTR = re.compile(
+    r"(?P<space>\s+)(?P<name>[^\s\"'>/=]+)(?:\s*=\s*(?P<value>\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?"
+)
+_URL_ATTRS = {
+    "href", "src", "action", "formaction", "xlink:href", "poster", "background",
+    "data", "cite", "ping", "lowsrc", "dynsrc", "longdesc", "manifest", "codebase",
+}  # fmt: skip
+_FETCH_ATTRS = {"src", "srcset", "poster", "background", "data", "lowsrc", "dynsrc"}
+_SCRIPT_SCHEMES = ("javascript:", "vbscript:", "livescript:")
+_URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")
 _REMOVE_CELL_TAGS = {"remove-cell", "remove_cell"}
 _REMOVE_OUTPUT_TAGS = {"remove-output", "remove_output"}
 
@@ -130,13 +156,76 @@ def strip_external_resources(page: str) -> str:
     return _EXTERNAL_LINK.sub("", _EXTERNAL_SCRIPT.sub("", page))
 
 
+def _url_of(raw: str | None) -> str:
+    """An attribute value as a browser reads its URL: unquoted, unescaped, no blanks."""
+    if raw is None:
+        return ""
+    if raw[:1] in "\"'":
+        raw = raw[1:-1]
+    return _URL_NOISE.sub("", html.unescape(raw)).lower()
+
+
+def _safe_tag(match: re.Match[str]) -> str:
+    name = match.group("name").lower()
+    attrs = list(_ATTR.finditer(match.group("attrs")))
+    if name == "img":
+        src = next(
+            (_url_of(a.group("value")) for a in attrs if a.group("name").lower() == "src"), ""
+        )
+        if not src.startswith("data:"):
+            return ""  # the image would be fetched from elsewhere (or has no source)
+    kept = []
+    for attr in attrs:
+        attr_name = attr.group("name").lower()
+        url = _url_of(attr.group("value"))
+        if attr_name in _URL_ATTRS | _FETCH_ATTRS and url.startswith(_SCRIPT_SCHEMES):
+            continue
+        if attr_name == "srcset" or (attr_name in _FETCH_ATTRS and not url.startswith("data:")):
+            continue
+        if attr_name.startswith("on"):  # event handlers: reports carry no script
+            continue
+        kept.append(attr.group(0))
+    if len(kept) == len(attrs):
+        return match.group(0)
+    end = " /" if match.group("end") else ""
+    return f"<{match.group('name')}{''.join(kept)}{end}>"
+
+
+def drop_unsafe_urls(page: str) -> str:
+    """Remove script URLs and externally fetched images from an HTML document.
+
+    Defence in depth behind the escaping of data: whatever reached the page,
+
+    * an attribute holding a ``javascript:`` (or ``vbscript:``) URL is dropped
+      (browsers ignore blanks and control characters in the scheme and decode
+      entities, and so does this check);
+    * an ``<img>`` whose ``src`` is not a ``data:`` URL is removed, and so is any
+      ``srcset``, and any ``src`` / ``poster`` / ``data`` attribute of other
+      elements that is not a ``data:`` URL;
+    * event-handler attributes (``onerror``, ``onclick`` ...) are dropped.
+
+    Ordinary links (``https://``, ``#anchor``, relative files) are kept.
+
+    Parameters
+    ----------
+    page : str
+        An HTML document or fragment.
+
+    Returns
+    -------
+    str
+    """
+    return _TAG.sub(_safe_tag, page)
+
+
 def prepare_for_export(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of an executed notebook with what stakeholders must not see removed.
 
     Drops stderr stream outputs (warnings, log lines), cells tagged
     ``remove-cell``, the outputs of cells tagged ``remove-output``, and the
-    notebook's own title (its first level-1 Markdown heading, in a Markdown
-    cell or a displayed output): the page header shows the title instead.
+    notebook's own title (its first level-1 heading: Markdown in a cell or an
+    output, or the ``<h1>`` that :meth:`kam_analysis.report.Page.h1` shows):
+    the page header shows the title instead.
 
     Parameters
     ----------
@@ -169,6 +258,7 @@ def prepare_for_export(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 _TITLE_LINE = re.compile(r"\A\s*#\s+[^\n]*\n?")
+_TITLE_ELEMENT = re.compile(r"\A\s*<h1\b[^>]*>.*?</h1>\s*", re.DOTALL | re.IGNORECASE)
 
 
 def _drop_first_title(cells: list) -> None:
@@ -182,6 +272,16 @@ def _drop_first_title(cells: list) -> None:
         if cell.cell_type != "code":
             continue
         for output in cell.get("outputs", []):
+            markup = output.get("data", {}).get("text/html")
+            if markup is not None:
+                markup = "".join(markup) if isinstance(markup, list) else markup
+                if _TITLE_ELEMENT.match(markup):
+                    stripped = _TITLE_ELEMENT.sub("", markup, count=1)
+                    if stripped.strip():
+                        output["data"]["text/html"] = stripped
+                    else:
+                        cell.outputs.remove(output)
+                return
             text = output.get("data", {}).get("text/markdown")
             if text is None:
                 if output.get("output_type") in ("display_data", "execute_result", "stream"):
@@ -292,7 +392,7 @@ def export_notebook_html(
         "kam_css": REPORT_CSS,
     }
     body, _ = exporter.from_notebook_node(clean, resources=resources)
-    return strip_external_resources(body)
+    return drop_unsafe_urls(strip_external_resources(body))
 
 
 def _page(title: str, body: str, lang: str) -> str:

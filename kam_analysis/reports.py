@@ -34,16 +34,17 @@ checks the first two.
    the HTML and stderr output is dropped, but notebooks should still silence
    warnings at the source. Tag a cell ``remove-cell`` to drop it from the HTML,
    ``remove-output`` to drop its output. Do not use LaTeX (no MathJax offline).
-4. **Text from data is escaped**: display tables with
-   :func:`kam_analysis.plots.styled_table` or ``display(df)``; never put data
-   values into ``HTML(f"...")`` or Markdown without ``html.escape``.
+4. **Text reaches a page only through** :class:`kam_analysis.report.page.Page`
+   (``page.say``, ``page.note``, ``page.table``, ``page.chart``): it renders the
+   locale templates to HTML itself and escapes every value, so data can never
+   become a link, an image, a heading or math.
 5. **Personal data**: with ``show_personal_data=False`` show stakeholders as
    :func:`kam_analysis.stakeholders.pseudonym` values. The runner scans every output file for the
    dataset's names and e-mail addresses and fails the run if one appears.
 6. **Key numbers for the manifest** are recorded with :func:`record` (written
    to the JSON file named by the ``KAM_RECORD_FILE`` environment variable, which
    the runner sets per notebook; a no-op in JupyterLab). scrapbook is not used.
-7. Labels come from :func:`kam_analysis.plots.t`, style from
+7. Labels come from the locale files through ``Page``, which also applies
    :func:`kam_analysis.plots.set_report_style(lang)`.
 
 Run folder
@@ -1595,6 +1596,7 @@ def run_reports(
     account_names: Mapping[str, str] | None = None,
     config_path: Path | None = None,
     validate: Callable[[Path, dt.date], tuple[bool, str]] | None = None,
+    data_summary: Mapping[str, Any] | None = None,
     kernel_name: str = "kam-analysis",
     cell_timeout: int = 600,
     run_timeout: int = 3600,
@@ -1643,6 +1645,10 @@ def run_reports(
     validate : callable, optional
         ``validate(data_dir, as_of) -> (ok, text)``, e.g. wrapping
         :func:`kam_analysis.data.validate_dataset`.
+    data_summary : mapping, optional
+        The validation summary and warnings of the data (what was read and
+        how: encodings, credit notes, lines without an account, the as-of
+        gap); written into the manifest as ``data``.
     kernel_name : str, default "kam-analysis"
     cell_timeout : int, default 600
         Seconds per cell (nbclient).
@@ -1803,6 +1809,7 @@ def run_reports(
                     "dataset": data_dir.name,
                     "input_files": input_files,
                     "config": config_entry,
+                    "data": dict(data_summary) if data_summary else None,
                     "parameters": {k: v for k, v in common.items() if k != "account_id"},
                     "user_parameters": dict(params or {}),
                     "settings": {

@@ -20,7 +20,9 @@ price negotiation. This module computes:
 The book
 --------
 One row per account with the columns ``account_id``, ``monthly_revenue``
-(current run-rate, base currency), ``margin`` (gross margin, at most 1),
+(current run-rate, base currency), ``margin`` (gross margin, at most 1; NaN
+for every account when the data have no cost and no margin is assumed:
+gross profit is then unknown and reported as NaN, never as 0),
 ``churn_prob_month`` (0-1), ``growth_annual`` (> -1) and
 ``volatility_annual`` (>= 0), optionally ``name`` and ``tier``
 (``"key"``, ``"growth"``, ``"standard"``). :func:`book_from_features` builds
@@ -142,7 +144,9 @@ def validate_book(book: pd.DataFrame) -> pd.DataFrame:
     Raises
     ------
     BookError
-        Naming the column, the rule and example accounts.
+        Naming the column, the rule and example accounts. ``margin`` may be
+        missing (NaN) only for every account at once: the gross margin of the
+        book is unknown (see :func:`book_margin_known`).
     """
     if not isinstance(book, pd.DataFrame):
         raise BookError(f"book must be a pandas DataFrame, got {type(book).__name__}")
@@ -170,6 +174,9 @@ def validate_book(book: pd.DataFrame) -> pd.DataFrame:
     }
     for column, (rule, text) in rules.items():
         values = pd.to_numeric(out[column], errors="coerce").to_numpy(dtype=float)
+        if column == "margin" and np.isnan(values).all():
+            out[column] = values  # gross margin unknown for the whole book
+            continue
         bad = ~np.isfinite(values)
         bad[~bad] = ~rule(values[~bad])
         if bad.any():
@@ -196,6 +203,7 @@ def book_from_features(
     default_volatility: float = 0.15,
     growth_shrinkage: float = 0.5,
     growth_bounds: tuple[float, float] = (-0.5, 1.0),
+    assumed_gross_margin: float | None = None,
 ) -> pd.DataFrame:
     """Build the account book for :func:`simulate_book` from the account feature table.
 
@@ -221,14 +229,21 @@ def book_from_features(
         ``g = k * revenue_growth + (1 - k) * mean``. Missing growth gets the mean.
     growth_bounds : (float, float), default (-0.5, 1.0)
         The shrunk growth is clipped to this range.
+    assumed_gross_margin : float, optional
+        Gross margin for every account when the features have no gross profit
+        (no cost data); without it the book's margin is unknown (NaN).
 
     Returns
     -------
     pandas.DataFrame
         ``account_id``, ``name`` and ``tier`` (when present), ``monthly_revenue``
-        (``revenue_12m / 12``), ``margin`` (``margin_12m`` or
-        ``gross_profit_12m / revenue_12m``, 0 without revenue),
+        (``revenue_12m / 12``), ``margin``, ``margin_source``,
         ``churn_prob_month``, ``growth_annual``, ``volatility_annual``.
+        ``margin`` is the account's (``margin_12m`` or ``gross_profit_12m /
+        revenue_12m``; ``margin_source`` ``"account"``), else the book's
+        revenue-weighted margin (``"book"``: accounts without revenue or
+        without a known gross profit); without any gross profit the assumed
+        margin (``"assumed"``), else NaN for everyone (``"unknown"``).
 
     Raises
     ------
@@ -255,13 +270,7 @@ def book_from_features(
         raise BookError(f"growth_bounds must satisfy -1 < low <= high, got {growth_bounds}")
 
     revenue = pd.to_numeric(feats["revenue_12m"], errors="coerce").fillna(0.0).to_numpy(float)
-    if "margin_12m" in feats:
-        margin = pd.to_numeric(feats["margin_12m"], errors="coerce").to_numpy(float)
-    else:
-        gp = pd.to_numeric(feats["gross_profit_12m"], errors="coerce").to_numpy(float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            margin = np.where(revenue > 0, gp / revenue, np.nan)
-    margin = np.nan_to_num(margin, nan=0.0)
+    margin, margin_source = _book_margins(feats, revenue, assumed_gross_margin)
 
     growth = pd.to_numeric(feats["revenue_growth"], errors="coerce").to_numpy(float)
     ok = np.isfinite(growth)
@@ -287,10 +296,67 @@ def book_from_features(
             book[optional] = feats[optional].to_numpy()
     book["monthly_revenue"] = np.maximum(revenue, 0) / 12
     book["margin"] = np.minimum(margin, 1.0)
+    book["margin_source"] = margin_source
     book["churn_prob_month"] = churn
     book["growth_annual"] = growth_annual
     book["volatility_annual"] = float(default_volatility)
     return validate_book(book)
+
+
+MARGIN_SOURCES = ("account", "book", "assumed", "unknown")
+"""Where :func:`book_from_features` took an account's gross margin from."""
+
+
+def _book_margins(
+    feats: pd.DataFrame, revenue: np.ndarray, assumed_gross_margin: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per account: gross margin and its source (see :func:`book_from_features`)."""
+    n = len(feats)
+    gp = pd.to_numeric(feats["gross_profit_12m"], errors="coerce").to_numpy(float)
+    if "margin_12m" in feats:
+        own = pd.to_numeric(feats["margin_12m"], errors="coerce").to_numpy(float)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            own = np.where(revenue > 0, gp / revenue, np.nan)
+    known = np.isfinite(gp)
+    book_rev = float(revenue[known].sum())
+    assumed = np.zeros(n, dtype=bool)
+    if "gross_profit_assumed" in feats:  # the features already applied an assumed margin
+        assumed = feats["gross_profit_assumed"].fillna(False).astype(bool).to_numpy()
+    if known.any() and book_rev > 0:
+        book_margin = float(gp[known].sum() / book_rev)
+        has_own = np.isfinite(own)
+        margin = np.where(has_own, own, book_margin)
+        source = np.where(assumed, "assumed", np.where(has_own, "account", "book"))
+        return margin, source.astype(object)
+    if known.any() and np.isfinite(own).any():  # gross profit known, no revenue to weigh it
+        has_own = np.isfinite(own)
+        fill = float(np.nanmedian(own))
+        return np.where(has_own, own, fill), np.where(has_own, "account", "book").astype(object)
+    if assumed_gross_margin is not None:
+        m = float(assumed_gross_margin)
+        if not (np.isfinite(m) and m <= 1):
+            raise BookError(f"assumed_gross_margin must be a fraction <= 1, got {m}")
+        return np.full(n, m), np.full(n, "assumed", dtype=object)
+    return np.full(n, np.nan), np.full(n, "unknown", dtype=object)
+
+
+def book_margin_known(book: pd.DataFrame) -> bool:
+    """True when the book has gross margins (from costs or assumed), False when unknown.
+
+    Parameters
+    ----------
+    book : pandas.DataFrame
+        The account book (``margin`` column).
+
+    Returns
+    -------
+    bool
+        False when every ``margin`` is NaN: gross profit cannot be computed,
+        and every gross-profit output of this module is NaN.
+    """
+    margin = pd.to_numeric(book["margin"], errors="coerce")
+    return bool(margin.notna().any())
 
 
 # ---------------------------------------------------------------------------
@@ -307,7 +373,10 @@ class LoseAccounts(_Model):
 
 
 class LoseTopK(_Model):
-    """The ``k`` largest accounts (by current revenue or gross profit) leave from ``month``."""
+    """The ``k`` largest accounts (by current revenue or gross profit) leave from ``month``.
+
+    With the book's gross margin unknown, ``by="gross_profit"`` ranks by revenue.
+    """
 
     kind: Literal["lose_top_k"] = "lose_top_k"
     k: int
@@ -350,8 +419,9 @@ class NewLogos(_Model):
 
     Each ramps linearly to ``avg_monthly_revenue`` over ``ramp_months``
     (a logo won in month ``s`` earns ``min(1, (t-s+1)/ramp)`` of it in month
-    ``t``) and then stays flat. ``avg_monthly_revenue`` and ``margin`` default
-    to the book median.
+    ``t``) and then stays flat. ``avg_monthly_revenue`` defaults to the
+    median current revenue of the accounts that have some (0 when none has),
+    ``margin`` to the book's median margin (NaN when unknown).
     """
 
     kind: Literal["new_logos"] = "new_logos"
@@ -555,7 +625,8 @@ def resolve_scenario(
             if shock.k < 1 or shock.k > len(book):
                 raise ScenarioError(f"{where}: k={shock.k} must be between 1 and {len(book)}")
             _check_month(shock.month, months, where, "month")
-            basis = revenue if shock.by == "revenue" else revenue * book["margin"].to_numpy()
+            by_gp = shock.by == "gross_profit" and book_margin_known(book)
+            basis = revenue * book["margin"].to_numpy() if by_gp else revenue
             top = np.argsort(-basis, kind="stable")[: shock.k]
             loss[top] = np.minimum(loss[top], shock.month)
         elif isinstance(shock, PriceCut):
@@ -588,17 +659,21 @@ def resolve_scenario(
                 raise ScenarioError(f"{where}: per_year={shock.per_year} must be >= 0")
             if shock.ramp_months < 1:
                 raise ScenarioError(f"{where}: ramp_months={shock.ramp_months} must be >= 1")
+            active = revenue[revenue > 0]
             size = (
-                float(np.median(revenue))
+                (float(np.median(active)) if active.size else 0.0)
                 if shock.avg_monthly_revenue is None
                 else shock.avg_monthly_revenue
             )
             if not size >= 0:
                 raise ScenarioError(f"{where}: avg_monthly_revenue={size} must be >= 0")
+            book_margin = book["margin"].to_numpy(float)
             margin = (
-                float(np.median(book["margin"])) if shock.margin is None else float(shock.margin)
+                (float(np.median(book_margin)) if book_margin_known(book) else float("nan"))
+                if shock.margin is None
+                else float(shock.margin)
             )
-            if not margin <= 1:
+            if margin > 1:
                 raise ScenarioError(f"{where}: margin={margin} must be <= 1")
             logos.append(NewLogoStream(shock.per_year, size, margin, shock.ramp_months))
         else:  # pragma: no cover - the discriminated union admits nothing else
@@ -630,7 +705,8 @@ class SimulationResult:
     target : float or None
         Revenue target over the horizon.
     prob_miss_target : float or None
-        Share of draws with ``total_revenue < target``.
+        Share of draws with ``total_revenue < target``; None without a
+        positive target.
     account_expected : pandas.DataFrame
         Per account (closed form, no Monte Carlo noise): ``account_id``,
         ``expected_revenue``, ``expected_gross_profit`` (totals over the
@@ -653,8 +729,11 @@ class SimulationResult:
     def __post_init__(self) -> None:
         self.total_revenue = self.revenue_paths.sum(axis=1)
         self.total_gross_profit = self.gross_profit_paths.sum(axis=1)
+        # a target of 0 (a book without current revenue) cannot be missed or met
         self.prob_miss_target = (
-            None if self.target is None else float(np.mean(self.total_revenue < self.target))
+            None
+            if self.target is None or not self.target > 0
+            else float(np.mean(self.total_revenue < self.target))
         )
 
     @property
@@ -858,6 +937,8 @@ def simulate_book(
     Returns
     -------
     SimulationResult
+        Gross-profit paths are NaN when the book's margin is unknown
+        (:func:`book_margin_known`).
 
     Raises
     ------
@@ -879,7 +960,8 @@ def simulate_book(
 
     n = len(book)
     revenue0 = book["monthly_revenue"].to_numpy(float)
-    margin = book["margin"].to_numpy(float)
+    margin_known = book_margin_known(book)
+    margin = book["margin"].to_numpy(float) if margin_known else np.zeros(n)
     sigma = book["volatility_annual"].to_numpy(float)
     w = market_factor_weight
     s_idio = sigma * math.sqrt(1 - w)
@@ -971,7 +1053,7 @@ def simulate_book(
                 for stream, kernel in zip(resolved.new_logos, kernels, strict=True):
                     ramped = rng.poisson(stream.per_year / 12, size=months) @ kernel
                     logo_rev[j] += stream.monthly_revenue * ramped
-                    logo_gp[j] += stream.monthly_revenue * stream.margin * ramped
+                    logo_gp[j] += stream.monthly_revenue * np.nan_to_num(stream.margin) * ramped
             # Churn month (first month without revenue): ceil(ln U / ln(1-p)), in 1..T+1.
             uc = u[:c]
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -1046,6 +1128,8 @@ def simulate_book(
         else:
             run_worker(starts)
 
+    if not margin_known:
+        gp_paths[:] = np.nan  # gross profit unknown: never reported as 0
     exp_rev, exp_gp, survival = expected_account_paths(book, resolved, months)
     account_expected = book[[c for c in ("account_id", "name", "tier") if c in book]].copy()
     account_expected["expected_revenue"] = exp_rev.sum(axis=1)
@@ -1258,23 +1342,44 @@ def _shares(values: np.ndarray) -> np.ndarray:
 def concentration_metrics(values: np.ndarray) -> dict[str, float]:
     """Top-N shares and Herfindahl-Hirschman index of one amount per account.
 
-    Negative amounts (e.g. negative gross profit) count as 0.
+    Negative amounts (e.g. negative gross profit) count as 0; missing ones
+    (NaN) are left out.
 
     Returns
     -------
     dict
-        ``n_accounts``, ``total``, ``top1_share``, ``top5_share``,
-        ``top10_share`` (fractions), ``hhi`` (sum of squared percentage
-        shares, 0-10,000), ``hhi_fraction`` (``hhi / 10,000``),
-        ``hhi_normalized`` (``(H - 1/N) / (1 - 1/N)``, 0 for equal shares,
-        1 for one account) and ``equivalent_accounts`` (``1/H``).
+        ``n_accounts`` (accounts with a positive amount), ``total``,
+        ``top1_share``, ``top5_share``, ``top10_share`` (fractions), ``hhi``
+        (sum of squared percentage shares, 0-10,000), ``hhi_fraction``
+        (``hhi / 10,000``), ``hhi_normalized`` (``(H - 1/N) / (1 - 1/N)``, 0
+        for equal shares, 1 for one account) and ``equivalent_accounts``
+        (``1/H``). When no account has a positive amount (every amount 0 or
+        missing) the shares and indices are NaN, not 0: there is nothing to
+        be concentrated (see :func:`concentration_reason`); ``total`` is then 0,
+        or NaN when every amount is missing.
     """
-    s = np.sort(_shares(values))[::-1]
+    v = np.asarray(values, dtype=float)
+    known = v[np.isfinite(v)]
+    positive = np.clip(known, 0, None)
+    if not (positive > 0).any():
+        nan = float("nan")
+        return {
+            "n_accounts": 0.0,
+            "total": float(positive.sum()) if known.size else nan,
+            "top1_share": nan,
+            "top5_share": nan,
+            "top10_share": nan,
+            "hhi": nan,
+            "hhi_fraction": nan,
+            "hhi_normalized": nan,
+            "equivalent_accounts": nan,
+        }
+    s = np.sort(_shares(positive))[::-1]
     n = int(np.count_nonzero(s))
     h = float(np.sum(s**2))
     return {
         "n_accounts": float(n),
-        "total": float(np.clip(values, 0, None).sum()),
+        "total": float(positive.sum()),
         "top1_share": float(s[:1].sum()),
         "top5_share": float(s[:5].sum()),
         "top10_share": float(s[:10].sum()),
@@ -1291,6 +1396,16 @@ def _amount_columns(frame: pd.DataFrame, where: str) -> list[str]:
             f"{where} needs columns 'account_id' and 'revenue' (gross_profit optional)"
         )
     return [c for c in ("revenue", "gross_profit") if c in frame.columns]
+
+
+def _known_amount_columns(frame: pd.DataFrame, where: str) -> list[str]:
+    """Amount columns, without a gross-profit column that is missing everywhere."""
+    columns = _amount_columns(frame, where)
+    return [
+        c
+        for c in columns
+        if c == "revenue" or pd.to_numeric(frame[c], errors="coerce").notna().any()
+    ]
 
 
 def concentration(
@@ -1311,7 +1426,10 @@ def concentration(
     pandas.DataFrame
         Tidy: ``basis`` (``revenue`` / ``gross_profit``), ``metric`` (see
         :func:`concentration_metrics`), ``value``, ``threshold`` (NaN when
-        not flagged) and ``exceeds`` (bool).
+        not flagged) and ``exceeds`` (bool). A ``gross_profit`` column that
+        is missing for every account (no cost data) gives no rows: gross
+        profit concentration is unknown, not 0. Without any positive amount
+        the values are NaN (:func:`concentration_reason` says why).
 
     Raises
     ------
@@ -1327,10 +1445,10 @@ def concentration(
     2.1) call a market with HHI above 1,800 highly concentrated. Applied here
     by analogy to our customer base.
     """
-    columns = _amount_columns(revenue_by_account, "concentration")
+    columns = _known_amount_columns(revenue_by_account, "concentration")
     thresholds = thresholds or ConcentrationThresholds()
     limits = thresholds.model_dump()
-    per_account = revenue_by_account.groupby("account_id", sort=False)[columns].sum()
+    per_account = revenue_by_account.groupby("account_id", sort=False)[columns].sum(min_count=1)
     rows = []
     for basis in columns:
         for metric, value in concentration_metrics(per_account[basis].to_numpy(float)).items():
@@ -1341,10 +1459,39 @@ def concentration(
                     "metric": metric,
                     "value": value,
                     "threshold": np.nan if limit is None else float(limit),
-                    "exceeds": bool(limit is not None and value > limit),
+                    "exceeds": bool(limit is not None and np.isfinite(value) and value > limit),
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["basis", "metric", "value", "threshold", "exceeds"])
+
+
+CONCENTRATION_REASONS = ("no_revenue", "gross_profit_unknown")
+"""Why :func:`concentration_reason` finds a concentration not available."""
+
+
+def concentration_reason(conc: pd.DataFrame, basis: str = "revenue") -> str | None:
+    """Why the concentration of one basis cannot be shown, or None when it can.
+
+    Parameters
+    ----------
+    conc : pandas.DataFrame
+        :func:`concentration` output.
+    basis : {"revenue", "gross_profit"}
+
+    Returns
+    -------
+    str or None
+        ``"gross_profit_unknown"`` (no rows for the basis: no cost data),
+        ``"no_revenue"`` (no account has a positive amount, e.g. an as-of date
+        long after the last sale), else None.
+    """
+    part = conc[conc["basis"] == basis]
+    if part.empty:
+        return "gross_profit_unknown" if basis == "gross_profit" else "no_revenue"
+    hhi = part.loc[part["metric"] == "hhi", "value"]
+    if hhi.empty or not np.isfinite(float(hhi.iloc[0])):
+        return "no_revenue"
+    return None
 
 
 def concentration_trend(monthly_revenue: pd.DataFrame, freq: str = "Q") -> pd.DataFrame:
@@ -1370,7 +1517,7 @@ def concentration_trend(monthly_revenue: pd.DataFrame, freq: str = "Q") -> pd.Da
     ValueError
         For a missing column or an unknown ``freq``.
     """
-    columns = _amount_columns(monthly_revenue, "concentration_trend")
+    columns = _known_amount_columns(monthly_revenue, "concentration_trend")
     if "month" not in monthly_revenue.columns:
         raise ValueError("concentration_trend needs a 'month' column")
     if freq not in ("M", "Q", "Y"):
@@ -1378,7 +1525,7 @@ def concentration_trend(monthly_revenue: pd.DataFrame, freq: str = "Q") -> pd.Da
     frame = monthly_revenue.assign(
         _period=pd.to_datetime(monthly_revenue["month"]).dt.to_period(freq)
     )
-    grouped = frame.groupby(["_period", "account_id"], sort=True)[columns].sum()
+    grouped = frame.groupby(["_period", "account_id"], sort=True)[columns].sum(min_count=1)
     rows = []
     for period, part in grouped.groupby(level="_period", sort=True):
         for basis in columns:
@@ -1398,6 +1545,23 @@ def _logo_contribution(months: int, start: int, ramp: int) -> float:
     return float(np.minimum(1.0, (t - start + 1) / ramp).sum())
 
 
+LOSS_REASONS = (
+    "more_than_book",
+    "no_reference_accounts",
+    "beyond_uplift_range",
+    "no_other_revenue",
+)
+"""Why :func:`account_loss_stress` leaves a replacement figure missing (NaN):
+
+* ``more_than_book`` - replacing the account needs more new accounts than the
+  book has (the count is still given; the page says so next to it);
+* ``no_reference_accounts`` - no other account has current revenue to size a
+  new one by;
+* ``beyond_uplift_range`` - no growth uplift up to +1,000 % a year closes the gap;
+* ``no_other_revenue`` - the other accounts have no revenue to grow.
+"""
+
+
 def account_loss_stress(
     book: pd.DataFrame,
     accounts: Sequence[str] | None = None,
@@ -1412,7 +1576,8 @@ def account_loss_stress(
     The gap is the account's expected revenue (and gross profit) from the
     loss month to the horizon, in closed form (growth and its own churn
     included, as in :func:`expected_account_paths`), against the book's
-    expected totals over the horizon.
+    expected totals over the horizon. Every number is finite or missing
+    (NaN) with a reason from :data:`LOSS_REASONS`; never infinite.
 
     Parameters
     ----------
@@ -1432,14 +1597,21 @@ def account_loss_stress(
     -------
     pandas.DataFrame
         One row per account and loss month: ``account_id``, ``name`` (when
-        in the book), ``loss_month``, ``revenue_gap``, ``gross_profit_gap``,
-        ``revenue_gap_pct``, ``gross_profit_gap_pct`` (fractions of the
-        book's expected totals), ``new_logos_needed_avg`` and
-        ``new_logos_needed_median`` (new accounts of the book's mean / median
-        monthly revenue won at the loss month, ramping up, no churn, needed
-        to replace the revenue gap; rounded up), ``growth_uplift_needed``
+        in the book), ``loss_month``, ``revenue_gap``, ``gross_profit_gap``
+        (NaN when the book's margin is unknown), ``revenue_gap_pct``,
+        ``gross_profit_gap_pct`` (fractions of the book's expected totals),
+        ``new_logos_needed_avg`` and ``new_logos_needed_median`` (new
+        accounts of the mean / median monthly revenue of the other accounts
+        with current revenue, won at the loss month, ramping up, no churn,
+        needed to replace the revenue gap; rounded up; NaN when no other
+        account has revenue to size a new one by),
+        ``new_logos_needed_avg_reason`` and ``new_logos_needed_median_reason``
+        (None, ``"more_than_book"`` next to a count above the number of accounts
+        in the book, or ``"no_reference_accounts"`` next to NaN; see
+        :data:`LOSS_REASONS`), ``growth_uplift_needed``
         (annual growth points to add to every remaining account from month
-        1 to close the revenue gap; inf when no uplift up to +1,000 % does).
+        1 to close the revenue gap; NaN when no uplift up to +1,000 % does)
+        and ``growth_uplift_reason``.
 
     Raises
     ------
@@ -1468,16 +1640,17 @@ def account_loss_stress(
     for i in idx:
         others = np.ones(len(book), dtype=bool)
         others[i] = False
+        active = revenue0[others & (revenue0 > 0)]
+        sizes = {
+            "avg": float(active.mean()) if active.size else 0.0,
+            "median": float(np.median(active)) if active.size else 0.0,
+        }
         for m in loss_months:
             rev_gap = float(rev[i, m - 1 :].sum())
             gp_gap = float(gp[i, m - 1 :].sum())
             per_logo = _logo_contribution(months, m, new_logo_ramp_months)
-            sizes = {
-                "avg": float(revenue0[others].mean()) if others.any() else 0.0,
-                "median": float(np.median(revenue0[others])) if others.any() else 0.0,
-            }
             needed = {
-                key: (math.ceil(rev_gap / (size * per_logo) - 1e-9) if size > 0 else math.inf)
+                key: _logos_needed(rev_gap, size, per_logo, len(book))
                 for key, size in sizes.items()
             }
 
@@ -1486,11 +1659,12 @@ def account_loss_stress(
                 level = revenue0[others, None] * (1 + g[:, None]) ** (t / 12) * surv[others]
                 return float(level.sum() - rev[others].sum())
 
-            if rev_gap <= 0:
-                uplift = 0.0
-            elif extra(10.0) < rev_gap:
-                uplift = math.inf
-            else:
+            uplift, uplift_reason = 0.0, None
+            if rev_gap > 0 and not (revenue0[others] > 0).any():
+                uplift, uplift_reason = np.nan, "no_other_revenue"
+            elif rev_gap > 0 and extra(10.0) < rev_gap:
+                uplift, uplift_reason = np.nan, "beyond_uplift_range"
+            elif rev_gap > 0:
                 uplift = float(
                     optimize.brentq(lambda d, gap=rev_gap: extra(d) - gap, 0.0, 10.0, xtol=1e-10)
                 )
@@ -1504,13 +1678,63 @@ def account_loss_stress(
                     "gross_profit_gap": gp_gap,
                     "revenue_gap_pct": rev_gap / book_rev if book_rev > 0 else np.nan,
                     "gross_profit_gap_pct": gp_gap / book_gp if book_gp > 0 else np.nan,
-                    "new_logos_needed_avg": needed["avg"],
-                    "new_logos_needed_median": needed["median"],
+                    "new_logos_needed_avg": needed["avg"][0],
+                    "new_logos_needed_median": needed["median"][0],
+                    "new_logos_needed_avg_reason": needed["avg"][1],
+                    "new_logos_needed_median_reason": needed["median"][1],
                     "growth_uplift_needed": uplift,
+                    "growth_uplift_reason": uplift_reason,
                 }
             )
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def loss_stress_reasons(loss: pd.DataFrame) -> pd.Series:
+    """The reasons behind missing or notable figures of each :func:`account_loss_stress` row.
+
+    Parameters
+    ----------
+    loss : pandas.DataFrame
+        :func:`account_loss_stress` output.
+
+    Returns
+    -------
+    pandas.Series
+        Aligned with ``loss``: a tuple of keys of :data:`LOSS_REASONS` (in the
+        order of the columns, without repeats; empty when every figure is
+        plain), for the page to explain them (``scenarios.loss_reason.<key>``).
+    """
+    cols = [
+        c
+        for c in (
+            "new_logos_needed_avg_reason",
+            "new_logos_needed_median_reason",
+            "growth_uplift_reason",
+        )
+        if c in loss.columns
+    ]
+    keys = (
+        [
+            tuple(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+            for values in zip(*(loss[c] for c in cols), strict=True)
+        ]
+        if cols
+        else [() for _ in range(len(loss))]
+    )
+    return pd.Series(keys, index=loss.index, dtype=object, name="reasons")
+
+
+def _logos_needed(
+    gap: float, size: float, per_logo: float, n_book: int
+) -> tuple[float, str | None]:
+    """New accounts of ``size`` a month needed to replace ``gap`` (NaN without a size), and why."""
+    if gap <= 0:
+        return 0.0, None
+    if not size > 0:
+        return float("nan"), "no_reference_accounts"
+    needed = float(math.ceil(gap / (size * per_logo) - 1e-9))
+    return needed, ("more_than_book" if needed > n_book else None)
 
 
 # ---------------------------------------------------------------------------
@@ -1577,10 +1801,14 @@ def price_negotiation(
     -------
     pandas.DataFrame
         Tidy: ``side`` (``ours`` / ``customer``), ``metric``, ``current``,
-        ``after_cut``, ``change``, ``note``. Our metrics: ``revenue``,
-        ``gross_profit``, ``gross_margin`` and ``break_even_volume_increase``
-        (``cut / (margin - cut)``; inf with a note when the cut is at least
-        the margin). Customer metrics: ``npv_p50``, ``roi_p50``,
+        ``after_cut``, ``change``, ``note``, ``reason``. Our metrics:
+        ``revenue``, ``gross_profit``, ``gross_margin`` and
+        ``break_even_volume_increase`` (``cut / (margin - cut)``). No value is
+        infinite: the break-even is NaN with ``reason`` ``"cut_exceeds_margin"``
+        when the cut is at least the margin (no volume restores the profit),
+        and gross profit, margin and break-even are NaN with ``reason``
+        ``"margin_unknown"`` when ``margin`` is NaN (no cost data). Customer
+        metrics: ``npv_p50``, ``roi_p50``,
         ``payback_month_p50``, ``prob_npv_positive`` and
         ``fee_saving_share_of_npv`` (the cut's saving over the term as a share
         of the customer's P50 NPV at the current price).
@@ -1592,25 +1820,33 @@ def price_negotiation(
     """
     if not 0 <= price_cut_pct < 100:
         raise ValueError(f"price_cut_pct must be in [0, 100), got {price_cut_pct}")
-    if not margin <= 1:
-        raise ValueError(f"margin must be a fraction <= 1, got {margin}")
+    margin = float(margin)
+    if margin > 1 or np.isinf(margin):
+        raise ValueError(f"margin must be a fraction <= 1 (NaN when unknown), got {margin}")
     if not revenue >= 0:
         raise ValueError(f"revenue must be >= 0, got {revenue}")
     c = price_cut_pct / 100
     new_revenue = revenue * (1 - c)
     gp, new_gp = revenue * margin, revenue * (margin - c)
     new_margin = (margin - c) / (1 - c)
-    be = break_even_volume_increase(margin, c)
-    note = (
-        "no volume increase restores gross profit: the cut is at least the margin"
-        if math.isinf(be)
-        else f"volume must rise {be:.1%} to keep gross profit (cut / (margin - cut))"
-    )
+    if np.isnan(margin):
+        be, reason = float("nan"), "margin_unknown"
+        note = "gross margin unknown (no cost data): the profit effect cannot be computed"
+    else:
+        be = break_even_volume_increase(margin, c)
+        reason = "cut_exceeds_margin" if math.isinf(be) else ""
+        note = (
+            "no volume increase restores gross profit: the cut is at least the margin"
+            if math.isinf(be)
+            else f"volume must rise {be:.1%} to keep gross profit (cut / (margin - cut))"
+        )
+        be = float("nan") if math.isinf(be) else be
+    gp_reason = "margin_unknown" if np.isnan(margin) else ""
     rows = [
-        ("ours", "revenue", revenue, new_revenue, ""),
-        ("ours", "gross_profit", gp, new_gp, ""),
-        ("ours", "gross_margin", margin, new_margin, ""),
-        ("ours", "break_even_volume_increase", 0.0, be, note),
+        ("ours", "revenue", revenue, new_revenue, "", ""),
+        ("ours", "gross_profit", gp, new_gp, "", gp_reason),
+        ("ours", "gross_margin", margin, new_margin, "", gp_reason),
+        ("ours", "break_even_volume_increase", 0.0, be, note, reason),
     ]
     if customer_value is not None:
         from kam_analysis import pricing
@@ -1629,8 +1865,15 @@ def price_negotiation(
         npv_now = float(np.median(now.npv))
         saving = float(np.median(after.npv) - npv_now)
         rows += [
-            ("customer", "npv_p50", npv_now, float(np.median(after.npv)), ""),
-            ("customer", "roi_p50", float(np.median(now.roi)), float(np.median(after.roi)), ""),
+            ("customer", "npv_p50", npv_now, float(np.median(after.npv)), "", ""),
+            (
+                "customer",
+                "roi_p50",
+                float(np.median(now.roi)),
+                float(np.median(after.roi)),
+                "",
+                "",
+            ),
             (
                 "customer",
                 "payback_month_p50",
@@ -1641,12 +1884,16 @@ def price_negotiation(
                 if np.isfinite(after.payback_month).any()
                 else np.nan,
                 "median over draws that pay back within the horizon",
+                ""
+                if np.isfinite(now.payback_month).any() and np.isfinite(after.payback_month).any()
+                else "no_payback_within_horizon",
             ),
             (
                 "customer",
                 "prob_npv_positive",
                 float(np.mean(now.npv > 0)),
                 float(np.mean(after.npv > 0)),
+                "",
                 "",
             ),
             (
@@ -1655,9 +1902,10 @@ def price_negotiation(
                 np.nan,
                 saving / npv_now if npv_now > 0 else np.nan,
                 "the cut's value to the customer relative to the value our offer already creates",
+                "" if npv_now > 0 else "npv_not_positive",
             ),
         ]
-    out = pd.DataFrame(rows, columns=["side", "metric", "current", "after_cut", "note"])
+    out = pd.DataFrame(rows, columns=["side", "metric", "current", "after_cut", "note", "reason"])
     out.insert(4, "change", out["after_cut"] - out["current"])
     return out
 
@@ -1724,6 +1972,7 @@ def scenario_book(
     default_volatility: float = 0.15,
     growth_shrinkage: float = 0.5,
     growth_bounds: tuple[float, float] = (-0.5, 1.0),
+    assumed_gross_margin: float | None = None,
 ) -> pd.DataFrame:
     """The account book for the scenario report: features plus the LTV models' churn and growth.
 
@@ -1741,6 +1990,8 @@ def scenario_book(
         gets the fallbacks.
     default_churn_annual, default_volatility, growth_shrinkage, growth_bounds
         Passed to :func:`book_from_features`.
+    assumed_gross_margin : float, optional
+        Passed to :func:`book_from_features` (used without cost data).
 
     Returns
     -------
@@ -1760,6 +2011,7 @@ def scenario_book(
         default_volatility=default_volatility,
         growth_shrinkage=growth_shrinkage,
         growth_bounds=growth_bounds,
+        assumed_gross_margin=assumed_gross_margin,
     )
     book["churn_source"] = "fallback"
     book["growth_source"] = "features"
@@ -1942,12 +2194,17 @@ HHI_BANDS = ("unconcentrated", "moderate", "high")
 def hhi_band(hhi: float, *, moderate: float = 1500.0, high: float = 2500.0) -> str:
     """Band of an HHI value on the 0-10,000 scale (see :data:`HHI_BANDS`).
 
+    Returns ``"not_available"`` for NaN (no account with revenue, see
+    :func:`concentration_reason`).
+
     References
     ----------
     U.S. DOJ and FTC, *Horizontal Merger Guidelines* (2010), section 5.3.
     """
     if not moderate <= high:
         raise ValueError(f"need moderate <= high, got {moderate}, {high}")
+    if np.isnan(hhi):
+        return "not_available"
     if not np.isfinite(hhi):
         raise ValueError(f"hhi must be a finite number, got {hhi}")
     return HHI_BANDS[0] if hhi < moderate else HHI_BANDS[1] if hhi <= high else HHI_BANDS[2]
@@ -2009,8 +2266,12 @@ def concentration_dashboard(
 
 
 def pick_focus_account(
-    book: pd.DataFrame, requested: str = "", key_accounts: Sequence[str] = ()
-) -> str:
+    book: pd.DataFrame,
+    requested: str = "",
+    key_accounts: Sequence[str] = (),
+    *,
+    required: bool = True,
+) -> str | None:
     """The account for the negotiation and pricing analyses.
 
     Parameters
@@ -2019,35 +2280,46 @@ def pick_focus_account(
         The account book.
     requested : str, default ""
         An account id; "" picks the first of ``key_accounts`` that is in the
-        book, else the account with the largest current revenue.
+        book and has current revenue, else the account with the largest
+        current revenue.
     key_accounts : sequence of str
         Key-account ids, best first.
+    required : bool, default True
+        When no account has current revenue (e.g. an as-of date long after
+        the last sale): raise (True) or return None (False).
 
     Returns
     -------
-    str
+    str or None
+        None only with ``required=False`` and no account with current revenue.
 
     Raises
     ------
     ScenarioError
-        When ``requested`` is not in the book, or the chosen account has no
-        current revenue.
+        When ``requested`` is not in the book or has no current revenue, or
+        (with ``required``) no account has current revenue.
     """
     ids = book["account_id"].astype(str)
-    in_book = set(ids)  # built once: a set per key account was quadratic in the book size
     revenue = pd.to_numeric(book["monthly_revenue"], errors="coerce").fillna(0.0)
+    by_id = dict(zip(ids, revenue.to_numpy(float), strict=True))  # one pass, not per key account
     if requested:
-        if requested not in in_book:
+        if requested not in by_id:
             raise ScenarioError(
                 f"focus_account {requested!r} is not in the book; e.g. {list(ids.head(3))}"
             )
-        chosen = requested
-    else:
-        known = next((a for a in key_accounts if a in in_book), None)
-        chosen = known if known is not None else str(ids.iloc[int(np.argmax(revenue.to_numpy()))])
-    if float(revenue[ids == chosen].iloc[0]) <= 0:
-        raise ScenarioError(f"focus_account {chosen!r} has no current revenue to negotiate on")
-    return chosen
+        if by_id[requested] <= 0:
+            raise ScenarioError(
+                f"focus_account {requested!r} has no current revenue to negotiate on"
+            )
+        return requested
+    known = next((a for a in key_accounts if by_id.get(a, 0.0) > 0), None)
+    if known is not None:
+        return known
+    if len(revenue) and float(revenue.max()) > 0:
+        return str(ids.iloc[int(np.argmax(revenue.to_numpy()))])
+    if required:
+        raise ScenarioError("no account has current revenue to negotiate on")
+    return None
 
 
 def break_even_curve(margin: float, max_cut: float | None = None, points: int = 41) -> pd.DataFrame:
@@ -2066,7 +2338,8 @@ def break_even_curve(margin: float, max_cut: float | None = None, points: int = 
     -------
     pandas.DataFrame
         ``price_cut`` and ``volume_increase`` (fractions,
-        :func:`break_even_volume_increase`; inf at or beyond the margin).
+        :func:`break_even_volume_increase`; NaN at or beyond the margin, where
+        no volume increase is enough, so that a chart shows a gap).
 
     Raises
     ------
@@ -2081,7 +2354,8 @@ def break_even_curve(margin: float, max_cut: float | None = None, points: int = 
     if not max_cut >= 0:
         raise ValueError(f"max_cut must be >= 0, got {max_cut}")
     cuts = np.linspace(0.0, max_cut, points)
-    volume = [break_even_volume_increase(margin, float(c)) for c in cuts]
+    volume = np.array([break_even_volume_increase(margin, float(c)) for c in cuts])
+    volume[np.isinf(volume)] = np.nan
     return pd.DataFrame({"price_cut": cuts, "volume_increase": volume})
 
 
@@ -2093,7 +2367,7 @@ def book_tornado(
     book: pd.DataFrame,
     *,
     months: int = 36,
-    metric: Literal["revenue", "gross_profit"] = "gross_profit",
+    metric: Literal["auto", "revenue", "gross_profit"] = "auto",
     ranges: dict[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """Which book-level assumption moves the expected horizon total most (one at a time).
@@ -2113,7 +2387,10 @@ def book_tornado(
     book : pandas.DataFrame
         The account book.
     months : int, default 36
-    metric : {"revenue", "gross_profit"}, default "gross_profit"
+    metric : {"auto", "revenue", "gross_profit"}, default "auto"
+        ``"auto"``: gross profit when the book's margin is known
+        (:func:`book_margin_known`), else revenue. ``"gross_profit"`` with
+        unknown margins raises.
     ranges : dict, optional
         Lever -> (low, high); defaults ``churn_multiplier`` (0.5, 2.0),
         ``growth_shift`` (-0.05, 0.05), ``price_cut_pct`` (0, 5),
@@ -2124,19 +2401,25 @@ def book_tornado(
     pandas.DataFrame
         :func:`kam_analysis.pricing.tornado` columns (``input``, ``base_value``,
         ``low_value``, ``high_value``, ``output_base``, ``output_low``,
-        ``output_high``, ``swing``), largest swing first.
+        ``output_high``, ``swing``), largest swing first, plus ``metric``
+        (the one used).
 
     Raises
     ------
     ValueError
-        For an unknown lever or metric; :class:`ScenarioError` for an
-        impossible value (e.g. growth shifted to <= -100 %).
+        For an unknown lever or metric, or ``"gross_profit"`` with the book's
+        margin unknown; :class:`ScenarioError` for an impossible value (e.g.
+        growth shifted to <= -100 %).
     """
     from kam_analysis.pricing import tornado
 
-    if metric not in ("revenue", "gross_profit"):
-        raise ValueError(f"metric must be 'revenue' or 'gross_profit', got {metric!r}")
+    if metric not in ("auto", "revenue", "gross_profit"):
+        raise ValueError(f"metric must be 'auto', 'revenue' or 'gross_profit', got {metric!r}")
     book = validate_book(book)
+    if metric == "auto":
+        metric = "gross_profit" if book_margin_known(book) else "revenue"
+    elif metric == "gross_profit" and not book_margin_known(book):
+        raise ValueError("metric 'gross_profit' needs gross margins; the book's are unknown")
     limits = {
         "churn_multiplier": (0.5, 2.0),
         "growth_shift": (-0.05, 0.05),
@@ -2168,4 +2451,6 @@ def book_tornado(
         rev, gp, _ = expected_account_paths(book, resolved, months)
         return float((rev if metric == "revenue" else gp).sum())
 
-    return tornado(expected_total, base, limits)
+    out = tornado(expected_total, base, limits)
+    out["metric"] = metric
+    return out

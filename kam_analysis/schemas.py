@@ -109,9 +109,11 @@ class Accounts(pa.DataFrameModel):
     """One row per customer account."""
 
     account_id: str = pa.Field(unique=True, description="Account identifier (key).")
-    name: str = pa.Field(nullable=True, description="Account (company) name.")
-    industry: str = pa.Field(nullable=True, description="Industry of the account.")
-    region: str = pa.Field(nullable=True, description="Sales region.")
+    name: str | None = pa.Field(
+        nullable=True, description="Account (company) name; the account_id when absent."
+    )
+    industry: str | None = pa.Field(nullable=True, description="Industry of the account.")
+    region: str | None = pa.Field(nullable=True, description="Sales region.")
     since: dt.datetime | None = _date("Customer since (first contract or order).", nullable=True)
     wallet_estimate: float | None = _amount(
         "Estimated annual spend of the customer in our category (its wallet), base currency.",
@@ -129,24 +131,34 @@ class Accounts(pa.DataFrameModel):
 
     class Config:
         metadata = {"table": "accounts", "required": True, "key": ["account_id"]}
+        # required, but derived from the transactions when there is no accounts file
 
 
 class Transactions(pa.DataFrameModel):
     """One row per invoice or order line."""
 
-    account_id: str = _account_ref()
+    account_id: str = pa.Field(
+        description="Account identifier; lines without one are left out "
+        '([data] unattributed = "error" refuses them).'
+    )
     date: dt.datetime = _date("Invoice or order date.")
-    product_line: str = pa.Field(description="Product line sold.")
-    revenue: float = _amount("Net revenue of the line (no negative amounts).", ge=0)
+    product_line: str | None = pa.Field(
+        description="Product line sold (without it, product-line analyses are skipped)."
+    )
+    revenue: float = _amount(
+        "Net revenue of the line; negative on credit notes and returns, which are netted "
+        '([data] credit_notes = "error" refuses them).'
+    )
     cost: float | None = _amount(
-        "Cost of goods sold for the line (gross profit = revenue - cost).", nullable=True, ge=0
+        "Cost of goods sold for the line (gross profit = revenue - cost); negative on returns.",
+        nullable=True,
     )
     currency: str | None = pa.Field(
         nullable=True,
         str_matches=r"^[A-Z]{3}$",
         description="ISO 4217 currency code; the configured base currency when absent.",
     )
-    quantity: float | None = _amount("Quantity.", nullable=True, ge=0)
+    quantity: float | None = _amount("Quantity (negative on returns).", nullable=True)
     order_id: str | None = pa.Field(
         nullable=True, description="Order or invoice number; lines of one order share it."
     )

@@ -5,7 +5,10 @@ growth candidates and standard accounts, and allocate resources
 accordingly. This module takes the scored table of
 :func:`kam_analysis.valuation.attractiveness_score` and gives
 
-* rule-based **tiers** with the rule that fired (:func:`assign_tiers`);
+* rule-based **tiers** with the rule that fired (:func:`assign_tiers`), and
+  the rule as it applied to the book: which conditions had the data to
+  apply, which were skipped and why, and why no account is a key account
+  when none is (:func:`tier_conditions`, :func:`tier_rule`);
 * the **key-account portfolio matrix** (customer attractiveness x our
   relative position with the customer) with a recommended resource level
   per quadrant (:func:`portfolio_matrix`);
@@ -29,6 +32,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy.optimize import linear_sum_assignment
 
+from kam_analysis.features import HistoryCoverage, history_coverage
 from kam_analysis.valuation import (
     ValuationSettings,
     attractiveness_score,
@@ -78,6 +82,11 @@ class SegmentationSettings(_Section):
     the customer's spend still goes elsewhere) and an attractiveness score of
     at least ``growth_min_score`` (a large wallet alone, with poor strategic
     fit, is not a growth case).
+
+    A condition whose data the book does not have (no wallet estimates: no
+    share of wallet and no headroom; no product lines: no whitespace; no
+    cost: no gross profit) is skipped rather than failed, so key accounts
+    still form by score within the capacity; see :func:`assign_tiers`.
     """
 
     key_min_score: float = Field(60.0, ge=0, le=100, description="Lowest score of a key account.")
@@ -204,6 +213,101 @@ def key_capacity(n_accounts: int, settings: SegmentationSettings | None = None) 
 # --------------------------------------------------------------------------- tiers
 
 
+@dataclass(frozen=True)
+class _TierInputs:
+    """What the tier rule can use: values, and which conditions have data."""
+
+    score: np.ndarray
+    sow: np.ndarray
+    sow_known: bool
+    pot_cols: tuple[str, ...]
+    """Potential columns with data for at least one account."""
+    pct: np.ndarray
+    """Largest percentile rank of the potential columns (NaN when none has data)."""
+    value_pct: np.ndarray
+    value_reason: str
+    """Why the key value floor is not applied ("" when it is)."""
+
+
+def _has_data(scored: pd.DataFrame, col: str) -> bool:
+    return col in scored.columns and bool(np.isfinite(_num(scored, col)).any())
+
+
+def _tier_inputs(scored: pd.DataFrame, cfg: SegmentationSettings) -> _TierInputs:
+    _require(scored, "scored", ["account_id", "score"])
+    score = _num(scored, "score")
+    if np.isnan(score).any():
+        bad = scored.loc[np.isnan(score), "account_id"].head(3).tolist()
+        raise SegmentationInputError(f"score is missing for account(s) {bad}")
+    n = len(scored)
+    sow = (
+        _num(scored, "share_of_wallet")
+        if "share_of_wallet" in scored.columns
+        else np.full(n, np.nan)
+    )
+    pot_cols = tuple(c for c in cfg.potential_columns if _has_data(scored, c))
+    pct = np.zeros(n) if pot_cols else np.full(n, np.nan)
+    for c in pot_cols:
+        p = normalise(pd.Series(_num(scored, c), name=c), "rank").fillna(0.0).to_numpy()
+        pct = np.maximum(pct, p)
+    value_pct = np.full(n, np.nan)
+    value_reason = "off"
+    if cfg.key_min_value_pct is not None:
+        col = cfg.key_value_column
+        if col not in scored.columns:
+            raise SegmentationInputError(f"key_min_value_pct needs column {col!r} in scored")
+        if _has_data(scored, col):
+            value_reason = ""
+            value_pct = (
+                normalise(pd.Series(_num(scored, col), name="v"), "rank").fillna(0.0).to_numpy()
+            )
+        else:
+            value_reason = "no_cost" if col in _COST_COLUMNS else "no_data"
+    return _TierInputs(
+        score=score,
+        sow=sow,
+        sow_known=bool(np.isfinite(sow).any()),
+        pot_cols=pot_cols,
+        pct=pct,
+        value_pct=value_pct,
+        value_reason=value_reason,
+    )
+
+
+_COST_COLUMNS = ("gross_profit_12m", "margin_12m", "gross_profit_growth")
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """Which tier conditions apply (see :func:`tier_conditions`)."""
+
+    key_sow: str
+    key_value: str
+    capacity: str
+    growth: str
+    growth_sow: str
+    """Each field: "" when the condition applies, else the reason key."""
+
+
+def _applied(inp: _TierInputs, cfg: SegmentationSettings, cap: int | None) -> _Applied:
+    growth = "" if inp.pot_cols else "no_potential"
+    if cfg.key_min_share_of_wallet is None:
+        key_sow = "off"
+    else:
+        key_sow = "" if inp.sow_known else "no_wallet"
+    if growth:
+        growth_sow = "rule_off"
+    else:
+        growth_sow = "" if inp.sow_known else "no_wallet"
+    return _Applied(
+        key_sow=key_sow,
+        key_value=inp.value_reason,
+        capacity="" if cap is not None else "off",
+        growth=growth,
+        growth_sow=growth_sow,
+    )
+
+
 def assign_tiers(
     scored: pd.DataFrame,
     settings: SegmentationSettings | None = None,
@@ -231,12 +335,21 @@ def assign_tiers(
        rule) and score >= ``growth_min_score``;
     3. **standard**: every other account.
 
+    A condition whose data is missing for every account is skipped, not
+    failed (:func:`tier_conditions` says which): without wallet estimates
+    the share-of-wallet floor of key accounts and ceiling of growth
+    candidates do not apply; without cost data a gross-profit floor does
+    not apply; and without any potential measure with data (headroom needs
+    wallet estimates, whitespace needs product lines) the growth rule has
+    nothing to identify growth with, so there are no growth candidates.
+    Key accounts still form by score within the capacity.
+
     Parameters
     ----------
     scored : pandas.DataFrame
-        One row per account: ``account_id``, ``score`` (0-100),
-        ``share_of_wallet`` and the ``potential_columns`` (``headroom``,
-        ``whitespace``; absent ones are ignored, at least one is needed).
+        One row per account: ``account_id``, ``score`` (0-100); used when
+        present ``share_of_wallet`` and the ``potential_columns``
+        (``headroom``, ``whitespace``).
     settings : SegmentationSettings, optional
     reasons : bool, default True
         Build the ``tier_reason`` text (switch off inside loops).
@@ -246,65 +359,48 @@ def assign_tiers(
     Returns
     -------
     pandas.DataFrame
-        ``account_id``, ``score``, ``potential_pct``, ``share_of_wallet``,
-        ``tier`` (``key`` / ``growth`` / ``standard``) and, with ``reasons``,
-        ``tier_reason`` naming the rule that fired with the account's numbers.
-        Rows in the order of ``scored``.
+        ``account_id``, ``score``, ``potential_pct`` (NaN when no potential
+        measure has data), ``share_of_wallet`` (NaN when unknown), ``tier``
+        (``key`` / ``growth`` / ``standard``) and, with ``reasons``,
+        ``tier_reason`` naming the rule that fired with the account's
+        numbers (skipped conditions are not named; a growth rule that is not
+        applied says why). Rows in the order of ``scored``.
 
     Raises
     ------
     SegmentationInputError
-        Missing columns, repeated accounts, non-numeric or missing scores.
+        Missing ``account_id`` or ``score``, repeated accounts, non-numeric or
+        missing scores, or ``key_min_value_pct`` set without its column.
     """
     cfg = settings or SegmentationSettings()
-    _require(scored, "scored", ["account_id", "score", "share_of_wallet"])
-    pot_cols = [c for c in cfg.potential_columns if c in scored.columns]
-    if not pot_cols:
-        raise SegmentationInputError(
-            f"scored needs at least one potential column of {list(cfg.potential_columns)}"
-        )
-    score = _num(scored, "score")
-    if np.isnan(score).any():
-        bad = scored.loc[np.isnan(score), "account_id"].head(3).tolist()
-        raise SegmentationInputError(f"score is missing for account(s) {bad}")
-    sow = _num(scored, "share_of_wallet")
+    inp = _tier_inputs(scored, cfg)
+    score, sow, pct = inp.score, inp.sow, inp.pct
     n = len(scored)
-
-    pct = np.zeros(n)
-    for c in pot_cols:
-        p = normalise(pd.Series(_num(scored, c), name=c), "rank").fillna(0.0).to_numpy()
-        pct = np.maximum(pct, p)
-
     cap = key_capacity(n, cfg)
+    applied = _applied(inp, cfg, cap)
+
     # key: eligibility conditions, then the capacity among the eligible by score
     cond_score = score >= cfg.key_min_score
-    cond_sow = (
-        np.ones(n, dtype=bool)
-        if cfg.key_min_share_of_wallet is None
-        else np.nan_to_num(sow, nan=-np.inf) >= cfg.key_min_share_of_wallet
-    )
-    if cfg.key_min_value_pct is None:
-        value_pct = np.full(n, np.nan)
-        cond_value = np.ones(n, dtype=bool)
-    else:
-        if cfg.key_value_column not in scored.columns:
-            raise SegmentationInputError(
-                f"key_min_value_pct needs column {cfg.key_value_column!r} in scored"
-            )
-        value_pct = (
-            normalise(pd.Series(_num(scored, cfg.key_value_column), name="v"), "rank")
-            .fillna(0.0)
-            .to_numpy()
-        )
-        cond_value = value_pct >= cfg.key_min_value_pct
+    cond_sow = np.ones(n, dtype=bool)
+    if not applied.key_sow:
+        cond_sow = np.nan_to_num(sow, nan=-np.inf) >= cfg.key_min_share_of_wallet
+    cond_value = np.ones(n, dtype=bool)
+    if not applied.key_value:
+        cond_value = inp.value_pct >= cfg.key_min_value_pct
     eligible = cond_score & cond_sow & cond_value
     order = _order_by_score(scored["account_id"], np.where(eligible, score, -np.inf))
     key_rank = np.empty(n, dtype="int64")
     key_rank[order] = np.arange(1, n + 1)  # rank among the eligible (they sort first)
     is_key = eligible & ((key_rank <= cap) if cap is not None else True)
 
-    low_sow = np.nan_to_num(sow, nan=np.inf) <= cfg.growth_max_share_of_wallet
-    high_pot = pct >= cfg.growth_min_potential_pct
+    low_sow = np.ones(n, dtype=bool)
+    if not applied.growth_sow:
+        low_sow = np.nan_to_num(sow, nan=np.inf) <= cfg.growth_max_share_of_wallet
+    high_pot = (
+        np.nan_to_num(pct, nan=-np.inf) >= cfg.growth_min_potential_pct
+        if not applied.growth
+        else np.zeros(n, dtype=bool)
+    )
     growth_score = score >= cfg.growth_min_score
     is_growth = ~is_key & high_pot & low_sow & growth_score
     tier = np.where(is_key, "key", np.where(is_growth, "growth", "standard")).astype(object)
@@ -325,7 +421,7 @@ def assign_tiers(
                 "score": score,
                 "sow": sow,
                 "pct": pct,
-                "value_pct": value_pct,
+                "value_pct": inp.value_pct,
                 "key_rank": key_rank,
                 "cond_score": cond_score,
                 "cond_sow": cond_sow,
@@ -336,13 +432,31 @@ def assign_tiers(
                 "growth_score": growth_score,
             }
         )
-        out["tier_reason"] = [_reason(r, cfg, cap, lang) for r in checks.itertuples(index=False)]
+        growth_off = _why_text(applied.growth, cfg, lang) if applied.growth else ""
+        out["tier_reason"] = [
+            _reason(r, cfg, cap, lang, applied, growth_off) for r in checks.itertuples(index=False)
+        ]
     return out
 
 
-def _reason(r, cfg: SegmentationSettings, cap: int | None, lang: str = "en") -> str:
-    """Text naming the rule that fired (or every rule that failed) for one account."""
+def _reason(
+    r,
+    cfg: SegmentationSettings,
+    cap: int | None,
+    lang: str = "en",
+    applied: _Applied | None = None,
+    growth_off: str = "",
+) -> str:
+    """Text naming the rule that fired (or every applied rule that failed) for one account."""
     from kam_analysis.plots import label_for, t
+
+    applied = applied or _Applied(
+        key_sow="" if cfg.key_min_share_of_wallet is not None else "off",
+        key_value="" if cfg.key_min_value_pct is not None else "off",
+        capacity="" if cap is not None else "off",
+        growth="",
+        growth_sow="",
+    )
 
     def rule(key: str, value: str, op: str, limit: float, **extra: str) -> str:
         return t(f"tier.reason.{key}", lang, value=value, op=op, limit=f"{limit:g}", **extra)
@@ -354,19 +468,18 @@ def _reason(r, cfg: SegmentationSettings, cap: int | None, lang: str = "en") -> 
     and_ = t("tier.reason.and", lang)
     if r.tier == "key":
         parts = [rule("score", score_txt, ">=", cfg.key_min_score)]
-        if cfg.key_min_share_of_wallet is not None:
+        if not applied.key_sow:
             parts.append(rule("sow", sow_txt, ">=", cfg.key_min_share_of_wallet))
-        if cfg.key_min_value_pct is not None:
+        if not applied.key_value:
             parts.append(
                 rule("value_pct", f"{r.value_pct:.2f}", ">=", cfg.key_min_value_pct, column=column)
             )
         return t("tier.reason.key", lang, rules=and_.join(parts), rank=r.key_rank, cap=cap_txt)
     if r.tier == "growth":
-        parts = [
-            rule("potential_pct", f"{r.pct:.2f}", ">=", cfg.growth_min_potential_pct),
-            rule("sow", sow_txt, "<=", cfg.growth_max_share_of_wallet),
-            rule("score", score_txt, ">=", cfg.growth_min_score),
-        ]
+        parts = [rule("potential_pct", f"{r.pct:.2f}", ">=", cfg.growth_min_potential_pct)]
+        if not applied.growth_sow:
+            parts.append(rule("sow", sow_txt, "<=", cfg.growth_max_share_of_wallet))
+        parts.append(rule("score", score_txt, ">=", cfg.growth_min_score))
         return t("tier.reason.growth", lang, rules=and_.join(parts))
     key_fail = []
     if not r.cond_score:
@@ -380,12 +493,17 @@ def _reason(r, cfg: SegmentationSettings, cap: int | None, lang: str = "en") -> 
     if r.eligible:
         key_fail.append(t("tier.reason.beyond_cap", lang, rank=r.key_rank, cap=cap_txt))
     growth_fail = []
-    if not r.high_pot:
-        growth_fail.append(rule("potential_pct", f"{r.pct:.2f}", "<", cfg.growth_min_potential_pct))
-    if not r.low_sow:
-        growth_fail.append(rule("sow", sow_txt, ">", cfg.growth_max_share_of_wallet))
-    if not r.growth_score:
-        growth_fail.append(rule("score", score_txt, "<", cfg.growth_min_score))
+    if applied.growth:
+        growth_fail.append(t("tier.reason.growth_off", lang, why=growth_off))
+    else:
+        if not r.high_pot:
+            growth_fail.append(
+                rule("potential_pct", f"{r.pct:.2f}", "<", cfg.growth_min_potential_pct)
+            )
+        if not r.low_sow:
+            growth_fail.append(rule("sow", sow_txt, ">", cfg.growth_max_share_of_wallet))
+        if not r.growth_score:
+            growth_fail.append(rule("score", score_txt, "<", cfg.growth_min_score))
     sep = t("tier.reason.sep", lang)
     return t(
         "tier.reason.standard",
@@ -393,6 +511,276 @@ def _reason(r, cfg: SegmentationSettings, cap: int | None, lang: str = "en") -> 
         key_rules=sep.join(key_fail),
         growth_rules=sep.join(growth_fail),
     )
+
+
+def _why_text(reason: str, cfg: SegmentationSettings, lang: str) -> str:
+    """The words for a skipped condition's reason key (``tier.why.<reason>``)."""
+    from kam_analysis.plots import label_for, t
+
+    column = label_for(cfg.key_value_column, lang, prefix="valuation.col.")
+    return t(f"tier.why.{reason}", lang, column=column)
+
+
+TIER_CONDITIONS: tuple[tuple[str, str], ...] = (
+    ("key", "score"),
+    ("key", "share_of_wallet"),
+    ("key", "value_pct"),
+    ("key", "capacity"),
+    ("growth", "potential"),
+    ("growth", "share_of_wallet"),
+    ("growth", "score"),
+)
+"""The conditions of the tier rule, as ``(tier, condition)``, in the order they are checked."""
+
+TIER_SKIP_REASONS: tuple[str, ...] = (
+    "off",
+    "no_wallet",
+    "no_cost",
+    "no_data",
+    "no_potential",
+    "rule_off",
+)
+"""Why a tier condition is not applied (the ``reason`` of :func:`tier_conditions`)."""
+
+
+def tier_conditions(
+    scored: pd.DataFrame,
+    settings: SegmentationSettings | None = None,
+    *,
+    lang: str | None = "en",
+) -> pd.DataFrame:
+    """Which conditions of the tier rule apply to this book, and why the others are skipped.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        As for :func:`assign_tiers`.
+    settings : SegmentationSettings, optional
+    lang : str or None, default "en"
+        Language of the ``text`` column; ``None`` leaves it out (no locale
+        lookup).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per condition of :data:`TIER_CONDITIONS`: ``tier`` (``key``
+        or ``growth``), ``condition`` (``score``, ``share_of_wallet``,
+        ``value_pct``, ``capacity``, ``potential``), ``setting`` (the
+        configured limit; the capacity in accounts; NaN when switched off),
+        ``applied`` (bool), ``reason`` ("" when applied, else one of
+        :data:`TIER_SKIP_REASONS`: ``off`` switched off in the configuration,
+        ``no_wallet`` no share of wallet for any account, ``no_cost`` /
+        ``no_data`` no value of ``key_value_column``, ``no_potential`` no
+        potential measure with data, ``rule_off`` the growth rule is not
+        applied) and, with ``lang``, ``text``: the condition and its status
+        in words.
+
+    Raises
+    ------
+    SegmentationInputError
+        As for :func:`assign_tiers`.
+    """
+    cfg = settings or SegmentationSettings()
+    inp = _tier_inputs(scored, cfg)
+    cap = key_capacity(len(scored), cfg)
+    applied = _applied(inp, cfg, cap)
+    growth_on = not applied.growth
+    rows = [
+        ("key", "score", cfg.key_min_score, ""),
+        ("key", "share_of_wallet", cfg.key_min_share_of_wallet, applied.key_sow),
+        ("key", "value_pct", cfg.key_min_value_pct, applied.key_value),
+        ("key", "capacity", cap, applied.capacity),
+        ("growth", "potential", cfg.growth_min_potential_pct, applied.growth),
+        ("growth", "share_of_wallet", cfg.growth_max_share_of_wallet, applied.growth_sow),
+        ("growth", "score", cfg.growth_min_score, "" if growth_on else "rule_off"),
+    ]
+    out = pd.DataFrame(
+        {
+            "tier": [r[0] for r in rows],
+            "condition": [r[1] for r in rows],
+            "setting": [np.nan if r[2] is None else float(r[2]) for r in rows],
+            "applied": [r[3] == "" for r in rows],
+            "reason": [r[3] for r in rows],
+        }
+    )
+    if lang is not None:
+        out["text"] = [
+            _condition_text(tier, cond, setting, reason, cfg, inp, lang)
+            for tier, cond, setting, reason in zip(
+                out["tier"], out["condition"], out["setting"], out["reason"], strict=True
+            )
+        ]
+    return out
+
+
+def _condition_text(
+    tier: str,
+    condition: str,
+    setting: float,
+    reason: str,
+    cfg: SegmentationSettings,
+    inp: _TierInputs,
+    lang: str,
+) -> str:
+    from kam_analysis.plots import label_for, t
+
+    fraction = condition in ("share_of_wallet", "value_pct", "potential")
+    if np.isnan(setting):
+        limit = ""
+    elif fraction:  # shares and percentile ranks read as percentages
+        limit = f"{setting * 100:g}%"
+    else:
+        limit = f"{setting:g}"
+    key = {
+        ("key", "score"): "tier.cond.score",
+        ("key", "share_of_wallet"): "tier.cond.key_sow",
+        ("key", "value_pct"): "tier.cond.value_pct",
+        ("key", "capacity"): "tier.cond.capacity",
+        ("growth", "potential"): "tier.cond.potential",
+        ("growth", "share_of_wallet"): "tier.cond.growth_sow",
+        ("growth", "score"): "tier.cond.score",
+    }[(tier, condition)]
+    pot = inp.pot_cols or cfg.potential_columns
+    columns = t("tier.reason.and", lang).join(
+        label_for(c, lang, prefix="valuation.criterion.") for c in pot
+    )
+    column = label_for(cfg.key_value_column, lang, prefix="valuation.col.")
+    tier_label = label_for(tier, lang, prefix="tier.")
+    if reason == "off":  # switched off in the configuration: say so, without a limit
+        off_key = {
+            "capacity": "tier.reason.no_cap",
+            "share_of_wallet": "tier.cond.key_sow_off",
+            "value_pct": "tier.cond.value_pct_off",
+        }[condition]
+        return t("tier.rule.off", lang, tier=tier_label, condition=t(off_key, lang, column=column))
+    cap = "" if np.isnan(setting) else f"{int(setting):,}"
+    cond_text = t(key, lang, limit=limit, cap=cap, column=column, columns=columns)
+    if not reason:
+        return t("tier.rule.applied", lang, tier=tier_label, condition=cond_text)
+    why = _why_text(reason, cfg, lang)
+    return t("tier.rule.skipped", lang, tier=tier_label, condition=cond_text, why=why)
+
+
+@dataclass(frozen=True)
+class TierRule:
+    """The tier rule as it applied to one book (:func:`tier_rule`)."""
+
+    conditions: pd.DataFrame
+    """:func:`tier_conditions` (with ``text`` when a language was given)."""
+    n_accounts: int
+    capacity: int | None
+    """Most key accounts allowed (:func:`key_capacity`; None: no cap)."""
+    n_key: int
+    n_growth: int
+    no_key_reason: str | None
+    """Why there is no key account (None when there is one): ``no_accounts``,
+    ``capacity_zero``, ``score_floor`` (no score reaches ``key_min_score``),
+    ``sow_floor`` (none of those has the share-of-wallet floor) or
+    ``value_floor`` (none of those has the value floor)."""
+    no_key_text: str
+    """``no_key_reason`` in words ("" when there are key accounts or without a language)."""
+    growth_applied: bool
+    """The growth rule was applied (a potential measure has data)."""
+
+
+def tier_rule(
+    scored: pd.DataFrame,
+    settings: SegmentationSettings | None = None,
+    *,
+    lang: str | None = "en",
+) -> TierRule:
+    """The tier rule of :func:`assign_tiers` as it applied to this book, for the report.
+
+    Lists the conditions that applied and those skipped for lack of data
+    (:func:`tier_conditions`), counts the key accounts and growth
+    candidates, and when no account is a key account says which condition
+    left none (checked in the order score floor, share-of-wallet floor,
+    value floor), so that a page never shows an empty key-account list
+    without a reason.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        As for :func:`assign_tiers`.
+    settings : SegmentationSettings, optional
+    lang : str or None, default "en"
+        Language of the texts (``None``: keys only).
+
+    Returns
+    -------
+    TierRule
+
+    Raises
+    ------
+    SegmentationInputError
+        As for :func:`assign_tiers`.
+    """
+    from kam_analysis.plots import label_for, t
+
+    cfg = settings or SegmentationSettings()
+    tiers = assign_tiers(scored, cfg, reasons=False)
+    conditions = tier_conditions(scored, cfg, lang=lang)
+    inp = _tier_inputs(scored, cfg)
+    n = len(scored)
+    cap = key_capacity(n, cfg)
+    applied = _applied(inp, cfg, cap)
+    n_key = int((tiers["tier"] == "key").sum())
+    reason: str | None = None
+    best = float(np.max(inp.score)) if n else float("nan")
+    if n_key == 0:
+        # the first condition, in the order they are checked, that leaves nobody
+        left = inp.score >= cfg.key_min_score
+        if not applied.key_sow:
+            after_sow = left & (np.nan_to_num(inp.sow, nan=-np.inf) >= cfg.key_min_share_of_wallet)
+        else:
+            after_sow = left
+        after_value = after_sow
+        if not applied.key_value:
+            after_value = after_sow & (inp.value_pct >= cfg.key_min_value_pct)
+        if n == 0:
+            reason = "no_accounts"
+        elif cap == 0:
+            reason = "capacity_zero"
+        elif not left.any():
+            reason = "score_floor"
+        elif not after_sow.any():
+            reason = "sow_floor"
+        elif not after_value.any():
+            reason = "value_floor"
+    text = ""
+    if reason is not None and lang is not None:
+        column = label_for(cfg.key_value_column, lang, prefix="valuation.col.")
+        why = t(
+            f"tier.none.{reason}",
+            lang,
+            limit=(
+                f"{_limit_of(reason, cfg) * 100:g}%"
+                if reason in ("sow_floor", "value_floor")
+                else f"{_limit_of(reason, cfg):g}"
+            ),
+            best=f"{best:.1f}",
+            score=f"{cfg.key_min_score:g}",
+            column=column,
+        )
+        text = t("tier.none.key", lang, why=why)
+    return TierRule(
+        conditions=conditions,
+        n_accounts=n,
+        capacity=cap,
+        n_key=n_key,
+        n_growth=int((tiers["tier"] == "growth").sum()),
+        no_key_reason=reason,
+        no_key_text=text,
+        growth_applied=not applied.growth,
+    )
+
+
+def _limit_of(reason: str, cfg: SegmentationSettings) -> float:
+    return {
+        "score_floor": cfg.key_min_score,
+        "sow_floor": cfg.key_min_share_of_wallet or 0.0,
+        "value_floor": cfg.key_min_value_pct or 0.0,
+    }.get(reason, 0.0)
 
 
 # --------------------------------------------------------------------------- portfolio matrix
@@ -413,9 +801,14 @@ def portfolio_matrix(
     of ``share_of_wallet`` (how much of its category spend we already win),
     relationship length ``tenure_days``, order frequency ``orders_12m`` and,
     when provided, ``stakeholder_coverage`` (e.g. share of buying-centre
-    roles covered, from :mod:`kam_analysis.stakeholders`); a missing value
-    counts as neutral (0.5). Splits are the medians unless configured; a
-    value equal to the split counts as high.
+    roles covered, from :mod:`kam_analysis.stakeholders`). A component
+    missing for every account (no wallet estimates: no share of wallet) is
+    left out and the weights renormalised; an account missing a component
+    is placed on the components it has (its weights renormalised over them,
+    as in :func:`kam_analysis.valuation.attractiveness_score`), and an
+    account with none has an unknown position (NaN, counted as low). Splits
+    are the medians unless configured; a value equal to the split counts as
+    high.
 
     ========== ============== ========= ========================================
     quadrant   attractiveness position  resource level
@@ -439,9 +832,11 @@ def portfolio_matrix(
     Returns
     -------
     pandas.DataFrame
-        ``account_id``, ``attractiveness`` (= score), ``position`` (0-100),
-        ``position_<component>`` (percentile rank of each component used),
-        ``quadrant``, ``resource_level``; rows in the order of ``scored``.
+        ``account_id``, ``attractiveness`` (= score), ``position`` (0-100;
+        NaN when no component is known for the account),
+        ``position_<component>`` (percentile rank of each component with
+        data; NaN where unknown), ``quadrant``, ``resource_level``; rows in
+        the order of ``scored``.
 
     Raises
     ------
@@ -468,27 +863,33 @@ def portfolio_matrix(
         _require(features, "features", ["account_id"])
         cols = ["account_id"] + [c for c in cfg.position_weights if c in features.columns]
         base = scored[["account_id", "score"]].merge(features[cols], on="account_id", how="left")
-    weights = {c: w for c, w in cfg.position_weights.items() if c in base.columns and w > 0}
-    if not weights:
+    present = {c: w for c, w in cfg.position_weights.items() if c in base.columns and w > 0}
+    if not present:
         raise SegmentationInputError(
             f"no position column available; need one of {list(cfg.position_weights)}"
         )
-    total = sum(weights.values())
+    weights = {c: w for c, w in present.items() if _has_data(base, c)}
     out = pd.DataFrame(
         {"account_id": base["account_id"].to_numpy(), "attractiveness": _num(base, "score")}
     )
-    position = np.zeros(len(base))
+    num = np.zeros(len(base))
+    den = np.zeros(len(base))
     for c, w in weights.items():
-        p = normalise(pd.Series(_num(base, c), name=c), "rank").fillna(0.5).to_numpy()
+        p = normalise(pd.Series(_num(base, c), name=c), "rank").to_numpy()
         out[f"position_{c}"] = p
-        position += w / total * p
-    out["position"] = 100.0 * position
+        known = ~np.isnan(p)
+        num += np.where(known, w * p, 0.0)
+        den += np.where(known, w, 0.0)
+    with np.errstate(all="ignore"):
+        out["position"] = np.where(den > 0, 100.0 * num / den, np.nan)
     a_split = (
         np.median(out["attractiveness"])
         if cfg.attractiveness_split is None
         else cfg.attractiveness_split
     )
-    p_split = np.median(out["position"]) if cfg.position_split is None else cfg.position_split
+    p_split = (
+        _nanmedian(out["position"].to_numpy()) if cfg.position_split is None else cfg.position_split
+    )
     high_a = out["attractiveness"].to_numpy() >= a_split
     high_p = out["position"].to_numpy() >= p_split
     quadrant = np.select(
@@ -499,6 +900,11 @@ def portfolio_matrix(
     out["quadrant"] = quadrant
     out["resource_level"] = pd.Series(quadrant).map(RESOURCE_LEVELS).to_numpy()
     return out
+
+
+def _nanmedian(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else float("nan")
 
 
 # --------------------------------------------------------------------------- Pareto / ABC
@@ -549,13 +955,15 @@ def pareto_table(
     Accounts are sorted by ``value`` descending (ties by ``account_id``). An
     account belongs to class A while the cumulative share *before* it is
     below ``abc_shares[0]`` (so the account that crosses 80 % is still A),
-    to B while it is below ``abc_shares[1]``, else to C.
+    to B while it is below ``abc_shares[1]``, else to C. An account whose
+    value is negative (net revenue after credit notes) holds no share of
+    the book: its value counts as 0.
 
     Parameters
     ----------
     features : pandas.DataFrame
-        ``account_id`` and ``value`` (non-negative); ``gross_profit`` if given
-        and present.
+        ``account_id`` and ``value`` (negative values count as 0);
+        ``gross_profit`` if given and present.
     value : str, default "revenue_12m"
     gross_profit : str or None, default "gross_profit_12m"
         Column for the cumulative gross-profit curve in the same account
@@ -565,26 +973,27 @@ def pareto_table(
     Returns
     -------
     pandas.DataFrame
-        Sorted rows: ``rank`` (1 = largest), ``account_id``, ``value``,
-        ``share``, ``cum_share``, ``cum_account_share`` (rank / n),
-        ``cum_gp_share`` (when available; can exceed 1 or fall when some
-        accounts lose money), ``abc``.
+        Sorted rows: ``rank`` (1 = largest), ``account_id``, ``value``
+        (negative values as 0), ``share``, ``cum_share``,
+        ``cum_account_share`` (rank / n), ``cum_gp_share`` (when the column
+        is present; can exceed 1 or fall when some accounts lose money; NaN
+        when no gross profit is known), ``abc``.
 
     Raises
     ------
     SegmentationInputError
-        Missing column, negative or missing values, zero total, bad shares.
+        Missing column, missing values, zero total, bad shares.
     """
     _require(features, "features", ["account_id", value])
     if not 0 < abc_shares[0] < abc_shares[1] <= 1:
         raise SegmentationInputError(f"abc_shares must satisfy 0 < A < B <= 1, got {abc_shares}")
     v = _num(features, value)
-    if np.isnan(v).any() or (v < 0).any():
-        bad = features.loc[np.isnan(v) | (v < 0), ["account_id", value]].head(3)
+    if np.isnan(v).any():
+        bad = features.loc[np.isnan(v), ["account_id", value]].head(3)
         raise SegmentationInputError(
-            f"{value} must be present and >= 0 for the Pareto table; bad rows: "
-            f"{bad.to_dict('records')}"
+            f"{value} must be present for the Pareto table; bad rows: {bad.to_dict('records')}"
         )
+    v = np.maximum(v, 0.0)  # a net credit holds no share of the book
     total = v.sum()
     if total <= 0:
         raise SegmentationInputError(f"{value} sums to 0; nothing to rank")
@@ -604,9 +1013,11 @@ def pareto_table(
         }
     )
     if gross_profit is not None and gross_profit in features.columns:
-        gp = np.nan_to_num(_num(features, gross_profit)[order])
+        gp_raw = _num(features, gross_profit)[order]
+        gp = np.nan_to_num(gp_raw)
         gp_total = gp.sum()
-        out["cum_gp_share"] = np.cumsum(gp) / gp_total if gp_total != 0 else np.nan
+        known = np.isfinite(gp_raw).any()
+        out["cum_gp_share"] = np.cumsum(gp) / gp_total if known and gp_total != 0 else np.nan
     # small tolerance so that floating sums like 0.8000000001 do not change the class
     eps = 1e-12
     out["abc"] = np.where(
@@ -1040,10 +1451,13 @@ __all__ = [
     "QUADRANTS",
     "RESOURCE_LEVELS",
     "TIERS",
+    "TIER_CONDITIONS",
+    "TIER_SKIP_REASONS",
     "ClusterCheck",
     "SegmentationInputError",
     "SegmentationSettings",
     "TierMigration",
+    "TierRule",
     "adjusted_rand_index",
     "assign_tiers",
     "cluster_check",
@@ -1054,7 +1468,9 @@ __all__ = [
     "pareto_summary",
     "pareto_table",
     "portfolio_matrix",
+    "tier_conditions",
     "tier_migration",
+    "tier_rule",
 ]
 
 
@@ -1070,6 +1486,7 @@ def score_and_tier(
     segmentation: SegmentationSettings | None = None,
     lang: str = "en",
     spend_12m: pd.DataFrame | None = None,
+    coverage: HistoryCoverage | None = None,
 ) -> pd.DataFrame:
     """Valuation, attractiveness score and tier in one table (the standard pipeline).
 
@@ -1077,13 +1494,19 @@ def score_and_tier(
     :func:`kam_analysis.valuation.attractiveness_score` → :func:`assign_tiers`
     (``tier_reason`` in ``lang``). ``transactions`` may be ``None`` when
     ``monthly_revenue`` and ``spend_12m`` (engine aggregates, see
-    :attr:`kam_analysis.context.AnalysisContext.scored`) are given.
+    :attr:`kam_analysis.context.AnalysisContext.scored`) are given. Criteria
+    without data drop out of the score and tier conditions without data are
+    skipped (see :func:`kam_analysis.valuation.criteria_used` and
+    :func:`tier_conditions`); ``coverage``
+    (:func:`kam_analysis.features.history_coverage`) keeps growth and trend
+    to the windows the data covers.
 
     Returns
     -------
     pandas.DataFrame
         One row per account: the valuation columns, ``score``, ``rank``,
-        ``contrib_<criterion>``, ``tier``, ``tier_reason``, ``potential_pct``.
+        ``weight_known``, ``contrib_<criterion>``, ``tier``, ``tier_reason``,
+        ``potential_pct``.
     """
     vcfg = valuation or ValuationSettings()
     table = valuation_table(
@@ -1095,6 +1518,7 @@ def score_and_tier(
         monthly_revenue=monthly_revenue,
         settings=vcfg,
         spend_12m=spend_12m,
+        coverage=coverage,
     )
     scored = attractiveness_score(
         table, vcfg.weights, normalisation=vcfg.normalisation, invert=vcfg.invert
@@ -1137,8 +1561,10 @@ def segment_summary(
     pandas.DataFrame
         One row per segment: ``<by>``, ``n_accounts``, ``share_of_accounts``,
         ``<value>``, ``value_share``, ``<gross_profit>`` and ``gp_share`` (when
-        available), ``mean_score`` (when ``score`` is present; NaN for an
-        empty segment). Shares are of the whole table (NaN for a zero total).
+        the column is present; NaN when no account's gross profit is known,
+        e.g. without a cost column), ``mean_score`` (when ``score`` is
+        present; NaN for an empty segment). Shares are of the whole table
+        (NaN for a zero total).
 
     Raises
     ------
@@ -1154,6 +1580,7 @@ def segment_summary(
     frame = pd.DataFrame({by: seg.to_numpy(), "_v": np.nan_to_num(_num(table, value))})
     agg = {"n_accounts": ("_v", "size"), value: ("_v", "sum")}
     has_gp = gross_profit is not None and gross_profit in table.columns
+    gp_known = has_gp and _has_data(table, gross_profit)
     if has_gp:
         frame["_gp"] = np.nan_to_num(_num(table, gross_profit))
         agg[gross_profit] = ("_gp", "sum")
@@ -1170,9 +1597,12 @@ def segment_summary(
 
     out.insert(1, "share_of_accounts", share("n_accounts"))
     out.insert(3, "value_share", share(value))
-    if has_gp:
+    if has_gp and gp_known:
         out[gross_profit] = out[gross_profit].fillna(0.0)
         out.insert(5, "gp_share", share(gross_profit))
+    elif has_gp:  # unknown gross profit is not 0
+        out[gross_profit] = np.nan
+        out.insert(5, "gp_share", np.nan)
     out.index.name = by
     return out.reset_index()
 
@@ -1286,7 +1716,7 @@ def matrix_splits(
     a = cfg.attractiveness_split
     p = cfg.position_split
     a = float(np.median(_num(matrix, "attractiveness"))) if a is None else float(a)
-    p = float(np.median(_num(matrix, "position"))) if p is None else float(p)
+    p = _nanmedian(_num(matrix, "position")) if p is None else float(p)
     return a, p
 
 
@@ -1370,6 +1800,7 @@ def previous_period_tiers(context, *, months: int = 12) -> pd.DataFrame:
         feats = feats[feats["first_purchase"].notna()].reset_index(drop=True)
     if feats.empty:
         raise SegmentationInputError(f"no account had bought anything by {prev_as_of}")
+    coverage = history_coverage(prev.dataset.table("transactions"), prev_as_of)
     scored = score_and_tier(
         feats,
         None,
@@ -1380,6 +1811,7 @@ def previous_period_tiers(context, *, months: int = 12) -> pd.DataFrame:
         valuation=context.config.valuation,
         segmentation=context.config.segmentation,
         spend_12m=prev.spend_12m,
+        coverage=coverage,
     )
     out = scored[["account_id", "score", "rank", "tier"]].copy()
     out["as_of"] = prev_as_of

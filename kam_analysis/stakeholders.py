@@ -941,7 +941,7 @@ def org_chart(
     people = _account_people(stakeholders, account_id)
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 5))
-    ax.set_title(f"{lab['chart_title']}: {account_id}", fontproperties=font)
+    ax.set_title(f"{lab['chart_title']}: {account_id}", fontproperties=font, parse_math=False)
     ax.set_axis_off()
     if people.empty:
         ax.text(0.5, 0.5, lab["no_contacts"], ha="center", va="center", fontproperties=font)
@@ -979,6 +979,7 @@ def org_chart(
             va="top",
             fontsize=8,
             fontproperties=font,
+            parse_math=False,
         )
     ax.set_xlim(lay["x"].min() - 0.8, lay["x"].max() + 0.8)
     ax.set_ylim(lay["y"].min() - 0.8, 0.5)
@@ -1031,7 +1032,7 @@ def stakeholder_map(
     as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.today().normalize()
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 5.5))
-    ax.set_title(f"{lab['map_title']}: {account_id}", fontproperties=font)
+    ax.set_title(f"{lab['map_title']}: {account_id}", fontproperties=font, parse_math=False)
     ax.axvspan(-2.6, -0.5, ymin=0.5, color="#d7191c", alpha=0.05, lw=0)
     ax.axvspan(0.5, 2.6, ymin=0.5, color="#1a9641", alpha=0.05, lw=0)
     ax.axvline(0, color="#cccccc", lw=0.8)
@@ -1075,6 +1076,7 @@ def stakeholder_map(
             textcoords="offset points",
             fontsize=7,
             fontproperties=font,
+            parse_math=False,
         )
     return ax
 
@@ -1244,7 +1246,7 @@ def stakeholder_panels(
             )
         heading = (titles or {}).get(acc, acc)
         row[0].set_title(
-            str(heading).replace("$", r"\$"), loc="left", fontproperties=font, fontsize=12
+            str(heading), loc="left", fontproperties=font, fontsize=12, parse_math=False
         )
         if org_charts:
             row[1].set_title(_labels(lang)["chart_title"], loc="left", fontproperties=font)

@@ -24,6 +24,36 @@ All functions are pure: they take pandas DataFrames and keyword arguments
 and return new DataFrames. Business rules (weights, stage probabilities,
 size bands, peer rules) are gathered in :class:`ValuationSettings`.
 
+Missing data
+------------
+Real exports lack whole inputs: no cost column, no wallet estimates, no
+qualitative ratings, no opportunities, no product lines, or too short a
+history for growth and trend. Nothing is invented for them:
+
+* a criterion whose value is missing for **every** account has no data: it
+  drops out of the score and the weights are renormalised over the criteria
+  with data (:func:`criteria_used` lists each criterion with its stated and
+  used weight and, for a dropped one, the reason: ``no_cost``,
+  ``no_wallet``, ``no_qualitative``, ``no_opportunities``,
+  ``no_product_line``, ``window_not_covered`` or ``no_data``). A criterion
+  with the same value for every account (no whitespace anywhere) cannot rank
+  anybody and drops out the same way (``no_variation``), rather than adding
+  the same 0.5 filler to every score;
+* an account missing a value in a criterion that has data is scored on the
+  criteria it has: its weights are renormalised over them (the score is the
+  weighted mean of its known normalised criteria, "available-case"
+  weighting), so an unknown value neither helps nor hurts it. The column
+  ``weight_known`` says which share of the used weight was known. Missing
+  ``whitespace`` and ``expected_expansion`` values are the exception: when
+  the criterion has data, a missing value means no identified potential (0);
+* gross profit without a cost column is unknown (NaN), never 0; with an
+  assumed gross margin it is revenue x margin and marked as assumed
+  (``gross_profit_assumed``);
+* growth and trend need history the book may not have
+  (:func:`kam_analysis.features.history_coverage`): growth is NaN for every
+  account when the previous 12 months are not covered, and the trend uses
+  only the quarters the data fully covers.
+
 Time conventions follow :mod:`kam_analysis.features`: the trailing 12 months
 are ``(as_of - 12 calendar months, as_of]`` with the time of day dropped.
 """
@@ -38,6 +68,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from scipy.special import ndtr
 
+from kam_analysis.features import HistoryCoverage
 from kam_analysis.schemas import (
     OPEN_STAGES,
     OPPORTUNITY_TYPES,
@@ -83,15 +114,46 @@ CRITERIA: tuple[str, ...] = QUANTITATIVE_CRITERIA + QUALITATIVE_CRITERIA
 """Every criterion :func:`attractiveness_score` knows by name."""
 
 MISSING_AS_ZERO: tuple[str, ...] = ("whitespace", "expected_expansion")
-"""Criteria whose missing value (or absent column) means "no identified potential" = 0.
+"""Criteria whose missing value means "no identified potential" = 0, when the criterion has data.
 
-Every other criterion with a missing value gets the neutral normalised
-value 0.5 ("no information": unknown wallet, no previous year for growth, a
-qualitative score nobody has rated yet).
+When the whole column is missing (no product lines, no opportunities table)
+the criterion has no data and drops out of the score instead. Every other
+missing value is left out of the account's score (its weights are
+renormalised over the criteria it has; see the module notes).
 """
 
 NEUTRAL = 0.5
-"""Normalised value given to a missing criterion value (and to a constant criterion)."""
+"""Normalised value of a constant criterion (one distinct value carries no ranking)."""
+
+UNAVAILABLE_REASONS: tuple[str, ...] = (
+    "no_cost",
+    "no_wallet",
+    "no_qualitative",
+    "no_opportunities",
+    "no_product_line",
+    "window_not_covered",
+    "no_data",
+    "no_variation",
+)
+"""Why a criterion is not used (the ``reason`` of :func:`criteria_used`): no data, for the
+reason named, or ``no_variation``: the same value for every account (e.g. no whitespace
+anywhere), which cannot rank anybody."""
+
+_REASON_OF: dict[str, str] = {
+    "gross_profit_12m": "no_cost",
+    "margin_12m": "no_cost",
+    "gross_profit_growth": "no_cost",
+    "wallet_estimate": "no_wallet",
+    "share_of_wallet": "no_wallet",
+    "headroom": "no_wallet",
+    "whitespace": "no_product_line",
+    "expected_expansion": "no_opportunities",
+    "revenue_growth": "window_not_covered",
+    "trend": "window_not_covered",
+    **{c: "no_qualitative" for c in QUALITATIVE_CRITERIA},
+}
+_OPTIONAL_COLUMNS: frozenset[str] = frozenset(QUALITATIVE_CRITERIA) | frozenset(MISSING_AS_ZERO)
+"""Criteria whose column may be absent from the table (then: no data)."""
 
 _DEFAULT_WEIGHTS: dict[str, float] = {
     # current value: 45 %
@@ -454,6 +516,51 @@ def _ols_slopes(y: np.ndarray) -> np.ndarray:
         return (dx * dy).sum(axis=1) / (dx * dx).sum(axis=1)
 
 
+_NEVER = pd.Timestamp("2262-04-11")
+"""A day after every quarter (covered_from of a book without lines)."""
+
+
+def _last_complete_month(as_of_day: pd.Timestamp) -> int:
+    """Month index (12 * year + month - 1) of the last complete month up to ``as_of``."""
+    last = as_of_day.year * 12 + as_of_day.month - 1
+    if as_of_day != as_of_day + pd.offsets.MonthEnd(0):
+        last -= 1  # the as-of month is not complete
+    return last
+
+
+def _month_start(index: int) -> pd.Timestamp:
+    return pd.Timestamp(year=index // 12, month=index % 12 + 1, day=1)
+
+
+def trend_window(
+    as_of, *, quarters: int = 8, min_quarters: int = 4
+) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
+    """The dates the revenue trend of :func:`trend_from_monthly` looks at.
+
+    Parameters
+    ----------
+    as_of : date-like
+        Analysis date; the quarters end with the last complete month.
+    quarters, min_quarters : int
+        As for :func:`trend_from_monthly`.
+
+    Returns
+    -------
+    (pandas.Timestamp, pandas.Timestamp, pandas.Timestamp)
+        ``(needs_from, window_from, window_to)``: the first day of the
+        ``min_quarters``-th quarter back (the trend needs data from there),
+        the first day of the oldest of the ``quarters`` quarters, and the last
+        day of the last complete month. Example: as of 2011-12-09 with 8 and
+        4 quarters: 2010-12-01, 2009-12-01, 2011-11-30.
+    """
+    last = _last_complete_month(_as_of_day(as_of))
+    return (
+        _month_start(last - 3 * int(min_quarters) + 1),
+        _month_start(last - 3 * int(quarters) + 1),
+        _month_start(last + 1) - pd.Timedelta(days=1),
+    )
+
+
 def trend_from_monthly(
     monthly_revenue: pd.DataFrame,
     *,
@@ -461,6 +568,7 @@ def trend_from_monthly(
     quarters: int = 8,
     min_quarters: int = 4,
     method: Literal["theil_sen", "ols"] = "theil_sen",
+    covered_from=None,
 ) -> pd.DataFrame:
     """Revenue trend per account: slope of quarterly revenue, in % of the mean per year.
 
@@ -479,6 +587,13 @@ def trend_from_monthly(
     revenue, per quarter, over a year. Example: quarters 100, 110, ..., 170
     give ``b = 10``, mean 135, trend = 40 / 135 = 0.296.
 
+    History coverage is a property of the book: with ``covered_from`` (the
+    earliest day the data covers, :attr:`kam_analysis.features.HistoryCoverage.covered_from`)
+    the quarters starting before it are left out for every account, since
+    a quarter the data only partly covers would look like a fall in sales
+    that never happened. With fewer than ``min_quarters`` covered quarters
+    every trend is NaN (see :func:`trend_window` for the dates needed).
+
     Parameters
     ----------
     monthly_revenue : pandas.DataFrame
@@ -493,6 +608,9 @@ def trend_from_monthly(
     min_quarters : int, default 4
         Fewest quarters (after the first sale) needed; fewer gives NaN.
     method : {"theil_sen", "ols"}, default "theil_sen"
+    covered_from : date-like, optional
+        First day the book's data covers; quarters starting earlier are not
+        used (default: every quarter counts).
 
     Returns
     -------
@@ -527,13 +645,7 @@ def trend_from_monthly(
         )
     ts = pd.to_datetime(monthly_revenue["month"])
     month = (ts.dt.year * 12 + ts.dt.month - 1).astype("int64")  # consecutive month index
-    if as_of is None:
-        last = int(month.max())
-    else:
-        day = _as_of_day(as_of)
-        last = day.year * 12 + day.month - 1
-        if day != day + pd.offsets.MonthEnd(0):
-            last -= 1  # the as-of month is not complete
+    last = int(month.max()) if as_of is None else _last_complete_month(_as_of_day(as_of))
     # months back from the last complete month: 0 = last month
     back = last - month
     n_months = 3 * quarters
@@ -553,6 +665,14 @@ def trend_from_monthly(
         .fillna(0.0)
         .to_numpy()
     )
+    # quarters the book's data does not fully cover count for nobody
+    first_month = last - 3 * quarters + 1 + 3 * np.arange(quarters)
+    if covered_from is not None:
+        start = _as_of_day(covered_from)
+        covered = np.array([_month_start(int(m)) >= start for m in first_month])
+    else:
+        covered = np.ones(quarters, dtype=bool)
+    y = np.where(covered[None, :], y, 0.0)
     # drop the quarters before the first sale in the window
     started = np.cumsum(y > 0, axis=1) > 0
     y = np.where(started, y, np.nan)
@@ -575,7 +695,11 @@ def trend_from_monthly(
 
 
 def current_value(
-    features: pd.DataFrame, monthly_revenue: pd.DataFrame | None = None, **trend_kw
+    features: pd.DataFrame,
+    monthly_revenue: pd.DataFrame | None = None,
+    *,
+    coverage: HistoryCoverage | None = None,
+    **trend_kw,
 ) -> pd.DataFrame:
     """Current value of each account: trailing-year revenue, profit, margin, growth, trend.
 
@@ -584,11 +708,16 @@ def current_value(
     features : pandas.DataFrame
         Account feature table (:func:`kam_analysis.features.build_account_features`).
         Required ``account_id``, ``revenue_12m``; used when present
-        ``gross_profit_12m``, ``margin_12m``, ``revenue_prev_12m``,
+        ``gross_profit_12m``, ``gross_profit_assumed``, ``revenue_prev_12m``,
         ``revenue_growth``, ``gross_profit_growth``.
     monthly_revenue : pandas.DataFrame, optional
         Monthly revenue per account for the trend (see :func:`trend_from_monthly`);
         without it ``trend`` is NaN.
+    coverage : kam_analysis.features.HistoryCoverage, optional
+        The book's history: when it does not cover the previous 12 months,
+        both growth columns are NaN for every account, and the trend leaves
+        out the quarters before the data starts. Without it the features'
+        growth is taken as given and every trend quarter counts.
     **trend_kw
         Passed to :func:`trend_from_monthly` (``as_of``, ``quarters``, ...).
 
@@ -597,9 +726,11 @@ def current_value(
     pandas.DataFrame
         One row per account of ``features`` (same order): ``account_id``,
         ``revenue_12m``, ``gross_profit_12m``, ``margin_12m`` (GP / revenue,
-        NaN when revenue is 0), ``revenue_growth`` and ``gross_profit_growth``
-        (from the features, or computed from ``revenue_prev_12m``: NaN when
-        the previous year is 0), ``trend`` (fraction of mean revenue per year).
+        NaN unless revenue is positive, and when the gross profit is an
+        assumed margin times revenue), ``revenue_growth`` and
+        ``gross_profit_growth`` (from the features, or computed from
+        ``revenue_prev_12m``: NaN when the previous year is 0 or not
+        covered), ``trend`` (fraction of mean revenue per year).
 
     Raises
     ------
@@ -617,8 +748,13 @@ def current_value(
         else np.full(len(out), np.nan)
     )
     out["gross_profit_12m"] = gp
+    assumed = (
+        features["gross_profit_assumed"].fillna(False).astype(bool).to_numpy()
+        if "gross_profit_assumed" in features
+        else np.zeros(len(out), dtype=bool)
+    )
     with np.errstate(all="ignore"):
-        out["margin_12m"] = np.where(rev > 0, gp / rev, np.nan)
+        out["margin_12m"] = np.where((rev > 0) & ~assumed, gp / rev, np.nan)
         if "revenue_growth" in features:
             out["revenue_growth"] = _numeric(
                 features["revenue_growth"], "revenue_growth"
@@ -633,7 +769,13 @@ def current_value(
         if "gross_profit_growth" in features
         else np.nan
     )
+    if coverage is not None and not coverage.covers_prev_12m:
+        out["revenue_growth"] = np.nan
+        out["gross_profit_growth"] = np.nan
     if monthly_revenue is not None:
+        if coverage is not None and "covered_from" not in trend_kw:
+            frm = coverage.covered_from  # None: no line at all, nothing is covered
+            trend_kw = {**trend_kw, "covered_from": frm if frm is not None else _NEVER}
         trend = trend_from_monthly(monthly_revenue, **trend_kw)
         out = out.merge(trend[["account_id", "trend"]], on="account_id", how="left")
     else:
@@ -977,6 +1119,54 @@ def expected_expansion(
     )
 
 
+def product_lines_available(
+    table: pd.DataFrame | None = None,
+    transactions: pd.DataFrame | None = None,
+    spend_12m: pd.DataFrame | None = None,
+) -> bool:
+    """Whether the product-line analyses (whitespace, cross-sell) have data.
+
+    They do not when the account table says the transactions have no product
+    line (``product_lines_total`` present and missing for every account: see
+    :func:`kam_analysis.features.build_account_features`), or when neither
+    ``spend_12m`` nor transaction lines with a ``product_line`` column are
+    given.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame, optional
+        Account features or a valuation table.
+    transactions : pandas.DataFrame, optional
+        Transaction lines.
+    spend_12m : pandas.DataFrame, optional
+        12-month revenue per account and product line
+        (:func:`kam_analysis.features.product_line_revenue`).
+
+    Returns
+    -------
+    bool
+    """
+    if (
+        table is not None
+        and "product_lines_total" in table.columns
+        and len(table)
+        and table["product_lines_total"].isna().all()
+    ):
+        return False
+    if spend_12m is not None:
+        return True
+    return transactions is not None and _T_LINE in transactions.columns
+
+
+def _peer_accounts(table: pd.DataFrame, size_column: str) -> pd.DataFrame:
+    """Account columns the whitespace peers need; an absent size column is unknown (NaN)."""
+    cols = [c for c in (_ACCOUNT_ID, _INDUSTRY, _WALLET, "revenue_12m") if c in table.columns]
+    out = table[cols]
+    if size_column not in out.columns and size_column == _WALLET:
+        out = out.assign(**{_WALLET: np.nan})  # no wallet data: one "unknown" size band
+    return out
+
+
 def potential_value(
     features: pd.DataFrame,
     transactions: pd.DataFrame | None,
@@ -994,15 +1184,17 @@ def potential_value(
     Parameters
     ----------
     features : pandas.DataFrame
-        One row per account: ``account_id``, ``revenue_12m``,
-        ``wallet_estimate``; ``industry`` for the whitespace peers (absent:
-        peers by size band only); ``share_of_wallet`` is recomputed.
+        One row per account: ``account_id``, ``revenue_12m``; optional
+        ``wallet_estimate`` (absent: unknown for every account),
+        ``industry`` for the whitespace peers (absent: peers by size band
+        only); ``share_of_wallet`` is recomputed.
     transactions : pandas.DataFrame or None
         For the whitespace (see :func:`whitespace_matrix`); ``None`` when
         ``spend_12m`` is given.
     opportunities : pandas.DataFrame, optional
         For the expected expansion (see :func:`expected_expansion`); absent:
-        ``expected_expansion`` is NaN (scored as 0, see :data:`MISSING_AS_ZERO`).
+        ``expected_expansion`` is NaN for every account (no data: the
+        criterion drops out of the score).
     as_of : date-like
         End of the trailing 12 months.
     stage_weights, size_bands, whitespace, expansion_types
@@ -1023,9 +1215,14 @@ def potential_value(
                              is missing or 0; may exceed 1 when the estimate is low)
         headroom             max(wallet_estimate - revenue_12m, 0); NaN without
                              a wallet
-        whitespace           sum of :func:`whitespace_matrix` values (annual)
+        whitespace           sum of :func:`whitespace_matrix` values (annual);
+                             NaN for every account when product lines are not
+                             available (:func:`product_lines_available`)
         whitespace_lines     product lines with a positive whitespace value
-        expected_expansion   probability-weighted open expansion pipeline
+                             (NaN when product lines are not available)
+        expected_expansion   probability-weighted open expansion pipeline (0
+                             without open opportunities, NaN without an
+                             opportunities table)
         open_pipeline        unweighted open expansion amount
         ==================== ==================================================
 
@@ -1038,35 +1235,43 @@ def potential_value(
     ValuationInputError
         Missing columns or repeated accounts.
     """
-    _require(features, "features", [_ACCOUNT_ID, "revenue_12m", _WALLET])
+    _require(features, "features", [_ACCOUNT_ID, "revenue_12m"])
     _unique_accounts(features, "features")
     ws_cfg = whitespace or WhitespaceSettings()
+    bands = size_bands or SizeBandSettings()
     rev = _numeric(features["revenue_12m"], "revenue_12m").to_numpy()
-    wallet = _numeric(features[_WALLET], _WALLET).to_numpy()
+    wallet = (
+        _numeric(features[_WALLET], _WALLET).to_numpy()
+        if _WALLET in features
+        else np.full(len(features), np.nan)
+    )
     out = pd.DataFrame({"account_id": features[_ACCOUNT_ID].to_numpy(), "wallet_estimate": wallet})
     with np.errstate(all="ignore"):
         out["share_of_wallet"] = np.where(wallet > 0, rev / wallet, np.nan)
     out["headroom"] = np.where(np.isnan(wallet), np.nan, np.maximum(wallet - rev, 0.0))
 
-    acc_cols = [c for c in (_ACCOUNT_ID, _INDUSTRY, _WALLET, "revenue_12m") if c in features]
-    ws = whitespace_matrix(
-        transactions,
-        features[acc_cols],
-        as_of=as_of,
-        min_peers=ws_cfg.min_peers,
-        adoption_threshold=ws_cfg.adoption_threshold,
-        size_bands=size_bands,
-        scale_by_size=ws_cfg.scale_by_size,
-        max_scale=ws_cfg.max_scale,
-        spend_12m=spend_12m,
-    )
-    ws_total = ws.groupby("account_id").agg(
-        whitespace=("whitespace_value", "sum"),
-        whitespace_lines=("whitespace_value", lambda s: int((s > 0).sum())),
-    )
-    out = out.merge(ws_total, left_on="account_id", right_index=True, how="left")
-    out["whitespace"] = out["whitespace"].fillna(0.0)
-    out["whitespace_lines"] = out["whitespace_lines"].fillna(0).astype("int64")
+    if product_lines_available(features, transactions, spend_12m):
+        ws = whitespace_matrix(
+            transactions,
+            _peer_accounts(features, bands.column),
+            as_of=as_of,
+            min_peers=ws_cfg.min_peers,
+            adoption_threshold=ws_cfg.adoption_threshold,
+            size_bands=bands,
+            scale_by_size=ws_cfg.scale_by_size,
+            max_scale=ws_cfg.max_scale,
+            spend_12m=spend_12m,
+        )
+        ws_total = ws.groupby("account_id").agg(
+            whitespace=("whitespace_value", "sum"),
+            whitespace_lines=("whitespace_value", lambda s: int((s > 0).sum())),
+        )
+        out = out.merge(ws_total, left_on="account_id", right_index=True, how="left")
+        out["whitespace"] = out["whitespace"].fillna(0.0)
+        out["whitespace_lines"] = out["whitespace_lines"].fillna(0).astype("int64")
+    else:  # no product line: the whitespace is not available, not zero
+        out["whitespace"] = np.nan
+        out["whitespace_lines"] = np.nan
 
     if opportunities is None:
         out["expected_expansion"] = np.nan
@@ -1099,7 +1304,8 @@ def qualitative_value(accounts: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``account_id`` and every qualitative criterion as float (absent
-        columns are all NaN; missing scores stay NaN and are scored neutral).
+        columns are all NaN: no data, the criterion drops out of the score;
+        a missing score stays NaN and is left out of that account's score).
 
     Raises
     ------
@@ -1133,6 +1339,7 @@ def valuation_table(
     monthly_revenue: pd.DataFrame | None = None,
     settings: ValuationSettings | None = None,
     spend_12m: pd.DataFrame | None = None,
+    coverage: HistoryCoverage | None = None,
 ) -> pd.DataFrame:
     """Current, potential and qualitative value in one table, ready for scoring.
 
@@ -1155,6 +1362,12 @@ def valuation_table(
     spend_12m : pandas.DataFrame, optional
         12-month revenue per account and product line for the whitespace
         (:func:`kam_analysis.features.product_line_revenue`), instead of the lines.
+        Without it and without lines that have a ``product_line`` column,
+        the whitespace is not available (NaN).
+    coverage : kam_analysis.features.HistoryCoverage, optional
+        The book's history (:func:`kam_analysis.features.history_coverage`):
+        growth is NaN when the previous 12 months are not covered, and the
+        trend uses only covered quarters (see :func:`current_value`).
 
     Returns
     -------
@@ -1180,6 +1393,7 @@ def valuation_table(
     cur = current_value(
         base,
         monthly_revenue,
+        coverage=coverage,
         as_of=as_of,
         quarters=cfg.trend.quarters,
         min_quarters=cfg.trend.min_quarters,
@@ -1264,32 +1478,59 @@ def normalise(values: pd.Series, method: Normalisation = "rank") -> pd.Series:
     return out
 
 
-def _criteria_matrix(
+def _criterion_values(table: pd.DataFrame, criterion: str) -> pd.Series:
+    """Raw values of one criterion (all NaN when an optional column is absent)."""
+    if criterion in table.columns:
+        raw = _numeric(table[criterion], criterion)
+    elif criterion in _OPTIONAL_COLUMNS:
+        raw = pd.Series(np.nan, index=table.index, dtype="float64")
+    else:
+        raise ValuationInputError(
+            f"criterion {criterion!r} has a weight but the table has no column {criterion!r}; "
+            "compute it first (valuation_table) or give it weight 0"
+        )
+    if criterion in MISSING_AS_ZERO and raw.notna().any():
+        raw = raw.fillna(0.0)  # the criterion has data: a missing value is no potential
+    return raw.rename(criterion)
+
+
+def _normalised_criteria(
     table: pd.DataFrame,
     criteria: Sequence[str],
     normalisation: Normalisation,
     invert: Sequence[str],
-) -> np.ndarray:
-    """Normalised criteria (accounts x criteria), missing values handled (see MISSING_AS_ZERO)."""
-    cols = []
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised criteria (accounts x criteria, NaN where unknown) and which are used.
+
+    A criterion is used when it has data; when some criterion also varies
+    across accounts, a criterion with a single value for everybody is not
+    used either (:func:`_used_mask`).
+    """
+    cols, raws = [], []
     for c in criteria:
-        if c in table.columns:
-            raw = _numeric(table[c], c)
-        elif c in QUALITATIVE_CRITERIA or c in MISSING_AS_ZERO:
-            raw = pd.Series(np.nan, index=table.index, name=c)
-        else:
-            raise ValuationInputError(
-                f"criterion {c!r} has a weight but the table has no column {c!r}; compute it "
-                "first (valuation_table) or give it weight 0"
-            )
-        if c in MISSING_AS_ZERO:
-            raw = raw.fillna(0.0)
-        raw = raw.rename(c)
+        raw = _criterion_values(table, c)
         n = normalise(raw, normalisation)
         if c in invert:
             n = 1.0 - n
-        cols.append(n.fillna(NEUTRAL).to_numpy())
-    return np.column_stack(cols) if cols else np.empty((len(table), 0))
+        cols.append(n.to_numpy())
+        raws.append(raw)
+    m = np.column_stack(cols) if cols else np.empty((len(table), 0))
+    return m, _used_mask(raws)
+
+
+def _used_mask(raws: Sequence[pd.Series]) -> np.ndarray:
+    """Which criteria enter the score: those with data that vary across accounts.
+
+    A criterion with one value for every account (e.g. no account has any
+    whitespace) carries no information: its normalised value would be the
+    same 0.5 for everybody, a filler that only shifts the scores. It is left
+    out, unless no criterion varies at all (a book of one account), when the
+    criteria with data are kept.
+    """
+    has_data = np.array([bool(r.notna().any()) for r in raws], dtype=bool)
+    varies = np.array([r.nunique(dropna=True) > 1 for r in raws], dtype=bool)
+    informative = has_data & varies
+    return informative if informative.any() else has_data
 
 
 def _check_weights_for(table: pd.DataFrame, weights: Mapping[str, float]) -> dict[str, float]:
@@ -1298,6 +1539,50 @@ def _check_weights_for(table: pd.DataFrame, weights: Mapping[str, float]) -> dic
         return _validated_weights(weights, known)
     except ValueError as err:
         raise ValuationInputError(str(err)) from None
+
+
+def _used_weights(
+    table: pd.DataFrame,
+    weights: Mapping[str, float] | None,
+    normalisation: Normalisation,
+    invert: Sequence[str],
+) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, float]]:
+    """Criteria with data, their renormalised weights and normalised values.
+
+    Returns ``(criteria, weights, matrix, stated)``: the positively weighted
+    criteria that have data, their weights renormalised to sum 1, the
+    normalised values (accounts x criteria, NaN where unknown) and the stated
+    weights of every criterion (normalised over all of them).
+    """
+    stated = _check_weights_for(table, weights if weights is not None else _DEFAULT_WEIGHTS)
+    positive = [c for c, v in stated.items() if v > 0]
+    unknown_inv = sorted(set(invert) - set(stated))
+    if unknown_inv:
+        raise ValuationInputError(f"invert names criteria without a weight: {unknown_inv}")
+    m, use = _normalised_criteria(table, positive, normalisation, invert)
+    used = [c for c, ok in zip(positive, use, strict=True) if ok]
+    if not used and len(table):
+        raise ValuationInputError(
+            f"no weighted criterion has data: {positive} are missing for every account; "
+            "give a weight to a criterion the data has (e.g. revenue_12m)"
+        )
+    w = np.array([stated[c] for c in used], dtype="float64")
+    w = w / w.sum() if w.size else w
+    return used, w, m[:, use], stated
+
+
+def _available_case_scores(m: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Contributions ``100 * w_c * n_ic / W_i`` and the known weight ``W_i`` of each account.
+
+    ``W_i`` is the sum of the weights of the criteria known for account ``i``;
+    an account that knows none gets zero contributions.
+    """
+    known = ~np.isnan(m)
+    w_known = known.astype("float64") @ w
+    with np.errstate(all="ignore"):
+        scale = np.where(w_known > 0, 1.0 / w_known, 0.0)
+    contrib = 100.0 * np.nan_to_num(m, nan=0.0) * w[None, :] * scale[:, None]
+    return contrib, w_known
 
 
 _TIE_DECIMALS = 9
@@ -1323,17 +1608,24 @@ def attractiveness_score(
 ) -> pd.DataFrame:
     """Weighted attractiveness score 0-100 with one contribution column per criterion.
 
-    Each criterion ``c`` is normalised to ``n_c`` in [0, 1] (:func:`normalise`),
-    weights are divided by their sum, and
+    Each criterion ``c`` is normalised to ``n_c`` in [0, 1] (:func:`normalise`).
+    Criteria without data (missing for every account: no cost column, no
+    wallet, no ratings, no opportunities, no product lines, a window the
+    history does not cover) drop out, and so do criteria with the same value
+    for every account (unless nothing varies at all); the stated weights of
+    the others are renormalised to ``w_c`` summing to 1
+    (:func:`criteria_used` lists both). For account ``i`` with known criteria ``K_i`` and
+    ``W_i = sum_{c in K_i} w_c``,
 
-    ``contrib_c = 100 * w_c * n_c``,   ``score = sum_c contrib_c``.
+    ``contrib_ic = 100 * w_c * n_ic / W_i`` for ``c`` in ``K_i`` (else 0),
+    ``score_i = sum_c contrib_ic``,
 
-    Missing values: criteria in :data:`MISSING_AS_ZERO` (whitespace, expected
-    expansion: no opportunity data means no identified potential) are
-    treated as 0 before normalisation; every other missing value gets the
-    neutral 0.5 after normalisation (a qualitative score nobody rated, the
-    growth of an account without a previous year, a missing wallet). A
-    qualitative criterion whose column is absent is neutral for everybody.
+    the weighted mean of the account's known normalised criteria on a 0-100
+    scale: an account is scored on what is known about it, and a missing
+    value is neither a penalty nor a neutral filler. With complete data
+    ``W_i = 1`` and the score is the plain weighted sum. Missing values of
+    :data:`MISSING_AS_ZERO` criteria (whitespace, expected expansion) in a
+    criterion that has data mean "no identified potential" and count as 0.
 
     Parameters
     ----------
@@ -1343,7 +1635,9 @@ def attractiveness_score(
     weights : mapping, optional
         Criterion -> non-negative weight; default :class:`ValuationSettings`
         weights. Criteria with weight 0 are ignored. A criterion may be any
-        name of :data:`CRITERIA` or any numeric column of ``table``.
+        name of :data:`CRITERIA` or any numeric column of ``table``;
+        qualitative, whitespace and expected-expansion columns may be absent
+        (no data).
     normalisation : {"rank", "minmax", "zscore"}, default "rank"
     invert : sequence of str
         Criteria where lower is better (normalised value ``1 - n``).
@@ -1352,34 +1646,196 @@ def attractiveness_score(
     -------
     pandas.DataFrame
         ``table`` with added columns ``score`` (0-100), ``rank`` (1 = most
-        attractive; ties broken by ``account_id``) and ``contrib_<criterion>``
-        for every positively weighted criterion (they sum to ``score``).
+        attractive; ties broken by ``account_id``), ``weight_known`` (``W_i``:
+        the share of the used weight with a value for the account, 1 when
+        nothing is missing) and ``contrib_<criterion>`` for every criterion
+        used (positively weighted, with data); they sum to ``score``.
 
     Raises
     ------
     ValuationInputError
         Unknown criterion, negative / non-finite / all-zero weights, a
-        weighted quantitative criterion missing from the table, repeated
-        accounts, or an unknown normalisation.
+        weighted quantitative criterion missing from the table, no weighted
+        criterion with data, repeated accounts, or an unknown normalisation.
+
+    References
+    ----------
+    .. [1] OECD & JRC (2008). Handbook on Constructing Composite Indicators:
+       Methodology and User Guide. OECD Publishing, section 3 (imputation of
+       missing data: case-wise re-weighting over the available indicators).
     """
     _require(table, "table", [_ACCOUNT_ID])
     _unique_accounts(table, "table")
-    w = _check_weights_for(table, weights if weights is not None else _DEFAULT_WEIGHTS)
-    criteria = [c for c, v in w.items() if v > 0]
-    unknown_inv = sorted(set(invert) - set(w))
-    if unknown_inv:
-        raise ValuationInputError(f"invert names criteria without a weight: {unknown_inv}")
-    m = _criteria_matrix(table, criteria, normalisation, invert)
-    wv = np.array([w[c] for c in criteria])
-    contrib = 100.0 * m * wv
+    criteria, wv, m, _ = _used_weights(table, weights, normalisation, invert)
+    contrib, w_known = _available_case_scores(m, wv)
     # re-scoring a scored table: stale score, rank and contributions are replaced
-    stale = [c for c in table.columns if c in ("score", "rank") or c.startswith("contrib_")]
+    stale = [
+        c
+        for c in table.columns
+        if c in ("score", "rank", "weight_known") or c.startswith("contrib_")
+    ]
     out = table.drop(columns=stale)
     out["score"] = contrib.sum(axis=1)
     out["rank"] = _ordinal_rank(table, out["score"].to_numpy())
+    out["weight_known"] = w_known
     for j, c in enumerate(criteria):
         out[f"contrib_{c}"] = contrib[:, j]
     return out
+
+
+def _reason_for(
+    table: pd.DataFrame,
+    criterion: str,
+    coverage: HistoryCoverage | None,
+    trend: TrendSettings,
+) -> str:
+    """Why a criterion has no data (one of :data:`UNAVAILABLE_REASONS`)."""
+
+    def all_missing(col: str) -> bool:
+        return col not in table.columns or bool(_numeric(table[col], col).isna().all())
+
+    no_cost = all_missing("gross_profit_12m")
+    if criterion in ("gross_profit_12m", "margin_12m") and no_cost:
+        return "no_cost"
+    if criterion == "margin_12m" and _gp_assumed(table):
+        return "no_cost"  # the margin of an assumed gross profit is the assumption itself
+    if criterion in ("revenue_growth", "gross_profit_growth"):
+        if criterion == "gross_profit_growth" and no_cost:
+            return "no_cost"
+        window = (coverage is not None and not coverage.covers_prev_12m) or (
+            "revenue_prev_12m" in table.columns and all_missing("revenue_prev_12m")
+        )
+        return "window_not_covered" if window else "no_data"
+    if criterion == "trend":
+        if coverage is not None and not _trend_covered(coverage, trend):
+            return "window_not_covered"
+        return "no_data"
+    return _REASON_OF.get(criterion, "no_data")
+
+
+def _gp_assumed(table: pd.DataFrame) -> bool:
+    return "gross_profit_assumed" in table.columns and bool(
+        table["gross_profit_assumed"].fillna(False).astype(bool).any()
+    )
+
+
+def _trend_covered(coverage: HistoryCoverage, trend: TrendSettings) -> bool:
+    needs_from, _, _ = trend_window(
+        coverage.as_of, quarters=trend.quarters, min_quarters=trend.min_quarters
+    )
+    return coverage.covers(needs_from)
+
+
+def criteria_used(
+    table: pd.DataFrame,
+    weights: Mapping[str, float] | None = None,
+    *,
+    coverage: HistoryCoverage | None = None,
+    trend: TrendSettings | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """Each weighted criterion with its stated and used weight, and why a dropped one has no data.
+
+    The same rule as :func:`attractiveness_score`: a criterion missing for
+    every account is dropped and the other weights are renormalised.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The valuation table that is (or was) scored (:func:`valuation_table`).
+    weights : mapping, optional
+        Stated weights (default :class:`ValuationSettings` weights).
+    coverage : kam_analysis.features.HistoryCoverage, optional
+        The book's history, to say that growth or trend is missing because
+        the data does not reach back far enough, with the dates (without it,
+        growth is still recognised as uncovered when ``revenue_prev_12m`` is
+        missing for every account).
+    trend : TrendSettings, optional
+        The trend's quarters (default :class:`TrendSettings`), for its dates.
+    groups : mapping, optional
+        Family -> criteria (default :data:`CRITERION_GROUPS`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per positively weighted criterion, by family and descending
+        stated weight:
+
+        ============= =======================================================
+        criterion     criterion name
+        family        current, potential, qualitative or other
+        stated_weight configured weight, normalised over all criteria
+        weight_used   weight in the score (0 when dropped; sums to 1)
+        available     the criterion is used: it has data for at least one
+                      account and varies across accounts
+        reason        why it is not used (:data:`UNAVAILABLE_REASONS`), ""
+                      when available
+        assumed       its values rest on ``assumed_gross_margin`` (gross
+                      profit and its growth without a cost column)
+        needs_from    first day of data the criterion needs (growth: the
+                      start of the previous 12 months; trend: of its
+                      ``min_quarters``-th quarter back); NaT for the others
+                      or without ``coverage``
+        data_from     first day of the book's data (with ``coverage``, for
+                      the rows with ``needs_from``)
+        ============= =======================================================
+
+    Raises
+    ------
+    ValuationInputError
+        As for :func:`attractiveness_score`.
+    """
+    _require(table, "table", [_ACCOUNT_ID])
+    trend = trend or TrendSettings()
+    stated = _check_weights_for(table, weights if weights is not None else _DEFAULT_WEIGHTS)
+    positive = [c for c, v in stated.items() if v > 0]
+    raws = [_criterion_values(table, c) for c in positive]
+    use = dict(zip(positive, _used_mask(raws).tolist(), strict=True))
+    has_data = {c: bool(r.notna().any()) for c, r in zip(positive, raws, strict=True)}
+    used_total = sum(stated[c] for c in positive if use[c])
+    groups = CRITERION_GROUPS if groups is None else groups
+    family_of = {c: f for f, cs in groups.items() for c in cs}
+    order = {f: i for i, f in enumerate(groups)}
+    assumed = _gp_assumed(table)
+    rows = []
+    for c in positive:
+        needs = data_from = pd.NaT
+        if coverage is not None and c in ("revenue_growth", "gross_profit_growth"):
+            needs, data_from = coverage.start_prev_12m, coverage.first_date
+        elif coverage is not None and c == "trend":
+            needs = trend_window(
+                coverage.as_of, quarters=trend.quarters, min_quarters=trend.min_quarters
+            )[0]
+            data_from = coverage.first_date
+        rows.append(
+            {
+                "criterion": c,
+                "family": family_of.get(c, "other"),
+                "stated_weight": stated[c],
+                "weight_used": stated[c] / used_total if use[c] and used_total else 0.0,
+                "available": use[c],
+                "reason": (
+                    ""
+                    if use[c]
+                    else "no_variation"
+                    if has_data[c]
+                    else _reason_for(table, c, coverage, trend)
+                ),
+                "assumed": assumed and c in ("gross_profit_12m", "gross_profit_growth"),
+                "needs_from": needs,
+                "data_from": data_from if data_from is not None else pd.NaT,
+            }
+        )
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["needs_from"] = pd.to_datetime(out["needs_from"])
+    out["data_from"] = pd.to_datetime(out["data_from"])
+    out["_f"] = out["family"].map(order).fillna(len(order))
+    out = out.sort_values(
+        ["_f", "stated_weight", "criterion"], ascending=[True, False, True], kind="stable"
+    )
+    return out.drop(columns="_f").reset_index(drop=True)
 
 
 def weight_robustness(
@@ -1398,9 +1854,12 @@ def weight_robustness(
     Each draw multiplies every base weight by an independent
     ``U(1 - spread, 1 + spread)`` factor and renormalises to sum 1, so a
     weight of 0.25 with ``spread = 0.3`` varies between 0.175 and 0.325
-    before renormalisation. Scores for all draws are one matrix product
-    (normalised criteria @ weight matrix); ranks follow per draw (ties by
-    ``account_id``). With ``tier_fn`` the tiers are recomputed for every draw.
+    before renormalisation. Only criteria with data are drawn (as in
+    :func:`attractiveness_score`, which scores each account on its known
+    criteria; the same rule applies in every draw). Scores for all draws are
+    matrix products (normalised criteria @ weight matrix); ranks follow per
+    draw (ties by ``account_id``). With ``tier_fn`` the tiers are recomputed
+    for every draw.
 
     Parameters
     ----------
@@ -1440,16 +1899,17 @@ def weight_robustness(
         raise ValuationInputError(f"draws must be >= 1, got {draws}")
     if not 0 <= spread < 1:
         raise ValuationInputError(f"spread must lie in [0, 1), got {spread}")
-    w = _check_weights_for(table, weights if weights is not None else _DEFAULT_WEIGHTS)
-    criteria = [c for c, v in w.items() if v > 0]
-    m = _criteria_matrix(table, criteria, normalisation, invert)
-    base_w = np.array([w[c] for c in criteria])
+    criteria, base_w, m, _ = _used_weights(table, weights, normalisation, invert)
     rng = np.random.default_rng(seed)
     factors = rng.uniform(1.0 - spread, 1.0 + spread, size=(len(criteria), int(draws)))
     wm = base_w[:, None] * factors
     wm /= wm.sum(axis=0, keepdims=True)
-    scores = 100.0 * m @ wm  # accounts x draws
-    base_score = 100.0 * m @ base_w
+    known = (~np.isnan(m)).astype("float64")
+    m0 = np.nan_to_num(m, nan=0.0)
+    with np.errstate(all="ignore"):
+        den = known @ wm
+        scores = np.where(den > 0, 100.0 * (m0 @ wm) / den, 0.0)  # accounts x draws
+    base_score = _available_case_scores(m, base_w)[0].sum(axis=1)
 
     ids = table[_ACCOUNT_ID].astype(str).to_numpy()
     id_order = np.argsort(ids, kind="stable")
@@ -1662,14 +2122,18 @@ def valuation_summary(scored: pd.DataFrame, *, top: int = 20) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row: ``n_accounts``, ``n_active`` (revenue in the trailing 12
-        months > 0), ``revenue_12m``, ``gross_profit_12m``, ``margin_12m``
-        (GP / revenue), ``wallet_estimate`` (sum over accounts with an
-        estimate), ``share_of_wallet`` (their revenue / their wallet),
-        ``headroom``, ``whitespace``, ``expected_expansion`` (sums; NaN when
-        the column is absent), ``n_top`` (``min(top, n_accounts)``),
+        months > 0), ``revenue_12m``, ``gross_profit_12m`` (sum over the
+        accounts with a known gross profit; NaN when nobody's is known, e.g.
+        without a cost column), ``margin_12m`` (GP / revenue of those
+        accounts), ``gross_profit_assumed`` (the gross profit is revenue x an
+        assumed margin), ``wallet_estimate`` (sum over accounts with an
+        estimate; NaN when none has one), ``share_of_wallet`` (their revenue
+        / their wallet), ``headroom``, ``whitespace``, ``expected_expansion``
+        (sums; NaN when the column is absent or missing for every account:
+        not available, not 0), ``n_top`` (``min(top, n_accounts)``),
         ``top_revenue_share`` and ``top_gp_share`` (share of the book's
         revenue and gross profit held by the ``n_top`` best-ranked accounts;
-        NaN when the total is 0).
+        NaN when the total is 0 or unknown).
 
     Raises
     ------
@@ -1680,20 +2144,25 @@ def valuation_summary(scored: pd.DataFrame, *, top: int = 20) -> pd.DataFrame:
     if int(top) < 1:
         raise ValuationInputError(f"top must be >= 1, got {top}")
     rev = _numeric(scored["revenue_12m"], "revenue_12m").fillna(0.0)
-    gp = _numeric(scored["gross_profit_12m"], "gross_profit_12m").fillna(0.0)
+    gp = _numeric(scored["gross_profit_12m"], "gross_profit_12m")
+    gp_known = gp.notna()
     is_top = _numeric(scored["rank"], "rank") <= int(top)
-    rev_total, gp_total = float(rev.sum()), float(gp.sum())
+    rev_total = float(rev.sum())
+    gp_total = float(gp.sum()) if gp_known.any() else np.nan
+    gp_rev = float(rev[gp_known].sum())
 
     def total(col: str) -> float:
-        return float(_numeric(scored[col], col).sum()) if col in scored.columns else np.nan
+        if col not in scored.columns:
+            return np.nan
+        return float(_numeric(scored[col], col).sum(min_count=1))
 
+    wallet_total, sow = np.nan, np.nan
     if _WALLET in scored.columns:
         wallet = _numeric(scored[_WALLET], _WALLET)
         known = wallet.notna() & (wallet > 0)
-        wallet_total = float(wallet[known].sum())
-        sow = float(rev[known].sum()) / wallet_total if wallet_total > 0 else np.nan
-    else:
-        wallet_total, sow = np.nan, np.nan
+        if known.any():
+            wallet_total = float(wallet[known].sum())
+            sow = float(rev[known].sum()) / wallet_total
     return pd.DataFrame(
         [
             {
@@ -1701,7 +2170,8 @@ def valuation_summary(scored: pd.DataFrame, *, top: int = 20) -> pd.DataFrame:
                 "n_active": int((rev > 0).sum()),
                 "revenue_12m": rev_total,
                 "gross_profit_12m": gp_total,
-                "margin_12m": gp_total / rev_total if rev_total else np.nan,
+                "margin_12m": gp_total / gp_rev if gp_rev > 0 else np.nan,
+                "gross_profit_assumed": _gp_assumed(scored),
                 "wallet_estimate": wallet_total,
                 "share_of_wallet": sow,
                 "headroom": total("headroom"),
@@ -1709,10 +2179,25 @@ def valuation_summary(scored: pd.DataFrame, *, top: int = 20) -> pd.DataFrame:
                 "expected_expansion": total("expected_expansion"),
                 "n_top": int(is_top.sum()),
                 "top_revenue_share": float(rev[is_top].sum()) / rev_total if rev_total else np.nan,
-                "top_gp_share": float(gp[is_top].sum()) / gp_total if gp_total else np.nan,
+                "top_gp_share": (
+                    float(gp[is_top].sum()) / gp_total if gp_total and gp_known.any() else np.nan
+                ),
             }
         ]
     )
+
+
+_WHITESPACE_COLUMNS: dict[str, str] = {
+    "account_id": "object",
+    "product_line": "object",
+    "industry": "object",
+    "size_band": "object",
+    "bought_12m": "bool",
+    "peers": "int64",
+    "peer_adoption": "float64",
+    "peer_median_spend": "float64",
+    "whitespace_value": "float64",
+}
 
 
 def account_whitespace(
@@ -1744,15 +2229,18 @@ def account_whitespace(
     -------
     pandas.DataFrame
         The long table of :func:`whitespace_matrix`; the same values that
-        :func:`potential_value` sums into ``whitespace``.
+        :func:`potential_value` sums into ``whitespace``. Empty (with the
+        same columns) when product lines are not available
+        (:func:`product_lines_available`): the page then says so.
     """
     cfg = settings or ValuationSettings()
     _require(table, "table", [_ACCOUNT_ID])
-    cols = [c for c in (_ACCOUNT_ID, _INDUSTRY, _WALLET, "revenue_12m") if c in table.columns]
+    if not product_lines_available(table, transactions, spend_12m):
+        return pd.DataFrame({c: pd.Series(dtype=d) for c, d in _WHITESPACE_COLUMNS.items()})
     ws = cfg.whitespace
     return whitespace_matrix(
         transactions,
-        table[cols],
+        _peer_accounts(table, cfg.size_bands.column),
         as_of=as_of,
         min_peers=ws.min_peers,
         adoption_threshold=ws.adoption_threshold,
@@ -1765,8 +2253,12 @@ def account_whitespace(
 
 __all__ += [
     "CRITERION_GROUPS",
+    "UNAVAILABLE_REASONS",
     "account_whitespace",
     "contribution_by_group",
+    "criteria_used",
     "criterion_weights",
+    "product_lines_available",
+    "trend_window",
     "valuation_summary",
 ]

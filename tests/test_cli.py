@@ -29,7 +29,7 @@ def test_validate_ok(tmp_path, capsys):
 def test_validate_invalid_exits_2_without_traceback(tmp_path):
     folder = _valid(tmp_path)
     (folder / "transactions.csv").write_text(
-        "account_id,date,product_line,revenue\nA1,2025-01-01,Core,-5\n", encoding="utf-8"
+        "account_id,date,product_line,revenue\nA1,2025-01-01,Core,n/a\n", encoding="utf-8"
     )
     proc = subprocess.run(
         [
@@ -47,8 +47,8 @@ def test_validate_invalid_exits_2_without_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stdout + proc.stderr
-    assert 'transactions.csv, column "revenue": negative value' in proc.stdout
-    assert "line 2: revenue=-5.0" in proc.stdout
+    assert 'transactions.csv, column "revenue": not a number' in proc.stdout
+    assert "line 2: revenue=n/a" in proc.stdout
 
 
 def test_bad_as_of_and_bad_config_exit_2(tmp_path, capsys):

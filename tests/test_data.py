@@ -19,6 +19,7 @@ from kam_analysis.data import (
 from kam_analysis.schemas import TABLE_MODELS
 
 AS_OF = dt.date(2026, 3, 31)
+STRICT_SIGNS = config_from_dict({"data": {"credit_notes": "error"}})
 
 
 def _accounts() -> pd.DataFrame:
@@ -172,10 +173,12 @@ def test_negative_and_non_numeric_amounts(tmp_path, valid_tables):
     tx.loc[1, "revenue"] = -300
     tx.loc[3, "revenue"] = "n/a"
     valid_tables["transactions"] = tx
-    report = validate_dataset(write_dataset(tmp_path / "ds", valid_tables), as_of=AS_OF)
+    folder = write_dataset(tmp_path / "ds", valid_tables)
+    report = validate_dataset(folder, as_of=AS_OF, config=STRICT_SIGNS)
     found = issues_by_rule(report)
     neg = found[("transactions", "revenue", ">= 0")]
-    assert neg.n_rows == 1 and neg.examples[0]["_line"] == 3 and neg.message == "negative value"
+    assert neg.n_rows == 1 and neg.examples[0]["_line"] == 3
+    assert neg.message.startswith("negative value (credit note or return")
     bad = found[("transactions", "revenue", "parse amount")]
     assert bad.n_rows == 1 and bad.examples[0]["_line"] == 5 and bad.examples[0]["revenue"] == "n/a"
     # a value that is not a number is not reported a second time as missing
@@ -298,7 +301,8 @@ def test_unknown_encoding_is_reported(tmp_path, valid_tables):
     folder = write_dataset(tmp_path / "ds", valid_tables)
     (folder / "accounts.csv").write_bytes(b"account_id,name\nA1,\x81\x7f\xa0\n")
     report = validate_dataset(folder, as_of=AS_OF)
-    assert report.errors[0].rule == "encoding UTF-8 or CP932"
+    assert report.errors[0].rule == "text encoding"
+    assert "byte 0x81 at line 2" in report.errors[0].message
 
 
 def test_column_map_for_a_japanese_export(tmp_path, valid_tables):
@@ -348,7 +352,7 @@ def test_parquet_and_excel_sources(tmp_path, valid_tables):
     tx.loc[2, "revenue"] = -1.0
     tx.to_parquet(folder / "transactions.parquet", index=False)
     valid_tables["accounts"].to_excel(folder / "accounts.xlsx", index=False)
-    report = validate_dataset(folder, as_of=AS_OF)
+    report = validate_dataset(folder, as_of=AS_OF, config=STRICT_SIGNS)
     (issue,) = report.errors
     assert issue.file == "transactions.parquet" and issue.line_label == "row"
     assert issue.examples[0]["_line"] == 3  # third data row
@@ -358,7 +362,7 @@ def test_parquet_and_excel_sources(tmp_path, valid_tables):
 
 
 def test_open_dataset_raises_with_report(tmp_path, valid_tables):
-    del valid_tables["accounts"]
+    del valid_tables["transactions"]
     with pytest.raises(DatasetError) as err:
         open_dataset(write_dataset(tmp_path / "ds", valid_tables))
     assert "required table missing" in str(err.value)
@@ -366,10 +370,10 @@ def test_open_dataset_raises_with_report(tmp_path, valid_tables):
 
 def test_report_text_names_file_column_rule_and_lines(tmp_path, valid_tables):
     valid_tables["transactions"].loc[1, "revenue"] = -3.0
-    report = validate_dataset(write_dataset(tmp_path / "ds", valid_tables), as_of=AS_OF)
+    folder = write_dataset(tmp_path / "ds", valid_tables)
+    report = validate_dataset(folder, as_of=AS_OF, config=STRICT_SIGNS)
     text = report.render_text()
-    assert (
-        'ERROR transactions.csv, column "revenue": negative value (rule: >= 0) — 1 row(s)' in text
-    )
+    assert 'ERROR transactions.csv, column "revenue": negative value (credit note or return' in text
+    assert "(rule: >= 0) — 1 row(s)" in text
     assert "line 3: revenue=-3.0, account_id=A1, date=2025-05-10" in text
     assert report.to_dict()["ok"] is False

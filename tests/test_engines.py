@@ -33,9 +33,9 @@ import pytest
 
 from kam_analysis.config import config_from_dict
 from kam_analysis.data import DatasetError, open_dataset, validate_open_dataset
+from kam_analysis.data.sources import describe_source
 from kam_analysis.features import build_account_features, monthly_revenue
 from kam_analysis.schemas import TABLE_MODELS
-from kam_analysis.sources import describe_source
 
 AS_OF = dt.date(2026, 3, 31)
 HAS_JAVA = shutil.which("java") is not None
@@ -82,7 +82,7 @@ def plant_errors(good: Path, bad: Path) -> dict[tuple[str, str, str], int]:
         f"""SELECT * EXCLUDE (rn) REPLACE (
               CASE WHEN rn <= 4 THEN 'ZZZ-404' ELSE account_id END AS account_id,
               CASE WHEN rn BETWEEN 5 AND 7 THEN TIMESTAMP '2026-05-01' ELSE date END AS date,
-              CASE WHEN rn BETWEEN 8 AND 9 THEN -revenue ELSE revenue END AS revenue)
+              CASE WHEN rn BETWEEN 8 AND 9 THEN NULL ELSE product_line END AS product_line)
             FROM (SELECT *, row_number() OVER (ORDER BY order_id, product_line) AS rn
                   FROM {src["transactions"]})""",
     )
@@ -100,7 +100,7 @@ def plant_errors(good: Path, bad: Path) -> dict[tuple[str, str, str], int]:
     return {
         ("transactions", "account_id", "account_id exists in accounts"): 4,
         ("transactions", "date", f"not after as-of date {AS_OF}"): 3,
-        ("transactions", "revenue", ">= 0"): 2,
+        ("transactions", "product_line", "not null"): 2,
         ("stakeholders", "role", "one of executive, procurement, it, business, finance, legal"): 2,
         ("contracts", "contract_id", "unique key"): 2,
     }
@@ -136,7 +136,7 @@ def spark(folders):
     """One local Spark session for the module; good tables as views, broken ones as bad_*."""
     if not (HAS_JAVA and HAS_PYSPARK):
         pytest.skip("needs Java 17 and pyspark")
-    from kam_analysis.sources import spark_session
+    from kam_analysis.data.sources import spark_session
 
     session = spark_session({"master": "local[2]", "spark.sql.shuffle.partitions": "4"})
     good, bad, _ = folders

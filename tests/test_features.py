@@ -123,6 +123,7 @@ EXPECTED_WEEK = {
         "recency": 104.0,  # 728 days / 7
         "T": 104.0,  # as_of is in the week of 2024-06-24
         "monetary_value": 350.0,  # (600 + 400 + 50) / 3; first week (150) excluded
+        "gross_profit_assumed": False,
     },
     "B": {
         "revenue_12m": 250.0,  # 120 + 30 + 60 + 40
@@ -148,6 +149,7 @@ EXPECTED_WEEK = {
         "recency": 158.0,  # 1106 days / 7
         "T": 173.0,  # (2024-06-24 - 2021-03-01) / 7
         "monetary_value": 125.0,  # (210 + 40) / 2
+        "gross_profit_assumed": False,
     },
     "C": {  # no transactions at all
         "revenue_12m": 0.0,
@@ -172,6 +174,7 @@ EXPECTED_WEEK = {
         "recency": NAN,
         "T": NAN,
         "monetary_value": NAN,
+        "gross_profit_assumed": False,
     },
 }
 

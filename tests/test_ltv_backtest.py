@@ -122,3 +122,25 @@ def test_backtest_errors(small_data):
         )
     with pytest.raises(BacktestInputError, match="cutoffs is empty"):
         rolling_backtest(ds.table("transactions"), ds.table("accounts"), cutoffs=[])
+
+
+def test_backtest_without_cost_compares_revenue_with_revenue(small_data):
+    ds, frames = small_data
+    tx = ds.table("transactions").drop("cost")
+    kwargs = dict(
+        cutoff="2025-03-31",
+        holdout_months=12,
+        settings=LtvSettings(draws=100, model="transactional"),
+        data_end="2026-03-31",
+    )
+    res = backtest_ltv(tx, ds.table("accounts"), **kwargs)
+    assert res.basis == "revenue"
+    # the actual is the holdout revenue (the gross profit is unknown, not 0)
+    np.testing.assert_allclose(res.accounts["actual"], res.accounts["actual_revenue"])
+    assert res.accounts["actual"].sum() > 0
+    allm = res.metrics.set_index("group").loc["all"]
+    assert abs(allm["total_error_pct"]) < 0.5  # revenue predicted for revenue, not for 0
+    assumed = backtest_ltv(tx, ds.table("accounts"), assumed_gross_margin=0.4, **kwargs)
+    assert assumed.basis == "assumed_margin"
+    np.testing.assert_allclose(assumed.accounts["actual"], 0.4 * assumed.accounts["actual_revenue"])
+    np.testing.assert_allclose(assumed.accounts["predicted"], 0.4 * res.accounts["predicted"])

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kam_analysis.ltv import BetaGeo, GammaGamma, per_period_discount_rate
+from kam_analysis.ltv import BetaGeo, GammaGamma, per_period_discount_rate, simulate_beta_geo
 from kam_analysis.ltv.hazard import COVARIATES, ChurnHazardModel
 from kam_analysis.ltv.renewal import (
     RenewalInputError,
@@ -23,6 +23,7 @@ from kam_analysis.ltv.value import (
     _geometric_pv,
     account_ltv,
     annuity_value,
+    ltv_basis,
 )
 
 AS_OF = pd.Timestamp("2025-12-31")
@@ -324,3 +325,99 @@ def test_renewal_errors():
         renewal_forecast(due, 0.5, p_draws=np.ones((10, 3)))
     with pytest.raises(RenewalInputError, match="lack column"):
         contracts_due(due, as_of="2026-01-01")
+
+
+# --------------------------------------------------------------------------- basis
+
+
+def _cdnow_like(n: int = 400, seed: int = 5) -> pd.DataFrame:
+    """A B2C book without cost data: gross profit and margin unknown (NaN) for everyone.
+
+    Repeat purchases from a BG/NBD process over 78 weeks (CDNOW: Jan 1997 - Jun 1998,
+    first purchases in the first 12 weeks); spend per purchase about 35.
+    """
+    rng = np.random.default_rng(seed)
+    big_t = 78.0 - rng.integers(0, 12, n)
+    sim = simulate_beta_geo(n, r=0.25, alpha=4.4, a=0.8, b=2.4, T=big_t, seed=rng)
+    weeks_since_last = sim["T"] - sim["recency"]
+    spend = np.where(sim["frequency"] > 0, rng.gamma(6.0, 35.0 / 6.0, n), np.nan)
+    # revenue of the last 12 months: purchases made in the last 52 weeks, at their spend
+    recent = np.where(weeks_since_last <= 52, np.maximum(sim["frequency"], 1) * 20.0, 0.0)
+    return pd.DataFrame(
+        {
+            "account_id": [f"C{i:04d}" for i in range(n)],
+            "frequency": sim["frequency"].astype(float),
+            "recency": sim["recency"],
+            "T": sim["T"],
+            "monetary_value": spend,
+            "revenue_12m": recent,
+            "gross_profit_12m": np.nan,
+            "margin_12m": np.nan,
+            "tenure_days": sim["T"] * 7,
+            "recency_days": weeks_since_last * 7,
+        }
+    )
+
+
+def test_without_cost_data_ltv_is_revenue_and_says_so():
+    feats = _cdnow_like()
+    settings = LtvSettings(draws=100, growth="none")
+    out = account_ltv(feats, as_of=AS_OF, settings=settings)
+    assert out["basis"].eq("revenue").all()
+    assert out["margin"].isna().all()  # unknown, not 0
+    recent = (feats["recency_days"] <= 90).to_numpy() & (feats["frequency"] > 0).to_numpy()
+    assert recent.sum() > 20
+    assert (out.loc[recent, "ltv"] > 0).all()  # the whole book got 0 before
+    assert out["ltv"].sum() > 0 and np.isfinite(out[["ltv", "ltv_lower", "ltv_upper"]]).all().all()
+    # revenue basis: expected purchases x expected spend, nothing else
+    tx = out["model"].eq("transactional_bgnbd").to_numpy()
+    flat = account_ltv(
+        feats,
+        as_of=AS_OF,
+        settings=LtvSettings(draws=50, growth="none", discount_rate_annual=0.0, horizon_years=1),
+    )
+    np.testing.assert_allclose(
+        flat.loc[tx, "ltv"],
+        flat.loc[tx, "expected_purchases"] * flat.loc[tx, "expected_spend"],
+        rtol=1e-9,
+    )
+
+
+def test_assumed_margin_scales_the_revenue_value_exactly():
+    feats = _cdnow_like()
+    settings = LtvSettings(draws=100, growth="none", seed=3)
+    revenue = account_ltv(feats, as_of=AS_OF, settings=settings)
+    assumed = account_ltv(feats, as_of=AS_OF, settings=settings, assumed_gross_margin=0.3)
+    assert assumed["basis"].eq("assumed_margin").all()
+    np.testing.assert_allclose(assumed["margin"], 0.3)
+    for col in ("ltv", "ltv_lower", "ltv_upper"):
+        np.testing.assert_allclose(assumed[col], 0.3 * revenue[col], rtol=1e-12)
+    with pytest.raises(LtvInputError, match="assumed_gross_margin"):
+        account_ltv(feats, as_of=AS_OF, settings=settings, assumed_gross_margin=1.5)
+
+
+def test_ltv_basis_rules():
+    with_cost = _features(["A", "B"])
+    assert ltv_basis(with_cost, portfolio_margin=0.5) == ("gross_profit", None)
+    # costs win over an assumption
+    assert ltv_basis(with_cost, assumed_gross_margin=0.2, portfolio_margin=0.5)[0] == "gross_profit"
+    no_cost = _features(["A"], gross_profit_12m=np.array([np.nan]), margin_12m=np.array([np.nan]))
+    assert ltv_basis(no_cost) == ("revenue", None)
+    assert ltv_basis(no_cost, assumed_gross_margin=0.25) == ("assumed_margin", 0.25)
+    # features that already applied an assumed margin (gross_profit_assumed) keep that label
+    pre = _features(["A"], margin_12m=np.array([0.4]), gross_profit_assumed=np.array([True]))
+    assert ltv_basis(pre, portfolio_margin=0.4) == ("assumed_margin", 0.4)
+    # cost data but no revenue in any window: the margin is unknown, the value is revenue
+    assert ltv_basis(with_cost, portfolio_margin=float("nan")) == ("revenue", None)
+
+
+def test_gross_profit_basis_is_labelled():
+    ids = ["A", "B"]
+    out = account_ltv(
+        _features(ids),
+        as_of=AS_OF,
+        contracts=_contracts(ids),
+        models=_contract_models(0.01, ids),
+        settings=LtvSettings(**FLAT),
+    )
+    assert out["basis"].eq("gross_profit").all() and out["margin"].eq(0.5).all()

@@ -1,15 +1,23 @@
-"""Every notebook runs top to bottom in a fresh kernel on a small generated dataset.
+"""The report notebooks: how they are written, and that they run clean.
 
-Notebooks are executed with papermill (parameters injected like ``kam run``
-does), in the ``kam-analysis`` kernel that ``make`` registers. A notebook
-passes when no cell raised, every code cell ran (a ``sys.exit(0)`` would
-stop silently), and no warning or log line leaked into the outputs a
-stakeholder would read.
+Fast checks read the committed notebooks: one :class:`Page` per notebook and
+no home-made text helpers (``T``, ``money``, ``table``, ``esc``,
+``Markdown(...)``), Markdown cells for analysts only (tagged ``remove-cell``,
+one before every section). (``test_packaging`` checks that no outputs are
+committed.)
+
+Slow checks execute every notebook with papermill (parameters injected like
+``kam run`` does), in the ``kam-analysis`` kernel that ``make`` registers. A
+notebook passes when no cell raised, every code cell ran (a ``sys.exit(0)``
+would stop silently), and no warning or log line leaked into the outputs a
+stakeholder would read. Account names that attack Markdown, HTML and mathtext
+reach the page as text.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -20,7 +28,54 @@ KERNEL = "kam-analysis"
 # per-notebook extra parameters for the smoke run
 EXTRA_PARAMETERS: dict[str, dict] = {}
 
-pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+# what each notebook used to define for itself; Page provides all of it
+HOME_MADE_HELPERS = re.compile(
+    r"^(?:def\s+(?:T|money|table|esc|md|heading|tier_label|cols)\b"
+    r"|(?:T|money|table|esc|md|heading|tier_label|cols|pct|skip)\s*=\s*lambda)",
+    re.MULTILINE,
+)
+# text reaches the page only through Page: never through a Markdown renderer
+RAW_DISPLAY = re.compile(r"\bMarkdown\(|\bHTML\(|\bdisplay\(|plt\.show\(|^import html$", re.M)
+
+
+def _load(name: str) -> dict:
+    return json.loads((ROOT / "notebooks" / name).read_text(encoding="utf-8"))
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _tags(cell: dict) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_uses_one_page_and_no_home_made_text_helpers(name):
+    nb = _load(name)
+    code = "\n".join(_source(c) for c in nb["cells"] if c["cell_type"] == "code")
+    assert len(re.findall(r"\bpage = Page\(", code)) == 1
+    assert HOME_MADE_HELPERS.findall(code) == []
+    assert RAW_DISPLAY.findall(code) == []
+    assert "set_report_style" not in code  # Page applies the report style
+    long = [line for line in code.splitlines() if len(line) > 100]
+    assert long == []
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_markdown_cells_are_for_analysts_and_precede_every_section(name):
+    cells = _load(name)["cells"]
+    markdown = [c for c in cells if c["cell_type"] == "markdown"]
+    assert markdown and all("remove-cell" in _tags(c) for c in markdown)
+    assert _source(markdown[0]).startswith("# ") and cells[0] is markdown[0]
+    # every section (a page.h2 call) has an analyst note since the previous one
+    note_since_section = True
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] == "markdown":
+            note_since_section = True
+        elif "page.h2(" in _source(cell):
+            assert note_since_section, f"cell {i} starts a section without a Markdown cell"
+            note_since_section = False
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +120,63 @@ def run_notebook(name: str, data_dir: Path, out_dir: Path, **parameters) -> dict
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_notebook_runs_clean(name, small_dataset, tmp_path):
     nb = run_notebook(name, small_dataset, tmp_path, **EXTRA_PARAMETERS.get(name, {}))
     assert _executed_problems(nb) == []
+
+
+# names that attack Markdown (links, images, headings, emphasis), HTML and mathtext
+HOSTILE_PREFIXES = [
+    "[Open](javascript:alert(1))",
+    "![x](https://host/p.png)",
+    "**not bold** `not code`\n\n## Injected",
+    "<script>alert(1)</script>",
+]
+MATHTEXT = r"$\unicode{x41}$"
+
+
+@pytest.fixture(scope="session")
+def hostile_dataset(tmp_path_factory) -> Path:
+    """Generated data whose account names all carry Markdown/HTML and a mathtext payload."""
+    import pandas as pd
+
+    from kam_analysis.synthetic import generate_dataset
+
+    out = tmp_path_factory.mktemp("nb-hostile") / "demo"
+    generate_dataset(out, n_accounts=300, seed=5)
+    accounts = pd.read_parquet(out / "accounts.parquet")
+    prefixes = [HOSTILE_PREFIXES[i % len(HOSTILE_PREFIXES)] for i in range(len(accounts))]
+    accounts["name"] = [
+        f"{p} {MATHTEXT} {n}" for p, n in zip(prefixes, accounts["name"], strict=True)
+    ]
+    accounts.to_parquet(out / "accounts.parquet", index=False)
+    return out
+
+
+def _shown_html(nb: dict) -> str:
+    parts = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code" or "remove-cell" in _tags(cell):
+            continue
+        for out in cell.get("outputs", []):
+            markup = out.get("data", {}).get("text/html")
+            if markup is not None:
+                parts.append("".join(markup) if isinstance(markup, list) else markup)
+            assert "text/markdown" not in out.get("data", {})  # Page never emits Markdown
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_hostile_account_names_reach_the_page_as_text(name, hostile_dataset, tmp_path):
+    nb = run_notebook(name, hostile_dataset, tmp_path, **EXTRA_PARAMETERS.get(name, {}))
+    assert _executed_problems(nb) == []  # mathtext in a name raised ParseFatalException
+    page = _shown_html(nb)
+    assert "<a " not in page and "href=" not in page  # the link syntax stayed text
+    assert re.findall(r"<img\b[^>]*\bsrc=\"(?!data:)", page) == []
+    assert "<script" not in page and "<strong>not bold</strong>" not in page
+    assert re.findall(r"<h[1-6](?! id=\"[a-z0-9-]+\" class=\"tex2jax_ignore)", page) == []
+    assert MATHTEXT in page  # shown as typed (and never typeset: see MATH_OFF_CLASSES)

@@ -168,6 +168,84 @@ def test_fmt_pct_and_int():
     assert fmt_int(None) == "–"
 
 
+SPECIAL = [
+    None,
+    float("nan"),
+    np.nan,
+    pd.NA,
+    pd.NaT,
+    float("inf"),
+    -np.inf,
+    np.float32("inf"),
+    1e400,
+]
+
+
+@pytest.mark.parametrize("value", SPECIAL, ids=repr)
+def test_number_formatters_never_raise_or_print_nan_inf_none(value):
+    # missing -> NA text; infinite -> "∞" / "-∞" without unit (documented in plots)
+    missing = value is None or value is pd.NA or value is pd.NaT or np.isnan(value)
+    expected = "–" if missing else ("-∞" if value < 0 else "∞")
+    signed = "–" if missing else ("-∞" if value < 0 else "+∞")
+    texts = {
+        "money": fmt_money(value, "USD"),
+        "money_compact": fmt_money(value, "JPY", compact=True, lang="ja"),
+        "int": fmt_int(value),
+        "num": plots.fmt_num(value, 2),
+        "pct": fmt_pct(value),
+        "money_axis": plots.money_formatter("USD")(value, 0),
+        "pct_axis": plots.pct_formatter()(value, 0),
+    }
+    assert texts == dict.fromkeys(texts, expected)
+    assert fmt_pct(value, signed=True) == signed
+    assert plots.fmt_num(value, signed=True) == signed
+
+
+def test_fmt_int_of_infinity_and_huge_integers():
+    # OverflowError: cannot convert float infinity to integer (issue 12, scenario notebook)
+    assert fmt_int(float("inf")) == plots.INF_TEXT == "∞"
+    assert fmt_int(-(10**400)) == "-" + f"{10**400:,d}"  # exact beyond float range
+    assert fmt_money(10**400) == "∞" and fmt_pct(-(10**400)) == "-∞"
+    assert plots.fmt_num(12345.678) == "12,345.7" and plots.fmt_num(-0.5, 0, signed=True) == "-0"
+
+
+def test_table_and_heatmap_formats_show_missing_and_infinite_values():
+    df = pd.DataFrame(
+        {
+            "money": [np.inf, np.nan, 1e6],
+            "ratio": [-np.inf, 0.5, None],
+            "plain": [np.inf, np.nan, 2.0],
+            "spec": [np.inf, 0.123, np.nan],
+            "mixed": ["a", None, float("inf")],
+        }
+    )
+    page = styled_table(
+        df, {"money": "money_compact", "ratio": "pct", "spec": "{:.0%}"}, currency="USD"
+    ).to_html()
+    cells = re.findall(r"<td [^>]*>([^<]*)</td>", page)
+    assert cells == ["∞", "-∞", "∞", "∞", "a", "–", "50.0%", "–", "12%", "–", "$1.0M", "–"] + [
+        "2.00",
+        "–",
+        "∞",
+    ]
+    assert not re.search(r">\s*(nan|inf|None|-inf)\s*<", page)
+    rows = plots.format_by_row(
+        pd.DataFrame({"metric": ["a", "b", "c"], "v": [np.inf, np.nan, -np.inf]}),
+        {"a": "int", "b": "pct", "c": "{:.1f}"},
+        ["v"],
+    )
+    assert list(rows["v"]) == ["∞", "–", "-∞"]
+    ax = heatmap(pd.DataFrame([[np.inf, np.nan, 0.5]], columns=["x", "y", "z"]), fmt="pct")
+    assert [t.get_text() for t in ax.texts] == ["50.0%"]  # seaborn leaves non-finite cells blank
+
+
+def test_text_cells_escape_values_that_are_not_strings():
+    df = pd.DataFrame({"items": [["<script>", "x"], "<b>"]})
+    page = styled_table(df).to_html()
+    assert "<script>" not in page and "<b>" not in page
+    assert "[&#x27;&lt;script&gt;&#x27;, &#x27;x&#x27;]" in page and "&lt;b&gt;" in page
+
+
 # --------------------------------------------------------------------------- tables
 
 
@@ -308,3 +386,54 @@ def test_figure_sizes():
     with pytest.raises(ValueError, match="width must be"):
         plots.figure("wide")
     assert re.match(r"\d", fmt_pct(0.5))
+
+
+# --------------------------------------------------------------------------- mathtext off
+
+
+HOSTILE_LABEL = r"$\unicode{x41}$ & $1.1M … $0.00"
+
+
+def _shown(text: matplotlib.text.Text) -> str:
+    """What a reader sees: escaped "\\$" is drawn as "$" when mathtext is on."""
+    raw = text.get_text()
+    return raw.replace(r"\$", "$") if text.get_parse_math() else raw
+
+
+def _dollar_charts(name: str) -> list:
+    frame = pd.DataFrame(
+        {"x": [1.0, 2.0], "y": [2.0, 1.0], "name": [name, "B"], "tier": ["key", "growth"]}
+    )
+    contrib = pd.DataFrame({"revenue": [0.3, 0.2]}, index=[name, "B"])
+    return [
+        scatter_labeled(frame, "x", "y", "name", top_n=2, title=name),
+        bar_contributions(contrib, title=name),
+        heatmap(pd.DataFrame([[1.0]], index=[name], columns=[name]), title=name),
+        plots.kpi_cards([{"label": name, "value": name, "note": name}], title=name),
+        plots.wallet_bars(
+            pd.DataFrame(
+                {
+                    "label": [name, "B"],
+                    "revenue_12m": [5.0, 3.0],
+                    "wallet_estimate": [10.0, np.nan],
+                }
+            ),
+            label="label",
+            currency="USD",
+            title=name,
+        ),
+    ]
+
+
+@pytest.mark.parametrize("report_style", [True, False])
+def test_dollar_in_data_labels_is_drawn_as_typed(report_style):
+    # "$\unicode{x41}$" in an account name raised ParseFatalException (issue 13)
+    if report_style:
+        set_report_style("en")
+        assert matplotlib.rcParams["text.parse_math"] is False
+    for ax in _dollar_charts(HOSTILE_LABEL):
+        ax.figure.canvas.draw()  # parses every text: raises on mathtext errors
+        texts = [ax.title, *ax.texts, *ax.get_yticklabels(), *ax.get_xticklabels()]
+        shown = [_shown(t) for t in texts if t.get_text()]
+        assert HOSTILE_LABEL in shown, (ax, shown)
+        assert all(t.get_parse_math() is (not report_style) for t in texts if "$" in t.get_text())

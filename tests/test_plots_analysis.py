@@ -21,7 +21,8 @@ from kam_analysis.valuation import CRITERION_GROUPS
 
 @pytest.fixture(autouse=True)
 def _close_figures():
-    yield
+    with matplotlib.rc_context():  # the report style set by a test does not leak
+        yield
     plt.close("all")
 
 

@@ -16,7 +16,8 @@ from kam_analysis import plots
 
 @pytest.fixture(autouse=True)
 def _close():
-    yield
+    with matplotlib.rc_context():  # the report style set by a test does not leak
+        yield
     plt.close("all")
 
 

@@ -22,7 +22,8 @@ def _close_figures(monkeypatch):
         raise AssertionError("plot helpers must not call plt.show()")
 
     monkeypatch.setattr(plt, "show", no_show)
-    yield
+    with matplotlib.rc_context():  # the report style set by a test does not leak
+        yield
     plt.close("all")
 
 

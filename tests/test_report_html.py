@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from nbformat.v4 import (
     new_code_cell,
     new_markdown_cell,
@@ -9,7 +11,15 @@ from nbformat.v4 import (
     new_output,
 )
 
-from kam_analysis.report_html import prepare_for_export, run_index_page
+from kam_analysis.report import Page
+from kam_analysis.report_html import (
+    drop_unsafe_urls,
+    export_notebook_html,
+    prepare_for_export,
+    run_index_page,
+)
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
 def markdown_output(text: str):
@@ -57,6 +67,82 @@ def test_title_kept_when_something_else_is_shown_first():
     assert prepare_for_export(nb).cells[1].outputs[0]["data"]["text/markdown"] == "# Title"
     h2 = new_notebook(cells=[new_markdown_cell("## Not a title")])
     assert prepare_for_export(h2).cells[0].source == "## Not a title"
+
+
+def page_outputs(build) -> list:
+    """The outputs a notebook cell gets from Page calls."""
+    shown: list[dict] = []
+    build(Page(lang="en", style=False, show=shown.append))
+    return [new_output("display_data", data=bundle) for bundle in shown]
+
+
+def test_page_title_element_is_dropped_like_a_markdown_title():
+    outputs = page_outputs(
+        lambda p: (p.h1("plan.title", name="Aoba"), p.say("plan.tier_reason", reason="x"))
+    )
+    later = page_outputs(lambda p: p.h1("ltv.title"))
+    nb = new_notebook(
+        cells=[
+            new_code_cell("params", metadata={"tags": ["parameters"]}),
+            new_code_cell("page.h1(...)", outputs=outputs),
+            new_code_cell("page.h1(...)", outputs=later),
+        ]
+    )
+    out = prepare_for_export(nb)
+    kept = out.cells[1].outputs
+    assert len(kept) == 1 and "Tier rule: x" in kept[0]["data"]["text/html"]
+    assert out.cells[2].outputs[0]["data"]["text/html"].startswith('<h1 id="ltv-title"')
+    assert len(nb.cells[1].outputs) == 2  # input not modified
+    # a heading followed by more in the same output: only the heading goes
+    mixed = new_output(
+        "display_data", data={"text/html": '<h1 id="t">T</h1><p>rest</p>', "text/plain": "T"}
+    )
+    nb2 = new_notebook(cells=[new_code_cell("x", outputs=[mixed])])
+    assert prepare_for_export(nb2).cells[0].outputs[0]["data"]["text/html"] == "<p>rest</p>"
+
+
+def test_drop_unsafe_urls_removes_script_links_and_remote_images():
+    page = (
+        '<a href="javascript:alert(1)">a</a>'
+        "<a href=' JaVa&#x09;Script:alert(2)' class=x>b</a>"
+        "<a href=vbscript:msgbox(3)>c</a>"
+        '<img src="https://host/p.png" alt="x">'
+        "<IMG SRC=//host/q.png>"
+        '<img alt="a > b" src="data:image/png;base64,AAAA" srcset="https://host/r.png 2x">'
+        '<img src="x" onerror="alert(4)">'
+        '<video poster="https://host/v.png"></video>'
+        '<p onclick="alert(5)">keep</p>'
+        '<a href="https://example.com/docs">docs</a><a href="#top">top</a><a href="02.html">02</a>'
+    )
+    assert drop_unsafe_urls(page) == (
+        "<a>a</a><a class=x>b</a><a>c</a>"
+        '<img alt="a > b" src="data:image/png;base64,AAAA">'
+        "<video></video><p>keep</p>"
+        '<a href="https://example.com/docs">docs</a><a href="#top">top</a><a href="02.html">02</a>'
+    )
+
+
+def test_export_keeps_no_script_url_and_no_remote_image():
+    hostile = new_output(
+        "display_data",
+        data={
+            "text/html": '<a href="javascript:alert(1)">x</a><img src="https://host/p.png">'
+            f'<img src="data:image/png;base64,{PNG}" alt="chart">',
+            "text/plain": "x",
+        },
+    )
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("[Open](javascript:alert(1)) ![x](https://host/p.png)"),
+            new_code_cell("x", outputs=[hostile]),
+        ]
+    )
+    page = export_notebook_html(nb, title="T", header="<header>h</header>")
+    assert "javascript:" not in page.lower()
+    assert "https://host/p.png" not in page
+    (image,) = re.findall(r"<img\b[^>]*>", page)  # nbconvert rewrites the tag
+    assert f'src="data:image/png;base64,{PNG}"' in image and 'alt="chart"' in image
+    assert ">Open<" in page  # the link text stays, without its target
 
 
 def manifest(errors: bool) -> dict:

@@ -406,6 +406,9 @@ def test_account_loss_stress_hand_values():
     # a new logo of 100/month won in month 1, ramp 6: 100 * (15/6 + 31) = 3350 -> ceil(36000/3350) = 11
     assert first["new_logos_needed_avg"] == 11
     assert first["new_logos_needed_median"] == 11
+    # 11 new accounts are more than the 4 the book has: said, not hidden
+    assert first["new_logos_needed_avg_reason"] == "more_than_book"
+    assert first["growth_uplift_reason"] is None
     # uplift d closes the gap: 300 * sum_t ((1+d)^(t/12) - 1) = 36000
     d = first["growth_uplift_needed"]
     t = np.arange(1, 37)
@@ -441,8 +444,11 @@ def test_price_negotiation_our_side():
     assert out.loc["gross_profit", "change"] == pytest.approx(-50)
     assert out.loc["gross_margin", "after_cut"] == pytest.approx(0.25 / 0.95)
     assert out.loc["break_even_volume_increase", "after_cut"] == pytest.approx(0.2)
+    assert out.loc["break_even_volume_increase", "reason"] == ""
     hopeless = sc.price_negotiation(1000.0, 0.1, 15).set_index("metric")
-    assert math.isinf(hopeless.loc["break_even_volume_increase", "after_cut"])
+    # no volume restores the profit: missing with a reason, never infinite
+    assert np.isnan(hopeless.loc["break_even_volume_increase", "after_cut"])
+    assert hopeless.loc["break_even_volume_increase", "reason"] == "cut_exceeds_margin"
     assert "no volume increase restores" in hopeless.loc["break_even_volume_increase", "note"]
     with pytest.raises(ValueError, match="price_cut_pct"):
         sc.price_negotiation(1000.0, 0.3, 120)
@@ -475,7 +481,9 @@ def test_book_from_features_fallbacks():
         feats, churn_prob_month=pd.Series({"a": 0.02}), default_volatility=0.2
     )
     np.testing.assert_allclose(book["monthly_revenue"], [100, 200, 0])
-    np.testing.assert_allclose(book["margin"], [0.5, 0.25, 0.0])
+    # c has no revenue, so no margin of its own: the book's 1200 / 3600, not 0
+    np.testing.assert_allclose(book["margin"], [0.5, 0.25, 1 / 3])
+    assert book["margin_source"].tolist() == ["account", "account", "book"]
     fallback = 1 - 0.9 ** (1 / 12)
     np.testing.assert_allclose(book["churn_prob_month"], [0.02, fallback, fallback])
     mean = (1200 * 0.5 + 2400 * -0.1) / 3600  # revenue-weighted: 0.1
@@ -676,7 +684,7 @@ def test_break_even_curve_matches_formula():
     np.testing.assert_allclose(curve["volume_increase"], [0, 0.25, 2 / 3, 1.5, 4.0])
     default = sc.break_even_curve(0.25)
     assert default["price_cut"].max() == pytest.approx(0.2)  # 0.8 x margin
-    assert math.isinf(sc.break_even_curve(0.1, max_cut=0.1)["volume_increase"].iloc[-1])
+    assert np.isnan(sc.break_even_curve(0.1, max_cut=0.1)["volume_increase"].iloc[-1])
     with pytest.raises(ValueError, match="margin"):
         sc.break_even_curve(0.0)
 
@@ -704,3 +712,163 @@ def test_book_tornado_closed_form_swings():
     )
     with pytest.raises(ValueError, match="unknown lever"):
         sc.book_tornado(book, ranges={"fx_rate": (0, 1)})
+
+
+# --- books the demo never produces: no cost, no revenue, one account, closed cohorts ---
+
+
+def _no_cost_features(revenue, growth=None):
+    revenue = np.asarray(revenue, dtype=float)
+    return pd.DataFrame(
+        {
+            "account_id": [f"A{i}" for i in range(revenue.size)],
+            "revenue_12m": revenue,
+            "gross_profit_12m": np.nan,
+            "margin_12m": np.nan,
+            "revenue_growth": np.nan if growth is None else growth,
+        }
+    )
+
+
+def _all_numbers(frame: pd.DataFrame) -> np.ndarray:
+    return frame.select_dtypes("number").to_numpy(dtype=float)
+
+
+def test_without_cost_data_gross_profit_is_unknown_not_zero():
+    feats = _no_cost_features([1200.0, 2400.0, 600.0])
+    book = sc.book_from_features(feats)
+    assert book["margin"].isna().all() and book["margin_source"].eq("unknown").all()
+    assert not sc.book_margin_known(book)
+    res = sc.simulate_book(book, months=12, draws=50, seed=1, scenario=None)
+    assert np.isnan(res.gross_profit_paths).all()
+    # revenue is simulated exactly as with a known margin (same seed, same draws)
+    known = sc.simulate_book(book.assign(margin=0.3), months=12, draws=50, seed=1)
+    np.testing.assert_array_equal(res.revenue_paths, known.revenue_paths)
+    table = sc.run_scenarios(book, sc.with_run_settings(draws=50, months=24)).table
+    assert table["gross_profit_p50"].isna().all() and np.isfinite(table["revenue_p50"]).all()
+    # ranking by gross profit falls back to revenue; a new logo's margin is unknown too
+    top = sc.resolve_scenario(
+        sc.Scenario(name="x", shocks=[sc.LoseTopK(k=1, by="gross_profit")]), book, months=12
+    )
+    assert top.loss_month.tolist() == [13, 1, 13]
+    # with an assumed margin gross profit is back, labelled as assumed
+    assumed = sc.book_from_features(feats, assumed_gross_margin=0.25)
+    assert assumed["margin"].eq(0.25).all() and assumed["margin_source"].eq("assumed").all()
+    # a partly missing margin is still an error in a hand-made book
+    with pytest.raises(sc.BookError, match="margin"):
+        sc.validate_book(make_book(3).assign(margin=[0.3, np.nan, 0.3]))
+
+
+def test_concentration_says_what_is_unknown_instead_of_zero():
+    frame = pd.DataFrame(
+        {"account_id": ["a", "b"], "revenue": [30.0, 10.0], "gross_profit": np.nan}
+    )
+    conc = sc.concentration(frame)
+    assert set(conc["basis"]) == {"revenue"}  # no gross-profit rows, not 0 %
+    assert sc.concentration_reason(conc) is None
+    assert sc.concentration_reason(conc, "gross_profit") == "gross_profit_unknown"
+    dash = sc.concentration_dashboard(conc).set_index("metric")
+    assert dash.loc["hhi", "revenue"] == pytest.approx(10_000 * (0.75**2 + 0.25**2))
+    assert dash["gross_profit"].isna().all()
+    # no revenue at all (as-of date long after the last sale): NaN, not "HHI 0, unconcentrated"
+    silent = sc.concentration(frame.assign(revenue=0.0))
+    assert sc.concentration_reason(silent) == "no_revenue"
+    hhi = float(silent.set_index("metric").loc["hhi", "value"])
+    assert np.isnan(hhi) and sc.hhi_band(hhi) == "not_available"
+    assert not silent["exceeds"].any()
+    metrics = sc.concentration_metrics(np.zeros(3))
+    assert metrics["n_accounts"] == 0 and metrics["total"] == 0
+    assert np.isnan(metrics["top1_share"]) and np.isnan(metrics["equivalent_accounts"])
+
+
+def test_closed_cohort_loss_stress_is_finite():
+    # CDNOW-like: every customer arrived in the first months, most are silent now; the
+    # median account has no current revenue, which made "new accounts needed" infinite
+    revenue = np.r_[553.0, 40.0, 25.0, 10.0, np.zeros(46)]
+    book = make_book(revenue=revenue)
+    out = sc.account_loss_stress(book, top_k=1, months=36)
+    row = out.iloc[0]
+    assert row["account_id"] == "A0"
+    assert np.isfinite(_all_numbers(out)).all()
+    # new accounts sized like the other accounts that buy: mean 25, median 25 a month
+    per_logo = 15 / 6 + 31  # 36 months, 6-month ramp, won in month 1
+    assert row["new_logos_needed_avg"] == math.ceil(row["revenue_gap"] / (25.0 * per_logo))
+    assert row["new_logos_needed_median"] == row["new_logos_needed_avg"]
+    assert row["new_logos_needed_avg_reason"] is None
+
+
+def test_one_account_book_gives_reasons_not_infinity():
+    book = make_book(revenue=[500.0])
+    out = sc.account_loss_stress(book, months=24)
+    row = out.iloc[0]
+    assert not np.isinf(_all_numbers(out)).any()
+    assert np.isnan(row["new_logos_needed_avg"]) and np.isnan(row["growth_uplift_needed"])
+    assert row["new_logos_needed_avg_reason"] == "no_reference_accounts"
+    assert row["growth_uplift_reason"] == "no_other_revenue"
+    dash = sc.concentration_dashboard(
+        sc.concentration(pd.DataFrame({"account_id": ["A0"], "revenue": [500.0]}))
+    ).set_index("metric")
+    assert dash.loc["hhi", "revenue"] == 10_000 and sc.hhi_band(10_000) == "high"
+
+
+def test_uplift_beyond_range_is_missing_with_a_reason():
+    book = make_book(revenue=[10_000.0, 1.0])
+    row = sc.account_loss_stress(book, accounts=["A0"], months=12).iloc[0]
+    assert np.isnan(row["growth_uplift_needed"])
+    assert row["growth_uplift_reason"] == "beyond_uplift_range"
+
+
+def test_book_without_current_revenue_runs_end_to_end_without_infinity():
+    book = sc.book_from_features(_no_cost_features([0.0, 0.0, 0.0]))
+    run = sc.run_scenarios(book, sc.with_run_settings(draws=20, months=24))
+    assert not np.isinf(_all_numbers(run.table)).any()
+    assert run.table["prob_miss_target"].isna().all()  # a target of 0 is not a target
+    assert run.results["base"].prob_miss_target is None
+    loss = sc.account_loss_stress(book, months=12)
+    assert not np.isinf(_all_numbers(loss)).any() and (loss["revenue_gap"] == 0).all()
+    assert sc.pick_focus_account(book, required=False) is None
+    with pytest.raises(sc.ScenarioError, match="no account has current revenue"):
+        sc.pick_focus_account(book)
+    tornado = sc.book_tornado(book, months=12)
+    assert tornado["metric"].eq("revenue").all() and (tornado["swing"] == 0).all()
+
+
+def test_price_negotiation_with_unknown_margin():
+    out = sc.price_negotiation(1000.0, float("nan"), 5).set_index("metric")
+    assert out.loc["revenue", "after_cut"] == pytest.approx(950)
+    for metric in ("gross_profit", "gross_margin", "break_even_volume_increase"):
+        assert np.isnan(out.loc[metric, "after_cut"])
+        assert out.loc[metric, "reason"] == "margin_unknown"
+    assert not np.isinf(out[["current", "after_cut", "change"]].to_numpy(float)).any()
+
+
+def test_focus_account_skips_key_accounts_without_revenue():
+    book = make_book(4, revenue=[10.0, 40.0, 0.0, 20.0])
+    assert sc.pick_focus_account(book, key_accounts=["A2", "A3"]) == "A3"
+
+
+def test_book_tornado_uses_revenue_when_margin_unknown():
+    book = make_book(4, margin=np.nan)
+    out = sc.book_tornado(book, months=12).set_index("input")
+    assert out["metric"].eq("revenue").all()
+    total = 12 * book["monthly_revenue"].sum()
+    assert out.loc["price_cut_pct", "output_base"] == pytest.approx(total)
+    with pytest.raises(ValueError, match="margins"):
+        sc.book_tornado(book, metric="gross_profit")
+    assert sc.book_tornado(make_book(4))["metric"].eq("gross_profit").all()
+
+
+def test_new_logos_default_size_is_the_median_buying_account():
+    book = make_book(revenue=[0.0, 0.0, 0.0, 100.0, 300.0])
+    resolved = sc.resolve_scenario(
+        sc.Scenario(name="up", shocks=[sc.NewLogos(per_year=4)]), book, months=12
+    )
+    assert resolved.new_logos[0].monthly_revenue == pytest.approx(200.0)  # not the median 0
+
+
+def test_loss_stress_reasons_list_each_explanation_once():
+    book = make_book(revenue=[500.0])
+    one = sc.account_loss_stress(book, months=24)
+    assert sc.loss_stress_reasons(one).tolist() == [("no_reference_accounts", "no_other_revenue")]
+    plain = sc.account_loss_stress(make_book(revenue=[100.0, 100.0, 100.0]), top_k=1, months=24)
+    assert sc.loss_stress_reasons(plain).tolist() == [()]

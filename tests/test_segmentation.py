@@ -18,10 +18,14 @@ from kam_analysis.segmentation import (
     gini,
     key_capacity,
     kmeans,
+    matrix_splits,
     pareto_summary,
     pareto_table,
     portfolio_matrix,
+    segment_summary,
+    tier_conditions,
     tier_migration,
+    tier_rule,
 )
 
 # --------------------------------------------------------------------------- tiers
@@ -136,14 +140,159 @@ def test_assign_tiers_errors():
         assign_tiers(_scored().drop(columns="score"))
     with pytest.raises(SegmentationInputError, match="score is missing for account"):
         assign_tiers(_scored().assign(score=np.nan))
-    with pytest.raises(SegmentationInputError, match="potential column"):
-        assign_tiers(_scored().drop(columns="headroom"))
     with pytest.raises(SegmentationInputError, match="must be unique"):
         assign_tiers(pd.concat([_scored(), _scored()]))
     with pytest.raises(ValidationError):
         SegmentationSettings(key_min_score=120)
     with pytest.raises(ValidationError, match="abc_shares"):
         SegmentationSettings(abc_shares=(0.9, 0.8))
+
+
+# --------------------------------------------------------------------------- missing inputs
+
+NO_WALLET_RULES = RULES.model_copy(update={"key_min_share_of_wallet": 0.3})
+
+
+def _no_wallet() -> pd.DataFrame:
+    """No wallet estimates: share of wallet and headroom unknown; whitespace known."""
+    return _scored().assign(
+        share_of_wallet=np.nan, headroom=np.nan, whitespace=[0.0, 0.0, 9.0, 0.0, 0.0, 3.0]
+    )
+
+
+def test_share_of_wallet_conditions_are_skipped_without_wallet_data():
+    out = assign_tiers(_no_wallet(), NO_WALLET_RULES).set_index("account_id")
+    # key: the 0.3 floor cannot be checked, so key accounts form by score within capacity 2
+    # growth: whitespace percentiles .3 .3 1 .3 .3 .8 (four tied zeros share rank 2.5 of 6);
+    # the share-of-wallet ceiling is skipped, so c (1.0, 70) and f (0.8, 65) are growth
+    assert out["tier"].to_dict() == {
+        "a": "key",
+        "b": "key",
+        "c": "growth",
+        "d": "standard",
+        "e": "standard",
+        "f": "growth",
+    }
+    np.testing.assert_allclose(out["potential_pct"], [0.3, 0.3, 1.0, 0.3, 0.3, 0.8])
+    assert out.loc["a", "tier_reason"] == "key: score 90.0 >= 60, rank 1 within capacity 2"
+    assert out.loc["c", "tier_reason"] == (
+        "growth: potential percentile 1.00 >= 0.75, score 70.0 >= 50"
+    )
+    assert "share of wallet" not in "".join(out["tier_reason"])
+    cond = tier_conditions(_no_wallet(), NO_WALLET_RULES).set_index(["tier", "condition"])
+    assert not cond.loc[("key", "share_of_wallet"), "applied"]
+    assert cond.loc[("key", "share_of_wallet"), "reason"] == "no_wallet"
+    assert cond.loc[("growth", "share_of_wallet"), "reason"] == "no_wallet"
+    assert cond.loc[("growth", "potential"), "applied"]
+    assert cond.loc[("key", "capacity"), "setting"] == 2.0
+    assert cond.loc[("key", "share_of_wallet"), "text"] == (
+        "Key account: share of wallet at least 30% (not applied: no wallet estimates, "
+        "so the share of wallet is unknown)"
+    )
+    assert cond.loc[("key", "score"), "text"] == "Key account: score at least 60 (applied)"
+
+
+def test_no_potential_measure_means_no_growth_candidates_and_says_why():
+    t = _scored().drop(columns="headroom")  # no headroom, no whitespace column
+    out = assign_tiers(t, RULES).set_index("account_id")
+    assert out["tier"].value_counts().to_dict() == {"standard": 4, "key": 2}
+    assert out["potential_pct"].isna().all()  # unknown, not 0
+    assert out.loc["e", "tier_reason"] == (
+        "standard: not key (score 40.0 < 60); not growth (growth rule not applied: no "
+        "potential measure has data; headroom needs wallet estimates, whitespace needs "
+        "product lines)"
+    )
+    # an all-missing column is no data either
+    same = assign_tiers(_scored().assign(headroom=np.nan), RULES)
+    assert same["tier"].tolist() == out["tier"].tolist()
+    rule = tier_rule(t, RULES)
+    assert not rule.growth_applied and rule.n_growth == 0 and rule.n_key == 2
+    cond = rule.conditions.set_index(["tier", "condition"])
+    assert cond.loc[("growth", "potential"), "reason"] == "no_potential"
+    assert cond.loc[("growth", "share_of_wallet"), "reason"] == "rule_off"
+    assert cond.loc[("growth", "score"), "reason"] == "rule_off"
+    assert cond.loc[("key", "share_of_wallet"), "reason"] == "off"  # RULES switch it off
+    assert rule.no_key_reason is None and rule.no_key_text == ""
+
+
+def test_tiers_form_by_score_when_only_scores_are_known():
+    # a CDNOW-like book: no wallet, no product lines, the default rules
+    t = pd.DataFrame({"account_id": [f"A{i:02d}" for i in range(40)]})
+    t["score"] = np.linspace(100, 22, 40)
+    t["share_of_wallet"] = np.nan
+    t["headroom"] = np.nan
+    t["whitespace"] = np.nan
+    out = assign_tiers(t, SegmentationSettings())
+    # capacity = 5 % of 40 = 2; the share-of-wallet floor is skipped
+    assert out.loc[out["tier"] == "key", "account_id"].tolist() == ["A00", "A01"]
+    assert (out["tier"] != "growth").all()
+    rule = tier_rule(t, SegmentationSettings())
+    assert rule.capacity == 2 and rule.n_key == 2
+    skipped = rule.conditions[~rule.conditions["applied"]]
+    assert skipped[["tier", "condition", "reason"]].values.tolist() == [
+        ["key", "share_of_wallet", "no_wallet"],
+        ["key", "value_pct", "off"],
+        ["growth", "potential", "no_potential"],
+        ["growth", "share_of_wallet", "rule_off"],
+        ["growth", "score", "rule_off"],
+    ]
+
+
+def test_a_rule_without_key_accounts_says_which_condition_left_none():
+    low = _scored().assign(score=[50.0, 55.0, 20.0, 30.0, 10.0, 40.0])
+    rule = tier_rule(low, RULES)
+    assert rule.n_key == 0 and rule.no_key_reason == "score_floor"
+    assert (
+        rule.no_key_text == "No key accounts: no account has a score of at least 60 (highest 55.0)."
+    )
+    floor = RULES.model_copy(update={"key_min_share_of_wallet": 0.9})
+    rule = tier_rule(_scored(), floor)
+    assert rule.no_key_reason == "sow_floor"
+    assert rule.no_key_text == (
+        "No key accounts: no account with a score of at least 60 has a share of wallet of "
+        "at least 90%."
+    )
+    value = RULES.model_copy(update={"key_min_value_pct": 0.99})
+    t = _scored().assign(gross_profit_12m=[1.0, 2.0, 3.0, 9.0, 8.0, 4.0])  # best: d, score 55
+    assert tier_rule(t, value).no_key_reason == "value_floor"
+    zero = RULES.model_copy(update={"key_capacity": 0})
+    assert tier_rule(_scored(), zero).no_key_reason == "capacity_zero"
+    ja = tier_rule(low, RULES, lang="ja")
+    assert (
+        ja.no_key_text == "重点顧客はいません：スコア60以上のアカウントがありません（最高55.0）。"
+    )
+    assert tier_rule(low, RULES, lang=None).no_key_text == ""
+
+
+def test_gross_profit_floor_is_skipped_without_cost_data():
+    cfg = RULES.model_copy(update={"key_min_value_pct": 0.5})
+    t = _scored().assign(gross_profit_12m=np.nan)
+    out = assign_tiers(t, cfg).set_index("account_id")
+    assert out.index[out["tier"] == "key"].tolist() == ["a", "b"]
+    cond = tier_conditions(t, cfg).set_index(["tier", "condition"])
+    assert cond.loc[("key", "value_pct"), "reason"] == "no_cost"
+    assert cond.loc[("key", "value_pct"), "text"] == (
+        "Key account: Gross profit (12 months) percentile at least 50% (not applied: no cost "
+        "data, so Gross profit (12 months) is unknown)"
+    )
+    ja = tier_conditions(t, cfg, lang="ja").set_index(["tier", "condition"])
+    assert ja.loc[("key", "value_pct"), "text"].endswith(
+        "（適用せず：原価データがなく、粗利（直近12か月）が不明）"
+    )
+    assert "text" not in tier_conditions(t, cfg, lang=None).columns
+
+
+def test_pareto_counts_a_net_credit_as_zero_and_unknown_gross_profit_as_unknown():
+    f = _pareto_features().assign(revenue_12m=[5.0, -5.0, 10.0, 30.0, 50.0])
+    out = pareto_table(f)
+    assert out["value"].tolist() == [50.0, 30.0, 10.0, 5.0, 0.0]  # d's -5 holds no share
+    np.testing.assert_allclose(out["share"], [50 / 95, 30 / 95, 10 / 95, 5 / 95, 0])
+    no_gp = pareto_table(f.assign(gross_profit_12m=np.nan))
+    assert no_gp["cum_gp_share"].isna().all()
+    tiers = f.assign(tier=["key", "standard", "growth", "key", "standard"], gross_profit_12m=np.nan)
+    summary = segment_summary(tiers).set_index("tier")
+    assert summary["gross_profit_12m"].isna().all() and summary["gp_share"].isna().all()
+    assert summary.loc["key", "revenue_12m"] == 35.0
 
 
 # --------------------------------------------------------------------------- portfolio matrix
@@ -185,22 +334,40 @@ def test_portfolio_position_composite_from_features():
             "account_id": ["c", "b", "a"],
             "share_of_wallet": [0.3, 0.2, 0.1],  # pct a 0, b .5, c 1
             "tenure_days": [100.0, 300.0, 200.0],  # pct a .5, b 1, c 0
-            "orders_12m": [np.nan, 1.0, 2.0],  # pct a 1, b 0, c neutral .5
+            "orders_12m": [np.nan, 1.0, 2.0],  # pct a 1, b 0, c unknown
         }
     )
     out = portfolio_matrix(scored, feats)
-    # default weights .5 / .2 / .3 (stakeholder_coverage absent -> dropped)
+    # default weights .5 / .2 / .3 (stakeholder_coverage absent -> dropped); c is placed on
+    # the two components it has, weights .5 / .2 renormalised over them (no neutral 0.5)
     expected = 100 * np.array(
         [
             0.5 * 0 + 0.2 * 0.5 + 0.3 * 1,
             0.5 * 0.5 + 0.2 * 1 + 0.3 * 0,
-            0.5 * 1 + 0.2 * 0 + 0.3 * 0.5,
+            (0.5 * 1 + 0.2 * 0) / 0.7,
         ]
     )
     np.testing.assert_allclose(out["position"], expected)
     assert out["account_id"].tolist() == ["a", "b", "c"]
     with pytest.raises(SegmentationInputError, match="no position column"):
         portfolio_matrix(scored)
+
+
+def test_portfolio_position_without_wallet_data_uses_the_other_components():
+    scored = pd.DataFrame({"account_id": ["a", "b", "c"], "score": [50.0, 60.0, 70.0]})
+    feats = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c"],
+            "share_of_wallet": np.nan,  # no wallet estimates in the book
+            "tenure_days": [100.0, 300.0, 200.0],  # pct 0, 1, .5
+            "orders_12m": [2.0, 1.0, 3.0],  # pct .5, 0, 1
+        }
+    )
+    out = portfolio_matrix(scored, feats)
+    assert "position_share_of_wallet" not in out  # no data: left out, not 0.5 for everybody
+    # weights .2 / .3 renormalised to .4 / .6
+    np.testing.assert_allclose(out["position"], 100 * np.array([0.3, 0.4, 0.8]))
+    assert matrix_splits(out) == (60.0, pytest.approx(40.0))
 
 
 # --------------------------------------------------------------------------- Pareto / Gini
@@ -253,8 +420,8 @@ def test_pareto_summary():
 
 def test_pareto_errors():
     f = _pareto_features()
-    with pytest.raises(SegmentationInputError, match="revenue_12m must be present and >= 0"):
-        pareto_table(f.assign(revenue_12m=[-1.0, 1, 1, 1, 1]))
+    with pytest.raises(SegmentationInputError, match="revenue_12m must be present"):
+        pareto_table(f.assign(revenue_12m=[np.nan, 1, 1, 1, 1]))
     with pytest.raises(SegmentationInputError, match="sums to 0"):
         pareto_table(f.assign(revenue_12m=0.0))
     with pytest.raises(SegmentationInputError, match="missing required column"):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import io
 import json
 import math
 import re
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,13 +18,22 @@ import pyarrow.parquet as pq
 import pytest
 
 from kam_analysis import synthetic
+from kam_analysis.cli import main
 from kam_analysis.schemas import (
     CANONICAL_TABLES,
     OPEN_STAGES,
     STANCES,
     column_specs,
 )
-from kam_analysis.synthetic import PRODUCT_LINES, generate_dataset, industry_product_preferences
+from kam_analysis.synthetic import (
+    MESSY_EXPORT_COLUMNS,
+    MESSY_EXPORT_DATE_FORMAT,
+    MESSY_EXPORT_FILE,
+    PRODUCT_LINES,
+    generate_dataset,
+    generate_messy_export,
+    industry_product_preferences,
+)
 
 AS_OF = pd.Timestamp("2026-03-31")
 N_SMALL = 300
@@ -543,3 +557,381 @@ def test_planted_hazard_ratios_are_recovered(default_size):
     assert 0.70 < hr["nps"] < 0.88
     assert 1.6 < hr["no_exec"] < 2.8
     assert 0.65 < hr["util"] < 0.88
+
+
+# --------------------------------------------------------------------------- messy ERP export
+
+MESSY_FILES = {MESSY_EXPORT_FILE, "kam.toml", "ground_truth.json", "ground_truth_accounts.parquet"}
+
+
+def _read_export(folder) -> pd.DataFrame:
+    """The export read as a user's script would: cp1252, every value as text."""
+    raw = (folder / MESSY_EXPORT_FILE).read_bytes()
+    lines = pd.read_csv(
+        io.BytesIO(raw), encoding="cp1252", dtype=str, keep_default_na=False, na_filter=False
+    )
+    qty = lines["Quantity"].astype(np.int64)
+    price = lines["UnitPrice"].str.replace(",", "", regex=False).astype(float)
+    return lines.assign(
+        qty=qty,
+        price=price,
+        amount=qty * price,
+        invoice=lines["InvoiceNo"].str.removeprefix("C"),
+        is_credit=lines["InvoiceNo"].str.startswith("C"),
+        when=pd.to_datetime(lines["InvoiceDate"], format=MESSY_EXPORT_DATE_FORMAT),
+        account=lines["Customer ID"],
+        line=lines["Category"].str.strip(),
+    )
+
+
+@pytest.fixture(scope="session")
+def messy(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synth") / "messy"
+    summary = generate_messy_export(folder, n_accounts=N_SMALL, seed=11)
+    truth = json.loads((folder / "ground_truth.json").read_text(encoding="utf-8"))
+    return folder, summary, _read_export(folder), truth
+
+
+def test_messy_export_writes_invoice_lines_config_and_truth_only(messy):
+    folder, summary, lines, _ = messy
+    assert {p.name for p in folder.iterdir()} == MESSY_FILES  # no accounts, no other table
+    assert list(lines.columns[:10]) == list(MESSY_EXPORT_COLUMNS)
+    assert summary["rows"]["invoice_lines"] == len(lines)
+    assert summary["as_of"] == "2026-03-31"
+    raw = (folder / MESSY_EXPORT_FILE).read_bytes()
+    assert raw.startswith(b"InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,")
+    assert raw.count(b"\r\n") == len(lines) + 1 and b"\n" not in raw.replace(b"\r\n", b"")
+
+
+def test_messy_export_is_cp1252_and_not_utf8(messy):
+    folder, _, lines, _ = messy
+    raw = (folder / MESSY_EXPORT_FILE).read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")
+    text = raw.decode("cp1252")
+    for char in "éü£€–’":
+        assert char in text, char
+    # bytes of cp1252, not of UTF-8: the en dash is 0x96, ü is 0xFC
+    assert b"\x96" in raw and b"\xfc" in raw and "–".encode() not in raw
+    overseas = lines["Customer Name"].str.contains(
+        r"\((?:Zürich|Genève|Köln|München|Málaga|Malmö|Besançon|Düsseldorf)\)"
+    )
+    assert overseas.any()
+    assert set(lines.loc[overseas, "Country"].str.strip()) == {"Overseas"}
+
+
+def test_messy_dates_parse_with_the_configured_format(messy):
+    folder, _, lines, _ = messy
+    config = tomllib.loads((folder / "kam.toml").read_text(encoding="utf-8"))
+    fmt = config["data"]["date_format"]
+    parsed = {s: dt.datetime.strptime(s, fmt) for s in lines["InvoiceDate"].unique()}
+    assert min(parsed.values()) >= dt.datetime(2022, 4, 1)
+    assert max(parsed.values()) <= dt.datetime(2026, 3, 31, 23, 59)
+    # US order, nothing padded: 4/1/2022 9:00, never 04/01/2022 09:00
+    assert lines["InvoiceDate"].str.fullmatch(r"\d{1,2}/\d{1,2}/\d{4} \d{1,2}:\d{2}").all()
+    assert lines["InvoiceDate"].str.match(r"\d/\d/\d{4} \d:").any()
+    assert not lines["InvoiceDate"].str.match(r"0|\d+/0|.* 0\d:").any()
+    assert lines["when"].dt.day.gt(12).any()  # day and month cannot be swapped unnoticed
+
+
+def test_messy_net_revenue_per_account_equals_the_clean_demo(small, messy):
+    _, _, clean = small
+    _, _, lines, _ = messy
+    tx = clean["transactions"]
+    attributed = lines[lines.account != ""]
+    # Quantity x UnitPrice, netted over invoices and credit notes, per account and line:
+    net = attributed.groupby(["account", "line"]).amount.sum()
+    expected = tx.groupby(["account_id", "product_line"]).revenue.sum()
+    expected.index.names = net.index.names
+    assert set(net.index) == set(expected.index)
+    # unit prices are rounded to cents: at most half a cent per unit invoiced
+    tolerance = 0.005 * attributed.qty.abs().groupby([attributed.account, attributed.line]).sum()
+    gap = (net - expected.reindex(net.index)).abs()
+    assert (gap <= tolerance + 1e-6).all()
+    per_account = attributed.groupby("account").amount.sum()
+    clean_account = tx.groupby("account_id").revenue.sum()
+    assert per_account.sum() == pytest.approx(clean_account.sum(), rel=1e-7)
+    account_tolerance = 0.005 * attributed.qty.abs().groupby(attributed.account).sum()
+    account_gap = (per_account - clean_account.reindex(per_account.index)).abs()
+    assert (account_gap <= account_tolerance + 1e-6).all()
+    assert account_gap.max() > 0  # cents rounding is real, so the tolerance is needed
+    # ... and the credit notes are part of that equality: without them it breaks
+    credit = attributed[attributed.is_credit].groupby("account").amount.sum()
+    assert (credit < 0).all() and len(credit) > 0.3 * N_SMALL
+    invoiced_only = attributed[~attributed.is_credit].groupby("account").amount.sum()
+    assert (invoiced_only[credit.index] - clean_account[credit.index] > 1).all()
+
+
+def test_messy_cash_sales_are_unattributed_lines_on_their_own_invoices(messy):
+    _, _, lines, truth = messy
+    blank = lines.account == ""
+    assert blank.mean() == pytest.approx(0.20, abs=0.01)
+    assert (lines.loc[blank, "Customer Name"] == "").all()
+    assert (lines.loc[~blank, "Customer Name"].str.strip() != "").all()
+    # ids stay clean: no '12345.0' forms, no spaces
+    assert lines.loc[~blank, "Customer ID"].str.fullmatch(r"C\d{6}").all()
+    assert not set(lines.loc[blank, "invoice"]) & set(lines.loc[~blank, "invoice"])
+    assert (lines.loc[blank, "qty"] > 0).all()
+    share = truth["messy_export"]["amounts"]["unattributed_revenue_share"]
+    assert 0 < share < 0.2
+    assert lines.loc[blank, "amount"].sum() / lines.amount.sum() == pytest.approx(share, abs=1e-4)
+
+
+def test_messy_credit_notes_are_cancellations_of_earlier_invoices(small, messy):
+    _, _, clean = small
+    _, _, lines, truth = messy
+    credit = lines[lines.is_credit]
+    assert 0.015 < len(credit) / len(lines) < 0.03  # ~2 % of lines
+    assert (credit.qty < 0).all() and (lines.loc[~lines.is_credit, "qty"] > 0).all()
+    assert (lines.price > 0).all()
+    invoices = (
+        lines[~lines.is_credit]
+        .groupby("invoice")
+        .agg(when=("when", "first"), account=("account", "first"), net=("amount", "sum"))
+    )
+    original = invoices.reindex(credit.invoice)
+    assert original.when.notna().all()  # every C-invoice cancels an invoice of the file ...
+    assert (original.account.to_numpy() == credit.account.to_numpy()).all()  # ... of its customer
+    assert (credit.when.to_numpy() > original.when.to_numpy()).all()  # ... and comes later
+    delay = credit.when.to_numpy() - original.when.to_numpy()
+    assert (delay >= np.timedelta64(7, "D")).mean() > 0.25  # some weeks later
+    assert (delay < np.timedelta64(1, "D")).mean() > 0.25  # some the same day
+    # partial returns: less comes back than was invoiced for that item
+    invoiced = lines[~lines.is_credit].groupby(["invoice", "StockCode"]).qty.sum()
+    returned = credit[credit.StockCode != "ADJ"].groupby(["invoice", "StockCode"]).qty.sum()
+    kept = invoiced.reindex(returned.index) + returned
+    assert (kept >= 0).all() and (kept > 0).mean() > 0.4 and (kept == 0).any()
+    # full cancellations: wrong invoices netting to zero, the order invoiced again
+    net = lines.groupby("invoice").amount.sum()
+    cancelled = net[net.abs() < 0.005].index
+    counts = truth["messy_export"]["counts"]
+    assert len(cancelled) == counts["wrong_invoices_cancelled"] > 0
+    attributed_invoices = lines.loc[lines.account != "", "invoice"].nunique()
+    assert attributed_invoices == clean["transactions"].order_id.nunique() + len(cancelled)
+    # price adjustments: quantity -1, on the adjusted line's product line
+    adj = credit[credit.StockCode == "ADJ"]
+    assert len(adj) == counts["price_adjustment_lines"] > 0
+    assert (adj.qty == -1).all() and (adj.Description.str.strip() == "Price adjustment").all()
+
+
+def test_messy_lines_respect_churn_and_keep_first_purchases(small, messy):
+    _, _, clean = small
+    _, _, lines, _ = messy
+    attributed = lines[lines.account != ""]
+    churn = clean["truth"].set_index("account_id").churn_date
+    assert not (attributed.when >= attributed.account.map(churn)).any()
+    first = attributed.groupby("account").when.min().dt.normalize()
+    clean_first = clean["transactions"].groupby("account_id").date.min()
+    assert (first.reindex(clean_first.index) == clean_first).all()
+
+
+def test_messy_export_has_excel_style_defects(messy):
+    folder, _, lines, truth = messy
+    raw = (folder / MESSY_EXPORT_FILE).read_bytes().decode("cp1252")
+    grouped = re.findall(r',"(\d{1,3}(?:,\d{3})+\.\d{2})",', raw)
+    counts = truth["messy_export"]["counts"]
+    assert len(grouped) == counts["thousands_separator_prices"] > 0
+    assert lines.UnitPrice.str.fullmatch(r"\d+\.\d{2}|\d{1,3}(?:,\d{3})+\.\d{2}").all()
+    assert lines.Quantity.str.fullmatch(r"-?\d+").all()
+    for column in ("Description", "Customer Name", "Country", "Category"):
+        values = lines[column]
+        assert (values != values.str.strip()).any(), column
+    assert lines.Description.str.startswith(" ").sum() == counts["padded_description_lines"]
+    # the most frequent name per account is the proper (not upper-case) one
+    attributed = lines[lines.account != ""]
+    upper = attributed["Customer Name"].str.strip()
+    assert (upper == upper.str.upper()).sum() >= counts["upper_case_name_lines"] > 0
+
+
+def test_messy_accounts_carry_over_from_the_lines(small, messy):
+    _, _, clean = small
+    _, _, lines, _ = messy
+    attributed = lines[lines.account != ""]
+    mode = attributed.groupby("account").agg(
+        name=("Customer Name", lambda s: s.str.strip().mode().iloc[0]),
+        region=("Country", lambda s: s.str.strip().mode().iloc[0]),
+    )
+    accounts = clean["accounts"].set_index("account_id")
+    assert set(mode.index) == set(clean["transactions"].account_id)
+    assert (mode.region == accounts.region[mode.index]).all()
+    domestic = accounts.region[mode.index] != "Overseas"
+    assert (mode.name[domestic] == accounts.name[mode.index][domestic]).all()
+    overseas = mode.name[~domestic]
+    assert len(overseas) > 0
+    assert all(n.startswith(accounts.name[i] + " (") for i, n in overseas.items())
+
+
+def test_messy_kam_toml_reads_the_export(messy):
+    folder, _, lines, truth = messy
+    text = (folder / "kam.toml").read_text(encoding="utf-8")
+    config = tomllib.loads(text)
+    assert config["data"] == {
+        "base_currency": truth["params"]["currency"],
+        "fiscal_year_start_month": 4,
+        "encoding": "cp1252",
+        "date_format": "%m/%d/%Y %H:%M",
+        "credit_notes": "net",
+        "unattributed": "drop",
+        "files": {"transactions": MESSY_EXPORT_FILE},
+    }
+    assert config["columns"]["transactions"] == {
+        "account_id": "Customer ID",
+        "date": "InvoiceDate",
+        "revenue": "= Quantity * UnitPrice",
+        "quantity": "Quantity",
+        "order_id": "InvoiceNo",
+        "product_line": "Category",
+    }
+    assert config["columns"]["accounts"] == {"name": "Customer Name", "region": "Country"}
+    named = [v for v in config["columns"]["transactions"].values() if not v.startswith("=")]
+    assert set(named) | set(config["columns"]["accounts"].values()) <= set(MESSY_EXPORT_COLUMNS)
+
+
+def test_messy_ground_truth_keeps_the_clean_truths_and_counts_the_changes(small, messy):
+    clean_folder, _, clean = small
+    folder, _, lines, truth = messy
+    clean_truth = json.loads((clean_folder / "ground_truth.json").read_text(encoding="utf-8"))
+    section = truth.pop("messy_export")
+    assert truth == clean_truth  # same accounts, same planted truths
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(folder / "ground_truth_accounts.parquet"), clean["truth"]
+    )
+    counts = section["counts"]
+    assert counts["lines"] == len(lines)
+    assert counts["clean_transaction_lines"] == len(clean["transactions"])
+    assert counts["credit_note_lines"] == lines.is_credit.sum()
+    assert counts["unattributed_lines"] == (lines.account == "").sum()
+    assert counts["upper_case_name_lines"] > 0 and counts["return_lines"] > 0
+    assert section["amounts"]["clean_revenue"] == pytest.approx(
+        clean["transactions"].revenue.sum(), abs=0.01
+    )
+    assert section["amounts"]["attributed_net_revenue"] == pytest.approx(
+        lines.loc[lines.account != "", "amount"].sum(), abs=0.01
+    )
+    assert section["settings"]["unattributed_share"] == 0.2
+    assert section["format"]["encoding"] == "cp1252" and section["changes"]
+
+
+def test_messy_export_is_deterministic(messy, tmp_path):
+    folder, _, _, _ = messy
+    generate_messy_export(tmp_path / "again", n_accounts=N_SMALL, seed=11)
+    for name in MESSY_FILES:
+        assert (tmp_path / "again" / name).read_bytes() == (folder / name).read_bytes(), name
+    generate_messy_export(tmp_path / "other", n_accounts=N_SMALL, seed=12)
+    assert (tmp_path / "other" / MESSY_EXPORT_FILE).read_bytes() != (
+        folder / MESSY_EXPORT_FILE
+    ).read_bytes()
+
+
+def test_messy_and_clean_demos_replace_each_other_only_when_forced(tmp_path):
+    folder = tmp_path / "ds"
+    generate_dataset(folder, n_accounts=30, seed=1)
+    with pytest.raises(FileExistsError, match="accounts.parquet"):
+        generate_messy_export(folder, n_accounts=30, seed=1)
+    generate_messy_export(folder, n_accounts=30, seed=1, overwrite=True)
+    assert {p.name for p in folder.iterdir()} == MESSY_FILES
+    with pytest.raises(FileExistsError, match="invoice_lines.csv"):
+        generate_dataset(folder, n_accounts=30, seed=1)
+    generate_dataset(folder, n_accounts=30, seed=1, overwrite=True)
+    names = {p.name for p in folder.iterdir()}
+    assert "kam.toml" not in names and MESSY_EXPORT_FILE not in names  # stale config removed
+    assert "accounts.parquet" in names
+    # a user's own kam.toml is never replaced without --force, and kept by the clean demo
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "kam.toml").write_text("[data]\nbase_currency = 'EUR'\n")
+    with pytest.raises(FileExistsError, match="kam.toml"):
+        generate_messy_export(user, n_accounts=30, seed=1)
+    generate_dataset(user, n_accounts=30, seed=1)
+    assert (user / "kam.toml").read_text() == "[data]\nbase_currency = 'EUR'\n"
+
+
+def test_messy_bad_arguments_leave_nothing(tmp_path):
+    with pytest.raises(ValueError, match="fiscal_year_start_month"):
+        generate_messy_export(tmp_path / "x", n_accounts=10, fiscal_year_start_month=0)
+    assert not (tmp_path / "x").exists()
+
+
+def test_kam_synth_messy_writes_the_export(tmp_path, capsys):
+    out = tmp_path / "messy"
+    assert main(["synth", "--messy", "--accounts", "40", "--seed", "2", "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == MESSY_FILES
+    printed = capsys.readouterr().out
+    assert "and kam.toml" in printed and "invoice lines" in printed
+    assert main(["synth", "--messy", "--accounts", "40", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["synth", "--messy", "--out", str(tmp_path / "y"), "--start", "2022/13/01"]) == 2
+    assert "start must be an ISO date" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- real-data samples
+# The committed samples of public data (tests/data/real/README.md) are the bytes the README
+# describes; reading them through kam_analysis.data is tested with the reader.
+
+REAL = Path(__file__).parent / "data" / "real"
+_README_ROW = re.compile(r"^\| `([^`]+)` \| ([\d,]+) \| ([\d,]+) \| `([0-9a-f]{64})` \|$")
+
+
+def _real_samples() -> dict[str, tuple[int, int, str]]:
+    rows = {}
+    for line in (REAL / "README.md").read_text(encoding="utf-8").splitlines():
+        match = _README_ROW.match(line)
+        if match:
+            name, size, n_lines, digest = match.groups()
+            rows[name] = (int(size.replace(",", "")), int(n_lines.replace(",", "")), digest)
+    return rows
+
+
+def test_real_samples_match_the_readme():
+    listed = _real_samples()
+    assert set(listed) == {"cdnow/CDNOW_sample.txt", "superstore/superstore_sample.csv"}
+    on_disk = {
+        p.relative_to(REAL).as_posix()
+        for p in REAL.rglob("*")
+        if p.is_file()
+        and p.suffix in (".txt", ".csv", ".parquet", ".xlsx", ".tsv")
+        and "_derived" not in p.relative_to(REAL).parts  # caches kam writes next to the data
+    }
+    assert on_disk == set(listed)  # every data file is documented
+    for name, (size, n_lines, digest) in listed.items():
+        data = (REAL / name).read_bytes()
+        assert len(data) == size, name
+        assert data.count(b"\n") == n_lines, name
+        assert hashlib.sha256(data).hexdigest() == digest, name
+        assert len(data) < 1_000_000  # small enough to commit
+
+
+def test_real_samples_follow_their_sampling_rules():
+    cdnow = (REAL / "cdnow" / "CDNOW_sample.txt").read_bytes().decode("ascii")
+    rows = cdnow.split("\r\n")
+    assert rows.pop() == ""  # CRLF after the last line, no header
+    pattern = re.compile(r" (\d{5}) (\d{8}) +(\d+) +(\d+\.\d{2})")
+    fields = [pattern.fullmatch(r).groups() for r in rows]
+    ids = {int(f[0]) for f in fields}
+    assert all(i % 10 == 0 for i in ids) and len(ids) == 2357 == 23570 // 10
+    assert min(f[1] for f in fields) == "19970101" and max(f[1] for f in fields) == "19980630"
+    assert sum(float(f[3]) for f in fields) == pytest.approx(240267.14, abs=0.005)
+
+    store = pd.read_csv(REAL / "superstore" / "superstore_sample.csv", encoding="utf-8")
+    assert list(store.columns) == [
+        "Row ID", "Order ID", "Order Date", "Ship Date", "Ship Mode", "Customer ID",
+        "Customer Name", "Segment", "Country", "City", "State", "Postal Code", "Region",
+        "Product ID", "Category", "Sub-Category", "Product Name", "Sales", "Quantity",
+        "Discount", "Profit",
+    ]  # fmt: skip
+    customers = sorted(store["Customer ID"].unique())
+    assert len(customers) == 265 and customers[0] == "AA-10315"
+    assert store["Row ID"].is_monotonic_increasing  # original order
+    assert store["Sales"].sum() == pytest.approx(789470.96, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("folder", "file"),
+    [("cdnow", "CDNOW_sample.txt"), ("superstore", "superstore_sample.csv")],
+)
+def test_real_samples_have_a_kam_toml_naming_them(folder, file):
+    config = tomllib.loads((REAL / folder / "kam.toml").read_text(encoding="utf-8"))
+    assert config["data"]["files"] == {"transactions": file}
+    assert config["data"]["base_currency"] == "USD"
+    mapped = config["columns"]["transactions"]
+    assert {"account_id", "date", "revenue"} <= set(mapped)

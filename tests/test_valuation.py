@@ -83,10 +83,12 @@ def _four_accounts() -> pd.DataFrame:
 def test_score_hand_computed_with_contributions():
     out = attractiveness_score(_four_accounts(), {"revenue_12m": 3, "strategic_fit": 1})
     # weights -> 0.75, 0.25; revenue ranks 0, 1/3, 2/3, 1;
-    # strategic_fit ranks among 5, 1, 3 -> 1, 0, 0.5 and NaN -> neutral 0.5
-    np.testing.assert_allclose(out["contrib_revenue_12m"], [0, 25, 50, 75])
-    np.testing.assert_allclose(out["contrib_strategic_fit"], [25, 12.5, 0, 12.5])
-    np.testing.assert_allclose(out["score"], [25, 37.5, 50, 87.5])
+    # strategic_fit ranks among 5, 1, 3 -> 1, 0, 0.5; b is unrated: it is scored on revenue
+    # alone (its weights renormalised over what is known: 0.75 / 0.75), not given 0.5
+    np.testing.assert_allclose(out["contrib_revenue_12m"], [0, 100 / 3, 50, 75])
+    np.testing.assert_allclose(out["contrib_strategic_fit"], [25, 0, 0, 12.5])
+    np.testing.assert_allclose(out["score"], [25, 100 / 3, 50, 87.5])
+    np.testing.assert_allclose(out["weight_known"], [1, 0.75, 1, 1])
     assert out["rank"].tolist() == [4, 3, 2, 1]
     # input columns kept, input not mutated
     assert "expected_expansion" in out
@@ -128,10 +130,11 @@ def test_missing_opportunity_data_counts_as_zero():
     assert out["rank"].tolist() == [2, 1, 3, 4]
 
 
-def test_absent_qualitative_column_is_neutral_but_absent_amount_is_an_error():
+def test_absent_qualitative_column_drops_out_but_absent_amount_is_an_error():
     t = _four_accounts()
     out = attractiveness_score(t, {"revenue_12m": 1, "synergy": 1})
-    np.testing.assert_allclose(out["contrib_synergy"], [25, 25, 25, 25])
+    assert "contrib_synergy" not in out  # no data: dropped, not a neutral 0.5 for everybody
+    np.testing.assert_allclose(out["score"], [0, 100 / 3, 200 / 3, 100])
     with pytest.raises(ValuationInputError, match="'headroom'.*no column"):
         attractiveness_score(t, {"headroom": 1})
 

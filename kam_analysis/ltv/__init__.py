@@ -8,6 +8,13 @@ account LTV with intervals: :func:`account_ltv`; backtests:
 :func:`backtest_ltv`, :func:`rolling_backtest`; renewals: :func:`renewal_forecast`. All follow ``Model(settings)
 .fit(data) -> self`` with fitted attributes ending in ``_`` and a
 ``summary()`` table; times are in the model's explicit ``time_unit``.
+
+BG/NBD and Pareto/NBD accept ``boundary="bootstrap"``: an estimate on the
+boundary of the parameter space (e.g. ``a -> 0`` when almost nobody drops
+out) is kept and gets parametric-bootstrap intervals instead of raising
+:class:`ConvergenceError`; :func:`~kam_analysis.ltv.fitting.fit_ltv_models`
+uses it, falls back from BG/NBD to Pareto/NBD, and records what it did as
+notes (:class:`~kam_analysis.ltv.fitting.LtvNote`).
 """
 
 from ._base import (
@@ -21,7 +28,7 @@ from .backtest import backtest_ltv, rolling_backtest
 from .beta_geo import BetaGeo, simulate_beta_geo
 from .gamma_gamma import GammaGamma, IndependenceWarning
 from .hazard import ChurnHazardModel, build_churn_covariates
-from .pareto_nbd import ParetoNBD
+from .pareto_nbd import ParetoNBD, simulate_pareto_nbd
 from .renewal import renewal_forecast
 from .shifted_beta_geometric import ShiftedBetaGeometric
 from .trajectory import RevenueTrajectory
@@ -47,4 +54,5 @@ __all__ = [
     "ShiftedBetaGeometric",
     "per_period_discount_rate",
     "simulate_beta_geo",
+    "simulate_pareto_nbd",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -73,6 +74,17 @@ class LTVModelSettings(BaseModel):
     correlation_threshold
         Gamma-Gamma: absolute Pearson correlation between frequency and
         average spend above which an :class:`IndependenceWarning` is issued.
+    boundary
+        BG/NBD and Pareto/NBD: what to do when the estimate lies on the
+        boundary of the parameter space (e.g. BG/NBD ``a -> 0`` when almost
+        nobody drops out): ``"raise"`` a :class:`ConvergenceError`, or keep
+        the point estimate and compute intervals by parametric
+        ``"bootstrap"``.
+    n_bootstrap
+        Bootstrap replicates at most (fewer on large data, see
+        :func:`~kam_analysis.ltv._repeat_purchase.bootstrap_replicates`).
+    max_bootstrap_seconds
+        Wall-clock limit of the bootstrap; replicates finished by then are used.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -82,6 +94,13 @@ class LTVModelSettings(BaseModel):
     max_iter: int = Field(1000, ge=10, description="maximum optimiser iterations")
     correlation_threshold: float = Field(
         0.3, ge=0, le=1, description="Gamma-Gamma |corr(frequency, spend)| warning threshold"
+    )
+    boundary: Literal["raise", "bootstrap"] = Field(
+        "raise", description="estimate on the parameter boundary: raise, or bootstrap intervals"
+    )
+    n_bootstrap: int = Field(200, ge=20, le=5000, description="bootstrap replicates at most")
+    max_bootstrap_seconds: float = Field(
+        120.0, gt=0, description="wall-clock limit of the bootstrap"
     )
 
 
@@ -402,6 +421,8 @@ def minimize_log_scale(
     ftol: float = 1e-15,
     gtol: float = 1e-9,
     accept_gtol: float = 1e-5,
+    allow_boundary: bool = False,
+    max_seconds: float | None = None,
 ) -> np.ndarray:
     """Minimise a per-customer mean negative log-likelihood over log-parameters.
 
@@ -419,7 +440,15 @@ def minimize_log_scale(
     accept_gtol
         A run that stopped for another reason (e.g. line-search failure at
         machine precision) is accepted when the largest gradient entry is
-        below this.
+        below this (gradient entries pushing a parameter that sits on the box
+        further out do not count).
+    allow_boundary
+        Return an optimum on the box ``|log theta| = LOG_BOUND`` (a parameter
+        run off to 0 or infinity) instead of raising; the caller then treats
+        the estimate as a boundary solution (see ``ParametricModel._store_fit``).
+    max_seconds
+        Stop after this much wall-clock time (checked after each iteration);
+        a run stopped before converging raises :class:`ConvergenceError`.
 
     Returns
     -------
@@ -429,7 +458,8 @@ def minimize_log_scale(
     Raises
     ------
     ConvergenceError
-        Non-finite objective, no convergence, or an optimum on the boundary.
+        Non-finite objective, no convergence, or (unless ``allow_boundary``)
+        an optimum on the boundary.
     """
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(x0)
 
@@ -446,6 +476,14 @@ def minimize_log_scale(
             f"{model}: the log-likelihood is not finite at the starting values "
             f"{dict(zip(names, np.exp(x0).round(6), strict=True))}; check the input data"
         )
+    deadline = None if max_seconds is None else time.perf_counter() + float(max_seconds)
+    timed_out = [False]
+
+    def stop_at_deadline(intermediate_result: Any) -> None:
+        if deadline is not None and time.perf_counter() > deadline:
+            timed_out[0] = True
+            raise StopIteration
+
     with single_threaded_blas():
         res = optimize.minimize(
             safe,
@@ -454,12 +492,13 @@ def minimize_log_scale(
             method="L-BFGS-B",
             bounds=bounds,
             options={"maxiter": max_iter, "ftol": ftol, "gtol": gtol, "maxcor": 20},
+            callback=stop_at_deadline if deadline is not None else None,
         )
     val, g = safe(res.x)
     if val >= 1e100:
         raise ConvergenceError(f"{model}: the log-likelihood is not finite at the optimum")
     on_edge = np.abs(res.x) >= LOG_BOUND - 1e-3
-    if on_edge.any():
+    if on_edge.any() and not allow_boundary:
         which = ", ".join(
             f"{n}={'0' if v < 0 else 'inf'}"
             for n, v in zip(names, res.x, strict=True)
@@ -469,10 +508,16 @@ def minimize_log_scale(
             f"{model}: the maximum-likelihood estimate is degenerate ({which}); the data do "
             "not identify the model (e.g. no repeat purchases, or no churn at all)"
         )
-    if not res.success and np.max(np.abs(g)) > accept_gtol:
+    # a gradient pushing a parameter on the box further out is not a failure to converge
+    outward = np.zeros_like(on_edge)
+    if allow_boundary:
+        outward = on_edge & (np.sign(res.x) == -np.sign(g))
+    g_free = np.where(outward, 0.0, g)
+    if not res.success and np.max(np.abs(g_free)) > accept_gtol:
+        why = f"its time limit of {max_seconds:g} s" if timed_out[0] else res.message
         raise ConvergenceError(
             f"{model}: the optimiser did not converge after {res.nit} iterations "
-            f"({res.message}); largest gradient {np.max(np.abs(g)):.2e}"
+            f"({why}); largest gradient {np.max(np.abs(g_free)):.2e}"
         )
     return res.x
 
@@ -536,10 +581,14 @@ def fit_with_warm_start(
     names: Sequence[str],
     model: str,
     max_iter: int,
+    allow_boundary: bool = False,
+    max_seconds: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Optimise ``objective``; with ``sub_objective`` (same model on a random
     subsample) fit that first with L-BFGS-B and polish on the full data with
     :func:`newton_refine`, falling back to L-BFGS-B on the full data.
+    ``allow_boundary`` and ``max_seconds`` (for each L-BFGS-B run) are passed
+    to :func:`minimize_log_scale`.
 
     Returns
     -------
@@ -551,7 +600,8 @@ def fit_with_warm_start(
             try:
                 start = minimize_log_scale(
                     sub_objective, x0, names=names, model=model, max_iter=max_iter,
-                    ftol=1e-12, gtol=1e-8, accept_gtol=1e-4,
+                    ftol=1e-12, gtol=1e-8, accept_gtol=1e-4, allow_boundary=allow_boundary,
+                    max_seconds=max_seconds,
                 )  # fmt: skip
                 hess = numerical_hessian(None, start, grad=lambda z: sub_objective(z)[1])
                 polished = newton_refine(objective, start, hess)
@@ -560,7 +610,81 @@ def fit_with_warm_start(
             if polished is not None and np.all(np.abs(polished[0]) < LOG_BOUND - 1e-3):
                 return polished[0], polished[2]
             x0 = start
-        return minimize_log_scale(objective, x0, names=names, model=model, max_iter=max_iter), None
+        return minimize_log_scale(
+            objective, x0, names=names, model=model, max_iter=max_iter,
+            allow_boundary=allow_boundary, max_seconds=max_seconds,
+        ), None  # fmt: skip
+
+
+def boundary_diagnosis(
+    log_params: np.ndarray, hessian_log: np.ndarray, names: Sequence[str]
+) -> tuple[str | None, tuple[str, ...]]:
+    """Is a maximum-likelihood estimate regular, or on the boundary of the parameter space?
+
+    Three symptoms, checked in this order: a parameter on the optimiser's box
+    (``|log theta| >= LOG_BOUND``: run off to 0 or infinity), a Hessian of the
+    negative log-likelihood that is not positive definite (flat or curving
+    the wrong way in some direction), and a standard error of a log-parameter
+    above ``MAX_SE_LOG`` (the likelihood is nearly flat).
+
+    Parameters
+    ----------
+    log_params
+        The estimate on the log scale.
+    hessian_log
+        Hessian of the total negative log-likelihood in the log-parameters.
+    names
+        Parameter names.
+
+    Returns
+    -------
+    (str or None, tuple of str)
+        A sentence describing the problem (None for a regular estimate) and
+        the parameters involved: those on the box, with a large standard
+        error, or loading on a flat direction of the Hessian.
+    """
+    names = list(names)
+    on_edge = np.abs(log_params) >= LOG_BOUND - 1e-3
+    try:
+        eig, vec = np.linalg.eigh(hessian_log)
+    except np.linalg.LinAlgError:
+        eig, vec = np.array([np.nan]), np.zeros((len(names), 1))
+    weak = set(np.flatnonzero(on_edge).tolist())
+    if on_edge.any():
+        which = ", ".join(
+            f"{n}={'0' if v < 0 else 'inf'}"
+            for n, v, e in zip(names, log_params, on_edge, strict=True)
+            if e
+        )
+        problem = (
+            f"the maximum-likelihood estimate is on the boundary of the parameter space ({which})"
+        )
+    elif not np.all(np.isfinite(eig)) or eig.min() <= 0:
+        problem = (
+            f"the Hessian at the optimum is not positive definite (eigenvalues "
+            f"{np.round(eig, 6).tolist()}); the likelihood is flat in some direction and the "
+            "estimates are not identified"
+        )
+    else:
+        se_log = np.sqrt(np.diag(np.linalg.inv(hessian_log)))
+        flat = se_log > MAX_SE_LOG
+        if not flat.any():
+            return None, ()
+        weak |= set(np.flatnonzero(flat).tolist())
+        which = ", ".join(
+            f"log({n}) has standard error {v:.3g}"
+            for n, v, f in zip(names, se_log, flat, strict=True)
+            if f
+        )
+        problem = (
+            f"the estimate is not identified ({which}); the likelihood keeps rising towards "
+            "a degenerate boundary (e.g. no variation in the data)"
+        )
+    if np.all(np.isfinite(eig)):
+        scale = max(float(np.abs(eig).max()), 1e-300)
+        for j in np.flatnonzero(eig <= 1e-6 * scale):
+            weak |= set(np.flatnonzero(np.abs(vec[:, j]) >= 0.3).tolist())
+    return problem, tuple(names[i] for i in sorted(weak))
 
 
 class ParametricModel:
@@ -588,35 +712,45 @@ class ParametricModel:
         log_likelihood: float,
         n_obs: float,
         hessian_log: np.ndarray,
+        *,
+        allow_boundary: bool = False,
     ) -> None:
-        """Store estimates; ``hessian_log`` is of the total negative LL in log-parameters."""
+        """Store estimates; ``hessian_log`` is of the total negative LL in log-parameters.
+
+        A regular optimum (inside the box, positive definite Hessian, finite
+        standard errors) gets Wald intervals. Otherwise the estimate lies on
+        (or runs towards) the boundary of the parameter space: with
+        ``allow_boundary`` it is stored with NaN standard errors and
+        ``at_boundary_ = True`` (the subclass then computes intervals that work
+        there); without, :class:`ConvergenceError` is raised.
+        """
         theta = np.exp(log_params)
-        try:
-            eig = np.linalg.eigvalsh(hessian_log)
-        except np.linalg.LinAlgError:
-            eig = np.array([np.nan])
-        if not np.all(np.isfinite(eig)) or eig.min() <= 0:
-            raise ConvergenceError(
-                f"{self.model_name}: the Hessian at the optimum is not positive definite "
-                f"(eigenvalues {np.round(eig, 6).tolist()}); the likelihood is flat in some "
-                "direction and the estimates are not identified"
-            )
-        cov_log = np.linalg.inv(hessian_log)
-        se_log = np.sqrt(np.diag(cov_log))
-        flat = se_log > MAX_SE_LOG
-        if flat.any():
-            which = ", ".join(
-                f"log({n}) has standard error {v:.3g}"
-                for n, v, f in zip(self.param_names, se_log, flat, strict=True)
-                if f
-            )
-            raise ConvergenceError(
-                f"{self.model_name}: the estimate is not identified ({which}); the likelihood "
-                "keeps rising towards a degenerate boundary (e.g. no variation in the data)"
-            )
+        problem, weak = boundary_diagnosis(log_params, hessian_log, self.param_names)
+        if problem is not None and not allow_boundary:
+            raise ConvergenceError(f"{self.model_name}: {problem}")
         self.params_ = dict(zip(self.param_names, theta.tolist(), strict=True))
         self.log_likelihood_ = float(log_likelihood)
         self.n_obs_ = float(n_obs) if not float(n_obs).is_integer() else int(n_obs)
+        self.converged_ = True
+        self.param_draws_ = None
+        if problem is not None:
+            nan = np.full(theta.size, np.nan)
+            self.at_boundary_ = True
+            self.boundary_params_ = weak
+            self.boundary_reason_ = problem
+            self.interval_method_ = "none"
+            self.variance_matrix_ = None
+            self.standard_errors_ = dict(zip(self.param_names, nan.tolist(), strict=True))
+            self.confidence_intervals_ = pd.DataFrame(
+                {"lower": nan, "upper": nan}, index=pd.Index(self.param_names, name="param")
+            )
+            return
+        cov_log = np.linalg.inv(hessian_log)
+        se_log = np.sqrt(np.diag(cov_log))
+        self.at_boundary_ = False
+        self.boundary_params_ = ()
+        self.boundary_reason_ = None
+        self.interval_method_ = "wald"
         self.variance_matrix_ = pd.DataFrame(
             cov_log * np.outer(theta, theta), index=self.param_names, columns=self.param_names
         )
@@ -626,7 +760,6 @@ class ParametricModel:
             {"lower": theta * np.exp(-z * se_log), "upper": theta * np.exp(z * se_log)},
             index=pd.Index(self.param_names, name="param"),
         )
-        self.converged_ = True
 
     @classmethod
     def from_params(cls, params: dict[str, float], **settings: Any) -> Any:
@@ -664,6 +797,11 @@ class ParametricModel:
         model.log_likelihood_ = float("nan")
         model.n_obs_ = 0
         model.converged_ = False
+        model.at_boundary_ = False
+        model.boundary_params_ = ()
+        model.boundary_reason_ = None
+        model.interval_method_ = "none"
+        model.param_draws_ = None
         return model
 
     def _check_fitted(self) -> None:

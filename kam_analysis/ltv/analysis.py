@@ -5,6 +5,12 @@ every account (:func:`~kam_analysis.ltv.value.account_ltv`), builds the
 retention curves, the renewal forecast, and the backtest at the latest
 cut-off plus a rolling-origin summary, so that the notebook only plots and
 narrates.
+
+It does not fail because the data do not support a model: a model that
+cannot be fitted falls back to the next one, an estimate on a parameter
+boundary gets bootstrap intervals, and when no account can be valued the
+table says so (``model == "none"``). Each such event is a note
+(:class:`~kam_analysis.ltv.fitting.LtvNote`, ``messages``) for the page.
 """
 
 from __future__ import annotations
@@ -15,9 +21,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._base import ConvergenceError
 from .backtest import BacktestInputError, BacktestResult, backtest_ltv, rolling_cutoffs
+from .fitting import LtvNote
 from .renewal import contracts_due, renewal_forecast, renewal_probabilities
-from .value import LtvModels, LtvSettings, account_ltv, fit_ltv_models, retention_cohorts
+from .value import (
+    LTV_COLUMNS,
+    LtvInputError,
+    LtvModels,
+    LtvSettings,
+    account_ltv,
+    fit_ltv_models,
+    ltv_basis,
+    retention_cohorts,
+)
 
 __all__ = ["LtvAnalysis", "hazard_profiles", "ltv_analysis"]
 
@@ -46,7 +63,14 @@ class LtvAnalysis:
     rolling : DataFrame or None
         ``error_metrics`` of the ``all`` group per cut-off.
     notes : list of str
-        Skipped analyses and model warnings, for the report.
+        Skipped analyses, fallbacks and model warnings (English).
+    basis : str
+        What the LTV measures: ``"gross_profit"``, ``"assumed_margin"``
+        (revenue x ``assumed_gross_margin``) or ``"revenue"`` (no cost data).
+    assumed_gross_margin : float or None
+        The margin behind ``"assumed_margin"``.
+    messages : list of LtvNote
+        The notes with their locale keys (``ltv.note.<key>``) and values.
     """
 
     settings: LtvSettings
@@ -58,6 +82,14 @@ class LtvAnalysis:
     backtest: BacktestResult | None = None
     rolling: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    basis: str = "gross_profit"
+    assumed_gross_margin: float | None = None
+    messages: list[LtvNote] = field(default_factory=list)
+
+    @property
+    def valued(self) -> pd.DataFrame:
+        """The rows of ``ltv`` with a value (model other than ``"none"``)."""
+        return self.ltv[self.ltv["model"] != "none"]
 
 
 def hazard_profiles(models: LtvModels, months: int) -> pd.DataFrame:
@@ -87,6 +119,7 @@ def ltv_analysis(
     n_origins: int = 3,
     step_months: int = 6,
     renewal_months: int = 12,
+    assumed_gross_margin: float | None = None,
 ) -> LtvAnalysis:
     """Run the LTV report's computations on an analysis context.
 
@@ -102,15 +135,21 @@ def ltv_analysis(
         Rolling-origin backtest: number of cut-offs and months between them.
     renewal_months : int
         Renewal forecast horizon.
+    assumed_gross_margin : float, optional
+        Without cost data, value revenue x this margin; default
+        ``ctx.config.data.assumed_gross_margin`` when the configuration has it.
 
     Returns
     -------
     LtvAnalysis
+        Never raises because a model cannot be fitted or no account can be
+        valued; those cases are in ``notes`` and ``messages``.
     """
     settings = settings or LtvSettings()
+    if assumed_gross_margin is None:
+        assumed_gross_margin = getattr(ctx.config.data, "assumed_gross_margin", None)
     period = ctx.config.features.period
     frames = {t: ctx.frame(t) for t in ("contracts", "surveys", "activities", "usage")}
-    notes: list[str] = []
     models = fit_ltv_models(
         ctx.features,
         as_of=ctx.as_of,
@@ -119,28 +158,120 @@ def ltv_analysis(
         purchase_period=period,
         **frames,
     )
-    ltv = account_ltv(
+    basis, margin = ltv_basis(
         ctx.features,
-        as_of=ctx.as_of,
-        contracts=frames["contracts"],
+        assumed_gross_margin=assumed_gross_margin,
+        portfolio_margin=models.portfolio_margin,
+    )
+    _note_basis(models, basis, margin)
+    try:
+        ltv = account_ltv(
+            ctx.features,
+            as_of=ctx.as_of,
+            contracts=frames["contracts"],
+            settings=settings,
+            models=models,
+            purchase_period=period,
+            assumed_gross_margin=assumed_gross_margin,
+        )
+    except LtvInputError as err:
+        ltv = unvalued_ltv(ctx.features, basis)
+        models.note("nothing_valued", f"no account could be valued: {err}", reason=str(err))
+    ltv = _with_labels(ltv, ctx.frame("accounts"))
+
+    observed, fitted_df = _retention_curves(models, ctx.as_of)
+    renewal = _renewal(ctx, frames["contracts"], models, ltv, settings, renewal_months)
+    results, bt_notes = _backtests(
+        ctx,
+        frames,
+        settings,
+        period=period,
+        holdout_months=holdout_months,
+        n_origins=n_origins,
+        step_months=step_months,
+        assumed_gross_margin=assumed_gross_margin,
+    )
+    rolling = None
+    if results:
+        rolling = pd.concat(
+            [r.metrics[r.metrics["group"] == "all"] for r in results], ignore_index=True
+        )
+    messages = _unique_messages([*models.messages, *bt_notes])
+    return LtvAnalysis(
         settings=settings,
         models=models,
-        purchase_period=period,
+        ltv=ltv,
+        retention_observed=observed,
+        retention_fitted=fitted_df,
+        renewal=renewal,
+        backtest=results[0] if results else None,
+        rolling=rolling,
+        notes=[m.text for m in messages],
+        basis=basis,
+        assumed_gross_margin=margin,
+        messages=messages,
     )
-    accounts = ctx.frame("accounts")
-    keep = [c for c in ("account_id", "name", "industry") if c in accounts.columns]
-    ltv = ltv.merge(accounts[keep].astype({"account_id": str}), on="account_id", how="left")
-    label = ltv["name"] if "name" in ltv.columns else pd.Series(np.nan, index=ltv.index)
-    ltv["label"] = label.fillna(ltv["account_id"]).astype(str)
+
+
+def unvalued_ltv(features: pd.DataFrame, basis: str) -> pd.DataFrame:
+    """An :func:`~kam_analysis.ltv.value.account_ltv` table in which no account is valued.
+
+    Every row has ``model == "none"`` and NaN values; ``basis`` as given.
+    """
+    out = pd.DataFrame({"account_id": features["account_id"].astype(str).to_numpy()})
+    out["model"] = "none"
+    for col in LTV_COLUMNS[2:]:
+        out[col] = np.nan
+    out["basis"] = basis
+    return out[list(LTV_COLUMNS)]
+
+
+def _note_basis(models: LtvModels, basis: str, margin: float | None) -> None:
+    if basis == "revenue":
+        models.note(
+            "basis_revenue",
+            "no cost data: gross profit and margin are unknown, so the LTV is expected "
+            "revenue, not gross profit (set [data] assumed_gross_margin to value profit)",
+        )
+    elif basis == "assumed_margin":
+        models.note(
+            "basis_assumed_margin",
+            f"no cost data: the LTV is expected revenue x an assumed gross margin of "
+            f"{100 * float(margin):.1f} %",
+            margin=float(margin),
+        )
+
+
+def _unique_messages(messages: list[LtvNote]) -> list[LtvNote]:
+    seen: set[str] = set()
+    out = []
+    for m in messages:
+        if m.text not in seen:
+            seen.add(m.text)
+            out.append(m)
+    return out
+
+
+def _with_labels(ltv: pd.DataFrame, accounts: pd.DataFrame | None) -> pd.DataFrame:
+    """Add ``name``/``industry`` (when known), ``label`` and ``value_at_risk``; sort by LTV."""
+    if accounts is not None:
+        keep = [c for c in ("account_id", "name", "industry") if c in accounts.columns]
+        ltv = ltv.merge(accounts[keep].astype({"account_id": str}), on="account_id", how="left")
+    label = ltv["account_id"].astype(str)
+    if "name" in ltv.columns:
+        label = ltv["name"].astype(object).where(ltv["name"].notna(), label).astype(str)
+    ltv["label"] = label
     ltv["value_at_risk"] = ltv["ltv"] * ltv["churn_risk_12m"]
-    ltv = ltv.sort_values(
+    return ltv.sort_values(
         "ltv", ascending=False, kind="stable", na_position="last", ignore_index=True
     )
 
+
+def _retention_curves(models: LtvModels, as_of: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     observed = pd.DataFrame(columns=["cohort", "month", "share"])
     fitted = []
     if models.covariates is not None:
-        observed = retention_cohorts(models.covariates, as_of=ctx.as_of, cohort="year")
+        observed = retention_cohorts(models.covariates, as_of=as_of, cohort="year")
     horizon = int(observed["month"].max()) if len(observed) else 36
     if models.sbg is not None:
         m = np.arange(horizon + 1)
@@ -153,48 +284,83 @@ def ltv_analysis(
         if any(len(f) for f in fitted)
         else pd.DataFrame(columns=["curve", "month", "share"])
     )
+    return observed, fitted_df
 
-    renewal = None
-    if frames["contracts"] is not None:
-        due = contracts_due(
-            frames["contracts"],
-            as_of=ctx.as_of,
-            horizon_months=renewal_months,
-            fiscal_year_start_month=ctx.config.data.fiscal_year_start_month,
-        )
-        if models.hazard is not None:
-            p, p_draws = renewal_probabilities(
-                due, models.hazard, models.covariates, draws=settings.draws, seed=settings.seed
-            )
-        else:
-            h = ltv.set_index("account_id")["monthly_churn"].reindex(due["account_id"]).to_numpy()
-            h = np.nan_to_num(
-                h,
-                nan=float(np.nanmean(ltv["monthly_churn"]))
-                if ltv["monthly_churn"].notna().any()
-                else 0.0,
-            )
-            p, p_draws = (1 - h) ** due["months_to_end"].to_numpy(), None
-        renewal = renewal_forecast(
-            due,
-            p,
-            p_draws=p_draws,
-            draws=settings.draws,
-            level=settings.interval_level,
-            seed=settings.seed,
-        )
 
-    bt_settings = settings.model_copy(update={"draws": min(settings.draws, 300)})
+def _renewal(
+    ctx: Any,
+    contracts: pd.DataFrame | None,
+    models: LtvModels,
+    ltv: pd.DataFrame,
+    settings: LtvSettings,
+    renewal_months: int,
+) -> pd.DataFrame | None:
+    if contracts is None:
+        return None
+    due = contracts_due(
+        contracts,
+        as_of=ctx.as_of,
+        horizon_months=renewal_months,
+        fiscal_year_start_month=ctx.config.data.fiscal_year_start_month,
+    )
+    if models.hazard is not None:
+        p, p_draws = renewal_probabilities(
+            due, models.hazard, models.covariates, draws=settings.draws, seed=settings.seed
+        )
+    else:
+        h = ltv.set_index("account_id")["monthly_churn"].reindex(due["account_id"]).to_numpy()
+        h = np.nan_to_num(
+            h,
+            nan=float(np.nanmean(ltv["monthly_churn"]))
+            if ltv["monthly_churn"].notna().any()
+            else 0.0,
+        )
+        p, p_draws = (1 - h) ** due["months_to_end"].to_numpy(), None
+    return renewal_forecast(
+        due,
+        p,
+        p_draws=p_draws,
+        draws=settings.draws,
+        level=settings.interval_level,
+        seed=settings.seed,
+    )
+
+
+def _backtests(
+    ctx: Any,
+    frames: dict[str, pd.DataFrame | None],
+    settings: LtvSettings,
+    *,
+    period: str,
+    holdout_months: int,
+    n_origins: int,
+    step_months: int,
+    assumed_gross_margin: float | None,
+) -> tuple[list[BacktestResult], list[LtvNote]]:
+    """Backtests at the rolling cut-offs; a cut-off that cannot be run is a note."""
+    bt_settings = settings.model_copy(
+        update={
+            "draws": min(settings.draws, 300),
+            "bootstrap_replicates": min(settings.bootstrap_replicates, 100),
+            "bootstrap_max_seconds": min(settings.bootstrap_max_seconds, 30.0),
+        }
+    )
     tx, acc_t = ctx.dataset.table("transactions"), ctx.dataset.table("accounts")
     fx = ctx.dataset.table("fx_rates") if ctx.has("fx_rates") else None
     start = pd.to_datetime(ctx.features["first_purchase"]).min()
     results: list[BacktestResult] = []
+    notes: list[LtvNote] = []
     for cut in rolling_cutoffs(
         ctx.as_of, holdout_months=holdout_months, n_origins=n_origins, step_months=step_months
     ):
         if pd.isna(start) or cut < start + pd.DateOffset(months=12):
             notes.append(
-                f"backtest cut-off {cut.date()} skipped: less than 12 months of history before it"
+                LtvNote(
+                    "backtest_skipped",
+                    {"cutoff": str(cut.date())},
+                    f"backtest cut-off {cut.date()} skipped: less than 12 months of history "
+                    "before it",
+                )
             )
             continue
         try:
@@ -208,25 +374,16 @@ def ltv_analysis(
                     period=period,
                     fx_rates=fx,
                     data_end=ctx.as_of,
+                    assumed_gross_margin=assumed_gross_margin,
                     **frames,
                 )
             )
-        except (BacktestInputError, ValueError) as err:
-            notes.append(f"backtest cut-off {cut.date()} failed: {err}")
-    rolling = None
-    if results:
-        rolling = pd.concat(
-            [r.metrics[r.metrics["group"] == "all"] for r in results], ignore_index=True
-        )
-    notes.extend(models.notes)
-    return LtvAnalysis(
-        settings=settings,
-        models=models,
-        ltv=ltv,
-        retention_observed=observed,
-        retention_fitted=fitted_df,
-        renewal=renewal,
-        backtest=results[0] if results else None,
-        rolling=rolling,
-        notes=list(dict.fromkeys(notes)),
-    )
+        except (BacktestInputError, ValueError, ArithmeticError, ConvergenceError) as err:
+            notes.append(
+                LtvNote(
+                    "backtest_failed",
+                    {"cutoff": str(cut.date()), "reason": str(err)},
+                    f"backtest cut-off {cut.date()} failed: {err}",
+                )
+            )
+    return results, notes

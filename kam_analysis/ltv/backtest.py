@@ -4,13 +4,17 @@
 features through Ibis/DuckDB with ``as_of = cutoff``, contract covariates
 from rows up to the cut-off), runs :func:`~kam_analysis.ltv.value.account_ltv`
 over the holdout length without discounting, and compares each account's
-predicted gross profit in the holdout with the actual one, aggregated in the
-engine from the transaction lines after the cut-off. It reports
+predicted value in the holdout with the actual one, aggregated in the engine
+from the transaction lines after the cut-off. The value is measured in the
+LTV's basis (:func:`~kam_analysis.ltv.value.ltv_basis`): gross profit with
+cost data, else revenue (times the assumed gross margin when one is given).
+It reports
 
 * error per account and in aggregate (:func:`error_metrics`: MAE, bias,
   relative bias of the total, interval coverage), overall and per model;
 * calibration by decile of the prediction (:func:`calibration_table`);
-* the BG/NBD diagnostics users of *lifetimes* rely on: cumulative tracking
+* the repeat-purchase diagnostics users of *lifetimes* rely on (BG/NBD, or
+  the Pareto/NBD when it replaced it): cumulative tracking
   of repeat purchases in the holdout (model vs actual, per purchase period)
   and the period-transactions histogram of the calibration period
   (:func:`period_transactions_histogram`), also as numeric tables.
@@ -46,7 +50,7 @@ from kam_analysis.features import (
     monthly_revenue,
 )
 
-from .beta_geo import BetaGeo
+from ._repeat_purchase import RepeatPurchaseModel
 from .value import LtvModels, LtvSettings, account_ltv, fit_ltv_models
 
 __all__ = [
@@ -75,9 +79,10 @@ class BacktestResult:
         Calibration data up to ``cutoff`` (inclusive); holdout ``(cutoff, holdout_end]``.
     holdout_months : int
     accounts : DataFrame
-        Per account: ``account_id``, ``model``, ``predicted`` (gross profit in
-        the holdout), ``lower``, ``upper``, ``actual``, ``predicted_purchases``
-        and ``actual_purchases`` (repeat purchase periods in the holdout,
+        Per account: ``account_id``, ``model``, ``predicted`` (value in the
+        holdout, in ``basis``), ``lower``, ``upper``, ``actual`` (the same
+        basis), ``actual_revenue``, ``predicted_purchases`` and
+        ``actual_purchases`` (repeat purchase periods in the holdout,
         transactional accounts).
     metrics : DataFrame
         :func:`error_metrics` per ``group`` (``all`` and each model).
@@ -85,11 +90,14 @@ class BacktestResult:
         :func:`calibration_table` of all valued accounts.
     tracking : DataFrame
         ``period`` (1..), ``model`` and ``actual`` cumulative repeat purchases
-        in the holdout over the BG/NBD accounts.
+        in the holdout over the transactional accounts.
     histogram : DataFrame
         :func:`period_transactions_histogram` of the calibration period.
     models : LtvModels
         The models fitted on the calibration data.
+    basis : str
+        What ``predicted`` and ``actual`` measure: ``"gross_profit"``,
+        ``"assumed_margin"`` or ``"revenue"``.
     """
 
     cutoff: pd.Timestamp
@@ -101,6 +109,7 @@ class BacktestResult:
     tracking: pd.DataFrame
     histogram: pd.DataFrame
     models: LtvModels
+    basis: str = "gross_profit"
 
 
 # --------------------------------------------------------------------------- pure metrics
@@ -204,9 +213,9 @@ def calibration_table(predicted: Any, actual: Any, n_bins: int = 10) -> pd.DataF
 
 
 def period_transactions_histogram(
-    model: BetaGeo, frequency: Any, T: Any, *, max_count: int = 7
+    model: RepeatPurchaseModel, frequency: Any, T: Any, *, max_count: int = 7
 ) -> pd.DataFrame:
-    """Customers with 0, 1, ..., ``max_count``+ repeat purchases: actual vs BG/NBD.
+    """Customers with 0, 1, ..., ``max_count``+ repeat purchases: actual vs the model.
 
     The model count for ``n`` is ``sum_i P(X(T_i) = n)`` over customers, each
     with her own observation length ``T_i`` (FHL 2005, fig. 2 / eq. 8); the
@@ -214,7 +223,7 @@ def period_transactions_histogram(
 
     Parameters
     ----------
-    model : BetaGeo
+    model : BetaGeo or ParetoNBD
         Fitted on the same customers.
     frequency, T : array-like
         Calibration repeat purchases and observation lengths (model units).
@@ -308,8 +317,9 @@ def backtest_ltv(
     fx_rates: ir.Table | None = None,
     n_bins: int = 10,
     data_end: Any = None,
+    assumed_gross_margin: float | None = None,
 ) -> BacktestResult:
-    """Fit on data up to ``cutoff``, predict gross profit in the next ``holdout_months``.
+    """Fit on data up to ``cutoff``, predict the value in the next ``holdout_months``.
 
     Parameters
     ----------
@@ -333,6 +343,8 @@ def backtest_ltv(
         Calibration bins.
     data_end : date-like, optional
         Last day of data; the holdout must end on or before it.
+    assumed_gross_margin : float, optional
+        As for :func:`~kam_analysis.ltv.value.account_ltv` (without cost data).
 
     Returns
     -------
@@ -373,7 +385,9 @@ def backtest_ltv(
         models=models,
         purchase_period=period,
         horizon_months=int(holdout_months),
+        assumed_gross_margin=assumed_gross_margin,
     )
+    basis = str(ltv["basis"].iloc[0]) if len(ltv) else "gross_profit"
     acc_actual, by_period = _holdout_actuals(transactions, cut, end, period, fx_rates)
     res = ltv[ltv["model"] != "none"][
         ["account_id", "model", "ltv", "ltv_lower", "ltv_upper", "expected_purchases"]
@@ -389,6 +403,10 @@ def backtest_ltv(
     res[["actual", "actual_revenue", "actual_purchases"]] = res[
         ["actual", "actual_revenue", "actual_purchases"]
     ].fillna(0.0)
+    if basis == "revenue":
+        res["actual"] = res["actual_revenue"]
+    elif basis == "assumed_margin":
+        res["actual"] = res["actual_revenue"] * float(assumed_gross_margin)
     res = res[np.isfinite(res["predicted"]) & np.isfinite(res["actual"])].reset_index(drop=True)
     if res.empty:
         raise BacktestInputError(f"no account could be valued at the cut-off {cut.date()}")
@@ -406,7 +424,7 @@ def backtest_ltv(
                 **error_metrics(g["predicted"], g["actual"], g["lower"], g["upper"]),
             }
         )
-    tx = res[res["model"] == "transactional_bgnbd"]
+    tx = res[res["model"].astype(str).str.startswith("transactional_")]
     if len(tx):
         rows.append(
             {
@@ -417,7 +435,7 @@ def backtest_ltv(
     metrics = pd.DataFrame(rows)
     metrics.insert(0, "cutoff", cut)
 
-    tracking, histogram = _bgnbd_diagnostics(models, features, by_period, cut, end, period)
+    tracking, histogram = _purchase_diagnostics(models, features, by_period, cut, end, period)
     return BacktestResult(
         cutoff=cut,
         holdout_end=end,
@@ -428,10 +446,11 @@ def backtest_ltv(
         tracking=tracking,
         histogram=histogram,
         models=models,
+        basis=basis,
     )
 
 
-def _bgnbd_diagnostics(
+def _purchase_diagnostics(
     models: LtvModels,
     features: pd.DataFrame,
     by_period: pd.DataFrame,
@@ -441,7 +460,7 @@ def _bgnbd_diagnostics(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     empty_t = pd.DataFrame(columns=["period", "model", "actual"])
     empty_h = pd.DataFrame(columns=["purchases", "actual", "model", "difference", "pct_difference"])
-    bg = models.bgnbd
+    bg = models.purchase
     if bg is None:
         return empty_t, empty_h
     buyers = features[features["frequency"].notna() & features["T"].gt(0)]

@@ -30,27 +30,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+from scipy.special import betaincinv, betaln, digamma, expit, gammaln, hyp2f1
 
 from ._base import (
     ConvergenceError,
-    LTVModelSettings,
-    ParametricModel,
     _dot,
     _like,
     _unique_counts,
     _wsum,
-    check_time_unit,
     compress_rows,
     fit_with_warm_start,
     numerical_hessian,
     validate_rft,
     validate_weights,
 )
+from ._repeat_purchase import RepeatPurchaseModel
 
 __all__ = ["BetaGeo", "simulate_beta_geo"]
 
 _WARM_START_ROWS = 20_000
+
+#: Above this ``a`` the closed-form conditional expectation (a 2F1 with
+#: parameters of order a + b) loses precision; a quadrature over p is used.
+_HYP_MAX_A = 50.0
+_QUADRATURE_NODES = 128
 
 
 class _BGNBDData:
@@ -133,7 +136,7 @@ class _BGNBDData:
         return -ll / self.W, -g * theta / self.W
 
 
-class BetaGeo(ParametricModel):
+class BetaGeo(RepeatPurchaseModel):
     """BG/NBD model (beta-geometric / negative binomial distribution).
 
     Parameters
@@ -146,6 +149,13 @@ class BetaGeo(ParametricModel):
         Coverage of the confidence intervals in :meth:`summary`.
     max_iter
         Maximum number of L-BFGS-B iterations.
+    boundary
+        ``"raise"`` (default): an estimate on the boundary of the parameter
+        space raises :class:`ConvergenceError`. ``"bootstrap"``: keep it (e.g.
+        ``a -> 0`` when almost nobody drops out, common on wholesale data),
+        predict from it, and compute intervals by parametric bootstrap.
+    n_bootstrap, bootstrap_seed, max_bootstrap_seconds
+        Bootstrap replicates at most, seed and wall-clock limit.
 
     Attributes
     ----------
@@ -154,15 +164,19 @@ class BetaGeo(ParametricModel):
     log_likelihood_ : float
         Maximised log-likelihood (FHL 2005 eq. 6, the full expression).
     standard_errors_ : dict
-        From the inverse of the numerical Hessian of the negative LL.
+        From the inverse of the numerical Hessian of the negative LL (at a
+        boundary: the bootstrap standard deviation, or NaN).
     confidence_intervals_ : pandas.DataFrame
-        ``lower``/``upper`` per parameter (Wald, on the log scale).
-    variance_matrix_ : pandas.DataFrame
-        Covariance matrix of the estimates.
+        ``lower``/``upper`` per parameter (Wald on the log scale; at a
+        boundary, bootstrap percentiles).
+    variance_matrix_ : pandas.DataFrame or None
+        Covariance matrix of the estimates (None at a boundary).
     n_obs_ : int
         Number of customers (sum of weights).
     converged_ : bool
         True once a fit succeeded (a failed fit raises ``ConvergenceError``).
+    at_boundary_, boundary_params_, boundary_reason_, interval_method_, param_draws_, bootstrap_
+        See :class:`~kam_analysis.ltv._repeat_purchase.RepeatPurchaseModel`.
 
     References
     ----------
@@ -178,21 +192,6 @@ class BetaGeo(ParametricModel):
 
     param_names = ("r", "alpha", "a", "b")
     model_name = "BG/NBD"
-
-    def __init__(
-        self, *, time_unit: str = "week", confidence_level: float = 0.95, max_iter: int = 1000
-    ) -> None:
-        super().__init__(confidence_level=confidence_level, max_iter=max_iter)
-        self.time_unit = check_time_unit(time_unit)
-
-    @classmethod
-    def from_settings(cls, settings: LTVModelSettings) -> BetaGeo:
-        """Build an unfitted model from :class:`LTVModelSettings`."""
-        return cls(
-            time_unit=settings.time_unit,
-            confidence_level=settings.confidence_level,
-            max_iter=settings.max_iter,
-        )
 
     # ------------------------------------------------------------------ fitting
     def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> BetaGeo:
@@ -218,26 +217,21 @@ class BetaGeo(ParametricModel):
             Invalid input (negative values, recency > T, non-integer
             frequency, recency != 0 with frequency 0, ...).
         ConvergenceError
-            The fit did not converge or the estimate is degenerate.
+            The fit did not converge, nobody made a repeat purchase, or the
+            estimate is degenerate (with ``boundary="bootstrap"``: only when
+            its predictions are not finite).
         """
         x, tx, big_t = validate_rft(frequency, recency, T)
         w = validate_weights(weights, x.size)
         keep = w > 0
         (x, tx, big_t), w = compress_rows([x[keep], tx[keep], big_t[keep]], w[keep])
         data = _BGNBDData(x, tx, big_t, w)
-        if data.x1.size == 0:
-            raise ConvergenceError(
-                "BG/NBD: no customer has a repeat purchase (all frequency == 0); the "
-                "purchase and dropout processes are not identified"
-            )
-        big = x.size > 2 * _WARM_START_ROWS
-        log_theta, g_opt = fit_with_warm_start(
-            data.objective,
-            self._start(data),
-            sub_objective=data.subsample(_WARM_START_ROWS).objective if big else None,
-            names=self.param_names,
-            model=self.model_name,
+        log_theta, g_opt = self._optimise(
+            data,
+            None,
+            allow_boundary=self.boundary == "bootstrap",
             max_iter=self.max_iter,
+            max_seconds=self.max_fit_seconds,
         )
         ll, _ = data.loglik_grad(*np.exp(log_theta))
 
@@ -247,8 +241,65 @@ class BetaGeo(ParametricModel):
         hess = numerical_hessian(
             None, log_theta, grad=grad_total, grad_at_x=None if g_opt is None else g_opt * data.W
         )
-        self._store_fit(log_theta, ll, data.W, hess)
+        self._finish_fit(x, tx, big_t, w, log_theta, ll, hess)
         return self
+
+    def _optimise(
+        self,
+        data: _BGNBDData,
+        x0: np.ndarray | None,
+        *,
+        allow_boundary: bool,
+        max_iter: int,
+        max_seconds: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        if data.x1.size == 0:
+            raise ConvergenceError(
+                "BG/NBD: no customer has a repeat purchase (all frequency == 0); the "
+                "purchase and dropout processes are not identified"
+            )
+        big = data.x1.size + data.T0.size > 2 * _WARM_START_ROWS
+        return fit_with_warm_start(
+            data.objective,
+            self._start(data) if x0 is None else np.asarray(x0, dtype=float),
+            sub_objective=data.subsample(_WARM_START_ROWS).objective if big else None,
+            names=self.param_names,
+            model=self.model_name,
+            max_iter=max_iter,
+            allow_boundary=allow_boundary,
+            max_seconds=max_seconds,
+        )
+
+    def _fit_log_theta(
+        self,
+        x: np.ndarray,
+        tx: np.ndarray,
+        big_t: np.ndarray,
+        w: np.ndarray,
+        x0: np.ndarray | None,
+        *,
+        allow_boundary: bool,
+        max_iter: int,
+        max_seconds: float | None = None,
+    ) -> np.ndarray:
+        (x, tx, big_t), w = compress_rows([x, tx, big_t], w)
+        return self._optimise(
+            _BGNBDData(x, tx, big_t, w),
+            x0,
+            allow_boundary=allow_boundary,
+            max_iter=max_iter,
+            max_seconds=max_seconds,
+        )[0]
+
+    def _start_values(self, x: np.ndarray, tx: np.ndarray, big_t: np.ndarray) -> np.ndarray:
+        return self._start(_BGNBDData(x, tx, big_t, np.ones(x.size)))
+
+    def _simulate(
+        self, theta: np.ndarray, big_t: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        r, alpha, a, b = theta
+        sim = simulate_beta_geo(big_t.size, r=r, alpha=alpha, a=a, b=b, T=big_t, seed=rng)
+        return sim["frequency"].to_numpy(dtype=float), sim["recency"].to_numpy()
 
     @staticmethod
     def _start(data: _BGNBDData) -> np.ndarray:
@@ -273,15 +324,26 @@ class BetaGeo(ParametricModel):
             Probabilities in [0, 1]; a Series aligned with ``frequency`` if it
             is a Series.
         """
-        r, alpha, a, b = self._theta()
         x, tx, big_t = validate_rft(frequency, recency, T)
+        p = self.p_alive_unchecked(np.array(self._theta()), x, tx, big_t)
+        return _like(p, frequency, "p_alive")
+
+    @staticmethod
+    def p_alive_unchecked(
+        theta: np.ndarray, x: np.ndarray, tx: np.ndarray, big_t: np.ndarray
+    ) -> np.ndarray:
+        """P(alive) for parameters ``theta = (r, alpha, a, b)`` on already validated arrays.
+
+        For loops over parameter draws (LTV intervals), where building a model
+        and validating the data per draw would dominate the run time.
+        """
+        r, alpha, a, b = theta
         with np.errstate(divide="ignore"):
             log_odds_dead = (
                 np.log(a) - np.log(np.maximum(b + x - 1, 1e-300))
                 + (r + x) * (np.log(alpha + big_t) - np.log(alpha + tx))
             )  # fmt: skip
-        p = np.where(x > 0, expit(-log_odds_dead), 1.0)
-        return _like(p, frequency, "p_alive")
+        return np.where(x > 0, expit(-log_odds_dead), 1.0)
 
     def conditional_expected_number_of_purchases_up_to_time(
         self, t: Any, frequency: Any, recency: Any, T: Any
@@ -320,10 +382,21 @@ class BetaGeo(ParametricModel):
                 BetaGeo._expected_factor(t, x, big_t, r, alpha, 1 - 1e-6, b)
                 + BetaGeo._expected_factor(t, x, big_t, r, alpha, 1 + 1e-6, b)
             )
+        if a > _HYP_MAX_A:  # near-homogeneous dropout: 2F1 over- or underflows
+            return _expected_alive_by_quadrature(t, x, big_t, r, alpha, a, b)
         z = t / (alpha + big_t + t)
         c = a + b + x - 1.0
-        hyp = hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
-        return c / (a - 1.0) * (1.0 - np.exp((a - 1.0) * np.log1p(-z)) * hyp)
+        with np.errstate(all="ignore"):
+            hyp = hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
+            value = c / (a - 1.0) * (1.0 - np.exp((a - 1.0) * np.log1p(-z)) * hyp)
+        bad = ~np.isfinite(value)
+        if bad.any():
+            t_b, x_b, big_t_b = np.broadcast_arrays(t, x, big_t)
+            value = np.array(value, dtype=float)
+            value[bad] = _expected_alive_by_quadrature(
+                t_b[bad], x_b[bad], big_t_b[bad], r, alpha, a, b
+            )
+        return value
 
     def expected_number_of_purchases_up_to_time(self, t: Any) -> np.ndarray:
         """Expected repeat purchases in (0, t] for a new customer (FHL 2005 eq. 7).
@@ -388,6 +461,46 @@ class BetaGeo(ParametricModel):
         return arr
 
 
+def _expected_alive_by_quadrature(
+    t: np.ndarray,
+    x: np.ndarray,
+    big_t: np.ndarray,
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    nodes: int = _QUADRATURE_NODES,
+) -> np.ndarray:
+    """E[purchases in (T, T+t] | alive at T] by integrating over the dropout probability.
+
+    Given alive at T, ``lambda ~ Gamma(r+x, alpha+T)`` and ``p ~ Beta(a, b+x)``
+    independently, and ``E[Y(t) | lambda, p] = (1 - exp(-lambda p t)) / p``
+    (FHL 2005, eq. 9 before integrating), so
+    ``E[Y | p] = (1 - ((alpha+T) / (alpha+T+p t))^(r+x)) / p``. The
+    expectation over ``p`` uses the midpoint rule on the quantile scale of
+    ``Beta(a, b+x)`` (``nodes`` equal-probability points); the integrand is
+    smooth and bounded by ``(r+x) t / (alpha+T)``. Used where the closed form
+    overflows (``a`` and ``b`` large: the dropout probability is nearly the
+    same for everyone).
+    """
+    t_b, x_b, big_t_b = np.broadcast_arrays(
+        np.asarray(t, dtype=float), np.asarray(x, dtype=float), np.asarray(big_t, dtype=float)
+    )
+    ux, inv = np.unique(x_b, return_inverse=True)
+    u = (np.arange(nodes) + 0.5) / nodes
+    p_nodes = betaincinv(a, b + ux[:, None], u[None, :])  # (distinct x, nodes)
+    inv = inv.reshape(x_b.shape)
+    shape = r + x_b
+    ratio = t_b / (alpha + big_t_b)
+    out = np.zeros(x_b.shape)
+    for k in range(nodes):  # nodes, not customers: each step is one vector over customers
+        p = p_nodes[inv, k]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            term = -np.expm1(-shape * np.log1p(p * ratio)) / p
+        out += np.where(p > 0, term, shape * ratio)  # p -> 0: no dropout, (r+x) t / (alpha+T)
+    return out / nodes
+
+
 def simulate_beta_geo(
     n: int,
     *,
@@ -430,7 +543,8 @@ def simulate_beta_geo(
     lam = rng.gamma(shape=r, scale=1.0 / alpha, size=n)
     p = rng.beta(a, b, size=n)
     n_events = rng.poisson(lam * big_t)
-    death_at = rng.geometric(p)
+    # p underflows to 0 for a -> 0 (nobody drops out): the geometric draw then saturates
+    death_at = rng.geometric(np.maximum(p, 1e-300))
     x = np.minimum(n_events, death_at)
     recency = np.zeros(n)
     pos = x > 0

@@ -32,16 +32,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 from scipy.special import betaln, expit, gammaln, hyp2f1
 
 from ._base import (
     ConvergenceError,
-    LTVModelSettings,
-    ParametricModel,
     _dot,
     _like,
-    check_time_unit,
     compress_rows,
     minimize_log_scale,
     numerical_gradient,
@@ -49,8 +47,9 @@ from ._base import (
     validate_rft,
     validate_weights,
 )
+from ._repeat_purchase import RepeatPurchaseModel
 
-__all__ = ["ParetoNBD"]
+__all__ = ["ParetoNBD", "simulate_pareto_nbd"]
 
 
 def _log_a0_and_term1(
@@ -99,7 +98,7 @@ def _pnbd_loglik(
     return float(np.einsum("i,i->", w, ll))
 
 
-class ParetoNBD(ParametricModel):
+class ParetoNBD(RepeatPurchaseModel):
     """Pareto/NBD model (Schmittlein, Morrison & Colombo 1987).
 
     Parameters
@@ -111,6 +110,9 @@ class ParetoNBD(ParametricModel):
         Coverage of the confidence intervals in :meth:`summary`.
     max_iter
         Maximum number of L-BFGS-B iterations.
+    boundary, n_bootstrap, bootstrap_seed, max_bootstrap_seconds
+        As for :class:`~kam_analysis.ltv.BetaGeo` (here the dropout boundary
+        is ``s -> 0`` or ``beta -> infinity``: lifetimes without end).
 
     Attributes
     ----------
@@ -118,6 +120,8 @@ class ParetoNBD(ParametricModel):
         ``{"r", "alpha", "s", "beta"}`` maximum-likelihood estimates.
     log_likelihood_, standard_errors_, confidence_intervals_, variance_matrix_, n_obs_, converged_
         As for :class:`~kam_analysis.ltv.BetaGeo`.
+    at_boundary_, boundary_params_, boundary_reason_, interval_method_, param_draws_, bootstrap_
+        See :class:`~kam_analysis.ltv._repeat_purchase.RepeatPurchaseModel`.
 
     Notes
     -----
@@ -137,21 +141,6 @@ class ParetoNBD(ParametricModel):
 
     param_names = ("r", "alpha", "s", "beta")
     model_name = "Pareto/NBD"
-
-    def __init__(
-        self, *, time_unit: str = "week", confidence_level: float = 0.95, max_iter: int = 1000
-    ) -> None:
-        super().__init__(confidence_level=confidence_level, max_iter=max_iter)
-        self.time_unit = check_time_unit(time_unit)
-
-    @classmethod
-    def from_settings(cls, settings: LTVModelSettings) -> ParetoNBD:
-        """Build an unfitted model from :class:`LTVModelSettings`."""
-        return cls(
-            time_unit=settings.time_unit,
-            confidence_level=settings.confidence_level,
-            max_iter=settings.max_iter,
-        )
 
     def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> ParetoNBD:
         """Fit by maximum likelihood.
@@ -173,12 +162,42 @@ class ParetoNBD(ParametricModel):
         ValueError
             Invalid input.
         ConvergenceError
-            The fit did not converge or the estimate is degenerate.
+            The fit did not converge, nobody made a repeat purchase, or the
+            estimate is degenerate (with ``boundary="bootstrap"``: only when
+            its predictions are not finite).
         """
         x, tx, big_t = validate_rft(frequency, recency, T)
         w = validate_weights(weights, x.size)
         keep = w > 0
         (x, tx, big_t), w = compress_rows([x[keep], tx[keep], big_t[keep]], w[keep])
+        log_theta = self._fit_compressed(
+            x, tx, big_t, w, None, allow_boundary=self.boundary == "bootstrap",
+            max_iter=self.max_iter, max_seconds=self.max_fit_seconds,
+        )  # fmt: skip
+        total = float(w.sum())
+        ll = _pnbd_loglik(np.exp(log_theta), x, tx, big_t, w)
+
+        def total_negll(z: np.ndarray) -> float:
+            with np.errstate(all="ignore"):
+                val = -_pnbd_loglik(np.exp(z), x, tx, big_t, w)
+            return val if np.isfinite(val) else 1e100 * total
+
+        hess = numerical_hessian(total_negll, log_theta, h=1e-3)
+        self._finish_fit(x, tx, big_t, w, log_theta, ll, hess)
+        return self
+
+    def _fit_compressed(
+        self,
+        x: np.ndarray,
+        tx: np.ndarray,
+        big_t: np.ndarray,
+        w: np.ndarray,
+        x0: np.ndarray | None,
+        *,
+        allow_boundary: bool,
+        max_iter: int,
+        max_seconds: float | None = None,
+    ) -> np.ndarray:
         if not np.any(x > 0):
             raise ConvergenceError(
                 "Pareto/NBD: no customer has a repeat purchase (all frequency == 0); the "
@@ -194,21 +213,41 @@ class ParetoNBD(ParametricModel):
         def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
             return mean_negll(z), numerical_gradient(mean_negll, z, h=1e-6)
 
-        mean_x = _dot(w, x) / total
-        mean_t = _dot(w, big_t) / total
-        x0 = np.log([0.5, 0.5 * mean_t / max(mean_x, 1e-3), 0.5, mean_t])
-        log_theta = minimize_log_scale(
-            objective, x0, names=self.param_names, model=self.model_name,
-            max_iter=self.max_iter, accept_gtol=1e-5,
+        if x0 is None:
+            x0 = _start(x, big_t, w)
+        return minimize_log_scale(
+            objective, np.asarray(x0, dtype=float), names=self.param_names,
+            model=self.model_name, max_iter=max_iter, accept_gtol=1e-5,
+            allow_boundary=allow_boundary, max_seconds=max_seconds,
         )  # fmt: skip
-        ll = _pnbd_loglik(np.exp(log_theta), x, tx, big_t, w)
 
-        def total_negll(z: np.ndarray) -> float:
-            return mean_negll(z) * total
+    def _fit_log_theta(
+        self,
+        x: np.ndarray,
+        tx: np.ndarray,
+        big_t: np.ndarray,
+        w: np.ndarray,
+        x0: np.ndarray | None,
+        *,
+        allow_boundary: bool,
+        max_iter: int,
+        max_seconds: float | None = None,
+    ) -> np.ndarray:
+        (x, tx, big_t), w = compress_rows([x, tx, big_t], w)
+        return self._fit_compressed(
+            x, tx, big_t, w, x0, allow_boundary=allow_boundary, max_iter=max_iter,
+            max_seconds=max_seconds,
+        )  # fmt: skip
 
-        hess = numerical_hessian(total_negll, log_theta, h=1e-3)
-        self._store_fit(log_theta, ll, total, hess)
-        return self
+    def _start_values(self, x: np.ndarray, tx: np.ndarray, big_t: np.ndarray) -> np.ndarray:
+        return _start(x, big_t, np.ones(x.size))
+
+    def _simulate(
+        self, theta: np.ndarray, big_t: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        r, alpha, s, beta = theta
+        sim = simulate_pareto_nbd(big_t.size, r=r, alpha=alpha, s=s, beta=beta, T=big_t, seed=rng)
+        return sim["frequency"].to_numpy(dtype=float), sim["recency"].to_numpy()
 
     # ------------------------------------------------------------------ predictions
     def conditional_probability_alive(self, frequency: Any, recency: Any, T: Any) -> Any:
@@ -219,11 +258,19 @@ class ParetoNBD(ParametricModel):
         numpy.ndarray or pandas.Series
             Probabilities in [0, 1].
         """
-        r, alpha, s, beta = self._theta()
         x, tx, big_t = validate_rft(frequency, recency, T)
+        p = self.p_alive_unchecked(np.array(self._theta()), x, tx, big_t)
+        return _like(p, frequency, "p_alive")
+
+    @staticmethod
+    def p_alive_unchecked(
+        theta: np.ndarray, x: np.ndarray, tx: np.ndarray, big_t: np.ndarray
+    ) -> np.ndarray:
+        """P(alive) for parameters ``theta = (r, alpha, s, beta)`` on already validated arrays."""
+        r, alpha, s, beta = theta
         with np.errstate(divide="ignore"):
             log_a0, term1, log_ratio = _log_a0_and_term1(r, alpha, s, beta, x, tx, big_t)
-        return _like(expit(term1 - (log_ratio + log_a0)), frequency, "p_alive")
+        return expit(term1 - (log_ratio + log_a0))
 
     def conditional_expected_number_of_purchases_up_to_time(
         self, t: Any, frequency: Any, recency: Any, T: Any
@@ -287,6 +334,14 @@ class ParetoNBD(ParametricModel):
         return out
 
 
+def _start(x: np.ndarray, big_t: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Default starting log-parameters: r = s = 0.5, alpha and beta from the mean rate and T."""
+    total = float(w.sum())
+    mean_x = _dot(w, x) / total
+    mean_t = _dot(w, big_t) / total
+    return np.log([0.5, 0.5 * mean_t / max(mean_x, 1e-3), 0.5, mean_t])
+
+
 def _pareto_integral(sm1: float, log_ratio: np.ndarray) -> np.ndarray:
     """``(1 - exp(-(s-1) L)) / (s-1)`` with its ``s -> 1`` limit ``L``."""
     if abs(sm1) < 1e-10:
@@ -329,3 +384,55 @@ def _horizon(t: Any) -> np.ndarray:
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"t (horizon) must be finite and >= 0, got {t!r}")
     return arr
+
+
+def simulate_pareto_nbd(
+    n: int,
+    *,
+    r: float,
+    alpha: float,
+    s: float,
+    beta: float,
+    T: Any,
+    seed: int | np.random.Generator = 0,
+) -> pd.DataFrame:
+    """Simulate customer summaries from the Pareto/NBD data-generating process.
+
+    Each customer draws ``lambda ~ Gamma(r, rate=alpha)`` and
+    ``mu ~ Gamma(s, rate=beta)``; her lifetime is ``tau ~ Exponential(mu)``
+    and she buys at Poisson rate ``lambda`` while alive. Observed for
+    ``T``: ``frequency`` is the number of purchases in ``(0, min(tau, T)]``
+    and the recency is the last of them, ``min(tau, T) * U^(1/frequency)``
+    (the maximum of ``frequency`` uniforms).
+
+    Parameters
+    ----------
+    n
+        Number of customers.
+    r, alpha, s, beta
+        Pareto/NBD parameters (alpha and beta in the unit of ``T``).
+    T
+        Observation length per customer: scalar or array of length ``n``.
+    seed
+        Seed or ``numpy.random.Generator``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``frequency`` (int), ``recency``, ``T`` (float) and ``alive``
+        (bool: the lifetime exceeds T).
+    """
+    rng = np.random.default_rng(seed)
+    big_t = np.broadcast_to(np.asarray(T, dtype=float), (n,)).copy()
+    lam = rng.gamma(shape=r, scale=1.0 / alpha, size=n)
+    mu = rng.gamma(shape=s, scale=1.0 / beta, size=n)
+    e = rng.exponential(size=n)
+    with np.errstate(divide="ignore", over="ignore"):
+        tau = np.where(mu > 0, e / np.where(mu > 0, mu, 1.0), np.inf)
+    life = np.minimum(tau, big_t)
+    x = rng.poisson(lam * life)
+    u = rng.random(n)
+    recency = np.where(x > 0, life * u ** (1.0 / np.maximum(x, 1)), 0.0)
+    return pd.DataFrame(
+        {"frequency": x.astype(np.int64), "recency": recency, "T": big_t, "alive": tau > big_t}
+    )

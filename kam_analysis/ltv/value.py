@@ -1,4 +1,8 @@
-"""Account lifetime value: expected discounted gross profit over a horizon, with an interval.
+"""Account lifetime value: expected discounted value over a horizon, with an interval.
+
+The value is gross profit when the data have costs, else revenue (or revenue
+times an assumed gross margin); the ``basis`` column says which
+(:func:`ltv_basis`).
 
 :func:`account_ltv` values every account with the model its data supports
 and says which one it used (``model`` column):
@@ -6,7 +10,7 @@ and says which one it used (``model`` column):
 ``contractual_hazard``
     An account with a live contract. Monthly retention from
     :class:`~kam_analysis.ltv.hazard.ChurnHazardModel` (NPS, executive
-    contact, utilisation), times the account's monthly gross profit, grown
+    contact, utilisation), times the account's monthly value, grown
     along its revenue trajectory (:class:`~kam_analysis.ltv.trajectory.RevenueTrajectory`).
 ``contractual_sbg``
     The same when the covariate tables are missing: retention from a
@@ -15,32 +19,38 @@ and says which one it used (``model`` column):
 ``transactional_bgnbd``
     An account without a live contract but with purchases: BG/NBD expected
     repeat purchases × Gamma-Gamma expected spend per purchase × the
-    account's gross margin; the spend grows along the revenue trajectory
-    (the history's mean spend is taken to sit ``T / 2`` before the as-of date).
+    account's gross margin (1 on the revenue basis); the spend grows along
+    the revenue trajectory (the history's mean spend is taken to sit
+    ``T / 2`` before the as-of date).
+``transactional_pnbd``
+    The same with the Pareto/NBD when the BG/NBD cannot be fitted
+    (:func:`~kam_analysis.ltv.fitting.fit_purchase_model`).
 ``churned``
     Its contract ended with status ``churned`` on or before the as-of date: 0.
 ``none``
-    No contract and no purchase: NaN.
+    No contract and no purchase, or no model for it: NaN.
 
 Time units are explicit. The contractual path works per calendar month; the
 transactional one in the unit of the features' purchase period (week by
 default, 52.1775 weeks a year), evaluated on a monthly grid so that both
 discount with the same per-month rate, converted from the annual rate by
-:func:`~kam_analysis.ltv.per_period_discount_rate`. Gross profit of month
+:func:`~kam_analysis.ltv.per_period_discount_rate`. The value of month
 ``k`` (``k = 1..12 * horizon_years``) is received at the end of the month
 and discounted by ``(1 + d_month) ** -k``; with no churn and constant
-profit the LTV is the ordinary annuity ``m (1 - (1 + d)^-H) / d``. The
-contractual monthly profit is ``gp_annual / 12 * exp(g (k + 6) / 12)`` with
-``g`` the account's shrunk log growth per year (the trailing-12-month profit
+value the LTV is the ordinary annuity ``m (1 - (1 + d)^-H) / d``. The
+contractual monthly value is ``gp_annual / 12 * exp(g (k + 6) / 12)`` with
+``g`` the account's shrunk log growth per year (the trailing-12-month value
 is centred six months before the as-of date), times the retention ``S(k)``.
 
 Intervals (``LtvSettings.interval``):
 
 ``"predictive"`` (default)
-    Quantiles of the account's simulated value: parameter draws from the
-    fitted models' asymptotic covariance *and* the account's own chance
-    events (when it churns; for transactional accounts whether it is still
-    alive, how many purchases it makes, what they are worth).
+    Quantiles of the account's simulated value: parameter draws (from the
+    fitted models' asymptotic covariance, or from the parametric bootstrap
+    when a repeat-purchase estimate is on its parameter boundary) *and* the
+    account's own chance events (when it churns; for transactional accounts
+    whether it is still alive, how many purchases it makes, what they are
+    worth).
 ``"parameter"``
     Quantiles of the expected value under parameter draws only (how well
     the models are pinned down; narrow for a large book).
@@ -48,103 +58,32 @@ Intervals (``LtvSettings.interval``):
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from kam_analysis.schemas import Contracts
 
-from ._base import PERIODS_PER_YEAR, ConvergenceError, per_period_discount_rate
+from ._base import PERIODS_PER_YEAR, per_period_discount_rate
 from .beta_geo import BetaGeo
-from .gamma_gamma import GammaGamma
-from .hazard import ChurnHazardModel, HazardInputError, build_churn_covariates
-from .shifted_beta_geometric import ShiftedBetaGeometric
-from .trajectory import RevenueTrajectory, TrajectoryInputError
+from .fitting import LtvModels, LtvNote, fit_ltv_models, retention_cohorts
+from .settings import MONTHS_PER_YEAR, LtvInputError, LtvSettings, check_ltv_features
 
 __all__ = [
+    "LTV_BASES",
     "LTV_COLUMNS",
     "LtvInputError",
     "LtvModels",
+    "LtvNote",
     "LtvSettings",
     "account_ltv",
     "annuity_value",
     "expected_ltv_total",
     "fit_ltv_models",
+    "ltv_basis",
     "retention_cohorts",
 ]
-
-MONTHS_PER_YEAR = 12
-
-
-class LtvInputError(ValueError):
-    """The inputs of the LTV computation cannot be used as given."""
-
-
-class LtvSettings(BaseModel):
-    """LTV settings (the ``[ltv]`` section of ``kam.toml``).
-
-    Attributes
-    ----------
-    horizon_years
-        Years of future gross profit counted (default 5, the guide's 3-5 year view).
-    discount_rate_annual
-        Effective annual discount rate (0.08 = 8 %), converted per month.
-    model
-        ``"auto"`` (contractual for accounts with a live contract, else
-        transactional), ``"contractual"`` (only accounts with contracts are
-        valued) or ``"transactional"`` (BG/NBD for every account with purchases).
-    growth
-        ``"trajectory"``: grow contractual gross profit along the account's
-        shrunk revenue trend; ``"none"``: flat.
-    interval
-        ``"predictive"`` or ``"parameter"`` (see the module docstring).
-    interval_level
-        Central coverage of the interval (0.8 = P10-P90).
-    draws
-        Simulation draws for the interval.
-    seed
-        Seed of the simulation.
-    hazard_link
-        Estimator of the churn hazard (``"poisson"``, ``"cloglog"``, ``"logit"``).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    horizon_years: int = Field(5, ge=1, le=30, description="years of future gross profit")
-    discount_rate_annual: float = Field(
-        0.08, ge=0, lt=1, description="effective annual discount rate"
-    )
-    model: Literal["auto", "contractual", "transactional"] = Field(
-        "auto", description="which model values an account"
-    )
-    growth: Literal["trajectory", "none"] = Field(
-        "trajectory", description="grow contractual gross profit along the revenue trend"
-    )
-    interval: Literal["predictive", "parameter"] = Field(
-        "predictive", description="what the interval covers"
-    )
-    interval_level: float = Field(0.8, gt=0, lt=1, description="central interval coverage")
-    draws: int = Field(1000, ge=50, le=100_000, description="simulation draws")
-    seed: int = Field(0, description="simulation seed")
-    hazard_link: Literal["poisson", "cloglog", "logit"] = Field(
-        "poisson", description="churn hazard estimator"
-    )
-
-    @property
-    def horizon_months(self) -> int:
-        """Horizon in calendar months."""
-        return MONTHS_PER_YEAR * self.horizon_years
-
-    @property
-    def quantiles(self) -> tuple[float, float]:
-        """Lower and upper quantile levels of the interval (0.1, 0.9 by default)."""
-        tail = (1 - self.interval_level) / 2
-        return tail, 1 - tail
-
 
 LTV_COLUMNS: tuple[str, ...] = (
     "account_id",
@@ -160,8 +99,72 @@ LTV_COLUMNS: tuple[str, ...] = (
     "expected_purchases",
     "expected_spend",
     "margin",
+    "basis",
 )
 """Columns of :func:`account_ltv`, in order."""
+
+LTV_BASES: tuple[str, ...] = ("gross_profit", "assumed_margin", "revenue")
+"""What an LTV is measured in (see :func:`ltv_basis`)."""
+
+
+def ltv_basis(
+    features: pd.DataFrame,
+    *,
+    assumed_gross_margin: float | None = None,
+    portfolio_margin: float = float("nan"),
+) -> tuple[str, float | None]:
+    """What the LTV measures: gross profit, revenue x an assumed margin, or revenue.
+
+    Parameters
+    ----------
+    features : DataFrame
+        ``gross_profit_12m`` (NaN everywhere when the data have no cost) and,
+        when present, ``gross_profit_prev_12m`` and ``gross_profit_assumed``
+        (True where the features already computed gross profit as revenue x
+        an assumed margin).
+    assumed_gross_margin : float, optional
+        Gross margin to assume when there is no cost data (``[data]
+        assumed_gross_margin``), a fraction in (0, 1].
+    portfolio_margin : float
+        The book's gross margin (:func:`~kam_analysis.ltv.fitting.portfolio_margin`).
+
+    Returns
+    -------
+    (str, float or None)
+        ``("gross_profit", None)`` when some account has a gross profit from
+        costs and the book's margin is known (accounts without their own
+        margin get the book's); ``("assumed_margin", m)`` without cost data
+        when a margin ``m`` is assumed (here, or already in the features);
+        ``("revenue", None)`` otherwise (the value is revenue, not profit).
+
+    Raises
+    ------
+    LtvInputError
+        For an assumed margin outside (0, 1].
+    """
+    if assumed_gross_margin is not None:
+        m = float(assumed_gross_margin)
+        if not (np.isfinite(m) and 0 < m <= 1):
+            raise LtvInputError(
+                f"assumed_gross_margin must be a fraction in (0, 1], got {assumed_gross_margin!r}"
+            )
+    if "gross_profit_assumed" in features.columns and (
+        features["gross_profit_assumed"].fillna(False).astype(bool).any()
+    ):
+        m = assumed_gross_margin if assumed_gross_margin is not None else portfolio_margin
+        if m is not None and np.isfinite(m) and 0 < m <= 1:
+            return "assumed_margin", float(m)
+    cols = [c for c in ("gross_profit_12m", "gross_profit_prev_12m") if c in features.columns]
+    has_cost = any(pd.to_numeric(features[c], errors="coerce").notna().any() for c in cols)
+    if "gross_profit_assumed" in features.columns:
+        has_cost = (
+            has_cost and not features["gross_profit_assumed"].fillna(False).astype(bool).any()
+        )
+    if has_cost and np.isfinite(portfolio_margin):
+        return "gross_profit", None
+    if assumed_gross_margin is not None:
+        return "assumed_margin", float(assumed_gross_margin)
+    return "revenue", None
 
 
 # --------------------------------------------------------------------------- known answers
@@ -189,247 +192,6 @@ def _geometric_pv(m0: np.ndarray, q: np.ndarray, n: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         s = np.where(near1, n, qs * (1.0 - qs**n) / (1.0 - qs))
     return m0 * s
-
-
-# --------------------------------------------------------------------------- models
-
-
-@dataclass
-class LtvModels:
-    """The fitted models behind :func:`account_ltv` (one fit, reused for every account).
-
-    Attributes
-    ----------
-    as_of : pandas.Timestamp
-    covariates : DataFrame or None
-        :func:`~kam_analysis.ltv.hazard.build_churn_covariates` output
-        (contractual accounts).
-    hazard : ChurnHazardModel or None
-    sbg : ShiftedBetaGeometric or None
-        Monthly retention of signing cohorts (fitted when there are contracts).
-    bgnbd : BetaGeo or None
-    gamma_gamma : GammaGamma or None
-    trajectory : RevenueTrajectory or None
-    portfolio_margin : float
-        Gross profit / revenue over the trailing 12 months of all accounts
-        (used where an account's own margin is unknown).
-    notes : list of str
-        Why a model was not fitted, warnings raised while fitting.
-    """
-
-    as_of: pd.Timestamp
-    covariates: pd.DataFrame | None = None
-    hazard: ChurnHazardModel | None = None
-    sbg: ShiftedBetaGeometric | None = None
-    bgnbd: BetaGeo | None = None
-    gamma_gamma: GammaGamma | None = None
-    trajectory: RevenueTrajectory | None = None
-    portfolio_margin: float = float("nan")
-    notes: list[str] = field(default_factory=list)
-
-
-def retention_cohorts(
-    covariates: pd.DataFrame, *, as_of: Any, cohort: Literal["year", "quarter"] = "year"
-) -> pd.DataFrame:
-    """Survivors per month since signing, per signing cohort (for the sBG model and plots).
-
-    Only accounts whose first contract started inside the observation window
-    (``entry`` equal to ``first contract start``, i.e. not left-truncated) are
-    used; each cohort is followed for the months every member could be
-    observed.
-
-    Parameters
-    ----------
-    covariates : DataFrame
-        From :func:`~kam_analysis.ltv.hazard.build_churn_covariates`
-        (``entry``, ``event``, ``months_at_risk``); must be built with the
-        same ``as_of``.
-    as_of : date-like
-    cohort : {"year", "quarter"}
-        Calendar period of the first contract start that defines a cohort.
-
-    Returns
-    -------
-    DataFrame
-        ``cohort`` (label such as ``"2023"`` or ``"2023Q2"``), ``month``
-        (0, 1, ..., K), ``survivors`` (accounts not churned after ``month``
-        months), ``share`` (survivors / cohort size). Empty when no cohort
-        has a month of follow-up.
-    """
-    day = pd.Timestamp(as_of).normalize()
-    cov = covariates
-    first_entry = cov["entry"].min()
-    fresh = cov[cov["entry"] > first_entry]  # entered after the window opened
-    if fresh.empty:
-        return pd.DataFrame(columns=["cohort", "month", "survivors", "share"])
-    entry = pd.to_datetime(fresh["entry"])
-    label = entry.dt.year.astype(str) if cohort == "year" else entry.dt.to_period("Q").astype(str)
-    m_entry = entry.dt.year * 12 + entry.dt.month - 1
-    potential = (day.year * 12 + day.month - 1) - m_entry
-    event = fresh["event"].to_numpy()
-    months = fresh["months_at_risk"].to_numpy()
-    rows = []
-    for lab in sorted(label.unique()):  # a handful of cohorts, not accounts
-        sel = (label == lab).to_numpy()
-        k_max = int(np.floor(potential[sel].min()))
-        if k_max < 1:
-            continue
-        grid = np.arange(k_max + 1)
-        churn_month = np.where(event[sel] == 1, months[sel], np.inf)
-        surv = (churn_month[None, :] > grid[:, None]).sum(axis=1)
-        rows.append(
-            pd.DataFrame(
-                {"cohort": lab, "month": grid, "survivors": surv, "share": surv / sel.sum()}
-            )
-        )
-    if not rows:
-        return pd.DataFrame(columns=["cohort", "month", "survivors", "share"])
-    return pd.concat(rows, ignore_index=True)
-
-
-def _portfolio_margin(features: pd.DataFrame) -> float:
-    rev = features["revenue_12m"].sum()
-    gp = features["gross_profit_12m"].sum(min_count=1)
-    if not np.isfinite(gp) or rev <= 0:
-        return float("nan")
-    return float(gp / rev)
-
-
-def _check_features(features: pd.DataFrame) -> None:
-    need = [
-        "account_id",
-        "frequency",
-        "recency",
-        "T",
-        "monetary_value",
-        "revenue_12m",
-        "gross_profit_12m",
-        "margin_12m",
-        "tenure_days",
-    ]
-    if not isinstance(features, pd.DataFrame):
-        raise LtvInputError(f"features must be a DataFrame, got {type(features).__name__}")
-    missing = [c for c in need if c not in features.columns]
-    if missing:
-        raise LtvInputError(
-            f"features lack column(s) {missing}; use kam_analysis.features.build_account_features"
-        )
-    if features["account_id"].duplicated().any():
-        dup = features.loc[features["account_id"].duplicated(), "account_id"].head(3).tolist()
-        raise LtvInputError(f"features must have one row per account; repeated: {dup}")
-
-
-def fit_ltv_models(
-    features: pd.DataFrame,
-    *,
-    as_of: Any,
-    contracts: pd.DataFrame | None = None,
-    surveys: pd.DataFrame | None = None,
-    activities: pd.DataFrame | None = None,
-    usage: pd.DataFrame | None = None,
-    monthly: pd.DataFrame | None = None,
-    settings: LtvSettings | None = None,
-    purchase_period: str = "week",
-    observation_start: Any = None,
-) -> LtvModels:
-    """Fit every model :func:`account_ltv` may need, once, as of a date.
-
-    Parameters
-    ----------
-    features : DataFrame
-        :func:`~kam_analysis.features.build_account_features` as of ``as_of``.
-    as_of : date-like
-    contracts, surveys, activities, usage : DataFrame, optional
-        Contract-level tables; without contracts no contractual model is fitted;
-        without any covariate table the contractual retention is the sBG.
-    monthly : DataFrame, optional
-        :func:`~kam_analysis.features.monthly_revenue` for the revenue trajectory.
-    settings : LtvSettings, optional
-    purchase_period : {"week", "month"}
-        Unit of ``frequency``, ``recency`` and ``T`` in ``features``.
-    observation_start : date-like, optional
-        Start of the data history (see :func:`build_churn_covariates`);
-        default: the first transaction date in ``features`` (``first_purchase``).
-
-    Returns
-    -------
-    LtvModels
-        A model that cannot be fitted is None, with the reason in ``notes``.
-
-    Raises
-    ------
-    LtvInputError
-        Bad features or an unsupported ``purchase_period``.
-    """
-    settings = settings or LtvSettings()
-    _check_features(features)
-    if purchase_period not in PERIODS_PER_YEAR:
-        raise LtvInputError(
-            f"purchase_period {purchase_period!r} is not supported by the BG/NBD model; "
-            "build the features with period 'week' or 'month'"
-        )
-    day = pd.Timestamp(as_of).normalize()
-    models = LtvModels(as_of=day, portfolio_margin=_portfolio_margin(features))
-
-    if observation_start is None and "first_purchase" in features.columns:
-        first = pd.to_datetime(features["first_purchase"]).min()
-        observation_start = None if pd.isna(first) else first
-    if contracts is not None and len(contracts):
-        try:
-            cov = build_churn_covariates(
-                contracts,
-                surveys=surveys,
-                activities=activities,
-                usage=usage,
-                as_of=day,
-                observation_start=observation_start,
-            )
-            models.covariates = cov
-        except HazardInputError as err:
-            models.notes.append(f"contract covariates not built: {err}")
-        if models.covariates is not None:
-            if surveys is not None and activities is not None and usage is not None:
-                try:
-                    models.hazard = ChurnHazardModel(link=settings.hazard_link).fit(cov)
-                except (HazardInputError, ConvergenceError) as err:
-                    models.notes.append(f"churn hazard model not fitted: {err}")
-            else:
-                models.notes.append(
-                    "churn hazard model not fitted: surveys, activities and usage are all needed"
-                )
-            cohorts = retention_cohorts(cov, as_of=day, cohort="quarter")
-            if len(cohorts):
-                seqs = [g["survivors"].to_numpy() for _, g in cohorts.groupby("cohort")]
-                try:
-                    models.sbg = ShiftedBetaGeometric(time_unit="month").fit(seqs)
-                except (ValueError, ConvergenceError) as err:
-                    models.notes.append(f"sBG retention not fitted: {err}")
-
-    buyers = features[features["frequency"].notna() & features["T"].gt(0)]
-    if len(buyers):
-        try:
-            models.bgnbd = BetaGeo(time_unit=purchase_period).fit(
-                buyers["frequency"], buyers["recency"], buyers["T"]
-            )
-        except (ValueError, ConvergenceError) as err:
-            models.notes.append(f"BG/NBD not fitted: {err}")
-        repeat = buyers[(buyers["frequency"] > 0) & (buyers["monetary_value"] > 0)]
-        if len(repeat) >= 3:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    models.gamma_gamma = GammaGamma().fit(
-                        repeat["frequency"], repeat["monetary_value"]
-                    )
-                except (ValueError, ConvergenceError) as err:
-                    models.notes.append(f"Gamma-Gamma not fitted: {err}")
-            models.notes.extend(f"Gamma-Gamma: {w.message}" for w in caught)
-    if monthly is not None and settings.growth == "trajectory" and len(monthly):
-        try:
-            models.trajectory = RevenueTrajectory().fit(monthly, as_of=day)
-        except TrajectoryInputError as err:
-            models.notes.append(f"revenue trajectory not fitted: {err}")
-    return models
 
 
 # --------------------------------------------------------------------------- valuation
@@ -578,16 +340,16 @@ def _transactional_values(
     settings: LtvSettings,
     rng: np.random.Generator,
 ) -> pd.DataFrame:
-    """BG/NBD x Gamma-Gamma x margin on a monthly grid, with an interval."""
-    bg, gg = models.bgnbd, models.gamma_gamma
+    """Repeat purchases x Gamma-Gamma spend x margin on a monthly grid, with an interval."""
+    pm, gg = models.purchase, models.gamma_gamma
     x = acc["frequency"].to_numpy(dtype=float)
     tx = acc["recency"].to_numpy(dtype=float)
     big_t = acc["T"].to_numpy(dtype=float)
     n = len(acc)
-    per_month = PERIODS_PER_YEAR[bg.time_unit] / MONTHS_PER_YEAR
+    per_month = PERIODS_PER_YEAR[pm.time_unit] / MONTHS_PER_YEAR
     k = np.arange(horizon + 1)
     cum = np.asarray(
-        bg.conditional_expected_number_of_purchases_up_to_time(
+        pm.conditional_expected_number_of_purchases_up_to_time(
             (k * per_month)[:, None], x, tx, big_t
         )
     )
@@ -596,60 +358,50 @@ def _transactional_values(
     # spend grows along the revenue trajectory: the history's mean spend sits about
     # T/2 before the as-of date, month k lies k months after it
     g = acc["log_growth"].to_numpy(dtype=float)
-    t_years = big_t / PERIODS_PER_YEAR[bg.time_unit]
+    t_years = big_t / PERIODS_PER_YEAR[pm.time_unit]
     months = np.arange(1, horizon + 1)[:, None]
     growth = np.exp(g[None, :] * (t_years[None, :] / 2 + months / MONTHS_PER_YEAR))
     d_purchases = (disc[:, None] * inc * growth).sum(axis=0)
     total = cum[-1]
     # discounted, grown value per expected purchase (applied to simulated counts)
     ratio = np.where(total > 0, d_purchases / np.where(total > 0, total, 1.0), 0.0)
-    p_alive = np.asarray(bg.conditional_probability_alive(x, tx, big_t))
+    p_alive = np.asarray(pm.conditional_probability_alive(x, tx, big_t))
     m = acc["monetary_value"].to_numpy(dtype=float)
     m_ok = np.where((x > 0) & (m > 0), m, 0.0)
     x_gg = np.where((x > 0) & (m > 0), x, 0.0)
     if gg is not None:
         spend = np.asarray(gg.conditional_expected_average_profit(x_gg, m_ok))
     else:  # no spend model: the account's own mean, else the population mean
-        spend = np.where(m_ok > 0, m_ok, np.nanmean(np.where(m_ok > 0, m_ok, np.nan)))
-    margin = acc["margin"].to_numpy()
+        spend = np.where(m_ok > 0, m_ok, _mean_positive(m_ok))
+    margin = acc["value_factor"].to_numpy(dtype=float)
     point = d_purchases * spend * margin
 
     draws = settings.draws
-    r, alpha, a, b = (bg.params_[p] for p in ("r", "alpha", "a", "b"))
-    theta_bg = _log_normal_draws(bg, draws, rng)
+    theta_pm = pm.parameter_draws(draws, rng)
     horizon_units = horizon * per_month
-    if gg is not None:
-        theta_gg = _log_normal_draws(gg, draws, rng)
+    theta_gg = _log_normal_draws(gg, draws, rng) if gg is not None else None
+    simulate = _simulate_counts_bgnbd if isinstance(pm, BetaGeo) else _simulate_counts_pnbd
     sims = np.empty((draws, n))
     for j in range(draws):  # one vector over accounts per draw
-        rj, alj, aj, bj = theta_bg[j]
         if settings.interval == "parameter":
-            model_j = BetaGeo.from_params(
-                {"r": rj, "alpha": alj, "a": aj, "b": bj}, time_unit=bg.time_unit
+            model_j = type(pm).from_params(
+                dict(zip(pm.param_names, theta_pm[j], strict=True)), time_unit=pm.time_unit
             )
             e_h = np.asarray(
                 model_j.conditional_expected_number_of_purchases_up_to_time(
                     horizon_units, x, tx, big_t
                 )
             )
-            if gg is not None:
+            if theta_gg is not None:
                 pj, qj, vj = theta_gg[j]
                 s_j = pj * (vj + x_gg * m_ok) / (pj * x_gg + qj - 1.0) if qj > 1 else spend
             else:
                 s_j = spend
             sims[j] = ratio * e_h * s_j * margin
         else:
-            model_j = BetaGeo.from_params(
-                {"r": rj, "alpha": alj, "a": aj, "b": bj}, time_unit=bg.time_unit
-            )
-            alive = rng.random(n) < np.asarray(model_j.conditional_probability_alive(x, tx, big_t))
-            lam = rng.gamma(rj + x, 1.0 / (alj + big_t))
-            p = rng.beta(aj, bj + x)
-            count = np.minimum(
-                rng.poisson(lam * horizon_units), rng.geometric(np.clip(p, 1e-12, 1.0))
-            )
-            count = np.where(alive, count, 0)
-            if gg is not None:
+            alive = rng.random(n) < pm.p_alive_unchecked(theta_pm[j], x, tx, big_t)
+            count = np.where(alive, simulate(theta_pm[j], x, big_t, horizon_units, rng), 0)
+            if theta_gg is not None:
                 pj, qj, vj = theta_gg[j]
                 nu = rng.gamma(pj * x_gg + qj, 1.0 / (vj + x_gg * m_ok))
                 total_spend = np.where(
@@ -661,7 +413,7 @@ def _transactional_values(
     lo, hi = _quantiles(sims, settings.quantiles)
     return pd.DataFrame(
         {
-            "model": "transactional_bgnbd",
+            "model": models.purchase_label,
             "ltv": point,
             "ltv_lower": lo,
             "ltv_upper": hi,
@@ -672,6 +424,40 @@ def _transactional_values(
         },
         index=acc.index,
     )
+
+
+def _mean_positive(values: np.ndarray) -> float:
+    """Mean of the positive entries; 0 when there are none."""
+    pos = values[values > 0]
+    return float(pos.mean()) if pos.size else 0.0
+
+
+def _simulate_counts_bgnbd(
+    theta: np.ndarray, x: np.ndarray, big_t: np.ndarray, horizon: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Purchases in the horizon of alive BG/NBD customers (posterior lambda and p)."""
+    r, alpha, a, b = theta
+    lam = rng.gamma(r + x, 1.0 / (alpha + big_t))
+    p = rng.beta(a, b + x)
+    return np.minimum(rng.poisson(lam * horizon), rng.geometric(np.clip(p, 1e-300, 1.0)))
+
+
+def _simulate_counts_pnbd(
+    theta: np.ndarray, x: np.ndarray, big_t: np.ndarray, horizon: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Purchases in the horizon of alive Pareto/NBD customers.
+
+    Given alive at T: ``lambda ~ Gamma(r+x, alpha+T)``, ``mu ~ Gamma(s, beta+T)``
+    (survival to T is the only information on mu), the remaining lifetime is
+    exponential with rate mu (memoryless) and purchases are Poisson while alive.
+    """
+    r, alpha, s, beta = theta
+    lam = rng.gamma(r + x, 1.0 / (alpha + big_t))
+    mu = rng.gamma(s, 1.0 / (beta + big_t))
+    e = rng.exponential(size=x.size)
+    with np.errstate(divide="ignore", over="ignore"):
+        life = np.where(mu > 0, e / np.where(mu > 0, mu, 1.0), np.inf)
+    return rng.poisson(lam * np.minimum(life, horizon))
 
 
 def _log_normal_draws(model: Any, draws: int, rng: np.random.Generator) -> np.ndarray:
@@ -698,8 +484,9 @@ def account_ltv(
     models: LtvModels | None = None,
     purchase_period: str = "week",
     horizon_months: int | None = None,
+    assumed_gross_margin: float | None = None,
 ) -> pd.DataFrame:
-    """Expected discounted gross-profit LTV per account with an interval and the model used.
+    """Expected discounted LTV per account with an interval, the model used and the basis.
 
     Parameters
     ----------
@@ -722,6 +509,10 @@ def account_ltv(
         Unit of the features' purchase summary.
     horizon_months : int, optional
         Override the horizon in months (the backtest uses the holdout length).
+    assumed_gross_margin : float, optional
+        Without cost data, value revenue x this margin (basis
+        ``"assumed_margin"``) instead of revenue (basis ``"revenue"``); see
+        :func:`ltv_basis`. Ignored when the data have costs.
 
     Returns
     -------
@@ -731,12 +522,15 @@ def account_ltv(
         ================== ======================================================
         account_id         account key
         model              ``contractual_hazard``, ``contractual_sbg``,
-                           ``transactional_bgnbd``, ``churned`` or ``none``
-        ltv                expected discounted gross profit over the horizon
+                           ``transactional_bgnbd``, ``transactional_pnbd``,
+                           ``churned`` or ``none``
+        ltv                expected discounted value over the horizon (in the basis)
         ltv_lower/upper    interval (``settings.quantiles``, P10-P90 by default)
-        gp_annual          gross-profit run-rate the value starts from
-                           (trailing 12 months, annualised for younger accounts)
-        growth_annual      annual growth applied to gross profit (contractual) or
+        gp_annual          annual value run-rate the value starts from, in the
+                           basis: gross profit, revenue x assumed margin, or
+                           revenue (trailing 12 months, annualised for younger
+                           accounts)
+        growth_annual      annual growth applied to the value (contractual) or
                            spend per purchase (transactional)
         monthly_churn      monthly churn probability (contractual)
         churn_risk_12m     contractual: P(churn within 12 months);
@@ -744,17 +538,20 @@ def account_ltv(
         p_alive            P(still a customer now) (1 for live contracts)
         expected_purchases expected repeat purchases in the horizon (transactional)
         expected_spend     expected revenue per purchase period (transactional)
-        margin             gross margin used (account's, else the portfolio's)
+        margin             gross margin used (account's, else the portfolio's;
+                           the assumed one; NaN on the revenue basis)
+        basis              ``"gross_profit"``, ``"assumed_margin"`` or ``"revenue"``
+                           (the same for every row, :func:`ltv_basis`)
         ================== ======================================================
 
     Raises
     ------
     LtvInputError
-        Bad features, a ``"contractual"`` choice without contracts, or no
-        model able to value any account.
+        Bad features, a ``"contractual"`` choice without contracts, an
+        assumed margin outside (0, 1], or no model able to value any account.
     """
     settings = settings or LtvSettings()
-    _check_features(features)
+    check_ltv_features(features)
     day = pd.Timestamp(as_of).normalize()
     if models is None:
         models = fit_ltv_models(
@@ -772,6 +569,11 @@ def account_ltv(
         raise LtvInputError(
             "model='contractual' needs the contracts table; use 'auto' or 'transactional'"
         )
+    basis, assumed = ltv_basis(
+        features,
+        assumed_gross_margin=assumed_gross_margin,
+        portfolio_margin=models.portfolio_margin,
+    )
     horizon = int(horizon_months) if horizon_months is not None else settings.horizon_months
     d_month = per_period_discount_rate(settings.discount_rate_annual, "month")
     rng = np.random.default_rng(settings.seed)
@@ -785,14 +587,12 @@ def account_ltv(
     churned = status["churned"].fillna(False).astype(bool).to_numpy()
     live = status["live"].fillna(False).astype(bool).to_numpy()
 
-    margin = features["margin_12m"].to_numpy(dtype=float)
-    port = models.portfolio_margin
-    margin = np.where(np.isfinite(margin), margin, port if np.isfinite(port) else np.nan)
-    acc["margin"] = margin
+    margin, factor, value_12m = _value_inputs(features, basis, assumed, models.portfolio_margin)
+    acc["value_factor"] = factor
     tenure = features["tenure_days"].to_numpy(dtype=float)
     annualise = 365.2425 / np.clip(np.nan_to_num(tenure, nan=365.2425), 30.0, 365.2425)
-    gp = features["gross_profit_12m"].to_numpy(dtype=float) * annualise
-    contract_gp = status["contract_value"].fillna(0.0).to_numpy() * margin
+    gp = value_12m * annualise
+    contract_gp = status["contract_value"].fillna(0.0).to_numpy() * factor
     gp = np.where(np.isfinite(gp) & (gp > 0), gp, np.nan_to_num(contract_gp))
     acc["gp_annual"] = gp
     acc["tenure_months"] = tenure / (365.2425 / 12)
@@ -818,17 +618,24 @@ def account_ltv(
         # auto: accounts without a live, modelled contract fall back to their purchases
         use_tx = none if settings.model == "contractual" else (~use_ct & ~is_churned & buyer)
     use_tx = use_tx.copy()
-    if use_tx.any() and models.bgnbd is None:
+    if use_tx.any() and models.purchase is None:
+        n_tx = int(use_tx.sum())
         use_tx[:] = False
-        models.notes.append("transactional accounts not valued: BG/NBD model unavailable")
+        if not any(m.key == "transactional_not_valued" for m in models.messages):
+            models.note(
+                "transactional_not_valued",
+                f"{n_tx} account(s) without a live contract are not valued: no repeat-purchase "
+                "model could be fitted",
+                n=n_tx,
+            )
 
     out = pd.DataFrame(index=acc.index)
     out["account_id"] = acc["account_id"]
     out["model"] = "none"
-    for col in LTV_COLUMNS[2:]:
+    for col in _FLOAT_COLUMNS:
         out[col] = np.nan
     out["gp_annual"] = acc["gp_annual"]
-    out["margin"] = acc["margin"]
+    out["margin"] = margin
     out["growth_annual"] = 0.0
     out.loc[is_churned, ["model", "ltv", "ltv_lower", "ltv_upper", "p_alive"]] = [
         "churned",
@@ -853,10 +660,37 @@ def account_ltv(
     if not (use_ct.any() or use_tx.any() or is_churned.any()):
         raise LtvInputError(
             "no account could be valued: no live contract with a retention model and no "
-            f"purchase history with a BG/NBD model ({'; '.join(models.notes) or 'no notes'})"
+            "purchase history with a repeat-purchase model "
+            f"({'; '.join(models.notes) or 'no notes'})"
         )
-    out = out.astype({c: float for c in LTV_COLUMNS[2:]})
+    out = out.astype({c: float for c in _FLOAT_COLUMNS})
+    out["basis"] = basis
     return out[list(LTV_COLUMNS)].reset_index(drop=True)
+
+
+_FLOAT_COLUMNS = tuple(c for c in LTV_COLUMNS[2:] if c != "basis")
+
+
+def _value_inputs(
+    features: pd.DataFrame, basis: str, assumed: float | None, portfolio: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per account: margin shown, factor applied to revenue, value of the trailing 12 months.
+
+    ``gross_profit``: the account's margin, else the book's; the 12-month
+    value is the gross profit, else revenue x margin. ``assumed_margin``: the
+    assumed margin for everyone. ``revenue``: margin unknown (NaN), factor 1.
+    """
+    n = len(features)
+    revenue = pd.to_numeric(features["revenue_12m"], errors="coerce").to_numpy(dtype=float)
+    if basis == "gross_profit":
+        own = features["margin_12m"].to_numpy(dtype=float)
+        margin = np.where(np.isfinite(own), own, portfolio)
+        gp = features["gross_profit_12m"].to_numpy(dtype=float)
+        return margin, margin, np.where(np.isfinite(gp), gp, revenue * margin)
+    if basis == "assumed_margin":
+        margin = np.full(n, float(assumed))
+        return margin, margin, revenue * margin
+    return np.full(n, np.nan), np.ones(n), revenue
 
 
 def expected_ltv_total(ltv: pd.DataFrame) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Connections to the engine that holds the data, when it is not the dataset folder.
 
-``[data.source]`` in ``kam.toml`` (:class:`kam_analysis.config.SourceSettings`)
+``[data.source]`` in ``kam.toml`` (:class:`kam_analysis.data.settings.SourceSettings`)
 names an Ibis backend. :func:`connect_source` opens it:
 
 * ``url`` → :func:`ibis.connect` (``postgres://user@host:5432/db``,
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import ibis
 
 if TYPE_CHECKING:
-    from kam_analysis.config import SourceSettings
+    from kam_analysis.data.settings import SourceSettings
 
 __all__ = ["SourceError", "connect_source", "describe_source", "spark_session"]
 

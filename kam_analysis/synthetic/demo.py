@@ -33,6 +33,9 @@ and ``lines_per_account_month`` — **not** on ``chunk_accounts``, which only
 sets how many accounts are written per Parquet row group (and so bounds the
 memory used: about ``max(chunk_accounts, RNG_BLOCK_ACCOUNTS)`` accounts of
 events are held at a time).
+
+The messy export of the same book is written by
+:mod:`kam_analysis.synthetic.messy`.
 """
 
 from __future__ import annotations
@@ -574,14 +577,31 @@ def _calendar(start: int, end: int, fy_start: int, s: SyntheticSettings) -> _Cal
     )
 
 
-def _existing_dataset_files(out: Path) -> list[str]:
+MESSY_EXPORT_FILE = "invoice_lines.csv"
+"""File name of the messy invoice-line export."""
+_MESSY_MARKER = "# Written by `kam synth --messy`"
+
+
+def _existing_dataset_files(out: Path, any_config: bool = False) -> list[str]:
+    """Dataset files in ``out`` that a generator would replace.
+
+    ``kam.toml`` counts when the messy export wrote it (it would point at a file
+    that is gone), or always with ``any_config`` (the messy export writes its own).
+    """
     if not out.exists():
         return []
     if not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
     names = [f"{t}.{ext}" for t in CANONICAL_TABLES for ext in ("parquet", "csv", "xlsx")]
     names += [f"{t}.parquet" for t in ("fx_rates",)] + list(GROUND_TRUTH_FILES)
-    return [n for n in names if (out / n).exists()]
+    names.append(MESSY_EXPORT_FILE)
+    found = [n for n in names if (out / n).exists()]
+    config = out / "kam.toml"
+    if config.is_file() and (
+        any_config or config.read_text(encoding="utf-8", errors="replace").startswith(_MESSY_MARKER)
+    ):
+        found.append(config.name)
+    return found
 
 
 def _preference_matrix() -> np.ndarray:
