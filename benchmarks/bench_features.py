@@ -216,7 +216,7 @@ def start_spark(memory: str):
     sys.path.insert(0, str(ROOT))
     import ibis
 
-    from kam_analysis.sources import spark_session
+    from kam_analysis.data.sources import spark_session
 
     session = spark_session(
         {

@@ -109,7 +109,8 @@ class ActionSettings(BaseModel):
         left) suggests growing the share in the lines already bought.
     exposure_share : float
         Losing the account costing at least this share of the book's expected
-        gross profit over the scenario horizon suggests protecting it.
+        gross profit (revenue, when gross profit is unknown) over the scenario
+        horizon suggests protecting it.
     price_cuts_pct : tuple of float
         Price cuts (percent) shown in the plan; the first one drives the
         price-defence rule.
@@ -129,7 +130,7 @@ class ActionSettings(BaseModel):
     survey_months: int = Field(12, ge=1, le=60, description="survey window in months")
     cross_sell_max_lines: int = Field(3, ge=1, description="product lines named for cross-sell")
     upsell_max_share_of_wallet: float = Field(0.5, gt=0, le=1, description="upsell rule SoW")
-    exposure_share: float = Field(0.02, gt=0, le=1, description="book GP share to protect")
+    exposure_share: float = Field(0.02, gt=0, le=1, description="book share to protect")
     price_cuts_pct: tuple[float, ...] = Field((5.0, 10.0), description="price cuts shown (%)")
     price_alert_volume: float = Field(0.15, gt=0, description="break-even volume alert")
     opportunity_rows: int = Field(8, ge=1, description="open opportunities listed")
@@ -276,6 +277,7 @@ def suggest_actions(
     ``upsell_headroom``   no whitespace line, ``share_of_wallet`` below
                           ``upsell_max_share_of_wallet`` and headroom > 0: grow share
     ``protect_exposure``  ``exposure.gross_profit_gap_pct >= exposure_share``: protect
+                          (``revenue_gap_pct`` when the gross-profit gap is unknown)
     ``price_defence``     break-even volume of the first cut in ``price`` at least
                           ``price_alert_volume``: argue with value, not discounts
     ``reengage_stale``    ``risks.stale_contacts``: re-engage the stale key contacts
@@ -309,7 +311,9 @@ def suggest_actions(
         ``weighted_value``).
     exposure : mapping, optional
         Row of :func:`kam_analysis.scenarios.account_loss_stress`
-        (``gross_profit_gap``, ``gross_profit_gap_pct``).
+        (``gross_profit_gap``, ``gross_profit_gap_pct``; ``revenue_gap`` and
+        ``revenue_gap_pct`` when the gross-profit gap is NaN, i.e. without cost
+        data), optionally ``months``.
     price : DataFrame, optional
         :func:`price_cut_table` (``price_cut``, ``break_even_volume``).
     currency : str, default "JPY"
@@ -486,8 +490,11 @@ def suggest_actions(
                 )
             )
 
-    # exposure and price
+    # exposure and price (revenue when gross profit is unknown: no cost data)
+    basis = "gross_profit"
     gap_pct = _num(exposure, "gross_profit_gap_pct")
+    if math.isnan(_num(exposure, "gross_profit_gap")):
+        basis, gap_pct = "revenue", _num(exposure, "revenue_gap_pct")
     if not math.isnan(gap_pct) and gap_pct >= cfg.exposure_share:
         months = _num(exposure, "months")
         out.append(
@@ -495,7 +502,8 @@ def suggest_actions(
                 "protect_exposure",
                 gap_pct,
                 lang,
-                gap=_money(_num(exposure, "gross_profit_gap"), currency, lang),
+                why="why" if basis == "gross_profit" else "why_revenue",
+                gap=_money(_num(exposure, f"{basis}_gap"), currency, lang),
                 share=_pct(gap_pct, 1),
                 months=f"{36 if math.isnan(months) else months:.0f}",
             )
@@ -819,7 +827,8 @@ def price_cut_table(revenue: float, margin: float, cuts_pct: Sequence[float]) ->
         ``gross_profit``, ``gross_profit_after``, ``gross_profit_change``
         (per year, negative), ``margin_after``, ``break_even_volume`` (volume
         increase keeping gross profit, inf when the cut reaches the margin).
-        Empty when revenue or margin is missing.
+        Empty when revenue or margin is missing (no cost data and no assumed
+        margin: the profit effect of a cut is unknown).
     """
     from kam_analysis.scenarios import price_negotiation
 
@@ -837,6 +846,9 @@ def price_cut_table(revenue: float, margin: float, cuts_pct: Sequence[float]) ->
     rows = []
     for cut in cuts_pct:
         res = price_negotiation(float(revenue), float(margin), float(cut)).set_index("metric")
+        be = res.at["break_even_volume_increase", "after_cut"]
+        if res.at["break_even_volume_increase", "reason"] == "cut_exceeds_margin":
+            be = math.inf  # no volume restores the profit (the plan says so in words)
         rows.append(
             {
                 "price_cut": cut / 100,
@@ -845,7 +857,7 @@ def price_cut_table(revenue: float, margin: float, cuts_pct: Sequence[float]) ->
                 "gross_profit_after": res.at["gross_profit", "after_cut"],
                 "gross_profit_change": res.at["gross_profit", "change"],
                 "margin_after": res.at["gross_margin", "after_cut"],
-                "break_even_volume": res.at["break_even_volume_increase", "after_cut"],
+                "break_even_volume": be,
             }
         )
     return pd.DataFrame(rows, columns=cols).astype(float)
@@ -870,6 +882,8 @@ def account_monthly(
     -------
     pandas.DataFrame
         ``month`` (first day), ``revenue``, ``gross_profit``; ``months`` rows.
+        ``gross_profit`` stays NaN when the account's gross profit is unknown
+        (no cost data) rather than 0.
     """
     end = pd.Timestamp(as_of).normalize().to_period("M").to_timestamp()
     grid = pd.date_range(end=end, periods=int(months), freq="MS")
@@ -877,7 +891,9 @@ def account_monthly(
     rows = rows.assign(month=pd.to_datetime(rows["month"])).set_index("month")
     out = rows[["revenue", "gross_profit"]].astype(float).reindex(grid)
     if len(rows):
-        out = out.fillna(0.0)
+        out["revenue"] = out["revenue"].fillna(0.0)
+        if rows["gross_profit"].notna().any():  # else unknown (no cost data), not 0
+            out["gross_profit"] = out["gross_profit"].fillna(0.0)
     out.index.name = "month"
     return out.reset_index()
 
@@ -906,10 +922,15 @@ def product_line_view(
     pandas.DataFrame
         ``product_line, revenue_12m, whitespace_value, peer_adoption`` for the
         lines bought or with whitespace, largest ``revenue_12m + whitespace_value``
-        first.
+        first; empty when the transactions have no ``product_line`` column.
     """
     day = pd.Timestamp(as_of).normalize()
     start = day - pd.DateOffset(months=12) + pd.Timedelta(days=1)
+    columns = ["product_line", "revenue_12m", "whitespace_value", "peer_adoption"]
+    if "product_line" not in transactions.columns:  # the export has no product line
+        return pd.DataFrame(columns=columns).astype(
+            {c: float for c in columns if c != "product_line"}
+        )
     tx = transactions[transactions["account_id"].astype(str) == str(account_id)]
     d = pd.to_datetime(tx["date"]).dt.normalize()
     tx = tx[(d >= start) & (d <= day)]
@@ -958,8 +979,10 @@ class AccountPlan:
         Row of :func:`kam_analysis.segmentation.portfolio_matrix` (quadrant,
         resource_level, attractiveness, position).
     ltv : pandas.Series or None
-        Row of :func:`kam_analysis.ltv.value.account_ltv` (ltv, ltv_lower,
-        ltv_upper, model, churn_risk_12m, ...); None when unavailable.
+        The account's LTV as the LTV report values it (its row of
+        ``ctx.ltv.ltv``; :func:`kam_analysis.ltv.value.account_ltv` columns:
+        ltv, ltv_lower, ltv_upper, model, churn_risk_12m, basis, ...); None
+        when the account is not valued.
     ltv_level : float
         Central coverage of the LTV interval (0.8 = P10-P90).
     ltv_years : int
@@ -1066,41 +1089,65 @@ def _plan_kpis(ctx, account_id: str, settings) -> Any:
     )
 
 
-def _account_ltv(ctx, account_id: str) -> tuple[pd.Series | None, float, int, str | None]:
-    """LTV of one account with the portfolio-fitted models, or the reason it is missing."""
-    try:  # the LTV model is optional: the plan works without it
-        from kam_analysis.ltv.value import LtvSettings, account_ltv, fit_ltv_models
-    except ImportError as err:
-        return None, 0.8, 5, f"LTV model not available ({err})"
-    cfg = getattr(ctx.config, "ltv", None)
-    settings = cfg if isinstance(cfg, LtvSettings) else LtvSettings()
-    feats = ctx.features
-    tables = {t: ctx.frame(t) for t in ("contracts", "surveys", "activities", "usage")}
-    try:
+def _portfolio_ltv(ctx) -> pd.DataFrame:
+    """Every account's LTV as the LTV report values it, without the report's backtests.
+
+    The context's LTV analysis (``ctx.ltv``) when it has been computed already;
+    otherwise its valuation step alone: the models fitted once on all accounts
+    with the configured settings, then every account valued with them
+    (:func:`~kam_analysis.ltv.value.fit_ltv_models`,
+    :func:`~kam_analysis.ltv.value.account_ltv`, the calls
+    :func:`~kam_analysis.ltv.analysis.ltv_analysis` makes), so the numbers are
+    the LTV report's. A plan does not pay for the backtests (three refits, each
+    with a bootstrap when an estimate is on a boundary).
+    """
+    done = vars(ctx).get("ltv")  # cached_property: set once ctx.ltv has been computed
+    if done is not None:
+        return done.ltv
+    from kam_analysis.ltv.value import account_ltv, fit_ltv_models
+
+    settings, period = ctx.config.ltv, ctx.config.features.period
+    frames = {t: ctx.frame(t) for t in ("contracts", "surveys", "activities", "usage")}
+    models = fit_ltv_models(
+        ctx.features,
+        as_of=ctx.as_of,
+        monthly=ctx.monthly,
+        settings=settings,
+        purchase_period=period,
+        **frames,
+    )
+    return account_ltv(
+        ctx.features,
+        as_of=ctx.as_of,
+        contracts=frames["contracts"],
+        settings=settings,
+        models=models,
+        purchase_period=period,
+        assumed_gross_margin=ctx.config.data.assumed_gross_margin,
+    )
+
+
+def _account_ltv(
+    ctx, account_id: str, lang: str
+) -> tuple[pd.Series | None, float, int, str | None]:
+    """The account's row of the portfolio LTV (:func:`_portfolio_ltv`), or why it has none.
+
+    Returns (row, interval level, horizon in years, reason or None).
+    """
+    from kam_analysis.plots import t
+
+    settings = ctx.config.ltv
+    level, years = settings.interval_level, settings.horizon_years
+    try:  # the plan works without an LTV
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # fit notes are in models.notes
-            models = fit_ltv_models(
-                feats,
-                as_of=ctx.as_of,
-                monthly=ctx.monthly,
-                settings=settings,
-                purchase_period=getattr(ctx.config.features, "period", "week"),
-                **tables,
-            )
-            one = feats[feats["account_id"].astype(str) == account_id]
-            value = account_ltv(
-                one,
-                as_of=ctx.as_of,
-                contracts=tables["contracts"],
-                settings=settings,
-                models=models,
-                purchase_period=getattr(ctx.config.features, "period", "week"),
-            )
-    except (ValueError, ArithmeticError) as err:
-        return None, settings.interval_level, settings.horizon_years, str(err)
-    if value.empty:
-        return None, settings.interval_level, settings.horizon_years, "account not valued"
-    return value.iloc[0], settings.interval_level, settings.horizon_years, None
+            warnings.simplefilter("ignore")  # the LTV report shows the fit notes
+            ltv = _portfolio_ltv(ctx)
+    except (ValueError, ArithmeticError):  # LtvInputError: no account can be valued
+        return None, level, years, t("plan.ltv_not_valued", lang)
+    rows = ltv[ltv["account_id"].astype(str) == str(account_id)]
+    if rows.empty or rows["model"].iloc[0] == "none" or pd.isna(rows["ltv"].iloc[0]):
+        return None, level, years, t("plan.ltv_not_valued", lang)
+    return rows.iloc[0], level, years, None
 
 
 def account_plan_data(
@@ -1165,7 +1212,7 @@ def account_plan_data(
     portfolio = matrix[matrix["account_id"].astype(str) == acc_id].iloc[0]
 
     # LTV
-    ltv, ltv_level, ltv_years, why = _account_ltv(ctx, acc_id)
+    ltv, ltv_level, ltv_years, why = _account_ltv(ctx, acc_id, lang)
     if why is not None:
         skipped["ltv"] = why
 
@@ -1250,7 +1297,9 @@ def account_plan_data(
     churn = None
     if ltv is not None and np.isfinite(_num(ltv, "monthly_churn")):
         churn = pd.Series({acc_id: float(ltv["monthly_churn"])})
-    book = scenarios.book_from_features(scored, churn_prob_month=churn)
+    book = scenarios.book_from_features(
+        scored, churn_prob_month=churn, assumed_gross_margin=ctx.config.data.assumed_gross_margin
+    )
     stress = scenarios.account_loss_stress(book, [acc_id], months=months)
     exposure = stress.iloc[0].copy()
     exposure["months"] = months

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import os
 import sys
 import time
@@ -23,6 +24,8 @@ from kam_analysis import __version__
 from kam_analysis.config import ConfigError, KamConfig, find_config, load_config
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_LINES_PER_ACCOUNT_MONTH = 1_000
+MAX_SYNTH_LINES = 500_000_000
 
 
 class UsageError(Exception):
@@ -76,8 +79,19 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     if args.accounts < 1:
         raise UsageError("--accounts must be at least 1")
-    if args.lines_per_account_month is not None and args.lines_per_account_month <= 0:
-        raise UsageError("--lines-per-account-month must be positive")
+    density = args.lines_per_account_month
+    if density is not None and not 0 < density <= MAX_LINES_PER_ACCOUNT_MONTH:
+        raise UsageError(
+            f"--lines-per-account-month must be above 0 and at most {MAX_LINES_PER_ACCOUNT_MONTH:,}"
+            f" (got {density:g})"
+        )
+    expected = args.accounts * 48 * (density or 7)
+    if expected > MAX_SYNTH_LINES:
+        raise UsageError(
+            f"--accounts {args.accounts:,} at {density or 7:g} lines per account-month gives about "
+            f"{expected:,.0f} lines over four years, more than the {MAX_SYNTH_LINES:,} kam synth "
+            "writes; lower one of them"
+        )
     generate = generate_messy_export if args.messy else generate_dataset
     try:
         summary = generate(
@@ -167,7 +181,7 @@ def _personal_data_values(ds) -> list[str]:
     values: list[str] = []
     for column in ("name", "email"):
         if column in frame.columns:
-            values.extend(str(v) for v in frame[column].dropna().unique() if len(str(v)) >= 4)
+            values.extend(str(v) for v in frame[column].dropna().unique())
     return values
 
 
@@ -178,6 +192,24 @@ def _key_accounts(ds, as_of: dt.date, config: KamConfig, lang: str, top_n: int):
     ctx = AnalysisContext(ds, as_of, config, lang)
     ids = ctx.key_accounts(top_n)
     return ids, ctx.account_names(ids)
+
+
+def _reports_dir(path: Path, data_dir: Path) -> Path:
+    """The reports folder, refused when it lies inside the dataset or cannot be created."""
+    resolved = path.resolve()
+    if resolved == data_dir or data_dir in resolved.parents:
+        raise UsageError(
+            f"--reports-dir {path} lies inside the dataset folder {data_dir}: reports would "
+            "become input files of the next run; choose a folder outside it"
+        )
+    try:
+        resolved.mkdir(parents=True, exist_ok=True)
+        probe = resolved / f".kam-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"--reports-dir {path}: cannot write there ({err.strerror})") from None
+    return resolved
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -203,6 +235,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         not args.only or "account_plan" in args.only
     )
     top_n = settings.account_plan_top_n if args.account_plans is None else args.account_plans
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1 (got {args.jobs})")
+    if top_n < 0:
+        raise UsageError(f"--account-plans must be 0 or more (got {top_n})")
+    reports_dir = _reports_dir(Path(args.reports_dir), folder)
 
     try:
         ds, as_of = _open(folder, config, args.as_of)
@@ -222,7 +259,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_dir=folder,
         as_of=as_of,
         notebooks=notebooks,
-        reports_dir=Path(args.reports_dir),
+        reports_dir=reports_dir,
         lang=args.lang,
         label=args.label,
         params=params,
@@ -383,6 +420,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except OSError as err:  # a full disk, a folder that vanished: a message, not a traceback
+        where = f" ({err.filename})" if err.filename else ""
+        if err.errno == errno.ENOSPC:
+            print(f"kam: the disk is full{where}; nothing was published", file=sys.stderr)
+        else:
+            print(f"kam: {err.strerror or err}{where}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

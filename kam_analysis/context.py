@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -38,6 +39,9 @@ from kam_analysis.features import (
     product_line_revenue,
 )
 from kam_analysis.schemas import REQUIRED_TABLES
+
+if TYPE_CHECKING:
+    from kam_analysis.ltv.analysis import LtvAnalysis
 
 
 def default_as_of(
@@ -271,6 +275,20 @@ class AnalysisContext:
         from kam_analysis.segmentation import tier_rule
 
         return tier_rule(self.scored, self.config.segmentation, lang=self.lang)
+
+    @cached_property
+    def ltv(self) -> LtvAnalysis:
+        """The LTV analysis with the configured settings, computed once per context.
+
+        :func:`kam_analysis.ltv.analysis.ltv_analysis` with ``[ltv]`` (and
+        ``[data] assumed_gross_margin``): fitted models, every account's LTV
+        with its basis, retention, renewals, backtests and notes (``LtvAnalysis``).
+        Reports that show an account's LTV read it here, so that they show the
+        numbers of the LTV report.
+        """
+        from kam_analysis.ltv.analysis import ltv_analysis
+
+        return ltv_analysis(self, self.config.ltv)
 
     @cached_property
     def whitespace(self) -> pd.DataFrame:

@@ -413,6 +413,13 @@ def _status(status: str | None, lang: str) -> str:
     return f'<span class="status-{_e(status)}">{_e(text)}</span>'
 
 
+def _unreadable_note(manifest: dict) -> str:
+    """Why a run's manifest could not be read, under its status."""
+    if manifest.get("status") != "unreadable" or not manifest.get("error"):
+        return ""
+    return f'<br><small class="kam-muted">{_e(manifest["error"])}</small>'
+
+
 def _seconds(value: float | None) -> str:
     if value is None:
         return ""
@@ -523,7 +530,8 @@ def runs_index_page(runs: Sequence[dict], *, latest: str | None = None, lang: st
         )
         rows.append(
             f'<tr><td><a href="{_e(run_id)}/index.html">{_e(run_id)}</a>{mark}</td>'
-            f"<td>{_status(m.get('status'), lang)}</td><td>{_e(m.get('label') or '')}</td>"
+            f"<td>{_status(m.get('status'), lang)}{_unreadable_note(m)}</td>"
+            f"<td>{_e(m.get('label') or '')}</td>"
             f"<td>{_e(m.get('as_of', ''))}</td><td>{_e(m.get('dataset', ''))}</td>"
             f'<td class="num">{ok}/{total}</td>'
             f'<td class="num">{_e(_seconds(m.get("duration_s")))}</td></tr>'

@@ -77,6 +77,7 @@ import html
 import io
 import json
 import keyword
+import math
 import os
 import platform
 import re
@@ -89,6 +90,7 @@ import tempfile
 import threading
 import time
 import tokenize
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -315,6 +317,32 @@ class ParameterInfo:
     """The comment on the declaration line."""
     source: str
     """The declaration as written."""
+    minimum: float | None = None
+    """Smallest allowed value, from a ``[min, max]`` range at the end of the comment."""
+    maximum: float | None = None
+    """Largest allowed value (``[1, ]`` leaves it open)."""
+
+    def range_text(self) -> str:
+        """``[1, 10000]``, ``>= 1`` or ``<= 1`` for messages ("" without a range)."""
+        if self.minimum is not None and self.maximum is not None:
+            return f"[{self.minimum:g}, {self.maximum:g}]"
+        if self.minimum is not None:
+            return f">= {self.minimum:g}"
+        if self.maximum is not None:
+            return f"<= {self.maximum:g}"
+        return ""
+
+
+_RANGE = re.compile(r"\[\s*(-?[0-9.]+(?:e-?[0-9]+)?)?\s*,\s*(-?[0-9.]+(?:e-?[0-9]+)?)?\s*\]\s*$")
+
+
+def _declared_range(comment: str) -> tuple[float | None, float | None]:
+    """``[min, max]`` at the end of a parameter's comment (either bound may be empty)."""
+    m = _RANGE.search(comment)
+    if not m:
+        return None, None
+    low, high = (float(x) if x else None for x in m.groups())
+    return low, high
 
 
 _SIMPLE_TYPES = {"str", "int", "float", "bool"}
@@ -435,13 +463,17 @@ def notebook_parameters(path: Path) -> dict[str, ParameterInfo]:
             else:
                 kind = "str" if literal and default is None else "any"
         optional = optional or (literal and default is None)
+        comment = comments.get(node.lineno, "")
+        low, high = _declared_range(comment)
         out[name] = ParameterInfo(
             name=name,
             type=kind,
             optional=optional,
             default=default,
-            help=comments.get(node.lineno, ""),
+            help=comment,
             source=lines[node.lineno - 1].strip() if node.lineno <= len(lines) else "",
+            minimum=low,
+            maximum=high,
         )
     return out
 
@@ -451,7 +483,10 @@ _FALSE = {"false", "no", "off", "0", "n", "f"}
 
 
 def coerce_parameter(value: Any, info: ParameterInfo, *, notebook: str = "") -> Any:
-    """Convert a parameter value (usually a ``-p`` string) to the declared type.
+    """Convert a parameter value (usually a ``-p`` string) to the declared type and range.
+
+    A number must lie in the range the declaration's comment ends with
+    (``draws: int = 2000  # simulated paths [100, 100000]``).
 
     Parameters
     ----------
@@ -471,7 +506,21 @@ def coerce_parameter(value: Any, info: ParameterInfo, *, notebook: str = "") -> 
     ParameterError
         Naming the parameter, the notebook, the declaration and the value.
     """
+    converted = _coerce_type(value, info, notebook)
+    if isinstance(converted, int | float) and not isinstance(converted, bool):
+        low, high = info.minimum, info.maximum
+        if isinstance(converted, float) and not math.isfinite(converted):
+            raise ParameterError(f"parameter {info.name!r} must be a finite number, got {value!r}")
+        if (low is not None and converted < low) or (high is not None and converted > high):
+            where = f" of {notebook}" if notebook else ""
+            raise ParameterError(
+                f"parameter {info.name!r}{where} must be in {info.range_text()} "
+                f"(declared `{info.source}`), got {value!r}"
+            )
+    return converted
 
+
+def _coerce_type(value: Any, info: ParameterInfo, notebook: str) -> Any:
     def bad(expected: str) -> ParameterError:
         where = f" of {notebook}" if notebook else ""
         return ParameterError(
@@ -592,9 +641,52 @@ def _reserve_run_id(reports_dir: Path, label: str | None, now: dt.datetime) -> t
             fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             continue
-        os.close(fd)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()}\n")  # the owner, for the clean-up of a killed run
         return run_id, marker
     raise ReportError(f"could not reserve a run id in {reports_dir}")  # pragma: no cover
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_work(reports_dir: Path) -> list[str]:
+    """Remove the build folders and run-id reservations of runs whose process is gone.
+
+    A run killed with ``kill -9`` (what a scheduler does after its timeout)
+    cannot clean up after itself: its ``.tmp-<run_id>-<pid>`` folder and
+    ``.reserve-<run_id>`` marker stay behind. The next run removes those whose
+    process no longer exists; live runs' folders are left alone.
+
+    Returns
+    -------
+    list of str
+        Names removed.
+    """
+    removed: list[str] = []
+    if not reports_dir.is_dir():
+        return removed
+    for path in sorted(reports_dir.glob(".tmp-*")):
+        pid_text = path.name.rsplit("-", 1)[-1]
+        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    for path in sorted(reports_dir.glob(".reserve-*")):
+        try:
+            pid_text = path.read_text().strip()
+        except OSError:
+            continue
+        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
 
 
 # --------------------------------------------------------------------------- manifest parts
@@ -628,15 +720,22 @@ def _config_record(config_path: Path | None) -> dict[str, Any] | None:
     entry: dict[str, Any] = {
         "path": str(config_path),
         "sha256": hashlib.sha256(raw).hexdigest(),
-        "content": raw.decode("utf-8", errors="replace"),
+        "content": _SECRET_SETTING.sub(r"\1\"***\"", raw.decode("utf-8", errors="replace")),
         "parsed": None,
     }
     if config_path.suffix == ".toml":
         import tomllib
 
         with contextlib.suppress(tomllib.TOMLDecodeError, UnicodeDecodeError):
-            entry["parsed"] = tomllib.loads(raw.decode("utf-8-sig"))
+            parsed = tomllib.loads(raw.decode("utf-8-sig"))
+            if parsed.get("stakeholders", {}).get("pseudonym_salt"):
+                parsed["stakeholders"]["pseudonym_salt"] = "***"
+            entry["parsed"] = parsed
     return entry
+
+
+_SECRET_SETTING = re.compile(r"(?m)^(\s*pseudonym_salt\s*=\s*).*$")
+"""A salt written into kam.toml: never copied into a run's manifest."""
 
 
 def _versions() -> dict[str, str | None]:
@@ -684,22 +783,40 @@ def _mask(value: str) -> str:
     return f"{value[:1]}*** ({len(value)} chars)"
 
 
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def normalise_for_scan(text: str) -> str:
+    """Text as a reader sees it, for the personal-data scan.
+
+    HTML entities in any form (``O&#39;Brien``, ``&amp;``) and JSON ``\\u00e9``
+    escapes are decoded, Unicode is NFKC-normalised (full-width letters,
+    no-break spaces), runs of blanks become one space, and case is folded.
+    """
+    text = html.unescape(text)
+    text = _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    text = unicodedata.normalize("NFKC", text)
+    return re.sub(r"\s+", " ", text).casefold()
+
+
 def _scan_text(path: Path) -> str:
     text = path.read_text(encoding="utf-8", errors="replace")
     # skip what cannot hold names but makes the text large: inline images and CSS
     text = re.sub(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\\n]+", "", text)
     text = re.sub(r'"image/(?:png|jpeg)": "[A-Za-z0-9+/=\\n]*"', "", text)
     text = re.sub(r"<style[^>]*>.*?</style>", "", text, flags=re.DOTALL | re.IGNORECASE)
-    return text.casefold()
+    return normalise_for_scan(text)
 
 
 def find_personal_data(folder: Path, values: Iterable[str]) -> list[tuple[str, str]]:
     """Files under ``folder`` that contain one of ``values`` (names, e-mail addresses).
 
-    Case-insensitive; also finds the HTML-escaped and JSON-escaped forms. ASCII
-    values match as whole words only (``"Ann"`` does not match ``"Annual"``) and
-    need at least 3 characters; other values (Japanese names) match anywhere
-    and need at least 2. Inline images and ``<style>`` blocks are skipped.
+    Both the files and the values are compared after
+    :func:`normalise_for_scan` (entities, JSON escapes, NFKC, blanks, case).
+    ASCII values match as whole words only (``"Ann"`` does not match
+    ``"Annual"``) and need at least 2 characters; other values (Japanese names
+    such as 田中) match anywhere.
+    Inline images and ``<style>`` blocks are skipped.
 
     Parameters
     ----------
@@ -711,28 +828,19 @@ def find_personal_data(folder: Path, values: Iterable[str]) -> list[tuple[str, s
     list of (relative file path, masked value)
         Masked like ``"J*** (10 chars)"``, so the list can be logged.
     """
-    needles: dict[str, list[tuple[str, re.Pattern[str] | None]]] = {}
+    needles: dict[str, tuple[str, re.Pattern[str] | None]] = {}
     for raw in values:
         if raw is None:
             continue
         value = str(raw).strip()
-        is_ascii = value.isascii()
-        if len(value) < (3 if is_ascii else 2):
+        form = normalise_for_scan(value).strip()
+        if len(form) < 2:
             continue
-        forms = {
-            value.casefold(),
-            html.escape(value).casefold(),
-            json.dumps(value)[1:-1].casefold(),
-        }
-        entries = []
-        for form in forms:
-            pattern = (
-                re.compile(r"(?<![a-z0-9])" + re.escape(form) + r"(?![a-z0-9])")
-                if is_ascii and form[:1].isalnum() and form[-1:].isalnum()
-                else None
-            )
-            entries.append((form, pattern))
-        needles[value] = entries
+        is_word = form.isascii() and form[:1].isalnum() and form[-1:].isalnum()
+        pattern = (
+            re.compile(r"(?<![a-z0-9])" + re.escape(form) + r"(?![a-z0-9])") if is_word else None
+        )
+        needles[value] = (form, pattern)
     hits: list[tuple[str, str]] = []
     if not needles:
         return hits
@@ -740,11 +848,8 @@ def find_personal_data(folder: Path, values: Iterable[str]) -> list[tuple[str, s
         if not path.is_file() or path.suffix.lower() not in _TEXT_SUFFIXES:
             continue
         text = _scan_text(path)
-        for value, entries in needles.items():
-            if any(
-                form in text and (pattern is None or pattern.search(text))
-                for form, pattern in entries
-            ):
+        for value, (form, pattern) in needles.items():
+            if form in text and (pattern is None or pattern.search(text)):
                 hits.append((path.relative_to(folder).as_posix(), _mask(value)))
     return hits
 
@@ -776,6 +881,68 @@ class PageCheck:
     """The document after load, serialised (empty when a screenshot was taken)."""
     error: str | None = None
     """Chromium could not load the page (timeout, crash); None when it did."""
+    requests: list[str] = field(default_factory=list)
+    """Network requests the page made (``GET http://...``, ``CONNECT host:443``): every
+    one is refused by a local proxy, so a report can never reach the network, and
+    listed here (a report should make none)."""
+    browser_requests: list[str] = field(default_factory=list)
+    """Requests Chromium makes on its own, for any page (component updates, sign-in):
+    refused too, listed apart (:data:`CHROMIUM_OWN_HOSTS`)."""
+
+
+CHROMIUM_OWN_HOSTS = (
+    "update.googleapis.com",
+    "accounts.google.com",
+    "clients2.google.com",
+    "clientservices.googleapis.com",
+    "optimizationguide-pa.googleapis.com",
+    "safebrowsing.googleapis.com",
+    "redirector.gvt1.com",
+    "edgedl.me.gvt1.com",
+)
+"""Hosts headless Chromium contacts whatever the page (seen on a blank page here)."""
+
+
+def _request_host(request: str) -> str:
+    target = request.split(" ", 1)[-1]
+    target = target.split("://", 1)[-1]
+    return target.split("/", 1)[0].rsplit(":", 1)[0].lower()
+
+
+class _RefusingProxy:
+    """A local HTTP proxy that refuses and records every request Chromium makes."""
+
+    def __init__(self) -> None:
+        import socketserver
+
+        self.requests: list[str] = []
+        requests = self.requests
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                line = self.rfile.readline(8192).decode("latin-1").strip()
+                if line:
+                    requests.append(" ".join(line.split()[:2]))
+                self.wfile.write(
+                    b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def address(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> _RefusingProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def browser_check(
@@ -813,30 +980,9 @@ def browser_check(
         else ["--dump-dom"]
     )
     try:
-        proc = subprocess.run(
-            [
-                binary,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                "--enable-logging=stderr",
-                "--v=0",
-                f"--user-data-dir={profile}",
-                *action,
-                page.resolve().as_uri(),
-            ],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            start_new_session=True,
-        )
+        with _RefusingProxy() as proxy:
+            proc = _run_chromium(binary, profile, proxy.address, action, page, timeout)
+            seen = list(proxy.requests)
     except subprocess.TimeoutExpired:
         return PageCheck([], "", f"Chromium timed out after {timeout} s")
     except OSError as err:
@@ -844,11 +990,46 @@ def browser_check(
     finally:
         shutil.rmtree(profile, ignore_errors=True)
     console = [m.group(1) for line in proc.stderr.splitlines() if (m := _CONSOLE_LINE.search(line))]
+    own = [r for r in seen if _request_host(r) in CHROMIUM_OWN_HOSTS]
+    requests = [r for r in seen if r not in own]
     failed = proc.returncode != 0 or (screenshot is not None and not screenshot.is_file())
     if failed:
         tail = (proc.stderr or "").strip().splitlines()[-1:] or [""]
-        return PageCheck(console, "", f"Chromium exit {proc.returncode}: {tail[0][:200]}")
-    return PageCheck(console, "" if screenshot is not None else proc.stdout)
+        error = f"Chromium exit {proc.returncode}: {tail[0][:200]}"
+        return PageCheck(console, "", error, requests, own)
+    dom = "" if screenshot is not None else proc.stdout
+    return PageCheck(console, dom, None, requests, own)
+
+
+def _run_chromium(
+    binary: str, profile: str, proxy: str, action: list[str], page: Path, timeout: int
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--user-data-dir={profile}",
+            f"--proxy-server={proxy}",
+            "--proxy-bypass-list=<-loopback>",  # loopback goes through the proxy too
+            *action,
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        start_new_session=True,
+    )
 
 
 # --------------------------------------------------------------------------- progress
@@ -935,6 +1116,7 @@ class _Task:
     recorded: dict[str, Any] = field(default_factory=dict)
     screenshot_error: str | None = None
     browser_console: list[str] = field(default_factory=list)
+    browser_requests: list[str] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
@@ -991,7 +1173,37 @@ def _start(task: _Task, build: Path, *, kernel_name: str, cell_timeout: int) -> 
 
 
 _CHILD_CODE = r"""
-import json, logging, sys
+import ctypes, json, logging, os, signal, sys, threading, time
+
+_PARENT = os.getppid()
+
+
+def _stop(*_):
+    # the runner is gone or stops us: take the kernel down too, it is not ours to leave
+    try:
+        import psutil
+
+        for child in psutil.Process().children(recursive=True):
+            child.kill()
+    finally:
+        os._exit(143)
+
+
+signal.signal(signal.SIGTERM, _stop)
+try:  # Linux: SIGTERM as soon as the runner dies, even by SIGKILL
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+
+
+def _watch_parent():  # elsewhere, and as a second line: poll for the runner
+    while True:
+        if os.getppid() != _PARENT:
+            _stop()
+        time.sleep(1)
+
+
+threading.Thread(target=_watch_parent, daemon=True).start()
 
 # jsonschema (imported by nbformat) builds an IRI grammar at import when rfc3987-syntax is
 # installed: seconds per notebook. nbformat never checks that format; skip the import.
@@ -1227,6 +1439,35 @@ def _point_latest(reports_dir: Path, run_id: str) -> str | None:
     return None
 
 
+_MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
+    "status": str,
+    "label": (str, type(None)),
+    "as_of": (str, type(None)),
+    "lang": (str, type(None)),
+    "dataset": (str, type(None)),
+    "started": (str, type(None)),
+    "duration_s": (int, float, type(None)),
+    "notebooks": list,
+    "recorded": (dict, type(None)),
+    "error": (str, type(None)),
+}
+
+
+def _manifest_problem(manifest: Any) -> str | None:
+    """Why a manifest cannot be listed (a field of an unexpected type), or None."""
+    if not isinstance(manifest, dict):
+        return "manifest.json is not an object"
+    for key, kind in _MANIFEST_TYPES.items():
+        if key not in manifest:
+            continue
+        value = manifest[key]
+        if not isinstance(value, kind) or (key == "duration_s" and isinstance(value, bool)):
+            return f"manifest.json: {key} has an unexpected type ({type(value).__name__})"
+    if not all(isinstance(nb, dict) for nb in manifest.get("notebooks", [])):
+        return "manifest.json: notebooks holds something other than entries"
+    return None
+
+
 def _read_manifests(reports_dir: Path) -> list[dict[str, Any]]:
     out = []
     if not reports_dir.is_dir():
@@ -1239,8 +1480,11 @@ def _read_manifests(reports_dir: Path) -> list[dict[str, Any]]:
             continue
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            manifest = {"run_id": entry.name, "status": "unreadable", "notebooks": []}
+            problem = _manifest_problem(manifest)
+        except (OSError, ValueError) as err:
+            manifest, problem = {}, f"manifest.json cannot be read: {type(err).__name__}"
+        if problem:
+            manifest = {"status": "unreadable", "notebooks": [], "error": problem}
         manifest["run_id"] = entry.name
         out.append(manifest)
     out.sort(key=lambda m: m["run_id"], reverse=True)
@@ -1549,9 +1793,15 @@ def _take_screenshots(
             task.browser_console = seen.console
             if seen.error is None:
                 task.outputs.append(f"{task.key}.png")
+            task.browser_requests = seen.requests
             if seen.console:
                 progress.log(
                     f"browser console on {task.key}.html: {seen.console[0][:200]}", important=True
+                )
+            if seen.requests:  # refused by the proxy; a report page should make none
+                progress.log(
+                    f"{task.key}.html tried to reach the network: {seen.requests[0][:200]}",
+                    important=True,
                 )
     progress.log("screenshots done")
 
@@ -1577,6 +1827,7 @@ def _notebook_entry(task: _Task, project_root: Path) -> dict[str, Any]:
         "error": task.error,
         "screenshot_error": task.screenshot_error,
         "browser_console": task.browser_console,
+        "browser_requests": task.browser_requests,
         "recorded": task.recorded,
     }
 
@@ -1747,6 +1998,8 @@ def run_reports(
 
     reports_dir.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC)
+    for name in remove_stale_work(reports_dir):
+        prog.log(f"removed {name}, left by a run that was killed")
     run_id, reservation = _reserve_run_id(reports_dir, label, started)
     build = reports_dir / f".tmp-{run_id}-{os.getpid()}"
     published = False

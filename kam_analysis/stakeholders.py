@@ -19,17 +19,22 @@ Personal data
 Names, e-mails and job titles are personal data. The charts show a role and a
 stable pseudonym (:func:`pseudonym`, e.g. ``C-3F2A``) unless
 ``show_personal_data=True``; the tables never carry names or e-mails. The
-pseudonym is a keyed hash of the contact id: set a secret ``salt`` for real
-data so that pseudonyms cannot be reversed by hashing known contact ids.
+pseudonym is a keyed hash of the contact id with a secret key of this
+installation (:func:`installation_key`, a file outside every dataset and
+report), so pseudonyms cannot be reversed by hashing known contact ids.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
+import os
+import secrets
 from collections.abc import Mapping, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -126,7 +131,9 @@ class StakeholderSettings(BaseModel):
     at_risk_share : float
         Share of the plan below which governance is off track (at risk between).
     pseudonym_salt : str
-        Secret key of :func:`pseudonym`.
+        Secret key of :func:`pseudonym`; empty (the default and the advice):
+        the installation's key file. A salt written here is left out of run
+        manifests.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -154,21 +161,81 @@ class StakeholderSettings(BaseModel):
 # --------------------------------------------------------------------------- helpers
 
 
-def pseudonym(contact_id, salt: str = "", *, length: int = 4, prefix: str = "C-") -> str:
-    """Stable short pseudonym of a contact, e.g. ``C-3F2A``.
+KEY_ENV = "KAM_PSEUDONYM_KEY_FILE"
+"""Environment variable naming the pseudonym key file (default: the user's config folder)."""
 
-    The first ``length`` hex digits of HMAC-SHA256(salt, contact_id), upper case.
-    The same id and salt always give the same pseudonym, across runs and machines.
+PSEUDONYM_LENGTH = 10
+"""Hex digits of a pseudonym: 40 bits, so that 100,000 contacts collide with a chance
+of about 0.5 % (a birthday bound of n² / 2·16¹⁰)."""
+
+
+def key_file() -> Path:
+    """Where this installation's pseudonym key lives (never inside a dataset or a report).
+
+    ``$KAM_PSEUDONYM_KEY_FILE``, else ``$XDG_CONFIG_HOME/kam-analysis/pseudonym.key``
+    (``~/.config/...``).
+    """
+    if os.environ.get(KEY_ENV):
+        return Path(os.environ[KEY_ENV])
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "kam-analysis" / "pseudonym.key"
+
+
+def _create_key(file: Path) -> None:
+    """Write a new random key with mode 0600; the first of concurrent processes wins."""
+    file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
+    try:
+        os.link(tmp, file)  # atomic; fails when another process made the key first
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@functools.cache
+def _installation_key(path: str) -> str:
+    file = Path(path)
+    if not file.is_file():
+        _create_key(file)
+    key = file.read_text().strip()
+    if len(key) < 32:
+        raise ValueError(f"pseudonym key file {file} is shorter than 32 characters")
+    return key
+
+
+def installation_key() -> str:
+    """This installation's secret pseudonym key, created on first use (mode 0600).
+
+    It is read from :func:`key_file` and never written to a report, a log or a
+    manifest, so pseudonyms cannot be reversed by hashing known contact ids
+    without access to this machine's key. Copy the file to another machine to
+    get the same pseudonyms there.
+    """
+    return _installation_key(str(key_file()))
+
+
+def pseudonym(
+    contact_id, salt: str = "", *, length: int = PSEUDONYM_LENGTH, prefix: str = "C-"
+) -> str:
+    """Stable pseudonym of a contact, e.g. ``C-3F2A9B01C4``.
+
+    The first ``length`` hex digits of HMAC-SHA256(key, contact_id), upper
+    case, with ``key`` the given ``salt`` or, when it is empty, this
+    installation's secret key (:func:`installation_key`). The same id and key
+    always give the same pseudonym.
 
     Parameters
     ----------
     contact_id : str
     salt : str, default ""
-        Secret key; set one for real data (an unsalted pseudonym of a guessable id
-        can be reversed by trying ids).
-    length : int, default 4
-        Hex digits (16 bits by default: collisions within one account are
-        unlikely but possible; raise ``length`` for very large buying centres).
+        Secret key; empty: the installation's key. (An unkeyed pseudonym of a
+        guessable id could be reversed by trying ids.)
+    length : int, default :data:`PSEUDONYM_LENGTH`
+        Hex digits.
     prefix : str, default "C-"
 
     Returns
@@ -179,7 +246,8 @@ def pseudonym(contact_id, salt: str = "", *, length: int = 4, prefix: str = "C-"
         raise ValueError("pseudonym: contact_id is missing")
     if not 1 <= length <= 64:
         raise ValueError(f"pseudonym: length must be 1-64, got {length}")
-    digest = hmac.new(str(salt).encode(), str(contact_id).encode(), hashlib.sha256).hexdigest()
+    key = str(salt) if salt else installation_key()
+    digest = hmac.new(key.encode(), str(contact_id).encode(), hashlib.sha256).hexdigest()
     return prefix + digest[:length].upper()
 
 

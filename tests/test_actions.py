@@ -300,6 +300,28 @@ def test_price_defence_when_the_cut_reaches_the_margin():
     assert out["evidence"].iloc[0].endswith("impossible (the cut reaches the margin)")
 
 
+def test_protect_exposure_falls_back_to_the_revenue_share_without_gross_profit():
+    # no cost data: the gross-profit gap is unknown (NaN), the revenue share decides
+    exposure = {
+        "gross_profit_gap": math.nan,
+        "gross_profit_gap_pct": math.nan,
+        "revenue_gap": 2.5e6,
+        "revenue_gap_pct": 0.05,
+        "months": 24,
+    }
+    out = _fired(exposure=exposure)
+    assert out["action_id"].tolist() == ["protect_exposure"]
+    assert out["value"].iloc[0] == pytest.approx(0.05)
+    evidence = out["evidence"].iloc[0]
+    assert "of revenue over 24 months (5.0% of the book; gross profit unknown)" in evidence
+    assert "¥2.5M" in evidence
+    # below the threshold (2 % of the book by default) nothing fires
+    assert _fired(exposure={**exposure, "revenue_gap_pct": 0.019}).empty
+    # a known gross-profit gap still decides, even when the revenue share is large
+    known = {**exposure, "gross_profit_gap": 1e5, "gross_profit_gap_pct": 0.001}
+    assert _fired(exposure=known).empty
+
+
 def test_actions_come_in_priority_order_and_are_capped():
     risks = {
         **QUIET_RISKS,
@@ -487,6 +509,7 @@ def test_price_cut_table_known_answers():
     # break-even volume c / (m - c)
     assert out["break_even_volume"].tolist() == pytest.approx([0.05 / 0.25, 0.10 / 0.20])
     assert price_cut_table(float("nan"), 0.3, (5,)).empty
+    assert price_cut_table(1_000_000, float("nan"), (5,)).empty  # no cost data: unknown margin
 
 
 def test_account_monthly_fills_months_without_sales():
@@ -507,6 +530,21 @@ def test_account_monthly_fills_months_without_sales():
     ]
     assert out["revenue"].tolist() == [0.0, 10.0, 0.0, 30.0]
     assert out["gross_profit"].tolist() == [0.0, 4.0, 0.0, 12.0]
+
+
+def test_account_monthly_keeps_unknown_gross_profit_unknown():
+    # no cost data: gross profit is NaN in every month; months without sales stay NaN, not 0
+    monthly = pd.DataFrame(
+        {
+            "account_id": ["A", "A"],
+            "month": pd.to_datetime(["2026-01-01", "2026-03-01"]),
+            "revenue": [10.0, 30.0],
+            "gross_profit": [np.nan, np.nan],
+        }
+    )
+    out = account_monthly(monthly, "A", as_of="2026-03-15", months=3)
+    assert out["revenue"].tolist() == [10.0, 0.0, 30.0]
+    assert out["gross_profit"].isna().all()
 
 
 def test_product_line_view_joins_spend_and_whitespace():
@@ -534,6 +572,20 @@ def test_product_line_view_joins_spend_and_whitespace():
     assert out["revenue_12m"].tolist() == [0.0, 150.0]
     assert out["whitespace_value"].tolist() == [400.0, 0.0]
     assert out["peer_adoption"].tolist() == [0.7, 0.9]
+
+
+def test_product_line_view_without_product_lines_is_empty():
+    tx = pd.DataFrame(
+        {
+            "account_id": ["A", "A"],
+            "date": pd.to_datetime(["2025-06-01", "2026-03-01"]),
+            "revenue": [100.0, 50.0],
+        }
+    )
+    ws = pd.DataFrame(columns=["account_id", "product_line", "whitespace_value"])
+    out = product_line_view(tx, ws, "A", as_of="2026-03-31")
+    assert out.empty
+    assert list(out.columns) == ["product_line", "revenue_12m", "whitespace_value", "peer_adoption"]
 
 
 # --------------------------------------------------------------------------- the whole plan
@@ -658,3 +710,52 @@ def test_plan_kpis_from_the_account_alone_equal_the_whole_book(ctx):
     assert set(_plan_kpis(ctx, ids[0], relative).values["account_id"]) == set(
         book.values["account_id"]
     )  # a percentile target needs the whole book
+
+
+@pytest.fixture(scope="module")
+def cdnow_ctx():
+    """The real CDNOW sample: no cost, no product line, no accounts file, 18 months."""
+    from pathlib import Path
+
+    from kam_analysis.context import load_context
+
+    return load_context(Path(__file__).parent / "data" / "real" / "cdnow")
+
+
+def test_account_plan_without_cost_product_lines_or_wallet(cdnow_ctx):
+    ctx = cdnow_ctx
+    plan = account_plan_data(ctx)
+    # the LTV report's numbers (ctx.ltv), valued on revenue
+    row = ctx.ltv.ltv.set_index("account_id").loc[plan.account_id]
+    assert plan.ltv is not None and plan.ltv["basis"] == "revenue"
+    assert plan.ltv["ltv"] == row["ltv"] and plan.ltv["ltv_upper"] == row["ltv_upper"]
+    assert plan.ltv["ltv"] > 0
+    # gross profit unknown: the exposure is revenue only, no price table, NaN monthly profit
+    assert math.isnan(plan.exposure["gross_profit_gap"])
+    assert plan.exposure["revenue_gap"] > 0 and 0 < plan.exposure["revenue_gap_pct"] < 1
+    assert plan.price.empty
+    assert plan.monthly["gross_profit"].isna().all() and plan.monthly["revenue"].sum() > 0
+    assert plan.product_lines.empty
+    # the revenue share decides the protect rule (top accounts hold well under 2 % of CDNOW)
+    assert "protect_exposure" not in plan.actions["action_id"].tolist()
+    fired = suggest_actions(
+        plan.account, exposure=plan.exposure, settings=ActionSettings(exposure_share=0.001)
+    )
+    assert fired["action_id"].tolist() == ["protect_exposure"]
+    assert fired["value"].iloc[0] == pytest.approx(plan.exposure["revenue_gap_pct"])
+
+
+def test_account_plan_ltv_is_the_ltv_reports_row(ctx):
+    from kam_analysis.context import load_context
+
+    fresh = load_context(ctx.data_dir)  # the plan values the book without the LTV report
+    plan = account_plan_data(fresh)
+    assert "ltv" not in vars(fresh)  # ... and without its backtests
+    row = fresh.ltv.ltv.set_index("account_id").loc[plan.account_id]
+    for col in ("ltv", "ltv_lower", "ltv_upper", "model", "basis", "churn_risk_12m"):
+        assert plan.ltv[col] == row[col]
+    assert plan.ltv["basis"] == "gross_profit"
+    # once the context has the LTV analysis, the plan reads it instead of valuing again
+    from kam_analysis.actions import _portfolio_ltv
+
+    assert _portfolio_ltv(fresh) is fresh.ltv.ltv

@@ -97,4 +97,4 @@ def test_synth_density_flag_scales_the_lines(tmp_path, capsys):
     dense = len(pd.read_parquet(tmp_path / "dense" / "transactions.parquet"))
     assert 1.7 < dense / base < 2.3  # twice the default density of 7
     assert main([*args, "--out", str(tmp_path / "x"), "--lines-per-account-month", "0"]) == 2
-    assert "must be positive" in capsys.readouterr().err
+    assert "must be above 0 and at most 1,000" in capsys.readouterr().err

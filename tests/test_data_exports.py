@@ -469,3 +469,39 @@ def test_edited_converted_copy_is_rebuilt(tmp_path):
     again = open_dataset(folder, config=cfg(folder))
     ids = set(again.to_pandas("transactions")["account_id"])
     assert ids == {"17850", "13047"}
+
+
+def test_source_edited_in_place_gets_a_new_copy(tmp_path):
+    folder = wholesaler(tmp_path / "retail")
+    first = open_dataset(folder, config=cfg(folder)).sources["transactions"].read_path
+    source = folder / "Online Retail.csv"
+    stat = source.stat()
+    edited = source.read_bytes().replace(b"17850", b"17851")  # same size
+    source.write_bytes(edited)
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same time
+    again = open_dataset(folder, config=cfg(folder))
+    assert again.sources["transactions"].read_path != first
+    assert "17851" in set(again.to_pandas("transactions")["account_id"])
+
+
+def test_excel_sheets_are_bounded_and_checked(tmp_path, monkeypatch):
+    import kam_analysis.data.files as files
+
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    rows = pd.DataFrame(
+        {"account_id": [f"A{i}" for i in range(300)], "date": "2024-01-05", "revenue": 1.0}
+    )
+    rows.to_excel(folder / "transactions.xlsx", index=False)
+    monkeypatch.setattr(files, "MAX_EXCEL_ROWS", 200)
+    with pytest.raises(DatasetError) as err:
+        open_dataset(folder)
+    text = str(err.value)
+    assert "more than kam reads from Excel (200 rows" in text and "export the sheet as CSV" in text
+    monkeypatch.setattr(files, "MAX_EXCEL_ROWS", 1_048_576)
+    assert len(open_dataset(folder).to_pandas("transactions")) == 300
+    # a duplicated header is refused (pandas would have renamed it revenue.1)
+    rows.rename(columns={"date": "revenue"}).to_excel(folder / "transactions.xlsx", index=False)
+    with pytest.raises(DatasetError) as err:
+        open_dataset(folder)
+    assert "duplicated column name(s) ['revenue']" in str(err.value)

@@ -411,3 +411,38 @@ def test_describe_source_hides_passwords():
         config_from_dict({"data": {"source": {"url": "localhost:5432"}}})
     with pytest.raises(Exception, match="unknown table"):
         config_from_dict({"data": {"source": {"tables": {"sales": "x"}}}})
+
+
+SECRET = "p/@ss#:?w+rd"  # every character that breaks a URL when pasted raw
+
+
+@pytest.mark.postgres
+def test_password_with_url_characters_is_encoded_into_the_url(postgres, monkeypatch, tmp_path):
+    monkeypatch.setenv("KAM_TEST_PW", SECRET)
+    url = postgres.replace("postgres://kam@", "postgres://kam:${KAM_TEST_PW}@")
+    cfg = config_from_dict({"data": {"source": {"url": url}}})
+    ds = open_dataset(tmp_path, config=cfg)  # host and database still parse
+    assert ds.table("accounts").count().to_pyarrow().as_py() == 250
+    assert SECRET not in ds.label
+
+
+def test_connection_errors_never_show_the_password(monkeypatch, tmp_path):
+    from kam_analysis.data.sources import expand_url, redact, secret_values
+
+    monkeypatch.setenv("KAM_TEST_PW", SECRET)
+    url = "postgres://kam:${KAM_TEST_PW}@127.0.0.1:1/crm"  # nothing listens on port 1
+    expanded = expand_url(url)
+    assert expanded == "postgres://kam:p%2F%40ss%23%3A%3Fw%2Brd@127.0.0.1:1/crm"
+    from urllib.parse import unquote_plus, urlsplit
+
+    parts = urlsplit(expanded)
+    assert (parts.hostname, parts.port, unquote_plus(parts.password)) == ("127.0.0.1", 1, SECRET)
+    text = redact(f"failed for {expanded} with {SECRET}", secret_values(url))
+    assert SECRET not in text and "p%2F" not in text
+    if HAS_PSYCOPG:
+        cfg = config_from_dict({"data": {"source": {"url": url}}})
+        with pytest.raises(DatasetError) as err:
+            open_dataset(tmp_path, config=cfg)
+        message = err.value.report.render_text()
+        assert "cannot connect" in message
+        assert SECRET not in message and "p%2F" not in message and "ss#" not in message

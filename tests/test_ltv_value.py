@@ -195,6 +195,39 @@ def test_transactional_path_is_bgnbd_times_gamma_gamma_times_margin():
     assert list(out.columns) == list(LTV_COLUMNS)
 
 
+class _SteepTrajectory:
+    """A revenue trajectory saying every account doubles each year."""
+
+    def growth_for(self, ids):
+        n = len(ids)
+        return pd.DataFrame(
+            {"log_growth": np.full(n, 0.7), "log_growth_se": np.zeros(n), "resid_sd": np.zeros(n)}
+        )
+
+
+def test_transactional_spend_is_stationary_whatever_the_revenue_trend():
+    """The BG/NBD forecasts the purchase rate; the revenue trend must not count it again."""
+    ids = ["A", "B"]
+    feats = _features(ids, frequency=np.array([3.0, 20.0]), recency=np.array([20.0, 50.0]))
+    bg = BetaGeo.from_params({"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 3.0}, time_unit="week")
+    gg = GammaGamma.from_params({"p": 6.0, "q": 4.0, "v": 15.0})
+    values = []
+    for trajectory, growth in ((None, "none"), (_SteepTrajectory(), "trajectory")):
+        models = LtvModels(
+            as_of=AS_OF, bgnbd=bg, gamma_gamma=gg, portfolio_margin=0.5, trajectory=trajectory
+        )
+        settings = LtvSettings(
+            discount_rate_annual=0.08,
+            horizon_years=5,
+            growth=growth,
+            interval="parameter",
+            draws=50,
+        )
+        values.append(account_ltv(feats, as_of=AS_OF, models=models, settings=settings))
+    np.testing.assert_allclose(values[1]["ltv"], values[0]["ltv"], rtol=1e-9)
+    assert (values[1]["growth_annual"] == 0).all()
+
+
 def test_account_without_data_is_not_valued_and_errors_are_clear():
     feats = _features(["A"], frequency=np.array([np.nan]), T=np.array([np.nan]))
     with pytest.raises(LtvInputError, match="no account could be valued"):

@@ -180,3 +180,117 @@ def test_hostile_account_names_reach_the_page_as_text(name, hostile_dataset, tmp
     assert "<script" not in page and "<strong>not bold</strong>" not in page
     assert re.findall(r"<h[1-6](?! id=\"[a-z0-9-]+\" class=\"tex2jax_ignore)", page) == []
     assert MATHTEXT in page  # shown as typed (and never typeset: see MATH_OFF_CLASSES)
+
+
+# --------------------------------------------------------------------------- honest degradation
+
+REAL_CDNOW = ROOT / "tests" / "data" / "real" / "cdnow"
+# what no page may show (issue 12): missing or infinite numbers as code words, Markdown asterisks
+FORBIDDEN_TEXT = {
+    "nan": re.compile(r"\bnan\b", re.IGNORECASE),
+    "inf": re.compile(r"\binf\b", re.IGNORECASE),
+    "None": re.compile(r"\bNone\b"),
+    "**": re.compile(r"\*\*"),
+}
+PERCENT = re.compile(r"([+-]?\d[\d,]*(?:\.\d+)?)\s?%")
+
+
+def _shown_text(nb: dict) -> str:
+    import html
+
+    markup = re.sub(r'src="data:[^"]*"', "", _shown_html(nb))
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", markup)))
+
+
+def _text_problems(text: str) -> list[str]:
+    found = [label for label, pattern in FORBIDDEN_TEXT.items() if pattern.search(text)]
+    found += [m.group(0) for m in PERCENT.finditer(text) if abs(float(m[1].replace(",", ""))) > 1e3]
+    return found
+
+
+@pytest.fixture
+def cdnow_copy(tmp_path) -> Path:
+    """The real CDNOW sample (no cost, no product line, no accounts file), copied."""
+    import shutil
+
+    return Path(
+        shutil.copytree(REAL_CDNOW, tmp_path / "cdnow", ignore=shutil.ignore_patterns("_*"))
+    )
+
+
+# CDNOW as of its last line (gross profit unknown), and two years later (no account has
+# revenue in the last 12 months): each page says what it cannot show and why
+CDNOW_CASES = [
+    (
+        "03_ltv_forecasting.ipynb",
+        "",
+        "en",
+        [
+            "the data have no cost, so this LTV is revenue, not gross profit",
+            "Expected discounted revenue over 5 years per account",
+            "Backtest cut-off 1997-06-30 skipped",
+        ],
+    ),
+    (
+        "04_scenario_planning.ipynb",
+        "",
+        "en",
+        [
+            "gross profit is unknown (no cost data)",
+            "Gross-profit concentration is unknown (no cost data).",
+            "its gross margin is unknown (no cost data)",
+            "Pricing schemes are compared on gross profit",
+            "our expected revenue over 36 months for the whole book",
+        ],
+    ),
+    (
+        "10_account_plan.ipynb",
+        "",
+        "en",
+        ["(revenue, no cost data)", "Price-cut effects are not shown", "Gross profit and margin"],
+    ),
+    (
+        "03_ltv_forecasting.ipynb",
+        "2000-06-30",
+        "en",
+        ["the data have no cost, so this LTV is revenue, not gross profit"],
+    ),
+    (
+        "04_scenario_planning.ipynb",
+        "2000-06-30",
+        "en",
+        [
+            "there is no run-rate to project and no target to miss",
+            "so concentration cannot be measured",
+            "the account-loss table is skipped",
+            "the negotiation, pricing and ROI sections are skipped",
+        ],
+    ),
+    (
+        "04_scenario_planning.ipynb",
+        "2000-06-30",
+        "ja",
+        ["予測の起点となる売上水準も目標もありません"],
+    ),
+    (
+        "10_account_plan.ipynb",
+        "2000-06-30",
+        "en",
+        ["No revenue in the last 12 months.", "losing it now would cost nothing"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "as_of", "lang", "expected"), CDNOW_CASES)
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_pages_without_cost_or_recent_revenue_say_why(
+    name, as_of, lang, expected, cdnow_copy, tmp_path
+):
+    extra = {"draws": 300} if name.startswith("04") else {}
+    nb = run_notebook(name, cdnow_copy, tmp_path, as_of=as_of, lang=lang, **extra)
+    assert _executed_problems(nb) == []
+    text = _shown_text(nb)
+    assert _text_problems(text) == []
+    for sentence in expected:
+        assert sentence in text

@@ -11,7 +11,9 @@ Japanese text renders without missing glyphs.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +28,11 @@ from kam_analysis.reports import browser_check, find_chromium
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+# Markdown and math that survive HTML escaping: a link, a remote image, a heading, mathtext
+MARKDOWN = (
+    "[Open](javascript:alert(1)) ![x](https://example.invalid/p.png) "
+    "**b** $\\unicode{x41}$\n\n## Injected"
+)
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 needs_chromium = pytest.mark.skipif(
@@ -43,20 +50,32 @@ def kam(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def _rewrite(path: Path, replace: str) -> None:
+    tmp = path.with_suffix(".hostile.parquet")
+    duckdb.sql(f"COPY (SELECT * REPLACE ({replace}) FROM '{path}') TO '{tmp}' (FORMAT parquet)")
+    tmp.replace(path)
+
+
 @pytest.fixture(scope="module")
 def hostile_dataset(tmp_path_factory) -> Path:
-    """Generated data; every account name starts with a script tag."""
+    """Generated data; every text value shown on a page carries HTML and Markdown attacks.
+
+    Account names start with a script tag and end with a Markdown link, image,
+    emphasis, mathtext and a heading; industries, regions and product lines
+    carry the Markdown payload too.
+    """
     from kam_analysis.synthetic import generate_dataset
 
     out = tmp_path_factory.mktemp("e2e") / "demo"
     generate_dataset(out, n_accounts=300, seed=5)
-    accounts = out / "accounts.parquet"
-    hostile = out / "accounts.hostile.parquet"
-    duckdb.sql(
-        f"COPY (SELECT * REPLACE ('{PAYLOAD} ' || name AS name) FROM '{accounts}') "
-        f"TO '{hostile}' (FORMAT parquet)"
+    md = MARKDOWN.replace("'", "''")
+    _rewrite(
+        out / "accounts.parquet",
+        f"'{PAYLOAD} ' || name || ' {md}' AS name, industry || ' {md}' AS industry, "
+        f"region || ' {md}' AS region",
     )
-    hostile.replace(accounts)
+    for table in ("transactions", "opportunities", "contracts", "stakeholders"):
+        _rewrite(out / f"{table}.parquet", f"product_line || ' {md}' AS product_line")
     return out
 
 
@@ -128,15 +147,30 @@ def test_no_personal_data_anywhere_in_the_run_folder(english_run, people):
     assert leaks == {}
 
 
+def test_markdown_in_data_is_shown_as_typed(english_run):
+    for page in sorted(english_run.glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        assert not re.search(r"href\s*=\s*[\"']?\s*javascript:", text, re.I), page.name
+        assert not re.search(r"<img[^>]+src\s*=\s*[\"']?(?!data:)", text, re.I), page.name
+        assert "example.invalid" not in re.findall(r'(?:src|href)="([^"]*)"', text), page.name
+        assert not re.search(r"<h\d[^>]*>\s*Injected", text), page.name  # no heading from data
+        assert "<em>b</em>" not in text and "<strong>b</strong>" not in text, page.name
+    valuation = (english_run / "01_account_valuation.html").read_text(encoding="utf-8")
+    assert "[Open](javascript:alert(1))" in html.unescape(valuation)  # shown as typed
+    assert "$\\unicode{x41}$" in html.unescape(valuation)
+
+
 @needs_chromium
 def test_pages_load_in_chromium_without_console_messages(english_run):
     index = browser_check(english_run / "index.html")
-    assert (index.error, index.console) == (None, [])
+    assert (index.error, index.console, index.requests) == (None, [], [])
     for entry in manifest(english_run)["notebooks"]:
         page = english_run / f"{entry['name']}.html"
         assert f'href="{page.name}"' in index.dom
         seen = browser_check(page)
         assert seen.error is None and seen.console == [], (page.name, seen)
+        assert seen.requests == [], (page.name, seen.requests)  # no network, not even tried
+        assert not re.search(r"href=\"javascript:", seen.dom, re.I), page.name
         dom = seen.dom
         assert 'class="kam-header"' in dom and "<nav>" in dom, page.name
         assert dom.count("<h1") == 1, page.name  # the header's title only

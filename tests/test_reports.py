@@ -40,6 +40,7 @@ from kam_analysis.reports import (
     make_run_id,
     notebook_parameters,
     record,
+    remove_stale_work,
     run_reports,
     safe_name,
     show_run,
@@ -285,13 +286,31 @@ def test_find_personal_data_whole_words_escaped_and_japanese(tmp_path):
     (tmp_path / "d.html").write_text(
         '<img src="data:image/png;base64,QW5uIFNtaXRo"><style>.Ann{}</style>', encoding="utf-8"
     )
+    (tmp_path / "e.html").write_text("<td>O&#39;Connor</td><td>田中</td>", encoding="utf-8")
+    (tmp_path / "f.html").write_text("<td>Mary&nbsp;Jane Ｋｉｍ</td>", encoding="utf-8")
     hits = find_personal_data(
-        tmp_path, ["O'Brien", "Ann", "山田太郎", "taro@example.com", "", "Al"]
+        tmp_path,
+        [
+            "O'Brien",
+            "Ann",
+            "山田太郎",
+            "taro@example.com",
+            "",
+            "Al",
+            "O'Connor",
+            "田中",
+            "Mary Jane",
+            "Kim",
+        ],
     )
     assert hits == [
         ("a.html", "O*** (7 chars)"),
         ("b.ipynb", "山*** (4 chars)"),
         ("c.json", "t*** (16 chars)"),
+        ("e.html", "O*** (8 chars)"),  # decimal entity, as the table renderer writes it
+        ("e.html", "田*** (2 chars)"),  # short Japanese names are scanned too
+        ("f.html", "M*** (9 chars)"),  # a no-break space between the names
+        ("f.html", "K*** (3 chars)"),  # full-width letters (NFKC)
     ]
 
 
@@ -677,3 +696,72 @@ def test_screenshots_render_each_page(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert "01_shot.png" in result.manifest["notebooks"][0]["outputs"]
     assert "基準日" in (result.run_dir / "01_shot.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_kill_9_of_the_runner_takes_its_kernels_down_and_the_next_run_cleans_up(tmp_path):
+    root = tmp_path / "proj"
+    write_notebook(root, "01_sleep", ["import time\ntime.sleep(120)"])
+    reports_dir = tmp_path / "reports"
+    data = make_data(tmp_path)
+    proc = _runner(tmp_path, reports_dir, root, data, "killed", "01_sleep")
+    descendants: list[psutil.Process] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        if any("ipykernel" in " ".join(k.cmdline()) for k in kids if k.is_running()):
+            descendants = kids
+            break
+        time.sleep(0.2)
+    assert descendants, "the kernel never started"
+    proc.kill()  # what a scheduler does after its timeout: no chance to clean up
+    proc.communicate(timeout=30)
+    psutil.wait_procs(descendants, timeout=15)
+    alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], f"left running: {[p.cmdline() for p in alive]}"
+    left = sorted(p.name for p in reports_dir.iterdir() if p.name.startswith("."))
+    assert any(n.startswith(".tmp-") for n in left) and any(n.startswith(".reserve-") for n in left)
+    write_notebook(root, "01_sleep", ["x = 1"])
+    again = _runner(tmp_path, reports_dir, root, data, "next", "01_sleep")
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert "left by a run that was killed" in err
+    assert not [p for p in reports_dir.iterdir() if p.name.startswith((".tmp", ".reserve"))]
+
+
+def test_live_runs_work_folders_are_left_alone(tmp_path):
+    reports_dir = tmp_path / "reports"
+    reports_dir.mkdir()
+    mine = reports_dir / f".tmp-20260101T000000Z-{os.getpid()}"
+    mine.mkdir()
+    dead_pid = 2**22 + 12345  # above the default pid_max: no such process
+    gone = reports_dir / f".tmp-20260101T000001Z-{dead_pid}"
+    gone.mkdir()
+    (reports_dir / ".reserve-20260101T000001Z").write_text(f"{dead_pid}\n")
+    (reports_dir / ".reserve-20260101T000000Z").write_text(f"{os.getpid()}\n")
+    removed = remove_stale_work(reports_dir)
+    assert removed == [gone.name, ".reserve-20260101T000001Z"]
+    assert mine.is_dir() and (reports_dir / ".reserve-20260101T000000Z").is_file()
+
+
+def test_an_unexpected_manifest_is_listed_as_unreadable(tmp_path):
+    reports_dir = tmp_path / "reports"
+    good = fake_good_run(reports_dir)
+    odd = reports_dir / "20210101T000000Z-odd"
+    odd.mkdir()
+    (odd / "manifest.json").write_text(
+        json.dumps({"status": "ok", "duration_s": "12.3", "notebooks": []}), encoding="utf-8"
+    )
+    broken = reports_dir / "20210102T000000Z-broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json", encoding="utf-8")
+    runs = list_runs(reports_dir).set_index("run_id")
+    assert runs.loc[odd.name, "status"] == "unreadable"
+    assert runs.loc[broken.name, "status"] == "unreadable"
+    assert runs.loc[good, "status"] == "ok"
+    from kam_analysis.reports import _write_runs_index
+
+    _write_runs_index(reports_dir, "en")  # the index page is still written
+    page = (reports_dir / "index.html").read_text(encoding="utf-8")
+    assert odd.name in page and "duration_s has an unexpected type" in page

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 
 import matplotlib
@@ -41,17 +43,41 @@ def people() -> pd.DataFrame:
     )
 
 
-def test_pseudonym_is_stable_short_and_salted():
+def test_pseudonym_is_stable_long_and_keyed():
     p = sh.pseudonym("c1")
-    assert re.fullmatch(r"C-[0-9A-F]{4}", p)
+    assert re.fullmatch(r"C-[0-9A-F]{10}", p)
     assert p == sh.pseudonym("c1") == sh.pseudonym("c1", "")
-    # known value (HMAC-SHA256 with an empty key): stable across runs and machines
-    assert p == "C-5E11"
+    # known value with an explicit key (HMAC-SHA256): stable across runs and machines
+    assert (
+        sh.pseudonym("c1", salt="secret")
+        == "C-" + hmac.new(b"secret", b"c1", hashlib.sha256).hexdigest()[:10].upper()
+    )
     assert sh.pseudonym("c1", salt="secret") != p
     assert sh.pseudonym("c2") != p
     assert len(sh.pseudonym("c1", length=8)) == 10
     with pytest.raises(ValueError, match="missing"):
         sh.pseudonym(None)
+
+
+def test_pseudonyms_use_a_private_installation_key(tmp_path, monkeypatch):
+    key = tmp_path / "conf" / "pseudonym.key"
+    monkeypatch.setenv(sh.KEY_ENV, str(key))
+    first = sh.pseudonym("P-000012-1")
+    assert key.is_file() and (key.stat().st_mode & 0o777) == 0o600
+    secret = key.read_text().strip()
+    assert len(secret) == 64
+    # the key, not an empty one: guessing the id does not reveal the pseudonym
+    unkeyed = "C-" + hmac.new(b"", b"P-000012-1", hashlib.sha256).hexdigest()[:10].upper()
+    assert first != unkeyed
+    assert first == sh.pseudonym("P-000012-1", salt=secret)
+    monkeypatch.setenv(sh.KEY_ENV, str(tmp_path / "other.key"))
+    assert sh.pseudonym("P-000012-1") != first  # another installation, another key
+
+
+def test_pseudonyms_do_not_collide_at_100k_contacts():
+    ids = [f"P-{i:06d}" for i in range(100_000)]
+    names = {sh.pseudonym(i, salt="k") for i in ids}
+    assert len(names) == len(ids)  # 40 bits: 0.0045 collisions expected (n² / 2·2⁴⁰)
 
 
 def test_coverage(people):

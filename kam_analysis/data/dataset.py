@@ -117,6 +117,8 @@ class Dataset:
     """Typed table expressions (with ``__row`` line numbers for files and parse flags)."""
     all_lines: ir.Table | None = None
     """Every transaction line, including those without an account (dropped from ``typed``)."""
+    numbered: dict[str, ir.Table] = field(default_factory=dict)
+    """Typed tables of delimited files with ``__row`` line numbers, for example rows only."""
 
     @property
     def label(self) -> str:
@@ -144,6 +146,16 @@ class Dataset:
         """The typed table with row numbers (files) and parse flags, for validation."""
         self._require(table)
         return self.typed[table]
+
+    def example_table(self, table: str) -> ir.Table:
+        """:meth:`checked_table` with line numbers (``__row``) where the source has them.
+
+        The same columns and values; slower to scan for delimited text, so
+        used only to fetch the example rows of a broken rule.
+        """
+        if table in self.numbered:
+            return self.numbered[table]
+        return self.checked_table(table)
 
     def to_pandas(self, table: str):
         """Load ``table`` into pandas; ``None`` when the dataset lacks it."""
@@ -448,6 +460,9 @@ def _finish(ds: Dataset, carried: dict[str, str], settings: DataSettings) -> Dat
         ds.all_lines = lines
         if settings.unattributed == "drop" and "account_id" in lines.columns:
             ds.typed["transactions"] = lines.filter(lines.account_id.notnull())
+            if "transactions" in ds.numbered:
+                numbered = ds.numbered["transactions"]
+                ds.numbered["transactions"] = numbered.filter(numbered.account_id.notnull())
     if "accounts" not in ds.sources and ds.has("transactions"):
         lines = ds.typed["transactions"]
         accounts = derived_accounts(lines, list(carried))
@@ -547,9 +562,16 @@ def open_dataset(
             if path.suffix.lower() != ".parquet" and cache is None:
                 cache = writable_cache(folder, cache_dir)
             src = prepare_source(table, path, cache, settings)
-            con.raw_sql(f"CREATE OR REPLACE VIEW raw_{table} AS {raw_select(src)}")
-            raw = con.table(f"raw_{table}")
-            names = list(raw.columns)
+            con.raw_sql(f"CREATE OR REPLACE VIEW rawn_{table} AS {raw_select(src)}")
+            numbered = con.table(f"rawn_{table}")
+            if src.format == "csv":
+                con.raw_sql(
+                    f"CREATE OR REPLACE VIEW raw_{table} AS {raw_select(src, numbered=False)}"
+                )
+                raw = con.table(f"raw_{table}")
+            else:
+                raw = numbered
+            names = [c for c in numbered.columns if c != ROW]
         except EncodingError as err:
             report.issues.append(Issue("error", table, path.name, None, err.rule, str(err)))
             continue
@@ -583,6 +605,8 @@ def open_dataset(
         if not missing:
             options = _parse_options(settings, src, "duckdb")
             ds.typed[table] = typed_expression(raw, table, mapping.sources, options, carry=carry)
+            if raw is not numbered:
+                ds.numbered[table] = typed_expression(numbered, table, mapping.sources, options)
     if report.errors:
         raise DatasetError(report)
     return _finish(ds, carried, settings)

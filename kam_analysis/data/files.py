@@ -22,8 +22,8 @@ message saying which setting of ``[data]`` decides it.
 
 DuckDB reads UTF-8 with a single-character delimiter only, so other files
 are converted once into ``<dataset>/_derived/.cache`` (the original is
-never touched). A converted copy is keyed by the source file's path, size,
-modification time, the reading options and :data:`CONVERTER_VERSION`, and
+never touched). A converted copy is keyed by the source file's
+content (SHA-256), the reading options and :data:`CONVERTER_VERSION`, and
 rebuilt when the copy itself was changed after it was written.
 """
 
@@ -464,12 +464,22 @@ def writable_cache(folder: Path, cache_dir: Path | None) -> Path:
     raise OSError(f"no writable cache folder (tried {candidates})")
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's content (streamed)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _cache_key(path: Path, options: dict) -> str:
-    stat = path.stat()
-    text = json.dumps(
-        [str(path.resolve()), stat.st_size, stat.st_mtime_ns, CONVERTER_VERSION, options],
-        sort_keys=True,
-    )
+    """Key of a converted copy: the source's content, the options and the converter version.
+
+    The content hash (not the modification time) decides, so a source edited
+    without changing its size or time still gets a new copy.
+    """
+    text = json.dumps([file_sha256(path), CONVERTER_VERSION, options], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -516,20 +526,108 @@ def _text_copy(path: Path, encoding: str, delimiter: str, cache: Path) -> Path:
     return target
 
 
+MAX_EXCEL_ROWS = 1_048_576
+"""Excel's own row limit; a sheet claiming more is refused before it is read."""
+MAX_EXCEL_CELLS = 20_000_000
+"""Cells read from one sheet at most (a small file can expand to millions of cells)."""
+_EXCEL_CHUNK = 50_000
+
+
 def _excel_copy(path: Path, cache: Path) -> Path:
+    """The first sheet as a Parquet file of text columns, streamed with bounded memory.
+
+    Raises
+    ------
+    FileFormatError
+        For a workbook that cannot be opened, an empty sheet, duplicated
+        header names, or a sheet beyond :data:`MAX_EXCEL_ROWS` rows or
+        :data:`MAX_EXCEL_CELLS` cells (export it as CSV instead).
+    """
     target = cache / f"{path.stem}.{_cache_key(path, {})}.xlsx.parquet"
     if _cached(target):
         return target
-    frame = pd.read_excel(path, sheet_name=0, dtype=object)
-    frame.columns = [str(c) for c in frame.columns]
-    dupes = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
-    if dupes:
-        raise FileFormatError(f"duplicated column name(s) {dupes}", rule="unique column names")
-    as_text = frame.apply(lambda s: s.map(_excel_cell_text))
+    import openpyxl
+
+    try:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as err:  # not a workbook, encrypted, corrupt zip
+        raise FileFormatError(f"cannot open the workbook: {type(err).__name__}: {err}") from None
     tmp = target.with_name(target.name + ".tmp")
-    as_text.to_parquet(tmp, index=False)
+    try:
+        sheet = workbook.worksheets[0]
+        claimed = sheet.max_row or 0
+        if claimed > MAX_EXCEL_ROWS:
+            raise _too_large(f"the sheet claims {claimed:,} rows")
+        rows = sheet.iter_rows(values_only=True)
+        names = _excel_header(next(rows, None))
+        _write_excel_rows(rows, names, tmp)
+    finally:
+        workbook.close()
     _publish(tmp, target)
     return target
+
+
+def _too_large(what: str) -> FileFormatError:
+    return FileFormatError(
+        f"{what}: more than kam reads from Excel ({MAX_EXCEL_ROWS:,} rows, "
+        f"{MAX_EXCEL_CELLS:,} cells); export the sheet as CSV",
+        rule="sheet size",
+    )
+
+
+def _excel_header(header: tuple | None) -> list[str]:
+    if header is None:
+        raise FileFormatError("the first sheet is empty", rule="not empty")
+    names = ["" if h is None else str(h).strip() for h in header]
+    while names and names[-1] == "":
+        names.pop()
+    names = [n or f"Unnamed: {i}" for i, n in enumerate(names)]
+    if not names:
+        raise FileFormatError("the first row of the sheet holds no column names", rule="header row")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise FileFormatError(
+            f"duplicated column name(s) {dupes} in the header row: each column needs its own "
+            "name (rename one in the file, or map the one you need)",
+            rule="unique column names",
+        )
+    return names
+
+
+def _write_excel_rows(rows, names: list[str], tmp: Path) -> None:
+    """Stream sheet rows into Parquet in chunks; trailing empty rows are left out."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    width = len(names)
+    schema = pa.schema([(n, pa.string()) for n in names])
+    columns: list[list[str | None]] = [[] for _ in names]
+    blank_run = n_rows = 0
+    with pq.ParquetWriter(tmp, schema) as writer:
+
+        def flush() -> None:
+            if columns[0]:
+                writer.write_table(pa.table(columns, schema=schema))
+                for col in columns:
+                    col.clear()
+
+        for row in rows:
+            cells = [_excel_cell_text(row[j] if j < len(row) else None) for j in range(width)]
+            if all(c is None for c in cells):
+                blank_run += 1  # kept only if data follows (row numbers stay the sheet's)
+                continue
+            n_rows += blank_run + 1
+            if n_rows > MAX_EXCEL_ROWS or n_rows * width > MAX_EXCEL_CELLS:
+                raise _too_large(f"the sheet has more than {n_rows - 1:,} rows of {width} columns")
+            for _ in range(blank_run):
+                for col in columns:
+                    col.append(None)
+            blank_run = 0
+            for col, cell in zip(columns, cells, strict=True):
+                col.append(cell)
+            if len(columns[0]) >= _EXCEL_CHUNK:
+                flush()
+        flush()
 
 
 def _excel_cell_text(value) -> str | None:
@@ -651,8 +749,18 @@ def sql_str(text: str | Path) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def raw_select(src: SourceFile) -> str:
-    """DuckDB SQL reading the file as text columns, with ``__row`` line numbers."""
+def raw_select(src: SourceFile, *, numbered: bool = True) -> str:
+    """DuckDB SQL reading the file as text columns, with ``__row`` line numbers.
+
+    Parameters
+    ----------
+    src : SourceFile
+    numbered : bool, default True
+        Add ``__row``. For delimited text the numbers come from a window
+        function, which keeps the engine from reading only the columns a
+        query needs; so aggregates read an unnumbered view and only the
+        example rows of a report the numbered one. Parquet row numbers are free.
+    """
     if src.format == "csv":
         options = [
             "all_varchar=true",
@@ -663,11 +771,10 @@ def raw_select(src: SourceFile) -> str:
         ]
         if src.column_names:
             options.append("names=[" + ", ".join(sql_str(n) for n in src.column_names) + "]")
-        return (
-            f"SELECT row_number() OVER () AS {ROW}, * FROM read_csv({sql_str(src.read_path)}, "
-            + ", ".join(options)
-            + ")"
-        )
+        scan = f"read_csv({sql_str(src.read_path)}, " + ", ".join(options) + ")"
+        if not numbered:
+            return f"SELECT * FROM {scan}"
+        return f"SELECT row_number() OVER () AS {ROW}, * FROM {scan}"
     return (
         f"SELECT file_row_number + 1 AS {ROW}, * EXCLUDE (file_row_number) "
         f"FROM read_parquet({sql_str(src.read_path)}, file_row_number=true)"

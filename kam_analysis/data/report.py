@@ -142,6 +142,8 @@ def _file_note(info: dict) -> str:
         parts.append("no header row")
     if info.get("derived"):
         parts = [info["derived"]]
+    if "rows_used" in info:
+        parts.append(f"{info['rows_used']:,} with an account")
     extra = info.get("ignored_columns") or []
     note = "; ".join(parts)
     if extra:

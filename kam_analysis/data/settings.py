@@ -209,6 +209,15 @@ class DataSettings(_Section):
                 raise ValueError(f"files.{table} must be a file name inside the dataset folder")
         return value
 
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", value, re.I):
+            raise ValueError(
+                f'duckdb_memory_limit {value!r} is not a size such as "4GB", "512MB" or "8GiB"'
+            )
+        return value.strip()
+
     @field_validator("column_names")
     @classmethod
     def _known_column_names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:

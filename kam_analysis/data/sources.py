@@ -17,13 +17,23 @@ from __future__ import annotations
 import os
 import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import ibis
 
 if TYPE_CHECKING:
     from kam_analysis.data.settings import SourceSettings
 
-__all__ = ["SourceError", "connect_source", "describe_source", "spark_session"]
+__all__ = [
+    "SourceError",
+    "connect_source",
+    "describe_source",
+    "expand_env",
+    "expand_url",
+    "redact",
+    "secret_values",
+    "spark_session",
+]
 
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SPARK_DEFAULTS = {
@@ -37,22 +47,61 @@ class SourceError(RuntimeError):
     """The configured engine cannot be reached or is not installed."""
 
 
+def _env_value(name: str) -> str:
+    if name not in os.environ:
+        raise SourceError(f"environment variable {name} (used in data.source.url) is not set")
+    return os.environ[name]
+
+
 def expand_env(text: str) -> str:
-    """Replace ``${VAR}`` with the environment variable ``VAR``.
+    """Replace ``${VAR}`` with the environment variable ``VAR`` (as it is).
 
     Raises
     ------
     SourceError
         Naming a variable that is not set.
     """
+    return _ENV_VAR.sub(lambda m: _env_value(m.group(1)), text)
 
-    def value(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            raise SourceError(f"environment variable {name} (used in data.source.url) is not set")
-        return os.environ[name]
 
-    return _ENV_VAR.sub(value, text)
+def expand_url(url: str) -> str:
+    """A connection URL with ``${VAR}`` replaced by the variable, percent-encoded.
+
+    A password such as ``p/@ss#:?`` would otherwise end the user part at its
+    ``@``, start the path at its ``/`` or a fragment at its ``#``: every value
+    is encoded so that it stays inside the part of the URL it was written in
+    (``postgres://kam:${PW}@db/crm`` → ``postgres://kam:p%2F%40ss%23%3A%3F@db/crm``),
+    and drivers decode it. A variable that is the whole URL is used as it is.
+
+    Raises
+    ------
+    SourceError
+        Naming a variable that is not set.
+    """
+    whole = _ENV_VAR.fullmatch(url.strip())
+    if whole:
+        return _env_value(whole.group(1))
+    return _ENV_VAR.sub(lambda m: quote(_env_value(m.group(1)), safe=""), url)
+
+
+def secret_values(url: str | None) -> list[str]:
+    """The values a URL's ``${VAR}`` stand for (raw and encoded), to redact from messages."""
+    if not url:
+        return []
+    values: list[str] = []
+    for name in _ENV_VAR.findall(url):
+        value = os.environ.get(name)
+        if value and len(value) >= 3:
+            values.extend({value, quote(value, safe="")})
+    return values
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret value and any URL password replaced by ``***``."""
+    for value in sorted(secrets, key=len, reverse=True):
+        text = text.replace(value, "***")
+    text = re.sub(r"(://[^:/@\s]+):[^@\s]*@", r"\1:***@", text)
+    return re.sub(r"(password=)[^&\s]*", r"\1***", text, flags=re.I)
 
 
 def describe_source(source: SourceSettings) -> str:
@@ -140,7 +189,7 @@ def connect_source(source: SourceSettings) -> ibis.BaseBackend:
             if source.backend == "duckdb" and "read_only" not in source.url:
                 # kam only reads: parallel notebooks may then open the same file
                 params.setdefault("read_only", True)
-            return ibis.connect(expand_env(source.url), **params)
+            return ibis.connect(expand_url(source.url), **params)
         if source.backend == "pyspark":
             return ibis.pyspark.connect(spark_session(source.params))
         try:
@@ -159,7 +208,7 @@ def connect_source(source: SourceSettings) -> ibis.BaseBackend:
             f"pip install 'ibis-framework[{source.backend}]'"
         ) from None
     except Exception as err:
-        text = " ".join(str(err).split())
+        text = redact(" ".join(str(err).split()), secret_values(source.url))
         raise SourceError(
             f"cannot connect to {where}: {type(err).__name__}: {text[:300]}"
         ) from None

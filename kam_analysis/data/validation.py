@@ -108,8 +108,10 @@ def _context_columns(table: str, t: ir.Table) -> tuple[str, ...]:
     return tuple(out[:3])
 
 
-def _column_rules(ds: Dataset, table: str, as_of: dt.date) -> list[_Rule]:
-    t = ds.checked_table(table)
+def _column_rules(
+    ds: Dataset, table: str, as_of: dt.date, t: ir.Table | None = None
+) -> list[_Rule]:
+    t = ds.checked_table(table) if t is None else t
     context = _context_columns(table, t)
     end_of_day = ibis.timestamp(dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time()))
     strict_signs = ds.config.data.credit_notes == "error"
@@ -350,7 +352,10 @@ def _key_issues(ds: Dataset, table: str) -> list[Issue]:
         dup_keys = present.group_by(cols).aggregate(__k=present.count()).filter(lambda g: g.__k > 1)
         n_dup = int(dup_keys.aggregate(n=dup_keys.__k.sum()).to_pyarrow().to_pylist()[0]["n"] or 0)
         if n_dup:
-            joined = present.semi_join(dup_keys, cols)
+            numbered = ds.example_table(table)
+            joined = numbered.filter(ibis.and_(*[numbered[c].notnull() for c in cols])).semi_join(
+                dup_keys, cols
+            )
             examples = _examples(joined, ibis.literal(True), cols, src.line_offset)
             issues.append(
                 Issue(
@@ -380,6 +385,8 @@ def _foreign_key_issues(ds: Dataset, table: str) -> list[Issue]:
     if not n:
         return []
     src = ds.sources[table]
+    numbered = ds.example_table(table)
+    orphans = numbered.filter(numbered.account_id.notnull()).anti_join(accounts, "account_id")
     examples = _examples(orphans, ibis.literal(True), _context_columns(table, t), src.line_offset)
     where = "accounts derived from the transactions" if "accounts" in ds.derived else "accounts"
     return [
@@ -400,7 +407,7 @@ def _foreign_key_issues(ds: Dataset, table: str) -> list[Issue]:
 def _reports_to_issues(ds: Dataset) -> list[Issue]:
     if not ds.has("stakeholders"):
         return []
-    t = ds.checked_table("stakeholders")
+    t = ds.example_table("stakeholders")
     if "reports_to" not in t.columns:
         return []
     known = t.select(reports_to=t.contact_id)
@@ -452,9 +459,12 @@ def _currency_issues(ds: Dataset, report: ValidationReport) -> list[Issue]:
             msg = f"amounts in {', '.join(foreign)} besides base currency {base}, and no fx_rates table"
         if foreign:
             src = ds.sources[table]
-            pred = t.currency.isin(foreign)
+            numbered = ds.example_table(table)
             examples = _examples(
-                t, pred, ("currency", *_context_columns(table, t)), src.line_offset
+                numbered,
+                numbered.currency.isin(foreign),
+                ("currency", *_context_columns(table, t)),
+                src.line_offset,
             )
             issues.append(
                 Issue(
@@ -642,9 +652,14 @@ def validate_open_dataset(ds: Dataset, as_of: dt.date) -> ValidationReport:
                 )
             )
             continue
-        for rule, n in zip(rules, counts, strict=True):
+        if any(counts) and table in ds.numbered:  # examples come with their line numbers
+            numbered = ds.example_table(table)
+            shown = _column_rules(ds, table, as_of, numbered)
+        else:
+            numbered, shown = t, rules
+        for rule, shown_rule, n in zip(rules, shown, counts, strict=True):
             if n:
-                examples = _examples(t, rule.predicate, rule.show, src.line_offset)
+                examples = _examples(numbered, shown_rule.predicate, rule.show, src.line_offset)
                 report.issues.append(_issue_for(ds, rule, n, examples))
         report.issues.extend(_key_issues(ds, table))
         report.issues.extend(_foreign_key_issues(ds, table))
@@ -658,9 +673,9 @@ def validate_open_dataset(ds: Dataset, as_of: dt.date) -> ValidationReport:
         report.summary.update(line_summary(ds))
         unattributed = report.summary.get("unattributed", {})
         if unattributed.get("lines") and ds.config.data.unattributed == "drop":
-            tables_summary["transactions"]["rows_used"] = (
-                tables_summary["transactions"]["rows"] - unattributed["lines"]
-            )
+            info = tables_summary["transactions"]  # rows counted the lines with an account
+            info["rows_used"] = info["rows"]
+            info["rows"] += unattributed["lines"]
         tx = ds.table("transactions")
         row = tx.aggregate(first=tx.date.min(), last=tx.date.max()).to_pyarrow().to_pylist()[0]
         if row["first"] is not None:

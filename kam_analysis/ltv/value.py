@@ -19,9 +19,11 @@ and says which one it used (``model`` column):
 ``transactional_bgnbd``
     An account without a live contract but with purchases: BG/NBD expected
     repeat purchases × Gamma-Gamma expected spend per purchase × the
-    account's gross margin (1 on the revenue basis); the spend grows along
-    the revenue trajectory (the history's mean spend is taken to sit
-    ``T / 2`` before the as-of date).
+    account's gross margin (1 on the revenue basis). The spend per purchase
+    is stationary, as the Gamma-Gamma model assumes: the revenue trajectory
+    is not applied here, because an account's revenue trend is mostly the
+    change of its purchase rate, which the BG/NBD already forecasts (applying
+    both counted it twice: +101 % a year on CDNOW accounts).
 ``transactional_pnbd``
     The same with the Pareto/NBD when the BG/NBD cannot be fitted
     (:func:`~kam_analysis.ltv.fitting.fit_purchase_model`).
@@ -355,13 +357,8 @@ def _transactional_values(
     )
     inc = np.diff(cum, axis=0)  # expected purchases in month k
     disc = (1.0 + d_month) ** -np.arange(1, horizon + 1)
-    # spend grows along the revenue trajectory: the history's mean spend sits about
-    # T/2 before the as-of date, month k lies k months after it
-    g = acc["log_growth"].to_numpy(dtype=float)
-    t_years = big_t / PERIODS_PER_YEAR[pm.time_unit]
-    months = np.arange(1, horizon + 1)[:, None]
-    growth = np.exp(g[None, :] * (t_years[None, :] / 2 + months / MONTHS_PER_YEAR))
-    d_purchases = (disc[:, None] * inc * growth).sum(axis=0)
+    # stationary spend per purchase (Gamma-Gamma); the purchase rate is the BG/NBD's
+    d_purchases = (disc[:, None] * inc).sum(axis=0)
     total = cum[-1]
     # discounted, grown value per expected purchase (applied to simulated counts)
     ratio = np.where(total > 0, d_purchases / np.where(total > 0, total, 1.0), 0.0)
@@ -655,8 +652,7 @@ def account_ltv(
         res = _transactional_values(
             acc[use_tx], models, horizon=horizon, d_month=d_month, settings=settings, rng=rng
         )
-        out.loc[use_tx, res.columns] = res
-        out.loc[use_tx, "growth_annual"] = np.expm1(acc.loc[use_tx, "log_growth"].to_numpy())
+        out.loc[use_tx, res.columns] = res  # growth_annual stays 0: stationary spend
     if not (use_ct.any() or use_tx.any() or is_churned.any()):
         raise LtvInputError(
             "no account could be valued: no live contract with a retention model and no "
