@@ -67,16 +67,18 @@ postgres:
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "note: postgresql not installed, PostgreSQL tests will be skipped"; fi
 
-test: $(STAMP) $(ENGINES_STAMP) browser java postgres
+test: lint $(ENGINES_STAMP) browser java postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
+# ruff, and the import-linter contracts in pyproject.toml (layers import downward only).
 lint: $(STAMP)
-	$(BIN)/ruff check kam_analysis tests benchmarks notebooks
-	$(BIN)/ruff format --check kam_analysis tests benchmarks notebooks
+	$(BIN)/ruff check kam_analysis tests benchmarks notebooks tools
+	$(BIN)/ruff format --check kam_analysis tests benchmarks notebooks tools
+	$(BIN)/lint-imports
 
 format: $(STAMP)
-	$(BIN)/ruff format kam_analysis tests benchmarks notebooks
-	$(BIN)/ruff check --fix kam_analysis tests benchmarks notebooks
+	$(BIN)/ruff format kam_analysis tests benchmarks notebooks tools
+	$(BIN)/ruff check --fix kam_analysis tests benchmarks notebooks tools

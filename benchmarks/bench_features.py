@@ -8,7 +8,7 @@ For each size the script writes (once, then reuses) a realistic
 transactions Parquet file and an accounts Parquet file into
 ``benchmarks/.work/``, then builds the same feature table
 
-* ``ours``:   :func:`kam_analysis.features.build_account_features` on DuckDB,
+* ``ours``:   :func:`kam_analysis.data.features.build_account_features` on DuckDB,
 * ``pandas``: ``pd.read_parquet`` + ``groupby``, the code an analyst would write,
 * ``spark``:  the same Ibis feature build on PySpark in local mode (``local[2]``,
   what a Spark user would run), the session started before the clock starts,
@@ -195,7 +195,7 @@ def import_ours() -> None:
     import ibis
 
     sys.path.insert(0, str(ROOT))
-    import kam_analysis.features  # noqa: F401
+    import kam_analysis.data.features  # noqa: F401
 
     ibis.duckdb  # noqa: B018 - ibis imports a backend on first attribute access
 
@@ -203,7 +203,7 @@ def import_ours() -> None:
 def run_ours(tx: Path, acc: Path, threads: int, memory_limit: str):
     import ibis
 
-    from kam_analysis.features import build_account_features
+    from kam_analysis.data.features import build_account_features
 
     t0 = time.perf_counter()
     con = ibis.duckdb.connect(threads=threads, memory_limit=memory_limit)
@@ -229,7 +229,7 @@ def start_spark(memory: str):
 
 
 def run_spark(con, tx: Path, acc: Path):
-    from kam_analysis.features import build_account_features
+    from kam_analysis.data.features import build_account_features
 
     t0 = time.perf_counter()
     out = build_account_features(

@@ -36,7 +36,15 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kam_analysis.schemas import OPEN_STAGES, STANCE_SCORE
+from kam_analysis import kpi as kpi_mod
+from kam_analysis import scenarios, segmentation, stakeholders
+from kam_analysis.core.errors import InputError
+from kam_analysis.core.formatting import fmt_money, fmt_pct
+from kam_analysis.core.i18n import label_for, t, translations
+from kam_analysis.core.schemas import OPEN_STAGES, STANCE_SCORE
+from kam_analysis.kpi import nps_score
+from kam_analysis.scenarios import price_negotiation
+from kam_analysis.valuation import ValuationSettings
 
 __all__ = [
     "ACTION_COLUMNS",
@@ -81,7 +89,7 @@ ACTION_COLUMNS: tuple[str, ...] = ("action_id", "priority", "action", "evidence"
 _BELOW_TARGET = ("at_risk", "off_track")
 
 
-class AccountPlanError(ValueError):
+class AccountPlanError(InputError, ValueError):
     """An account plan cannot be made as asked (unknown account, bad input)."""
 
 
@@ -189,14 +197,10 @@ def _kpi_row(kpis: pd.DataFrame | None, kpi_id: str) -> Mapping[str, Any] | None
 
 
 def _money(x: float, currency: str, lang: str) -> str:
-    from kam_analysis.plots import fmt_money
-
     return fmt_money(x, currency, compact=True, lang=lang)
 
 
 def _pct(x: float, digits: int = 0, signed: bool = False) -> str:
-    from kam_analysis.plots import fmt_pct
-
     return fmt_pct(x, digits, signed=signed)
 
 
@@ -210,8 +214,6 @@ def _join(items: Sequence[str], lang: str) -> str:
 
 
 def _role_names(roles: object, lang: str, limit: int = 3) -> list[str]:
-    from kam_analysis.plots import label_for
-
     if roles is None or (isinstance(roles, float) and math.isnan(roles)):
         return []
     if isinstance(roles, str):
@@ -223,8 +225,6 @@ def _role_names(roles: object, lang: str, limit: int = 3) -> list[str]:
 def _action(
     action_id: str, trigger: float, lang: str, *, why: str = "why", **values: str
 ) -> dict[str, Any]:
-    from kam_analysis.plots import t
-
     return {
         "action_id": action_id,
         "priority": ACTION_IDS.index(action_id) + 1,
@@ -334,7 +334,6 @@ def suggest_actions(
     AccountPlanError
         When ``kpis`` holds several rows of one KPI (several accounts).
     """
-    from kam_analysis.plots import label_for, t, translations
 
     translations(lang)  # validates lang
     cfg = settings or ActionSettings()
@@ -628,7 +627,6 @@ def criterion_label(name: str, lang: Literal["en", "ja"] = "en") -> str:
     str
         The translation; a readable version of ``name`` when neither key exists.
     """
-    from kam_analysis.plots import label_for, translations
 
     table = translations(lang)
     for prefix in ("criterion.", "plan.criterion."):
@@ -668,7 +666,6 @@ def open_opportunities(
     AccountPlanError
         For missing columns or an open stage without a weight.
     """
-    from kam_analysis.valuation import ValuationSettings
 
     missing = [c for c in ("account_id", "stage", "amount") if c not in opportunities.columns]
     if missing:
@@ -785,7 +782,6 @@ def survey_summary(
         ``p_detractors``, ``se``, ``ci_low``, ``ci_high``) plus ``csat`` (mean,
         NaN without answers), ``target`` and ``months``; ``n = 0`` without the table.
     """
-    from kam_analysis.kpi import nps_score
 
     if surveys is None:
         out = nps_score([])
@@ -830,7 +826,6 @@ def price_cut_table(revenue: float, margin: float, cuts_pct: Sequence[float]) ->
         Empty when revenue or margin is missing (no cost data and no assumed
         margin: the profit effect of a cut is unknown).
     """
-    from kam_analysis.scenarios import price_negotiation
 
     cols = [
         "price_cut",
@@ -871,7 +866,7 @@ def account_monthly(
     Parameters
     ----------
     monthly : DataFrame
-        :func:`kam_analysis.features.monthly_revenue` (``account_id, month,
+        :func:`kam_analysis.data.features.monthly_revenue` (``account_id, month,
         revenue, gross_profit``).
     account_id : str
     as_of : date-like
@@ -1062,7 +1057,6 @@ def _plan_kpis(ctx, account_id: str, settings) -> Any:
     whole book computed (at 100k accounts that is ~24M KPI rows and several
     GiB per plan).
     """
-    from kam_analysis import kpi as kpi_mod
 
     # the plan passes no LTV series, so the (percentile-based) LTV KPI is not computed
     relative = any(
@@ -1092,39 +1086,13 @@ def _plan_kpis(ctx, account_id: str, settings) -> Any:
 def _portfolio_ltv(ctx) -> pd.DataFrame:
     """Every account's LTV as the LTV report values it, without the report's backtests.
 
-    The context's LTV analysis (``ctx.ltv``) when it has been computed already;
-    otherwise its valuation step alone: the models fitted once on all accounts
-    with the configured settings, then every account valued with them
-    (:func:`~kam_analysis.ltv.value.fit_ltv_models`,
-    :func:`~kam_analysis.ltv.value.account_ltv`, the calls
-    :func:`~kam_analysis.ltv.analysis.ltv_analysis` makes), so the numbers are
-    the LTV report's. A plan does not pay for the backtests (three refits, each
-    with a bootstrap when an estimate is on a boundary).
+    ``ctx.ltv_values.ltv``: the context's valuation step
+    (:func:`~kam_analysis.ltv.analysis.value_accounts`), which the LTV report
+    (``ctx.ltv``) reuses, so the numbers are the LTV report's and the models
+    are fitted once per context. Accounts that cannot be valued have
+    ``model == "none"``.
     """
-    done = vars(ctx).get("ltv")  # cached_property: set once ctx.ltv has been computed
-    if done is not None:
-        return done.ltv
-    from kam_analysis.ltv.value import account_ltv, fit_ltv_models
-
-    settings, period = ctx.config.ltv, ctx.config.features.period
-    frames = {t: ctx.frame(t) for t in ("contracts", "surveys", "activities", "usage")}
-    models = fit_ltv_models(
-        ctx.features,
-        as_of=ctx.as_of,
-        monthly=ctx.monthly,
-        settings=settings,
-        purchase_period=period,
-        **frames,
-    )
-    return account_ltv(
-        ctx.features,
-        as_of=ctx.as_of,
-        contracts=frames["contracts"],
-        settings=settings,
-        models=models,
-        purchase_period=period,
-        assumed_gross_margin=ctx.config.data.assumed_gross_margin,
-    )
+    return ctx.ltv_values.ltv
 
 
 def _account_ltv(
@@ -1134,7 +1102,6 @@ def _account_ltv(
 
     Returns (row, interval level, horizon in years, reason or None).
     """
-    from kam_analysis.plots import t
 
     settings = ctx.config.ltv
     level, years = settings.interval_level, settings.horizon_years
@@ -1142,7 +1109,7 @@ def _account_ltv(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the LTV report shows the fit notes
             ltv = _portfolio_ltv(ctx)
-    except (ValueError, ArithmeticError):  # LtvInputError: no account can be valued
+    except (ValueError, ArithmeticError):  # e.g. LtvInputError: features the models reject
         return None, level, years, t("plan.ltv_not_valued", lang)
     rows = ltv[ltv["account_id"].astype(str) == str(account_id)]
     if rows.empty or rows["model"].iloc[0] == "none" or pd.isna(rows["ltv"].iloc[0]):
@@ -1181,8 +1148,6 @@ def account_plan_data(
     AccountPlanError
         For an ``account_id`` that is not in the dataset (the message names it).
     """
-    from kam_analysis import kpi as kpi_mod
-    from kam_analysis import scenarios, segmentation, stakeholders
 
     lang = lang or ctx.lang
     cfg = settings or getattr(ctx.config, "actions", None) or ActionSettings()

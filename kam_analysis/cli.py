@@ -21,14 +21,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kam_analysis import __version__
-from kam_analysis.config import ConfigError, KamConfig, find_config, load_config
+from kam_analysis.config import KamConfig, find_config, load_config
+from kam_analysis.core.errors import InputError, KamError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_LINES_PER_ACCOUNT_MONTH = 1_000
 MAX_SYNTH_LINES = 500_000_000
 
 
-class UsageError(Exception):
+class UsageError(InputError):
     """A problem with the command's arguments (exit 2)."""
 
 
@@ -148,7 +149,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_dictionary(args: argparse.Namespace) -> int:
-    from kam_analysis.schemas import data_dictionary
+    from kam_analysis.core.schemas import data_dictionary
 
     table = data_dictionary()
     if args.table:
@@ -214,7 +215,7 @@ def _reports_dir(path: Path, data_dir: Path) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from kam_analysis.data import DatasetError, validate_open_dataset
-    from kam_analysis.reports import ReportError, run_reports
+    from kam_analysis.pipeline import ReportError, run_reports
 
     folder = Path(args.data).resolve()
     config = _config(folder, args.config)
@@ -290,7 +291,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_reports_list(args: argparse.Namespace) -> int:
-    from kam_analysis.reports import list_runs
+    from kam_analysis.pipeline import list_runs
 
     runs = list_runs(Path(args.reports_dir))
     if runs.empty:
@@ -306,7 +307,7 @@ def cmd_reports_list(args: argparse.Namespace) -> int:
 def cmd_reports_show(args: argparse.Namespace) -> int:
     import json
 
-    from kam_analysis.reports import show_run
+    from kam_analysis.pipeline import show_run
 
     try:
         info = show_run(Path(args.reports_dir), args.run)
@@ -407,9 +408,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, UsageError) as err:
+    except InputError as err:  # data, settings, arguments: the message names what to fix
         print(f"kam: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KamError as err:  # the analysis could not be done (e.g. a source unreachable)
+        print(f"kam: {err}", file=sys.stderr)
+        return EXIT_FAILED
     except FileExistsError as err:
         print(f"kam: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -24,29 +24,118 @@ Example::
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kam_analysis.actions import ActionSettings
+from kam_analysis.core.errors import InputError
+from kam_analysis.core.schemas import TABLE_MODELS, column_specs
 from kam_analysis.data.dataset import check_formulas
+from kam_analysis.data.features import FeatureSettings
 from kam_analysis.data.parsing import FormulaError
 from kam_analysis.data.settings import DataSettings
-from kam_analysis.features import FeatureSettings
 from kam_analysis.kpi import KpiSettings
 from kam_analysis.ltv import LTVModelSettings
 from kam_analysis.ltv.value import LtvSettings
 from kam_analysis.pricing import PricingSettings
-from kam_analysis.reports import ReportSettings
 from kam_analysis.scenarios import ScenarioSettings
-from kam_analysis.schemas import TABLE_MODELS, column_specs
 from kam_analysis.segmentation import SegmentationSettings
 from kam_analysis.stakeholders import StakeholderSettings
 from kam_analysis.valuation import ValuationSettings
 
+# --------------------------------------------------------------------------- report settings
 
-class ConfigError(ValueError):
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+
+
+class NotebookSpec(BaseModel):
+    """One report notebook of the run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        pattern=_NAME_PATTERN, description="Output file stem, e.g. 01_account_valuation."
+    )
+    path: str = Field(description="Notebook path relative to the project root.")
+    title_en: str = Field(description="Report title in English.")
+    title_ja: str = Field(description="Report title in Japanese.")
+    parameters: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="Extra parameters for this notebook (declared in it)."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        p = Path(value)
+        if p.is_absolute() or ".." in p.parts:
+            raise ValueError("must be a path inside the project (relative, without '..')")
+        if p.suffix != ".ipynb":
+            raise ValueError("must name a .ipynb file")
+        return value
+
+    def title(self, lang: str) -> str:
+        """The title in ``lang`` (``"ja"`` → Japanese, otherwise English)."""
+        return self.title_ja if lang == "ja" else self.title_en
+
+
+def _spec(name: str, en: str, ja: str) -> NotebookSpec:
+    return NotebookSpec(name=name, path=f"notebooks/{name}.ipynb", title_en=en, title_ja=ja)
+
+
+def default_notebooks() -> list[NotebookSpec]:
+    """The portfolio report notebooks, in run order."""
+    return [
+        _spec("01_account_valuation", "Account valuation", "アカウント評価"),
+        _spec("02_segmentation", "Segmentation", "セグメンテーション"),
+        _spec("03_ltv_forecasting", "LTV forecasting", "LTV予測"),
+        _spec("04_scenario_planning", "Scenario planning", "シナリオプランニング"),
+        _spec("05_kpi_scorecard", "KPI scorecard", "KPIスコアカード"),
+    ]
+
+
+class ReportSettings(BaseModel):
+    """``[reports]`` in ``kam.toml``: which notebooks run and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    notebooks: list[NotebookSpec] = Field(
+        default_factory=default_notebooks, description="Portfolio reports, in order."
+    )
+    account_plan: NotebookSpec | None = Field(
+        default_factory=lambda: _spec("10_account_plan", "Account plan", "アカウントプラン"),
+        description="Per-account plan notebook, run once per key account (None: no plans).",
+    )
+    account_plan_top_n: int = Field(
+        10, ge=0, description="Account plans for this many top key accounts (0: none)."
+    )
+    jobs: int = Field(1, ge=1, le=64, description="Notebooks run in parallel.")
+    kernel_name: str | None = Field(
+        None,
+        description="Jupyter kernel for the notebooks; none: the Python running kam "
+        "(works wherever kam is installed, no kernel registration needed).",
+    )
+    cell_timeout: int = Field(600, ge=1, description="Seconds one cell may run.")
+    run_timeout: int = Field(3600, ge=1, description="Seconds one notebook may run in total.")
+    show_personal_data: bool = Field(
+        False, description="Show stakeholder names (internal runs only); off = scan and refuse."
+    )
+    screenshots: bool = Field(False, description="PNG screenshot of every page (needs Chromium).")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ReportSettings:
+        names = [nb.name for nb in self.notebooks]
+        if self.account_plan is not None:
+            names.append(self.account_plan.name)
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"notebook names must be unique; repeated: {dupes}")
+        return self
+
+
+class ConfigError(InputError, ValueError):
     """The configuration file is missing, unreadable or breaks a rule."""
 
 
@@ -102,6 +191,43 @@ class KamConfig(_Section):
         except FormulaError as err:
             raise ValueError(str(err)) from None
         return self
+
+
+def with_overrides(config: KamConfig, **sections: Mapping[str, Any]) -> KamConfig:
+    """A copy of ``config`` with some settings of some sections replaced, validated.
+
+    Parameters
+    ----------
+    config : KamConfig
+    **sections : mapping
+        Section name -> {setting: value}, e.g. ``ltv={"horizon_years": 5}``; a
+        nested setting is given as a nested mapping and merged the same way.
+
+    Returns
+    -------
+    KamConfig
+        The other settings as in ``config`` (same ``source_path``).
+
+    Raises
+    ------
+    ConfigError
+        For an unknown section or setting, or a value that breaks a rule; the
+        message names the dotted path.
+    """
+    raw = config.model_dump()
+    for name, values in sections.items():
+        if name not in KamConfig.model_fields or name == "source_path":
+            known = sorted(set(KamConfig.model_fields) - {"source_path"})
+            raise ConfigError(f"unknown settings section {name!r}; known: {', '.join(known)}")
+        raw[name] = _merged(raw[name], values)
+    where = config.source_path or Path("overrides")
+    return config_from_dict(raw, path=where).model_copy(update={"source_path": config.source_path})
+
+
+def _merged(base: Any, values: Any) -> Any:
+    if isinstance(base, dict) and isinstance(values, Mapping):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in values.items()}}
+    return values
 
 
 def _format_validation_error(path: Path | None, err: ValidationError) -> str:

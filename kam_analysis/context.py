@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pandas as pd
 
-from kam_analysis.config import KamConfig, find_config, load_config
+from kam_analysis.config import KamConfig, find_config, load_config, with_overrides
+from kam_analysis.core.schemas import CANONICAL_TABLES, REQUIRED_TABLES
 from kam_analysis.data import Dataset, as_date, open_dataset
-from kam_analysis.data.validation import AS_OF_GAP_DAYS
-from kam_analysis.features import (
+from kam_analysis.data.features import (
     HistoryCoverage,
     build_account_features,
     history_coverage,
@@ -38,10 +39,10 @@ from kam_analysis.features import (
     monthly_revenue,
     product_line_revenue,
 )
-from kam_analysis.schemas import REQUIRED_TABLES
-
-if TYPE_CHECKING:
-    from kam_analysis.ltv.analysis import LtvAnalysis
+from kam_analysis.data.validation import AS_OF_GAP_DAYS
+from kam_analysis.ltv.analysis import LtvAnalysis, LtvValues, ltv_analysis, value_accounts
+from kam_analysis.segmentation import score_and_tier, tier_rule, win_back_list
+from kam_analysis.valuation import account_whitespace, criteria_used
 
 
 def default_as_of(
@@ -93,6 +94,46 @@ class AnalysisContext:
     def data_dir(self) -> Path:
         return self.dataset.folder
 
+    def at(self, as_of: dt.date | str) -> AnalysisContext:
+        """The same dataset, configuration and language at another as-of date.
+
+        Parameters
+        ----------
+        as_of : date or str
+            The other analysis date (``YYYY-MM-DD``).
+
+        Returns
+        -------
+        AnalysisContext
+            A fresh context (nothing computed yet).
+        """
+        return AnalysisContext(self.dataset, as_date(as_of), self.config, self.lang)
+
+    def with_settings(self, **sections: Mapping[str, Any]) -> AnalysisContext:
+        """The same dataset and date with some settings replaced (nothing computed yet).
+
+        Notebooks use it for their parameters, e.g.
+        ``ctx.with_settings(ltv={"horizon_years": 5})``; every result of the
+        new context (``ltv``, ``scored``, ...) then uses those settings.
+
+        Parameters
+        ----------
+        **sections : mapping
+            Section of ``kam.toml`` -> {setting: value} (see
+            :func:`kam_analysis.config.with_overrides`).
+
+        Returns
+        -------
+        AnalysisContext
+
+        Raises
+        ------
+        ConfigError
+            For an unknown section or setting, or an invalid value.
+        """
+        config = with_overrides(self.config, **sections)
+        return AnalysisContext(self.dataset, self.as_of, config, self.lang)
+
     def has(self, table: str) -> bool:
         """Whether the dataset provides ``table``."""
         return self.dataset.has(table)
@@ -129,7 +170,7 @@ class AnalysisContext:
 
     @cached_property
     def coverage(self) -> HistoryCoverage:
-        """Which trailing windows the data covers (:func:`kam_analysis.features.history_coverage`).
+        """Which trailing windows the data covers (:func:`kam_analysis.data.features.history_coverage`).
 
         Growth needs the previous 12 months, the trend its quarters: criteria the
         data does not cover are left out of scores and shown as not available.
@@ -143,7 +184,7 @@ class AnalysisContext:
 
     @cached_property
     def features(self) -> pd.DataFrame:
-        """Account feature table (:func:`kam_analysis.features.build_account_features`)."""
+        """Account feature table (:func:`kam_analysis.data.features.build_account_features`)."""
         ds = self.dataset
         return build_account_features(
             ds.table("transactions"),
@@ -174,7 +215,7 @@ class AnalysisContext:
     def spend_12m(self) -> pd.DataFrame:
         """Trailing 12-month revenue per account and product line (engine aggregation).
 
-        :func:`kam_analysis.features.product_line_revenue`; what the
+        :func:`kam_analysis.data.features.product_line_revenue`; what the
         cross-sell whitespace needs from the lines.
         """
         return product_line_revenue(
@@ -185,7 +226,7 @@ class AnalysisContext:
     def monthly_lines(self) -> pd.DataFrame:
         """Lines summed per account, month and product line, with line counts (engine).
 
-        :func:`kam_analysis.features.monthly_line_summary`; a stand-in for the
+        :func:`kam_analysis.data.features.monthly_line_summary`; a stand-in for the
         line table in :func:`kam_analysis.kpi.compute_kpis`.
         """
         return monthly_line_summary(
@@ -237,8 +278,13 @@ class AnalysisContext:
 
     @cached_property
     def scored(self) -> pd.DataFrame:
-        """Valuation table with attractiveness score, contributions, tier and reason."""
-        from kam_analysis.segmentation import score_and_tier
+        """Valuation table with score, contributions, status, tier, reason and win-back.
+
+        :func:`kam_analysis.segmentation.score_and_tier`: ``status`` (active,
+        lapsed or churned, churn from the contracts table when there is one),
+        tiers for active accounts only, and the win-back flag and reason of
+        valuable lost accounts, computed once so that every report agrees.
+        """
 
         return score_and_tier(
             self.features,
@@ -252,7 +298,16 @@ class AnalysisContext:
             lang=self.lang,
             spend_12m=self.spend_12m,
             coverage=self.coverage,
+            contracts=self.frame("contracts"),
         )
+
+    @property
+    def win_back(self) -> pd.DataFrame:
+        """Lost accounts worth winning back: the ``win_back`` rows of :attr:`scored`, in order.
+
+        :func:`kam_analysis.segmentation.win_back_list`.
+        """
+        return win_back_list(self.scored)
 
     @cached_property
     def criteria(self) -> pd.DataFrame:
@@ -260,7 +315,6 @@ class AnalysisContext:
 
         :func:`kam_analysis.valuation.criteria_used` on :attr:`scored`.
         """
-        from kam_analysis.valuation import criteria_used
 
         return criteria_used(
             self.scored,
@@ -272,23 +326,32 @@ class AnalysisContext:
     @cached_property
     def tier_rule(self):
         """The tier rule as applied: conditions used and skipped, and why (``TierRule``)."""
-        from kam_analysis.segmentation import tier_rule
 
         return tier_rule(self.scored, self.config.segmentation, lang=self.lang)
+
+    @cached_property
+    def ltv_values(self) -> LtvValues:
+        """Every account's LTV with the configured settings, the models fitted once per context.
+
+        :func:`kam_analysis.ltv.analysis.value_accounts` with ``[ltv]``,
+        ``[features] period`` and ``[data] assumed_gross_margin``: the fitted
+        models, every account's LTV with its basis, and why no account could
+        be valued when none could (``LtvValues``). Reports that show an
+        account's LTV without the rest of the LTV report (scenarios, account
+        plans) read it here, so that they show the numbers of the LTV report
+        without paying for its backtests.
+        """
+        return value_accounts(self, self.config.ltv)
 
     @cached_property
     def ltv(self) -> LtvAnalysis:
         """The LTV analysis with the configured settings, computed once per context.
 
-        :func:`kam_analysis.ltv.analysis.ltv_analysis` with ``[ltv]`` (and
-        ``[data] assumed_gross_margin``): fitted models, every account's LTV
-        with its basis, retention, renewals, backtests and notes (``LtvAnalysis``).
-        Reports that show an account's LTV read it here, so that they show the
-        numbers of the LTV report.
+        :func:`kam_analysis.ltv.analysis.ltv_analysis` on :attr:`ltv_values`
+        (the models are not fitted again): every account's LTV with its basis,
+        plus retention, renewals, backtests and notes (``LtvAnalysis``).
         """
-        from kam_analysis.ltv.analysis import ltv_analysis
-
-        return ltv_analysis(self, self.config.ltv)
+        return ltv_analysis(self, values=self.ltv_values)
 
     @cached_property
     def whitespace(self) -> pd.DataFrame:
@@ -298,7 +361,6 @@ class AnalysisContext:
         rules, from :attr:`spend_12m`: the values that ``scored`` sums into
         ``whitespace``.
         """
-        from kam_analysis.valuation import account_whitespace
 
         return account_whitespace(
             self.scored,
@@ -327,7 +389,6 @@ class AnalysisContext:
 
     def missing_tables(self) -> list[str]:
         """Optional tables the dataset does not provide."""
-        from kam_analysis.schemas import CANONICAL_TABLES
 
         return [t for t in CANONICAL_TABLES if t not in REQUIRED_TABLES and not self.has(t)]
 

@@ -10,15 +10,25 @@ The seed guide's KPI section (KPIと評価指標) names four families:
 
 and asks for a scorecard that balances short- and long-term indicators
 ("短期と中長期のバランスを取ったスコアカード"). Every KPI is defined once, in
-:data:`KPI_DEFINITIONS` (English and Japanese names, definition, unit,
-direction, horizon); the report reads the definitions from there.
+:data:`KPI_DEFINITIONS` (unit, direction, horizon, and its names and
+definition in English and Japanese from the ``kpi.name.*`` and
+``kpi.definition.*`` keys of the locale files); the report reads the
+definitions from there.
+
+Texts
+-----
+Every text this module returns comes from the locale files through
+:func:`kam_analysis.core.i18n.t`. Notes of :func:`compute_kpis` are
+:class:`KpiNote` values (a locale key and its values), rendered in the report
+language by :func:`kpi_notes`.
 
 Workflow::
 
     result = compute_kpis(transactions, accounts, surveys=surveys, ..., as_of="2026-03-31")
     result.values            # long table: account x period x KPI
     result.portfolio         # the same for the whole portfolio
-    result.notes             # which KPIs were left out and why
+    result.omitted           # which KPIs were left out and why (locale keys)
+    result.notes             # data left out (KpiNote: locale key and values)
     table = assess_kpis(result)        # target, status and trend per account and KPI
     card = balanced_scorecard(result)  # attainment 0-100, family scores, health score
 
@@ -56,15 +66,19 @@ values give ``insufficient_data``. See :func:`trend_test`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from scipy import stats
 
-from kam_analysis.schemas import ACTIVITY_KINDS
+from kam_analysis.core.errors import InputError
+from kam_analysis.core.formatting import NA_TEXT, fmt_money, fmt_pct
+from kam_analysis.core.i18n import check_language, t
+from kam_analysis.core.schemas import ACTIVITY_KINDS
 
 Freq = Literal["month", "quarter", "fiscal_year"]
 FREQS: tuple[str, ...] = ("month", "quarter", "fiscal_year")
@@ -73,14 +87,6 @@ _DAYS_PER_YEAR = 365.25
 _EPOCH = pd.Timestamp("1970-01-01")
 
 FAMILIES: tuple[str, ...] = ("revenue", "relationship", "expansion", "adoption")
-FAMILY_NAMES: dict[str, dict[str, str]] = {
-    "revenue": {"en": "Revenue", "ja": "収益"},
-    "relationship": {"en": "Relationship", "ja": "関係性"},
-    "expansion": {"en": "Expansion", "ja": "拡大"},
-    "adoption": {"en": "Adoption & success", "ja": "導入・成功"},
-}
-"""Display names of the four KPI families (seed guide, KPIと評価指標)."""
-
 PORTFOLIO_ID = "portfolio"
 """``account_id`` used for portfolio-level rows of :func:`balanced_scorecard`."""
 
@@ -108,7 +114,7 @@ OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
 """Optional contract columns that switch individual KPIs on."""
 
 
-class KpiInputError(ValueError):
+class KpiInputError(InputError, ValueError):
     """An input table lacks a column or refers to unknown accounts."""
 
 
@@ -117,13 +123,14 @@ class KpiInputError(ValueError):
 
 @dataclass(frozen=True)
 class KpiDefinition:
-    """One KPI: identity, meaning and how to read it."""
+    """One KPI: identity and how to read it.
+
+    Its display name and definition are the locale keys ``kpi.name.<id>`` and
+    ``kpi.definition.<id>`` (:func:`kpi_label`, :func:`kpi_definition`).
+    """
 
     id: str
     family: str
-    name_en: str
-    name_ja: str
-    definition: str
     unit: str
     higher_is_better: bool
     horizon: Literal["short", "long"]
@@ -132,193 +139,48 @@ class KpiDefinition:
 
 
 _DEFINITIONS: tuple[KpiDefinition, ...] = (
+    KpiDefinition("revenue", "revenue", "currency", True, "short"),
     KpiDefinition(
-        "revenue",
-        "revenue",
-        "Revenue",
-        "売上",
-        "Sum of transaction revenue in the period (0 when the account bought nothing).",
-        "currency",
-        True,
-        "short",
+        "gross_profit", "revenue", "currency", True, "short", requires=("transactions.cost",)
     ),
     KpiDefinition(
-        "gross_profit",
-        "revenue",
-        "Gross profit",
-        "粗利",
-        "Sum of revenue - cost over the period's transaction lines with a known cost.",
-        "currency",
-        True,
-        "short",
-        requires=("transactions.cost",),
+        "gross_margin", "revenue", "ratio", True, "short", requires=("transactions.cost",)
     ),
+    KpiDefinition("ltv", "revenue", "currency", True, "long", grain="snapshot", requires=("ltv",)),
+    KpiDefinition("csat", "relationship", "score_1_5", True, "short", requires=("surveys.csat",)),
+    KpiDefinition("nps", "relationship", "score_-100_100", True, "long", requires=("surveys",)),
     KpiDefinition(
-        "gross_margin",
-        "revenue",
-        "Gross margin",
-        "粗利率",
-        "Gross profit / revenue of the lines with a known cost (undefined without revenue).",
-        "ratio",
-        True,
-        "short",
-        requires=("transactions.cost",),
-    ),
-    KpiDefinition(
-        "ltv",
-        "revenue",
-        "Lifetime value (LTV)",
-        "ライフタイムバリュー(LTV)",
-        "Account lifetime value from the LTV module, as of the analysis date (portfolio: sum).",
-        "currency",
-        True,
-        "long",
-        grain="snapshot",
-        requires=("ltv",),
-    ),
-    KpiDefinition(
-        "csat",
-        "relationship",
-        "Customer satisfaction (CSAT)",
-        "顧客満足度(CSAT)",
-        "Mean CSAT (1-5) of the survey responses in the period; n = responses.",
-        "score_1_5",
-        True,
-        "short",
-        requires=("surveys.csat",),
-    ),
-    KpiDefinition(
-        "nps",
-        "relationship",
-        "Net Promoter Score (NPS)",
-        "ネットプロモータースコア(NPS)",
-        "% promoters (9-10) - % detractors (0-6) of the responses in the period, -100..100, "
-        "with n and a normal-approximation confidence interval from the multinomial standard "
-        "error sqrt((p_pro + p_det - (p_pro - p_det)^2) / n); fewer than min_responses "
-        "answers are marked insufficient (Reichheld 2003; Rocks 2016). Portfolio: pooled "
-        "responses.",
-        "score_-100_100",
-        True,
-        "long",
-        requires=("surveys",),
-    ),
-    KpiDefinition(
-        "exec_contact",
-        "relationship",
-        "Executive contact frequency",
-        "経営層との接触頻度",
-        "Executive meetings (activities of kind executive_meeting) per quarter in the period "
-        "(count x 3 / months of the period; a partial last period scales by elapsed days). "
-        "Portfolio: mean over accounts.",
-        "per_quarter",
-        True,
-        "long",
-        requires=("activities",),
+        "exec_contact", "relationship", "per_quarter", True, "long", requires=("activities",)
     ),
     KpiDefinition(
         "share_of_wallet",
         "expansion",
-        "Share of wallet",
-        "シェア・オブ・ウォレット",
-        "Annualised revenue of the period (x 12 / months; a partial last period x 365.25 / "
-        "elapsed days) / the account's "
-        "wallet_estimate (its yearly spend in our category). Portfolio: sum / sum over "
-        "accounts with a wallet estimate.",
         "ratio",
         True,
         "long",
         requires=("accounts.wallet_estimate",),
     ),
-    KpiDefinition(
-        "cross_sell_rate",
-        "expansion",
-        "Cross-sell rate",
-        "クロスセル率",
-        "Share of existing accounts (active in the period and in the prior 12 months) that "
-        "bought a product line in the period they had not bought in the prior 12 months. "
-        "Account level: 1 / 0, undefined when not an active existing account.",
-        "ratio",
-        True,
-        "short",
-    ),
-    KpiDefinition(
-        "upsell_rate",
-        "expansion",
-        "Upsell rate",
-        "アップセル率",
-        "Share of accounts active a year earlier whose revenue in the product lines they "
-        "bought in the same period a year earlier grew against that period. Account level: "
-        "1 / 0.",
-        "ratio",
-        True,
-        "short",
-    ),
-    KpiDefinition(
-        "nrr",
-        "expansion",
-        "Net revenue retention (NRR)",
-        "売上継続率(NRR)",
-        "Revenue in the period from the accounts active in the same period a year earlier / "
-        "their revenue a year earlier, i.e. (starting revenue + expansion - contraction - "
-        "churn) / starting revenue of the year-earlier cohort.",
-        "ratio",
-        True,
-        "long",
-    ),
+    KpiDefinition("cross_sell_rate", "expansion", "ratio", True, "short"),
+    KpiDefinition("upsell_rate", "expansion", "ratio", True, "short"),
+    KpiDefinition("nrr", "expansion", "ratio", True, "long"),
     KpiDefinition(
         "time_to_adoption",
         "adoption",
-        "Time to adoption",
-        "導入までの時間",
-        "Median days from signed_date to go_live_date of the contracts that went live in the "
-        "period.",
         "days",
         False,
         "short",
         requires=("contracts.signed_date", "contracts.go_live_date"),
     ),
     KpiDefinition(
-        "poc_success_rate",
-        "adoption",
-        "PoC success rate",
-        "PoC成功率",
-        "PoC opportunities closed won / PoC opportunities closed (won or lost) in the period.",
-        "ratio",
-        True,
-        "short",
-        requires=("opportunities.is_poc",),
+        "poc_success_rate", "adoption", "ratio", True, "short", requires=("opportunities.is_poc",)
     ),
     KpiDefinition(
-        "poc_conversion",
-        "adoption",
-        "PoC to contract conversion",
-        "PoCから本契約への転換率",
-        "Share of accounts with a PoC won in the period that win a non-PoC opportunity or sign "
-        "a contract within poc_conversion_months after it; accounts whose window has not "
-        "ended by the as-of date and have not converted yet are left out (censored).",
-        "ratio",
-        True,
-        "long",
-        requires=("opportunities.is_poc",),
+        "poc_conversion", "adoption", "ratio", True, "long", requires=("opportunities.is_poc",)
     ),
-    KpiDefinition(
-        "utilisation",
-        "adoption",
-        "Utilisation",
-        "利用率",
-        "Sum of seats_active / sum of seats_purchased over the usage months in the period.",
-        "ratio",
-        True,
-        "short",
-        requires=("usage",),
-    ),
+    KpiDefinition("utilisation", "adoption", "ratio", True, "short", requires=("usage",)),
     KpiDefinition(
         "retention_after_adoption",
         "adoption",
-        "Retention after adoption",
-        "導入後の定着率",
-        "Share of accounts whose first go-live lies at least retention_months before the end "
-        "of the period (or the as-of date) that have not churned by then. Account level: 1 / 0.",
         "ratio",
         True,
         "long",
@@ -330,48 +192,15 @@ KPI_IDS: tuple[str, ...] = tuple(d.id for d in _DEFINITIONS)
 _DEF: dict[str, KpiDefinition] = {d.id: d for d in _DEFINITIONS}
 SURVEY_KPIS: tuple[str, ...] = ("nps", "csat")
 
-_DEFINITION_JA: dict[str, str] = {
-    "revenue": "期間中の取引売上の合計(購入がなければ0)。",
-    "gross_profit": "原価が分かる取引明細について、期間中の売上-原価の合計。",
-    "gross_margin": "原価が分かる明細の粗利/売上(売上がなければ算出しない)。",
-    "ltv": "分析基準日時点のLTVモジュールによる顧客生涯価値(ポートフォリオは合計)。",
-    "csat": "期間中のアンケート回答のCSAT(1-5)の平均。n = 回答数。",
-    "nps": "期間中の回答の推奨者(9-10)の割合-批判者(0-6)の割合(-100~100)。n と多項分布の"
-    "標準誤差による正規近似の信頼区間を付す。回答が min_responses 未満なら「回答不足」"
-    "(Reichheld 2003; Rocks 2016)。ポートフォリオは全回答をプール。",
-    "exec_contact": "期間中の経営層ミーティング(activities の kind が executive_meeting)の"
-    "四半期あたり回数(回数 x 3 / 期間の月数。途中の最終期間は経過日数で換算)。"
-    "ポートフォリオは顧客平均。",
-    "share_of_wallet": "期間売上の年換算(x 12 / 月数。途中の最終期間は x 365.25 / 経過日数)を"
-    "顧客の wallet_estimate(当社カテゴリーでの年間支出)で割った値。ポートフォリオは"
-    "推定値のある顧客の合計/合計。",
-    "cross_sell_rate": "既存顧客(期間中と直前12か月に購入あり)のうち、直前12か月に購入して"
-    "いない製品ラインを期間中に購入した顧客の割合。顧客単位では 1 / 0。",
-    "upsell_rate": "1年前の同期間に購入のあった顧客のうち、その製品ラインでの売上が1年前より"
-    "増えた顧客の割合。顧客単位では 1 / 0。",
-    "nrr": "1年前の同期間に購入のあった顧客の当期売上 / 1年前の売上。すなわち"
-    "(期首売上 + 拡大 - 縮小 - 解約)/ 期首売上。",
-    "time_to_adoption": "期間中に稼働した契約の、締結日(signed_date)から稼働日(go_live_date)"
-    "までの日数の中央値。",
-    "poc_success_rate": "期間中にクローズしたPoC案件(受注または失注)のうち受注した割合。",
-    "poc_conversion": "期間中にPoCを受注した顧客のうち、poc_conversion_months 以内にPoC以外の"
-    "案件を受注するか契約を締結した割合。期間が基準日までに終わらず未転換の顧客は除く"
-    "(打ち切り)。",
-    "utilisation": "期間中の利用月における seats_active の合計 / seats_purchased の合計。",
-    "retention_after_adoption": "最初の稼働日が期末(または基準日)の retention_months 以上前の"
-    "顧客のうち、その時点で解約していない割合。顧客単位では 1 / 0。",
-}
-"""Japanese text of each KPI definition (column ``definition_ja`` of :data:`KPI_DEFINITIONS`)."""
-
 KPI_DEFINITIONS = pd.DataFrame(
     [
         {
             "kpi_id": d.id,
             "family": d.family,
-            "name_en": d.name_en,
-            "name_ja": d.name_ja,
-            "definition": d.definition,
-            "definition_ja": _DEFINITION_JA[d.id],
+            "name_en": t(f"kpi.name.{d.id}", "en"),
+            "name_ja": t(f"kpi.name.{d.id}", "ja"),
+            "definition": t(f"kpi.definition.{d.id}", "en"),
+            "definition_ja": t(f"kpi.definition.{d.id}", "ja"),
             "unit": d.unit,
             "higher_is_better": d.higher_is_better,
             "horizon": d.horizon,
@@ -382,7 +211,8 @@ KPI_DEFINITIONS = pd.DataFrame(
     ]
 )
 """One row per KPI: ``kpi_id, family, name_en, name_ja, definition, definition_ja, unit,
-higher_is_better, horizon (short/long), grain (period/snapshot), requires``."""
+higher_is_better, horizon (short/long), grain (period/snapshot), requires``; the names
+and definitions are read from the locale files."""
 
 
 # --------------------------------------------------------------------------- settings
@@ -724,6 +554,41 @@ def _nps_arrays(p: np.ndarray, d: np.ndarray, n: np.ndarray, ci_level: float):
 # --------------------------------------------------------------------------- result
 
 
+class KpiNote(NamedTuple):
+    """A note of :func:`compute_kpis`: a locale key and the values of its placeholders.
+
+    A ``(key, values)`` pair, so ``Page.notes`` renders it in the report language;
+    :meth:`text` renders it in any language and ``str()`` in English (logs).
+
+    Attributes
+    ----------
+    key : str
+        Locale key, e.g. ``"kpi.note.later_lines"``.
+    values : Mapping[str, Any]
+        Values of the text's placeholders (numbers, dates and period labels as text).
+    """
+
+    key: str
+    values: Mapping[str, Any]
+
+    def text(self, lang: str = "en") -> str:
+        """The note in ``lang``.
+
+        Parameters
+        ----------
+        lang : str, default "en"
+            ``"en"`` or ``"ja"``.
+
+        Returns
+        -------
+        str
+        """
+        return t(self.key, lang, **self.values)
+
+    def __str__(self) -> str:
+        return self.text("en")
+
+
 @dataclass
 class KpiResult:
     """KPI values with the notes that explain what is missing.
@@ -739,10 +604,12 @@ class KpiResult:
         The same columns without ``account_id``.
     periods : pandas.DataFrame
         ``period, period_start, period_end, complete`` in order.
-    notes : list of str
-        Human-readable notes: omitted KPIs and why, data left out.
+    notes : list of KpiNote
+        Data left out and KPIs that need a year of history, as locale keys with
+        values (:func:`kpi_notes` renders them with the omitted KPIs).
     omitted : dict of str to str
-        KPI id -> reason, for the KPIs not computed.
+        KPI id -> locale key of the reason (``"kpi.omission.no_usage"``), for the
+        KPIs not computed, in definition order.
     settings : KpiSettings
     as_of : pandas.Timestamp
     """
@@ -750,7 +617,7 @@ class KpiResult:
     values: pd.DataFrame
     portfolio: pd.DataFrame
     periods: pd.DataFrame
-    notes: list[str]
+    notes: list[KpiNote]
     omitted: dict[str, str]
     settings: KpiSettings
     as_of: pd.Timestamp
@@ -876,7 +743,7 @@ def _revenue_kpis(
     tx: pd.DataFrame,
     a: np.ndarray,
     p: np.ndarray,
-    notes: list[str],
+    notes: list[KpiNote],
     w: np.ndarray | None,
 ):
     out: dict[str, _Kpi] = {}
@@ -890,10 +757,7 @@ def _revenue_kpis(
         no_cost = ~has & (p >= 0)
         n_no_cost = int(no_cost.sum() if w is None else w[no_cost].sum())
         if n_no_cost:
-            notes.append(
-                f"gross_profit, gross_margin: {n_no_cost} transaction line(s) without cost "
-                "left out of both."
-            )
+            notes.append(KpiNote("kpi.note.no_cost_lines", {"n": n_no_cost}))
         GP = g.matrix(a[has], p[has], rev[has] - cost[has])
         Rc = g.matrix(a[has], p[has], rev[has])
         nc = g.matrix(a[has], p[has], None if w is None else w[has])
@@ -903,7 +767,7 @@ def _revenue_kpis(
     return out, R
 
 
-def _survey_kpis(g: _Grid, surveys: pd.DataFrame, settings: KpiSettings, notes: list[str]):
+def _survey_kpis(g: _Grid, surveys: pd.DataFrame, settings: KpiSettings):
     out: dict[str, _Kpi] = {}
     a = _codes(surveys["account_id"], g.accounts, "surveys")
     p = g.period_of(_days(surveys["date"]))
@@ -925,8 +789,6 @@ def _survey_kpis(g: _Grid, surveys: pd.DataFrame, settings: KpiSettings, notes: 
         nc = g.matrix(a[hc], p[hc])
         sc = g.matrix(a[hc], p[hc], cs[hc])
         out["csat"] = _Kpi(_ratio(sc, nc), nc, _ratio(sc.sum(0), nc.sum(0)), nc.sum(0), survey=True)
-    else:
-        notes.append("csat: omitted, surveys has no csat answers.")
     return out
 
 
@@ -1075,7 +937,7 @@ def _poc_kpis(
     opps: pd.DataFrame,
     contracts: pd.DataFrame | None,
     months: int,
-    notes: list[str],
+    notes: list[KpiNote],
 ) -> dict[str, _Kpi]:
     is_poc = opps["is_poc"].fillna(False).astype(bool).to_numpy()
     stage = opps["stage"].astype(str).to_numpy()
@@ -1103,9 +965,7 @@ def _poc_kpis(
         ev_a.append(ca)
         ev_d.append(sign)
     else:
-        notes.append(
-            "poc_conversion: no contracts table; only won non-PoC opportunities count as conversion."
-        )
+        notes.append(KpiNote("kpi.note.poc_no_contracts", {}))
     ev = pd.DataFrame({"a": np.concatenate(ev_a), "d": np.concatenate(ev_d)}).dropna()
     ev_by_acc = {int(k): v["d"].to_numpy() for k, v in ev.groupby("a")}
     wp = pd.DataFrame({"a": a_all, "p": p_all, "d": close})[sel & won]
@@ -1181,13 +1041,13 @@ def compute_kpis(
         then gives the number of lines each row stands for (the ``n`` of the
         revenue KPIs). Rows summed per account, calendar month and product
         line, with lines without cost in rows of their own
-        (:func:`kam_analysis.features.monthly_line_summary`), give the same
+        (:func:`kam_analysis.data.features.monthly_line_summary`), give the same
         KPIs as the lines, since every period is made of whole months.
     accounts : pandas.DataFrame
         ``account_id`` (the account universe) and optional ``wallet_estimate``.
     contracts, opportunities, activities, surveys, usage : pandas.DataFrame, optional
         The optional tables of the contract; ``None`` leaves out the KPIs that need
-        them, with a note.
+        them (``omitted``).
     ltv : pandas.Series, optional
         LTV per account (index ``account_id``), e.g. from :mod:`kam_analysis.ltv`.
     as_of : date-like, optional
@@ -1239,7 +1099,7 @@ def compute_kpis(
     )
     periods["complete"] = periods["period_end"] <= as_of
     g = _Grid(pd.Index(accounts["account_id"].astype(str)), periods, as_of, freq)
-    notes: list[str] = []
+    notes: list[KpiNote] = []
     omitted: dict[str, str] = {}
     kpis: dict[str, _Kpi] = {}
 
@@ -1249,26 +1109,25 @@ def compute_kpis(
     w_lines = _line_counts(transactions)
     later = int(after.sum() if w_lines is None else w_lines[after].sum())
     if later:
-        notes.append(f"{later} transaction line(s) after the as-of date {as_of.date()} ignored.")
+        notes.append(KpiNote("kpi.note.later_lines", {"n": later, "date": str(as_of.date())}))
     rev_kpis, R = _revenue_kpis(g, transactions, a, p, notes, w_lines)
     kpis.update(rev_kpis)
     if "gross_profit" not in kpis:
         for k in ("gross_profit", "gross_margin"):
-            omitted[k] = "transactions has no cost column (or no cost values)"
+            omitted[k] = "kpi.omission.no_cost"
     if ltv is None:
-        omitted["ltv"] = "no LTV estimates were given to the scorecard"
+        omitted["ltv"] = "kpi.omission.no_ltv"
     else:
         kpis["ltv"] = _ltv_kpi(g, ltv)
 
     if surveys is None:
-        omitted["nps"] = omitted["csat"] = "no surveys table"
+        omitted["nps"] = omitted["csat"] = "kpi.omission.no_surveys"
     else:
-        kpis.update(_survey_kpis(g, surveys, settings, notes))
+        kpis.update(_survey_kpis(g, surveys, settings))
         if "csat" not in kpis:
-            omitted["csat"] = "surveys has no csat answers"
-            notes.remove("csat: omitted, surveys has no csat answers.")
+            omitted["csat"] = "kpi.omission.no_csat"
     if activities is None:
-        omitted["exec_contact"] = "no activities table"
+        omitted["exec_contact"] = "kpi.omission.no_activities"
     else:
         kpis["exec_contact"] = _exec_contact(g, activities)
 
@@ -1276,48 +1135,40 @@ def compute_kpis(
         wallet = pd.to_numeric(accounts["wallet_estimate"]).to_numpy(dtype=float)
         kpis["share_of_wallet"] = _share_of_wallet(g, R, wallet)
     else:
-        omitted["share_of_wallet"] = "accounts has no wallet_estimate"
+        omitted["share_of_wallet"] = "kpi.omission.no_wallet"
     kpis.update(_expansion_kpis(g, transactions, a, p, R))
     if g.P <= g.year_lag:
-        notes.append(
-            "cross_sell_rate, upsell_rate, nrr: need 12 months of history before a period; "
-            "none of the periods has it."
-        )
+        notes.append(KpiNote("kpi.note.history_none", {}))
     else:
-        notes.append(
-            "cross_sell_rate, upsell_rate, nrr: available from "
-            f"{periods['period'].iloc[g.year_lag]} (12 months of history needed)."
-        )
+        first = str(periods["period"].iloc[g.year_lag])
+        notes.append(KpiNote("kpi.note.history_from", {"period": first}))
 
     if contracts is None:
         for k in ("time_to_adoption", "retention_after_adoption"):
-            omitted[k] = "no contracts table"
+            omitted[k] = "kpi.omission.no_contracts"
     else:
         has = [c for c in ("signed_date", "go_live_date") if c in contracts.columns]
         if len(has) == 2:
             kpis["time_to_adoption"] = _time_to_adoption(g, contracts)
         else:
-            omitted["time_to_adoption"] = "contracts lacks signed_date and/or go_live_date"
+            omitted["time_to_adoption"] = "kpi.omission.no_adoption_dates"
         if "go_live_date" in contracts.columns:
             kpis["retention_after_adoption"] = _retention_after_adoption(
                 g, contracts, settings.retention_months
             )
         else:
-            omitted["retention_after_adoption"] = "contracts has no go_live_date"
+            omitted["retention_after_adoption"] = "kpi.omission.no_go_live"
     if opportunities is None:
-        omitted["poc_success_rate"] = omitted["poc_conversion"] = "no opportunities table"
+        omitted["poc_success_rate"] = omitted["poc_conversion"] = "kpi.omission.no_opportunities"
     elif "is_poc" not in opportunities.columns:
-        omitted["poc_success_rate"] = omitted["poc_conversion"] = "opportunities has no is_poc"
+        omitted["poc_success_rate"] = omitted["poc_conversion"] = "kpi.omission.no_is_poc"
     else:
         kpis.update(_poc_kpis(g, opportunities, contracts, settings.poc_conversion_months, notes))
     if usage is None:
-        omitted["utilisation"] = "no usage table"
+        omitted["utilisation"] = "kpi.omission.no_usage"
     else:
         kpis["utilisation"] = _utilisation(g, usage)
 
-    for k in KPI_IDS:
-        if k in omitted:
-            notes.insert(0, f"{k}: omitted, {omitted[k]}.")
     computed = tuple(k for k in KPI_IDS if k in kpis)
     values, portfolio = _to_long(g, kpis, computed, settings.min_responses)
     return KpiResult(
@@ -1801,76 +1652,56 @@ def balanced_scorecard(
     return out.reset_index(drop=True)
 
 
-def kpi_label(kpi_id: str, lang: Literal["en", "ja"] = "en") -> str:
-    """Display name of a KPI in English or Japanese."""
+def _check_kpi(kpi_id: str) -> None:
     if kpi_id not in _DEF:
         raise KeyError(f"unknown KPI {kpi_id!r}; known: {list(KPI_IDS)}")
-    return _DEF[kpi_id].name_ja if lang == "ja" else _DEF[kpi_id].name_en
+
+
+def kpi_label(kpi_id: str, lang: Literal["en", "ja"] = "en") -> str:
+    """Display name of a KPI in English or Japanese (locale key ``kpi.name.<id>``).
+
+    Parameters
+    ----------
+    kpi_id : str
+        One of :data:`KPI_IDS`.
+    lang : {"en", "ja"}
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    KeyError
+        For an unknown KPI.
+    """
+    _check_kpi(kpi_id)
+    return t(f"kpi.name.{kpi_id}", lang)
 
 
 def kpi_definition(kpi_id: str, lang: Literal["en", "ja"] = "en") -> str:
-    """Definition of a KPI in English or Japanese (see :data:`KPI_DEFINITIONS`)."""
-    if kpi_id not in _DEF:
-        raise KeyError(f"unknown KPI {kpi_id!r}; known: {list(KPI_IDS)}")
-    return _DEFINITION_JA[kpi_id] if lang == "ja" else _DEF[kpi_id].definition
+    """Definition of a KPI in English or Japanese (locale key ``kpi.definition.<id>``).
+
+    Parameters
+    ----------
+    kpi_id : str
+        One of :data:`KPI_IDS`.
+    lang : {"en", "ja"}
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    KeyError
+        For an unknown KPI.
+    """
+    _check_kpi(kpi_id)
+    return t(f"kpi.definition.{kpi_id}", lang)
 
 
 # --------------------------------------------------------------------------- report helpers
-
-HORIZON_NAMES: dict[str, dict[str, str]] = {
-    "short": {"en": "Short term", "ja": "短期"},
-    "long": {"en": "Long term", "ja": "中長期"},
-}
-"""Display names of the two KPI horizons."""
-
-_OMISSION_JA: dict[str, str] = {
-    "transactions has no cost column (or no cost values)": "取引データに原価(cost)がない",
-    "no LTV estimates were given to the scorecard": "LTVの推定値が渡されていない"
-    "(先にLTVモジュールを実行)",
-    "no surveys table": "surveys テーブルがない",
-    "surveys has no csat answers": "surveys に CSAT の回答がない",
-    "no activities table": "activities テーブルがない",
-    "accounts has no wallet_estimate": "accounts に wallet_estimate がない",
-    "no contracts table": "contracts テーブルがない",
-    "contracts lacks signed_date and/or go_live_date": "contracts に signed_date または "
-    "go_live_date がない",
-    "contracts has no go_live_date": "contracts に go_live_date がない",
-    "no opportunities table": "opportunities テーブルがない",
-    "opportunities has no is_poc": "opportunities に is_poc がない",
-    "no usage table": "usage テーブルがない",
-}
-
-_NOTE_PATTERNS_JA: tuple[tuple[str, str], ...] = (
-    (
-        r"^cross_sell_rate, upsell_rate, nrr: available from (\S+) \(12 months of history "
-        r"needed\)\.$",
-        r"クロスセル率・アップセル率・NRR: \1 から算出(12か月の履歴が必要)。",
-    ),
-    (
-        r"^cross_sell_rate, upsell_rate, nrr: need 12 months of history before a period; "
-        r"none of the periods has it\.$",
-        "クロスセル率・アップセル率・NRR: 12か月の履歴がある期間がないため算出できない。",
-    ),
-    (
-        r"^(\d+) transaction line\(s\) after the as-of date (\S+) ignored\.$",
-        r"基準日 \2 より後の取引明細 \1 件は対象外。",
-    ),
-    (
-        r"^gross_profit, gross_margin: (\d+) transaction line\(s\) without cost left out of "
-        r"both\.$",
-        r"粗利・粗利率: 原価のない取引明細 \1 件を除外。",
-    ),
-    (
-        r"^poc_conversion: no contracts table; only won non-PoC opportunities count as "
-        r"conversion\.$",
-        "PoCから本契約への転換率: contracts テーブルがないため、PoC以外の受注案件のみを転換とみなす。",
-    ),
-)
-
-_OMITTED_TEXT = {
-    "en": "{kpi}: not shown ({reason}).",
-    "ja": "{kpi}: 表示なし({reason})。",
-}
 
 
 def kpi_notes(result: KpiResult, lang: Literal["en", "ja"] = "en") -> list[str]:
@@ -1878,8 +1709,8 @@ def kpi_notes(result: KpiResult, lang: Literal["en", "ja"] = "en") -> list[str]:
 
     First one line per omitted KPI (its display name and why it is missing, e.g.
     ``"Utilisation: not shown (no usage table)."``), then the other notes of
-    :attr:`KpiResult.notes` (data left out, KPIs that need a year of history).
-    Japanese: known notes are translated; an unknown note is kept in English.
+    :attr:`KpiResult.notes` (data left out, KPIs that need a year of history),
+    each rendered from its locale key in ``lang``.
 
     Parameters
     ----------
@@ -1890,31 +1721,13 @@ def kpi_notes(result: KpiResult, lang: Literal["en", "ja"] = "en") -> list[str]:
     -------
     list of str
     """
-    import re
-
-    _check_lang(lang)
+    check_language(lang)
     out = [
-        _OMITTED_TEXT[lang].format(
-            kpi=kpi_label(k, lang), reason=_OMISSION_JA.get(r, r) if lang == "ja" else r
-        )
-        for k, r in result.omitted.items()
+        t("kpi.note.omitted", lang, kpi=kpi_label(k, lang), reason=t(reason, lang))
+        for k, reason in result.omitted.items()
     ]
-    omitted_prefixes = tuple(f"{k}: omitted," for k in result.omitted)
-    for note in result.notes:
-        if note.startswith(omitted_prefixes):
-            continue
-        if lang == "ja":
-            for pattern, repl in _NOTE_PATTERNS_JA:
-                if re.match(pattern, note):
-                    note = re.sub(pattern, repl, note)
-                    break
-        out.append(note)
+    out += [n.text(lang) if isinstance(n, KpiNote) else str(n) for n in result.notes]
     return out
-
-
-def _check_lang(lang: str) -> None:
-    if lang not in ("en", "ja"):
-        raise ValueError(f"lang must be 'en' or 'ja', got {lang!r}")
 
 
 def kpi_target_series(
@@ -1999,10 +1812,8 @@ def kpi_target_series(
     return res
 
 
-_UNIT_TEXT = {
-    "per_quarter": {"en": "{v:.2f} per quarter", "ja": "四半期あたり {v:.2f} 回"},
-    "days": {"en": "{v:,.0f} days", "ja": "{v:,.0f} 日"},
-}
+_UNITS_WITH_TEXT: tuple[str, ...] = ("per_quarter", "days")
+"""Units written with a word (locale keys ``kpi.unit.<unit>``)."""
 
 
 def format_kpi_value(
@@ -2014,9 +1825,8 @@ def format_kpi_value(
     ``score_1_5`` two decimals, ``score_-100_100`` signed integer, ``per_quarter``
     and ``days`` with their unit; missing values give ``"–"``.
     """
-    from kam_analysis.plots import NA_TEXT, fmt_money, fmt_pct
 
-    _check_lang(lang)
+    check_language(lang)
     if value is None or pd.isna(value):
         return NA_TEXT
     v = float(value)
@@ -2028,8 +1838,8 @@ def format_kpi_value(
         return f"{v:.2f}"
     if unit == "score_-100_100":
         return f"{v:+.0f}"
-    if unit in _UNIT_TEXT:
-        return _UNIT_TEXT[unit][lang].format(v=v)
+    if unit in _UNITS_WITH_TEXT:
+        return t(f"kpi.unit.{unit}", lang, v=v)
     return f"{v:,.2f}"
 
 
@@ -2041,24 +1851,18 @@ def format_kpi_target(
     currency: str = "JPY",
 ) -> str:
     """A KPI target as report text, e.g. ``"≥ +5.0% vs a year earlier"`` or ``"≤ 90 days"``."""
-    from kam_analysis.plots import NA_TEXT, fmt_pct
 
-    _check_lang(lang)
-    if kpi_id not in _DEF:
-        raise KeyError(f"unknown KPI {kpi_id!r}; known: {list(KPI_IDS)}")
+    check_language(lang)
+    _check_kpi(kpi_id)
     if target is None:
         return NA_TEXT
     d = _DEF[kpi_id]
     if target.basis == "growth":
-        g = fmt_pct(target.target, 1, signed=True)
-        return f"≥ {g} vs a year earlier" if lang == "en" else f"前年同期比 {g} 以上"
+        return t("kpi.target.growth", lang, value=fmt_pct(target.target, 1, signed=True))
     if target.basis == "percentile":
-        p = f"{target.target:.0f}"
-        return f"≥ percentile {p}" if lang == "en" else f"パーセンタイル {p} 以上"
+        return t("kpi.target.percentile", lang, value=f"{target.target:.0f}")
     v = format_kpi_value(target.target, d.unit, lang=lang, currency=currency)
-    if lang == "ja":
-        return f"{v} 以上" if d.higher_is_better else f"{v} 以下"
-    return f"≥ {v}" if d.higher_is_better else f"≤ {v}"
+    return t("kpi.target.at_least" if d.higher_is_better else "kpi.target.at_most", lang, value=v)
 
 
 def scorecard_table(
@@ -2095,9 +1899,8 @@ def scorecard_table(
     ValueError
         When ``assessed`` holds several rows for one KPI (several accounts).
     """
-    from kam_analysis.plots import fmt_pct
 
-    _check_lang(lang)
+    check_language(lang)
     settings = settings or KpiSettings()
     need = ["kpi_id", "value", "measure", "basis", "status", "trend"]
     missing = [c for c in need if c not in assessed.columns]
@@ -2118,8 +1921,8 @@ def scorecard_table(
             {
                 "kpi_id": r.kpi_id,
                 "kpi": kpi_label(r.kpi_id, lang),
-                "family": FAMILY_NAMES[d.family][lang],
-                "horizon": HORIZON_NAMES[d.horizon][lang],
+                "family": t(f"kpi.family.{d.family}", lang),
+                "horizon": t(f"kpi.horizon.{d.horizon}", lang),
                 "value": value,
                 "target": format_kpi_target(
                     r.kpi_id, settings.targets.get(r.kpi_id), lang=lang, currency=currency
@@ -2189,9 +1992,6 @@ def health_shortfall(card: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)[cols]
 
 
-_DRIVER_TEXT = {"en": "{kpi} −{points:.0f} pts", "ja": "{kpi} −{points:.0f}点"}
-
-
 def accounts_at_risk(
     card: pd.DataFrame,
     tiers: pd.Series | pd.DataFrame,
@@ -2242,7 +2042,7 @@ def accounts_at_risk(
         ``days_since_purchase`` when ``churn`` (from :func:`churn_status`) has it. ``attrs["excluded_churned"]``: churned
         accounts of ``include_tiers`` left out.
     """
-    _check_lang(lang)
+    check_language(lang)
     if n < 0 or top_k < 1:
         raise ValueError("accounts_at_risk: n must be >= 0 and top_k >= 1")
     for col in ("account_id", "health_score", "n_kpis"):
@@ -2250,8 +2050,8 @@ def accounts_at_risk(
             raise ValueError(f"accounts_at_risk: card lacks {col!r}; pass balanced_scorecard()")
     tier = _tier_series(tiers, "accounts_at_risk")
     ids = card["account_id"].astype(str)
-    t = tier.reindex(ids).to_numpy()
-    keep = pd.Series(np.isin(t, list(include_tiers)), index=card.index)
+    tier_of = tier.reindex(ids).to_numpy()
+    keep = pd.Series(np.isin(tier_of, list(include_tiers)), index=card.index)
     excluded = 0
     if churn is not None:
         if not {"account_id", "churned"} <= set(churn.columns):
@@ -2265,7 +2065,7 @@ def accounts_at_risk(
     if max_health is not None:
         keep &= h <= max_health
     sel = card.loc[keep, ["account_id", "health_score", "n_kpis"]].assign(
-        account_id=lambda d: d["account_id"].astype(str), tier=t[keep.to_numpy()]
+        account_id=lambda d: d["account_id"].astype(str), tier=tier_of[keep.to_numpy()]
     )
     sel = sel.sort_values(["health_score", "account_id"], kind="stable").head(n)
     fam_cols = [f"family_score_{f}" for f in FAMILIES if f"family_score_{f}" in card.columns]
@@ -2276,14 +2076,14 @@ def accounts_at_risk(
         else pd.Series(None, index=sel.index)
     )
     sel["weakest_family"] = [
-        FAMILY_NAMES[w[len("family_score_") :]][lang] if isinstance(w, str) else None
+        t(f"kpi.family.{w[len('family_score_') :]}", lang) if isinstance(w, str) else None
         for w in weakest
     ]
     loss = health_shortfall(card.loc[sel.index].assign(account_id=sel["account_id"]))
     loss = loss[loss["points_lost"] >= min_points].groupby("account_id", sort=False).head(top_k)
     text = loss.assign(
         _t=[
-            _DRIVER_TEXT[lang].format(kpi=kpi_label(k, lang), points=p)
+            t("kpi.driver", lang, kpi=kpi_label(k, lang), points=p)
             for k, p in zip(loss["kpi_id"], loss["points_lost"], strict=True)
         ]
     )
@@ -2499,14 +2299,13 @@ def _check_columns(df: pd.DataFrame, table: str, columns: tuple[str, ...]) -> No
 
 __all__ = [
     "FAMILIES",
-    "FAMILY_NAMES",
     "KPI_DEFINITIONS",
     "KPI_IDS",
     "KpiDefinition",
     "KpiInputError",
+    "KpiNote",
     "KpiResult",
     "KpiSettings",
-    "HORIZON_NAMES",
     "KpiTarget",
     "accounts_at_risk",
     "assess_kpis",

@@ -29,10 +29,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kam_analysis.core.errors import InputError
+
 QUANTILES = (0.10, 0.50, 0.90)
 
 
-class PricingError(ValueError):
+class PricingError(InputError, ValueError):
     """A pricing or ROI input breaks a rule."""
 
 

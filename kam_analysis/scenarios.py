@@ -87,6 +87,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import optimize
 from threadpoolctl import threadpool_limits
 
+from kam_analysis import pricing
+from kam_analysis.core.errors import InputError
+from kam_analysis.pricing import tornado
+
 TIERS = ("key", "growth", "standard")
 """Account tiers understood by tier-filtered shocks (see segmentation)."""
 
@@ -104,11 +108,11 @@ QUANTILES = (0.10, 0.50, 0.90)
 _CACHE_ROWS = 8192  # account-draw rows of the revenue cube processed at once (~1 MB)
 
 
-class BookError(ValueError):
+class BookError(InputError, ValueError):
     """The account book breaks a rule (missing column, value out of range, duplicate id)."""
 
 
-class ScenarioError(ValueError):
+class ScenarioError(InputError, ValueError):
     """A scenario cannot be applied to the book (unknown account, value out of range, ...)."""
 
 
@@ -1849,8 +1853,6 @@ def price_negotiation(
         ("ours", "break_even_volume_increase", 0.0, be, note, reason),
     ]
     if customer_value is not None:
-        from kam_analysis import pricing
-
         kwargs = {
             "draws": draws,
             "seed": seed,
@@ -2411,7 +2413,6 @@ def book_tornado(
         margin unknown; :class:`ScenarioError` for an impossible value (e.g.
         growth shifted to <= -100 %).
     """
-    from kam_analysis.pricing import tornado
 
     if metric not in ("auto", "revenue", "gross_profit"):
         raise ValueError(f"metric must be 'auto', 'revenue' or 'gross_profit', got {metric!r}")

@@ -32,10 +32,15 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy.optimize import linear_sum_assignment
 
-from kam_analysis.features import HistoryCoverage, history_coverage
+from kam_analysis.core.errors import InputError
+from kam_analysis.core.i18n import label_for, t
+from kam_analysis.data.features import HistoryCoverage, history_coverage
+from kam_analysis.stakeholders import coverage
+from kam_analysis.status import LOST_STATUSES, account_status, lapse_cutoff
 from kam_analysis.valuation import (
     ValuationSettings,
     attractiveness_score,
+    monthly_from_transactions,
     normalise,
     valuation_table,
 )
@@ -57,7 +62,7 @@ RESOURCE_LEVELS: dict[str, str] = {
 NEW, GONE = "(new)", "(gone)"
 
 
-class SegmentationInputError(ValueError):
+class SegmentationInputError(InputError, ValueError):
     """A table or setting cannot be used for segmentation."""
 
 
@@ -87,6 +92,15 @@ class SegmentationSettings(_Section):
     share of wallet and no headroom; no product lines: no whitespace; no
     cost: no gross profit) is skipped rather than failed, so key accounts
     still form by score within the capacity; see :func:`assign_tiers`.
+
+    Only active customers can be key accounts or growth candidates: an
+    account with no purchase in the last ``lapse_months`` months (and no
+    running contract) is lapsed, one the contracts table says left is
+    churned (:mod:`kam_analysis.status`); both are standard. The capacity and
+    the percentile ranks count active accounts only. A lost account that
+    would be key or growth had it stayed active, and that left within the
+    last ``win_back_months`` months, is a win-back candidate
+    (:func:`win_back`).
     """
 
     key_min_score: float = Field(60.0, ge=0, le=100, description="Lowest score of a key account.")
@@ -145,6 +159,20 @@ class SegmentationSettings(_Section):
     )
     abc_shares: tuple[float, float] = Field(
         (0.8, 0.95), description="Cumulative value shares closing classes A and B."
+    )
+    lapse_months: int = Field(
+        12,
+        ge=1,
+        description=(
+            "Months without a purchase after which an account is lapsed: never key or growth."
+        ),
+    )
+    win_back_months: int = Field(
+        24,
+        ge=1,
+        description=(
+            "How recently a lapsed or churned account must have left to be a win-back candidate."
+        ),
     )
 
     @field_validator("position_weights")
@@ -227,10 +255,34 @@ class _TierInputs:
     value_pct: np.ndarray
     value_reason: str
     """Why the key value floor is not applied ("" when it is)."""
+    status: np.ndarray
+    """Account status (``active`` when ``scored`` has no ``status`` column)."""
+    active: np.ndarray
+    """Active accounts: the only ones that can be key or growth."""
 
 
 def _has_data(scored: pd.DataFrame, col: str) -> bool:
     return col in scored.columns and bool(np.isfinite(_num(scored, col)).any())
+
+
+def _statuses(scored: pd.DataFrame) -> np.ndarray:
+    """The ``status`` column (missing: ``active``), validated."""
+    if "status" not in scored.columns:
+        return np.full(len(scored), "active", dtype=object)
+    status = scored["status"].astype(object).where(scored["status"].notna(), "active")
+    bad = sorted(set(status) - {"active", *LOST_STATUSES})
+    if bad:
+        raise SegmentationInputError(f"unknown status {bad}; expected active, lapsed or churned")
+    return status.to_numpy()
+
+
+def _rank_among(values: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Percentile ranks of ``values`` among the ``among`` rows (missing: 0; other rows: NaN)."""
+    out = np.full(len(values), np.nan)
+    if among.any():
+        ranks = normalise(pd.Series(values[among], name="v"), "rank").fillna(0.0)
+        out[among] = ranks.to_numpy()
+    return out
 
 
 def _tier_inputs(scored: pd.DataFrame, cfg: SegmentationSettings) -> _TierInputs:
@@ -240,16 +292,17 @@ def _tier_inputs(scored: pd.DataFrame, cfg: SegmentationSettings) -> _TierInputs
         bad = scored.loc[np.isnan(score), "account_id"].head(3).tolist()
         raise SegmentationInputError(f"score is missing for account(s) {bad}")
     n = len(scored)
+    status = _statuses(scored)
+    active = status == "active"
     sow = (
         _num(scored, "share_of_wallet")
         if "share_of_wallet" in scored.columns
         else np.full(n, np.nan)
     )
     pot_cols = tuple(c for c in cfg.potential_columns if _has_data(scored, c))
-    pct = np.zeros(n) if pot_cols else np.full(n, np.nan)
+    pct = np.where(active, 0.0, np.nan) if pot_cols else np.full(n, np.nan)
     for c in pot_cols:
-        p = normalise(pd.Series(_num(scored, c), name=c), "rank").fillna(0.0).to_numpy()
-        pct = np.maximum(pct, p)
+        pct = np.fmax(pct, _rank_among(_num(scored, c), active))
     value_pct = np.full(n, np.nan)
     value_reason = "off"
     if cfg.key_min_value_pct is not None:
@@ -258,9 +311,7 @@ def _tier_inputs(scored: pd.DataFrame, cfg: SegmentationSettings) -> _TierInputs
             raise SegmentationInputError(f"key_min_value_pct needs column {col!r} in scored")
         if _has_data(scored, col):
             value_reason = ""
-            value_pct = (
-                normalise(pd.Series(_num(scored, col), name="v"), "rank").fillna(0.0).to_numpy()
-            )
+            value_pct = _rank_among(_num(scored, col), active)
         else:
             value_reason = "no_cost" if col in _COST_COLUMNS else "no_data"
     return _TierInputs(
@@ -271,6 +322,8 @@ def _tier_inputs(scored: pd.DataFrame, cfg: SegmentationSettings) -> _TierInputs
         pct=pct,
         value_pct=value_pct,
         value_reason=value_reason,
+        status=status,
+        active=active,
     )
 
 
@@ -335,6 +388,14 @@ def assign_tiers(
        rule) and score >= ``growth_min_score``;
     3. **standard**: every other account.
 
+    Only **active** accounts can be key or growth (``status``, see
+    :mod:`kam_analysis.status`): a lapsed or churned account is standard,
+    and its ``tier_reason`` says so (with its last purchase or churn date).
+    The capacity (:func:`key_capacity` of the number of active accounts) and
+    the percentile ranks count active accounts only, so lost accounts,
+    whose whole wallet looks like headroom, take no place from live ones.
+    Without a ``status`` column every account is active.
+
     A condition whose data is missing for every account is skipped, not
     failed (:func:`tier_conditions` says which): without wallet estimates
     the share-of-wallet floor of key accounts and ceiling of growth
@@ -348,8 +409,10 @@ def assign_tiers(
     ----------
     scored : pandas.DataFrame
         One row per account: ``account_id``, ``score`` (0-100); used when
-        present ``share_of_wallet`` and the ``potential_columns``
-        (``headroom``, ``whitespace``).
+        present ``share_of_wallet``, the ``potential_columns``
+        (``headroom``, ``whitespace``), ``status`` (``active`` / ``lapsed`` /
+        ``churned``; missing: active) and, for the reason of a lost account,
+        ``last_purchase`` and ``churn_date``.
     settings : SegmentationSettings, optional
     reasons : bool, default True
         Build the ``tier_reason`` text (switch off inside loops).
@@ -359,8 +422,9 @@ def assign_tiers(
     Returns
     -------
     pandas.DataFrame
-        ``account_id``, ``score``, ``potential_pct`` (NaN when no potential
-        measure has data), ``share_of_wallet`` (NaN when unknown), ``tier``
+        ``account_id``, ``score``, ``potential_pct`` (percentile among the
+        active accounts; NaN when no potential measure has data and for lost
+        accounts), ``share_of_wallet`` (NaN when unknown), ``tier``
         (``key`` / ``growth`` / ``standard``) and, with ``reasons``,
         ``tier_reason`` naming the rule that fired with the account's
         numbers (skipped conditions are not named; a growth rule that is not
@@ -370,13 +434,14 @@ def assign_tiers(
     ------
     SegmentationInputError
         Missing ``account_id`` or ``score``, repeated accounts, non-numeric or
-        missing scores, or ``key_min_value_pct`` set without its column.
+        missing scores, an unknown status, or ``key_min_value_pct`` set
+        without its column.
     """
     cfg = settings or SegmentationSettings()
     inp = _tier_inputs(scored, cfg)
     score, sow, pct = inp.score, inp.sow, inp.pct
     n = len(scored)
-    cap = key_capacity(n, cfg)
+    cap = key_capacity(int(inp.active.sum()), cfg)
     applied = _applied(inp, cfg, cap)
 
     # key: eligibility conditions, then the capacity among the eligible by score
@@ -387,7 +452,7 @@ def assign_tiers(
     cond_value = np.ones(n, dtype=bool)
     if not applied.key_value:
         cond_value = inp.value_pct >= cfg.key_min_value_pct
-    eligible = cond_score & cond_sow & cond_value
+    eligible = cond_score & cond_sow & cond_value & inp.active
     order = _order_by_score(scored["account_id"], np.where(eligible, score, -np.inf))
     key_rank = np.empty(n, dtype="int64")
     key_rank[order] = np.arange(1, n + 1)  # rank among the eligible (they sort first)
@@ -402,7 +467,7 @@ def assign_tiers(
         else np.zeros(n, dtype=bool)
     )
     growth_score = score >= cfg.growth_min_score
-    is_growth = ~is_key & high_pot & low_sow & growth_score
+    is_growth = ~is_key & high_pot & low_sow & growth_score & inp.active
     tier = np.where(is_key, "key", np.where(is_growth, "growth", "standard")).astype(object)
 
     out = pd.DataFrame(
@@ -436,6 +501,33 @@ def assign_tiers(
         out["tier_reason"] = [
             _reason(r, cfg, cap, lang, applied, growth_off) for r in checks.itertuples(index=False)
         ]
+        lost = ~inp.active
+        if lost.any():
+            out.loc[lost, "tier_reason"] = _lost_reasons(scored[lost], cfg, lang)
+    return out
+
+
+def _day_text(value, lang: str) -> str:
+    """A date as ``YYYY-MM-DD`` (``unknown`` in ``lang`` when missing)."""
+    day = pd.Timestamp(value) if value is not None else pd.NaT
+    return t("tier.reason.unknown", lang) if pd.isna(day) else day.date().isoformat()
+
+
+def _lost_reasons(lost: pd.DataFrame, cfg: SegmentationSettings, lang: str) -> list[str]:
+    """``tier_reason`` of lapsed and churned accounts: standard, and why (with the date)."""
+    last = lost["last_purchase"] if "last_purchase" in lost.columns else [None] * len(lost)
+    churn = lost["churn_date"] if "churn_date" in lost.columns else [None] * len(lost)
+    out = []
+    for status, lp, cd in zip(lost["status"], last, churn, strict=True):
+        out.append(
+            t(
+                f"tier.reason.{status}",
+                lang,
+                months=cfg.lapse_months,
+                last=_day_text(lp, lang),
+                date=_day_text(cd, lang),
+            )
+        )
     return out
 
 
@@ -448,7 +540,6 @@ def _reason(
     growth_off: str = "",
 ) -> str:
     """Text naming the rule that fired (or every applied rule that failed) for one account."""
-    from kam_analysis.plots import label_for, t
 
     applied = applied or _Applied(
         key_sow="" if cfg.key_min_share_of_wallet is not None else "off",
@@ -515,7 +606,6 @@ def _reason(
 
 def _why_text(reason: str, cfg: SegmentationSettings, lang: str) -> str:
     """The words for a skipped condition's reason key (``tier.why.<reason>``)."""
-    from kam_analysis.plots import label_for, t
 
     column = label_for(cfg.key_value_column, lang, prefix="valuation.col.")
     return t(f"tier.why.{reason}", lang, column=column)
@@ -582,7 +672,7 @@ def tier_conditions(
     """
     cfg = settings or SegmentationSettings()
     inp = _tier_inputs(scored, cfg)
-    cap = key_capacity(len(scored), cfg)
+    cap = key_capacity(int(inp.active.sum()), cfg)
     applied = _applied(inp, cfg, cap)
     growth_on = not applied.growth
     rows = [
@@ -622,8 +712,6 @@ def _condition_text(
     inp: _TierInputs,
     lang: str,
 ) -> str:
-    from kam_analysis.plots import label_for, t
-
     fraction = condition in ("share_of_wallet", "value_pct", "potential")
     if np.isnan(setting):
         limit = ""
@@ -674,13 +762,18 @@ class TierRule:
     n_growth: int
     no_key_reason: str | None
     """Why there is no key account (None when there is one): ``no_accounts``,
-    ``capacity_zero``, ``score_floor`` (no score reaches ``key_min_score``),
+    ``no_active`` (every account is lapsed or churned), ``capacity_zero``,
+    ``score_floor`` (no active account's score reaches ``key_min_score``),
     ``sow_floor`` (none of those has the share-of-wallet floor) or
     ``value_floor`` (none of those has the value floor)."""
     no_key_text: str
     """``no_key_reason`` in words ("" when there are key accounts or without a language)."""
     growth_applied: bool
     """The growth rule was applied (a potential measure has data)."""
+    n_lapsed: int = 0
+    """Accounts lapsed at the as-of date (standard whatever their score)."""
+    n_churned: int = 0
+    """Accounts churned at the as-of date (standard whatever their score)."""
 
 
 def tier_rule(
@@ -715,21 +808,20 @@ def tier_rule(
     SegmentationInputError
         As for :func:`assign_tiers`.
     """
-    from kam_analysis.plots import label_for, t
 
     cfg = settings or SegmentationSettings()
     tiers = assign_tiers(scored, cfg, reasons=False)
     conditions = tier_conditions(scored, cfg, lang=lang)
     inp = _tier_inputs(scored, cfg)
     n = len(scored)
-    cap = key_capacity(n, cfg)
+    cap = key_capacity(int(inp.active.sum()), cfg)
     applied = _applied(inp, cfg, cap)
     n_key = int((tiers["tier"] == "key").sum())
     reason: str | None = None
-    best = float(np.max(inp.score)) if n else float("nan")
+    best = float(np.max(inp.score[inp.active])) if inp.active.any() else float("nan")
     if n_key == 0:
         # the first condition, in the order they are checked, that leaves nobody
-        left = inp.score >= cfg.key_min_score
+        left = (inp.score >= cfg.key_min_score) & inp.active
         if not applied.key_sow:
             after_sow = left & (np.nan_to_num(inp.sow, nan=-np.inf) >= cfg.key_min_share_of_wallet)
         else:
@@ -739,6 +831,8 @@ def tier_rule(
             after_value = after_sow & (inp.value_pct >= cfg.key_min_value_pct)
         if n == 0:
             reason = "no_accounts"
+        elif not inp.active.any():
+            reason = "no_active"
         elif cap == 0:
             reason = "capacity_zero"
         elif not left.any():
@@ -772,6 +866,8 @@ def tier_rule(
         no_key_reason=reason,
         no_key_text=text,
         growth_applied=not applied.growth,
+        n_lapsed=int((inp.status == "lapsed").sum()),
+        n_churned=int((inp.status == "churned").sum()),
     )
 
 
@@ -1487,28 +1583,35 @@ def score_and_tier(
     lang: str = "en",
     spend_12m: pd.DataFrame | None = None,
     coverage: HistoryCoverage | None = None,
+    contracts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Valuation, attractiveness score and tier in one table (the standard pipeline).
+    """Valuation, attractiveness score, status and tier in one table (the standard pipeline).
 
     :func:`kam_analysis.valuation.valuation_table` →
-    :func:`kam_analysis.valuation.attractiveness_score` → :func:`assign_tiers`
-    (``tier_reason`` in ``lang``). ``transactions`` may be ``None`` when
+    :func:`kam_analysis.valuation.attractiveness_score` →
+    :func:`kam_analysis.status.account_status` (``[segmentation]
+    lapse_months``; churn from ``contracts`` when given) →
+    :func:`assign_tiers` (``tier_reason`` in ``lang``) → :func:`win_back`.
+    ``transactions`` may be ``None`` when
     ``monthly_revenue`` and ``spend_12m`` (engine aggregates, see
     :attr:`kam_analysis.context.AnalysisContext.scored`) are given. Criteria
     without data drop out of the score and tier conditions without data are
     skipped (see :func:`kam_analysis.valuation.criteria_used` and
     :func:`tier_conditions`); ``coverage``
-    (:func:`kam_analysis.features.history_coverage`) keeps growth and trend
+    (:func:`kam_analysis.data.features.history_coverage`) keeps growth and trend
     to the windows the data covers.
 
     Returns
     -------
     pandas.DataFrame
         One row per account: the valuation columns, ``score``, ``rank``,
-        ``weight_known``, ``contrib_<criterion>``, ``tier``, ``tier_reason``,
-        ``potential_pct``.
+        ``weight_known``, ``contrib_<criterion>``, ``status``, ``churn_date``,
+        ``tier``, ``tier_reason``, ``potential_pct`` and the win-back columns
+        (:data:`WIN_BACK_COLUMNS`: ``win_back`` is False and the others
+        missing for accounts not on the list).
     """
     vcfg = valuation or ValuationSettings()
+    scfg = segmentation or SegmentationSettings()
     table = valuation_table(
         features,
         transactions,
@@ -1523,10 +1626,461 @@ def score_and_tier(
     scored = attractiveness_score(
         table, vcfg.weights, normalisation=vcfg.normalisation, invert=vcfg.invert
     )
-    tiers = assign_tiers(scored, segmentation, lang=lang)[
+    scored = with_status(scored, as_of=as_of, contracts=contracts, settings=scfg)
+    tiers = assign_tiers(scored, scfg, lang=lang)[
         ["account_id", "tier", "tier_reason", "potential_pct"]
     ]
-    return scored.merge(tiers, on="account_id", how="left")
+    scored = scored.merge(tiers, on="account_id", how="left")
+    if monthly_revenue is None and transactions is not None:
+        monthly_revenue = monthly_from_transactions(transactions, as_of)
+    wins = win_back(scored, monthly_revenue, as_of=as_of, valuation=vcfg, settings=scfg, lang=lang)
+    return with_win_back(scored, wins)
+
+
+def with_status(
+    scored: pd.DataFrame,
+    *,
+    as_of,
+    contracts: pd.DataFrame | None = None,
+    settings: SegmentationSettings | None = None,
+) -> pd.DataFrame:
+    """``scored`` with each account's ``status`` and ``churn_date`` (replaced if present).
+
+    :func:`kam_analysis.status.account_status` with ``lapse_months`` of the
+    settings, from ``last_purchase`` (without the column no account is
+    lapsed).
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        One row per account: ``account_id`` and, normally, ``last_purchase``.
+    as_of : date-like
+    contracts : pandas.DataFrame, optional
+        The contracts table (churn); without it accounts are active or lapsed.
+    settings : SegmentationSettings, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``scored`` with ``status`` and ``churn_date``.
+    """
+    cfg = settings or SegmentationSettings()
+    _require(scored, "scored", ["account_id"])
+    out = scored.drop(columns=[c for c in ("status", "churn_date") if c in scored.columns])
+    last = out["last_purchase"] if "last_purchase" in out.columns else pd.NaT
+    status = account_status(
+        pd.DataFrame({"account_id": out["account_id"], "last_purchase": last}),
+        as_of=as_of,
+        contracts=contracts,
+        lapse_months=cfg.lapse_months,
+    )
+    return out.assign(
+        status=status["status"].to_numpy(), churn_date=status["churn_date"].to_numpy()
+    )
+
+
+# --------------------------------------------------------------------------- win-back
+
+WIN_BACK_COLUMNS: tuple[str, ...] = (
+    "revenue_before_loss",
+    "score_if_active",
+    "tier_if_active",
+    "win_back_basis",
+    "win_back",
+    "win_back_reason",
+)
+"""Columns :func:`score_and_tier` adds from :func:`win_back`."""
+
+_AS_IF_TYPICAL = ("revenue_growth", "gross_profit_growth", "trend", "whitespace")
+"""Criteria a lost account, valued as if active, takes from the typical (median) active account."""
+
+
+def revenue_before_loss(
+    scored: pd.DataFrame, monthly_revenue: pd.DataFrame, *, months: int = 12
+) -> pd.DataFrame:
+    """Revenue and gross profit of each account in the ``months`` months to its last purchase.
+
+    The calendar months ending with the month of ``last_purchase``, from a
+    monthly revenue table: what a lost account bought in its last year as a
+    customer. Months the table does not hold count as 0, so with a short
+    table (``[features] trend_months``) the figure of an account that left
+    long ago is a lower bound.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        ``account_id``, ``last_purchase``.
+    monthly_revenue : pandas.DataFrame
+        ``account_id``, ``month``, ``revenue``, ``gross_profit``
+        (:func:`kam_analysis.data.features.monthly_revenue`).
+    months : int, default 12
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per account of ``scored``, in its order: ``account_id``,
+        ``revenue_before_loss`` (0 for an account that never bought),
+        ``gross_profit_before_loss`` (NaN when a month of the window has no
+        known gross profit).
+    """
+    _require(scored, "scored", ["account_id", "last_purchase"])
+    missing = [c for c in ("account_id", "month", "revenue") if c not in monthly_revenue.columns]
+    if missing:
+        raise SegmentationInputError(f"monthly_revenue is missing required column(s) {missing}")
+    last = pd.to_datetime(scored["last_purchase"])
+    end = pd.Series(
+        last.dt.to_period("M").dt.to_timestamp().to_numpy(),
+        index=scored["account_id"].astype(str).to_numpy(),
+    )
+    m = monthly_revenue.assign(account_id=monthly_revenue["account_id"].astype(str))
+    m = m.assign(_end=m["account_id"].map(end), month=pd.to_datetime(m["month"]))
+    inside = (m["month"] <= m["_end"]) & (
+        m["month"] > m["_end"] - pd.DateOffset(months=int(months))
+    )
+    m = m[inside]
+    gp = m["gross_profit"] if "gross_profit" in m.columns else pd.Series(np.nan, index=m.index)
+    sums = pd.DataFrame({"account_id": m["account_id"], "r": m["revenue"], "g": gp})
+    agg = sums.groupby("account_id").agg(
+        r=("r", "sum"), g=("g", lambda x: x.sum() if x.notna().all() else np.nan)
+    )
+    ids = scored["account_id"].astype(str)
+    return pd.DataFrame(
+        {
+            "account_id": scored["account_id"].to_numpy(),
+            "revenue_before_loss": ids.map(agg["r"]).fillna(0.0).astype("float64").to_numpy(),
+            "gross_profit_before_loss": ids.map(agg["g"]).astype("float64").to_numpy(),
+        }
+    )
+
+
+def as_if_active(scored: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
+    """The valuation table with each lost account valued on its last year as a customer.
+
+    For lapsed and churned accounts the current-value criteria are replaced
+    by those of the 12 months to the last purchase (:func:`revenue_before_loss`):
+    ``revenue_12m``, ``gross_profit_12m``, ``margin_12m``,
+    ``share_of_wallet`` and ``headroom`` (``max(wallet - revenue, 0)``, as in
+    :func:`kam_analysis.valuation.potential_value`). Growth, trend and
+    whitespace, which today's data does not show for an account that stayed
+    (its growth is -100 %, every product line whitespace), take the median
+    of the active accounts: the account is compared with the live book as a
+    typical one of its size. (Left missing, they would drop out of its score
+    and rank it on size alone, above live accounts that carry them.)
+    Everything else (wallet, qualitative ratings, pipeline) is kept; the
+    status is dropped, so every account counts as active. Active accounts
+    are unchanged.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        The scored valuation table with ``account_id``, ``status``.
+    before : pandas.DataFrame
+        :func:`revenue_before_loss` of the accounts.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``scored`` without ``status``, tier and score columns.
+    """
+    _require(scored, "scored", ["account_id", "status"])
+    lost = scored["status"].isin(LOST_STATUSES).to_numpy()
+    drop = {"status", "tier", "tier_reason", "potential_pct", "score", "rank", "weight_known"}
+    out = scored.drop(columns=[c for c in scored.columns if c in drop or c.startswith("contrib_")])
+    b = before.set_index(before["account_id"].astype(str))
+    ids = scored["account_id"].astype(str)
+    rev = ids.map(b["revenue_before_loss"]).to_numpy(dtype=float)
+    gp = ids.map(b["gross_profit_before_loss"]).to_numpy(dtype=float)
+    wallet = _num(scored, "wallet_estimate") if "wallet_estimate" in scored else np.nan
+    with np.errstate(all="ignore"):
+        values = {
+            "revenue_12m": rev,
+            "gross_profit_12m": gp,
+            "margin_12m": np.where(rev > 0, gp / rev, np.nan),
+            "share_of_wallet": np.where(wallet > 0, rev / wallet, np.nan),
+            "headroom": np.where(np.isnan(wallet), np.nan, np.maximum(wallet - rev, 0.0)),
+        }
+    for col, value in values.items():
+        if col in out.columns:
+            out.loc[lost, col] = value[lost]
+    for col in _AS_IF_TYPICAL:
+        if col in out.columns:
+            live = _num(scored, col)[~lost]
+            out.loc[lost, col] = _nanmedian(live)
+    return out
+
+
+def _pct_against(values: np.ndarray, book: np.ndarray) -> np.ndarray:
+    """Percentile rank each value would have among ``book`` with it added (missing: 0).
+
+    ``(#book < x + #book == x / 2) / n``: the rank of :func:`kam_analysis.valuation.normalise`
+    of ``x`` among the ``n`` known book values and ``x``.
+    """
+    known = np.sort(book[np.isfinite(book)])
+    out = np.zeros(len(values))
+    if known.size == 0:
+        return out
+    ok = np.isfinite(values)
+    below = np.searchsorted(known, values[ok], side="left")
+    upto = np.searchsorted(known, values[ok], side="right")
+    out[ok] = (below + (upto - below) / 2.0) / known.size
+    return out
+
+
+def tiers_if_active(
+    scored: pd.DataFrame,
+    as_if: pd.DataFrame,
+    settings: SegmentationSettings | None = None,
+) -> np.ndarray:
+    """The tier each lost account would have, valued as if active, in today's live book.
+
+    The rule of :func:`assign_tiers` applied to one lost account at a time
+    against the active accounts, with its values from ``as_if``: **key** when
+    it meets the key conditions (score, share-of-wallet and value floors that
+    apply to the book) and its score reaches the lowest key account's score
+    (any score, once past the floor, while the capacity is not full);
+    **growth** when not key, its potential would rank at or above
+    ``growth_min_potential_pct`` among the active accounts, its share of
+    wallet is at most the ceiling and its score at least ``growth_min_score``;
+    else **standard**. Conditions are skipped exactly as for the book
+    (:func:`tier_conditions`).
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        The scored book with ``status`` and ``tier`` (:func:`assign_tiers`).
+    as_if : pandas.DataFrame
+        The same accounts, in the same order, re-scored as if active
+        (:func:`as_if_active` then
+        :func:`kam_analysis.valuation.attractiveness_score`).
+    settings : SegmentationSettings, optional
+
+    Returns
+    -------
+    numpy.ndarray of str
+        ``key`` / ``growth`` / ``standard`` for lapsed and churned accounts,
+        ``""`` for active ones.
+    """
+    cfg = settings or SegmentationSettings()
+    _require(scored, "scored", ["account_id", "score", "tier"])
+    inp = _tier_inputs(scored, cfg)
+    cap = key_capacity(int(inp.active.sum()), cfg)
+    applied = _applied(inp, cfg, cap)
+    lost = ~inp.active
+    score = _num(as_if, "score")
+    sow = (
+        _num(as_if, "share_of_wallet")
+        if "share_of_wallet" in as_if
+        else np.full(len(as_if), np.nan)
+    )
+    is_key = (scored["tier"] == "key").to_numpy()
+    full = cap is not None and int(is_key.sum()) >= cap
+    cutoff = float(np.min(score[is_key])) if full and is_key.any() else -np.inf
+    key = lost & (score >= cfg.key_min_score) & (score >= cutoff) & (cap != 0)
+    if not applied.key_sow:
+        key &= np.nan_to_num(sow, nan=-np.inf) >= cfg.key_min_share_of_wallet
+    if not applied.key_value:
+        col = cfg.key_value_column
+        pct = _pct_against(_num(as_if, col), _num(scored, col)[inp.active])
+        key &= pct >= cfg.key_min_value_pct
+    growth = lost & ~key & (score >= cfg.growth_min_score)
+    if applied.growth:  # no potential measure with data: no growth candidates in this book
+        growth = np.zeros(len(as_if), dtype=bool)
+    else:
+        pot = np.zeros(len(as_if))
+        for c in inp.pot_cols:
+            pot = np.maximum(pot, _pct_against(_num(as_if, c), _num(scored, c)[inp.active]))
+        growth &= pot >= cfg.growth_min_potential_pct
+        if not applied.growth_sow:
+            growth &= np.nan_to_num(sow, nan=np.inf) <= cfg.growth_max_share_of_wallet
+    tier = np.where(key, "key", np.where(growth, "growth", "standard")).astype(object)
+    return np.where(lost, tier, "").astype(object)
+
+
+WIN_BACK_BASES: tuple[str, ...] = ("key", "growth", "size")
+"""Why a lost account is on the win-back list, in list order: it would be a key account or a
+growth candidate as if active, or it bought as much as the median key account before it left."""
+
+
+def win_back(
+    scored: pd.DataFrame,
+    monthly_revenue: pd.DataFrame | None,
+    *,
+    as_of,
+    valuation: ValuationSettings | None = None,
+    settings: SegmentationSettings | None = None,
+    lang: str | None = "en",
+) -> pd.DataFrame:
+    """The win-back list: valuable lapsed and churned accounts, and why.
+
+    A lapsed or churned account that left (its churn date, else its last
+    purchase) within the last ``win_back_months`` months is a win-back
+    candidate when, valued on its last year as a customer (its revenue in
+    the 12 months to its last purchase, :func:`revenue_before_loss`):
+
+    * ``key`` / ``growth``: the tier rule makes it a key account or growth
+      candidate against today's active accounts (:func:`as_if_active`
+      re-scored with the valuation settings, then :func:`tiers_if_active`);
+    * ``size``: otherwise, it bought at least as much in that year as the
+      median key account's ``revenue_12m`` today (a large customer the
+      score may not rank as key, e.g. when trend weighs heavily and is not
+      known for a lost account).
+
+    Lost accounts are otherwise standard (:func:`assign_tiers`), so this
+    list is where the valuable ones stay visible.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        The output of :func:`score_and_tier` before the win-back columns:
+        valuation columns, ``score``, ``tier``, ``status``,
+        ``last_purchase``, ``churn_date``.
+    monthly_revenue : pandas.DataFrame or None
+        Revenue per account and month (:func:`revenue_before_loss`); None:
+        no list.
+    as_of : date-like
+    valuation : ValuationSettings, optional
+        Weights and normalisation of the re-scoring.
+    settings : SegmentationSettings, optional
+    lang : str or None, default "en"
+        Language of ``win_back_reason`` (None: no reason column).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per candidate: ``account_id``, ``status``,
+        ``last_purchase``, ``churn_date``, ``revenue_before_loss``,
+        ``score_if_active``, ``tier_if_active`` (``key`` / ``growth`` /
+        ``standard``), ``win_back_basis`` (:data:`WIN_BACK_BASES`) and, with
+        ``lang``, ``win_back_reason``; in the order of the bases, then by
+        ``revenue_before_loss`` descending (ties by ``account_id``). Empty
+        (with these columns) when no account qualifies.
+
+    Raises
+    ------
+    SegmentationInputError
+        Missing columns.
+    """
+    cfg = settings or SegmentationSettings()
+    vcfg = valuation or ValuationSettings()
+    _require(scored, "scored", ["account_id", "status"])
+    cols = [
+        "account_id",
+        "status",
+        "last_purchase",
+        "churn_date",
+        "revenue_before_loss",
+        "score_if_active",
+        "tier_if_active",
+        "win_back_basis",
+    ] + (["win_back_reason"] if lang is not None else [])
+    lost = scored["status"].isin(LOST_STATUSES).to_numpy()
+    if monthly_revenue is None or not lost.any():
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    _require(scored, "scored", ["last_purchase", "tier"])
+    before = revenue_before_loss(scored, monthly_revenue)
+    rescored = attractiveness_score(
+        as_if_active(scored, before),
+        vcfg.weights,
+        normalisation=vcfg.normalisation,
+        invert=vcfg.invert,
+    )
+    tier_if = tiers_if_active(scored, rescored, cfg)
+    revenue = before["revenue_before_loss"].to_numpy(dtype=float)
+    basis = np.where(np.isin(tier_if, ("key", "growth")), tier_if, "")
+    key_revenue = _num(scored, "revenue_12m")[(scored["tier"] == "key").to_numpy()]
+    if key_revenue.size and "revenue_12m" in scored.columns:
+        basis = np.where((basis == "") & (revenue >= np.nanmedian(key_revenue)), "size", basis)
+    churn = pd.to_datetime(scored.get("churn_date", pd.Series(pd.NaT, index=scored.index)))
+    left = churn.fillna(pd.to_datetime(scored["last_purchase"]))
+    recent = (left > lapse_cutoff(as_of, cfg.win_back_months)).to_numpy()
+    pick = lost & recent & (basis != "")
+    out = pd.DataFrame(
+        {
+            "account_id": scored["account_id"].to_numpy()[pick],
+            "status": scored["status"].to_numpy()[pick],
+            "last_purchase": pd.to_datetime(scored["last_purchase"]).to_numpy()[pick],
+            "churn_date": churn.to_numpy()[pick],
+            "revenue_before_loss": revenue[pick],
+            "score_if_active": rescored["score"].to_numpy()[pick],
+            "tier_if_active": tier_if[pick],
+            "win_back_basis": basis[pick].astype(object),
+        }
+    )
+    order = np.lexsort(
+        (
+            out["account_id"].astype(str).to_numpy(),
+            -out["revenue_before_loss"].to_numpy(),
+            out["win_back_basis"].map(WIN_BACK_BASES.index).to_numpy(),
+        )
+    )
+    out = out.iloc[order].reset_index(drop=True)
+    if lang is not None:
+        out["win_back_reason"] = [_win_back_reason(r, lang) for r in out.itertuples(index=False)]
+    return out[cols]
+
+
+def _win_back_reason(r, lang: str) -> str:
+    """Why a lost account is on the win-back list, in words."""
+    if r.status == "churned" and not pd.isna(r.churn_date):
+        left = t("winback.left.churned", lang, date=_day_text(r.churn_date, lang))
+    else:
+        left = t("winback.left.lapsed", lang, date=_day_text(r.last_purchase, lang))
+    return t(
+        f"winback.reason.{r.win_back_basis}", lang, left=left, score=f"{r.score_if_active:.1f}"
+    )
+
+
+def with_win_back(scored: pd.DataFrame, wins: pd.DataFrame) -> pd.DataFrame:
+    """``scored`` with the :data:`WIN_BACK_COLUMNS` of a :func:`win_back` list (replaced if present).
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        One row per account with ``account_id``.
+    wins : pandas.DataFrame
+        :func:`win_back`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``scored``: ``win_back`` (bool), and for accounts on the
+        list ``revenue_before_loss``, ``score_if_active``, ``tier_if_active``,
+        ``win_back_reason`` (missing elsewhere).
+    """
+    out = scored.drop(columns=[c for c in WIN_BACK_COLUMNS if c in scored.columns])
+    keep = [c for c in WIN_BACK_COLUMNS if c in wins.columns]
+    out = out.merge(wins[["account_id", *keep]], on="account_id", how="left")
+    out["win_back"] = out["account_id"].isin(wins["account_id"]).to_numpy()
+    out["revenue_before_loss"] = pd.to_numeric(out["revenue_before_loss"]).astype("float64")
+    out["score_if_active"] = pd.to_numeric(out["score_if_active"]).astype("float64")
+    return out
+
+
+def win_back_list(scored: pd.DataFrame) -> pd.DataFrame:
+    """The win-back candidates of a scored table (:func:`score_and_tier`), in list order.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        With the :data:`WIN_BACK_COLUMNS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows with ``win_back``, in the order of :func:`win_back`: by
+        ``win_back_basis`` (:data:`WIN_BACK_BASES`), then by
+        ``revenue_before_loss`` descending, ties by ``account_id``.
+    """
+    _require(scored, "scored", ["account_id", "win_back", "win_back_basis", "revenue_before_loss"])
+    rows = scored[scored["win_back"].astype(bool)]
+    order = np.lexsort(
+        (
+            rows["account_id"].astype(str).to_numpy(),
+            -rows["revenue_before_loss"].to_numpy(dtype=float),
+            rows["win_back_basis"].map(WIN_BACK_BASES.index).to_numpy(),
+        )
+    )
+    return rows.iloc[order].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- report helpers
@@ -1751,7 +2305,6 @@ def position_inputs(
     out = features.copy()
     if stakeholders is None:
         return out
-    from kam_analysis.stakeholders import coverage
 
     cov = coverage(stakeholders, as_of=as_of)
     cov_map = pd.Series(cov["role_coverage"].to_numpy(), index=cov["account_id"].astype(str))
@@ -1789,12 +2342,11 @@ def previous_period_tiers(context, *, months: int = 12) -> pd.DataFrame:
     SegmentationInputError
         ``months < 1`` or no account with a purchase by the earlier date.
     """
-    from kam_analysis.context import AnalysisContext
 
     if int(months) < 1:
         raise SegmentationInputError(f"months must be >= 1, got {months}")
     prev_as_of = (pd.Timestamp(context.as_of) - pd.DateOffset(months=int(months))).date()
-    prev = AnalysisContext(context.dataset, prev_as_of, context.config, context.lang)
+    prev = context.at(prev_as_of)
     feats = prev.features
     if "first_purchase" in feats.columns:
         feats = feats[feats["first_purchase"].notna()].reset_index(drop=True)
@@ -1812,6 +2364,7 @@ def previous_period_tiers(context, *, months: int = 12) -> pd.DataFrame:
         segmentation=context.config.segmentation,
         spend_12m=prev.spend_12m,
         coverage=coverage,
+        contracts=prev.frame("contracts"),
     )
     out = scored[["account_id", "score", "rank", "tier"]].copy()
     out["as_of"] = prev_as_of
@@ -1819,7 +2372,16 @@ def previous_period_tiers(context, *, months: int = 12) -> pd.DataFrame:
 
 
 __all__ += [
+    "WIN_BACK_BASES",
+    "WIN_BACK_COLUMNS",
     "agreement_level",
+    "as_if_active",
+    "revenue_before_loss",
+    "tiers_if_active",
+    "win_back",
+    "with_status",
+    "with_win_back",
+    "win_back_list",
     "cluster_disagreements",
     "matrix_splits",
     "position_inputs",

@@ -11,13 +11,18 @@ reviews and escalation (アカウントガバナンスの設計). This module tu
   influential blockers, stale contacts, champion concentration;
 * :func:`buying_centre_whitespace`: whether we know a buyer for each whitespace;
 * :func:`governance_cadence`: QBRs and executive meetings against plan;
-* :func:`stakeholder_map` and :func:`org_chart`: the account's buying centre as
-  charts.
+* :func:`contact_list` and :func:`tree_layout`: the tables behind the stakeholder
+  map and the org chart, which :mod:`kam_analysis.report.charts.stakeholders`
+  draws (this module does not draw).
+
+Texts (role and stance names, risk reasons) come from the ``stakeholders.*``
+keys of the locale files through :func:`kam_analysis.core.i18n.t`; the rules
+and their defaults from :class:`StakeholderSettings`.
 
 Personal data
 -------------
-Names, e-mails and job titles are personal data. The charts show a role and a
-stable pseudonym (:func:`pseudonym`, e.g. ``C-3F2A``) unless
+Names, e-mails and job titles are personal data. The charts and
+:func:`contact_list` show a role and a stable pseudonym (:func:`pseudonym`, e.g. ``C-3F2A``) unless
 ``show_personal_data=True``; the tables never carry names or e-mails. The
 pseudonym is a keyed hash of the contact id with a secret key of this
 installation (:func:`installation_key`, a file outside every dataset and
@@ -29,19 +34,19 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import json
 import os
 import secrets
-from collections.abc import Mapping, Sequence
-from importlib import resources
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kam_analysis.schemas import ACTIVITY_KINDS, ROLES, STANCE_SCORE, STANCES
+from kam_analysis.core.errors import InputError
+from kam_analysis.core.i18n import check_language, t
+from kam_analysis.core.schemas import ACTIVITY_KINDS, ROLES, STANCE_SCORE, STANCES
 
 PERSONAL_COLUMNS: tuple[str, ...] = ("name", "email", "title")
 """Stakeholder columns that are personal data and never leave this module by default."""
@@ -49,62 +54,8 @@ PERSONAL_COLUMNS: tuple[str, ...] = ("name", "email", "title")
 STAKEHOLDER_COLUMNS: tuple[str, ...] = ("contact_id", "account_id", "role", "influence", "stance")
 ACTIVITY_COLUMNS: tuple[str, ...] = ("account_id", "date", "kind")
 
-STANCE_COLOURS: dict[str, str] = {
-    "champion": "#1a9641",
-    "supporter": "#a6d96a",
-    "neutral": "#bdbdbd",
-    "skeptic": "#fdae61",
-    "blocker": "#d7191c",
-}
-"""Diverging colours from supportive (green) to opposed (red)."""
 
-LABEL_PREFIX = "stakeholders."
-"""Key prefix of this module's labels in ``kam_analysis/locale/<lang>.json``."""
-
-
-def _locale_labels(prefix: str = LABEL_PREFIX) -> dict[str, dict[str, str]]:
-    """This module's labels per language, read from the shared translation table."""
-    out: dict[str, dict[str, str]] = {}
-    for lang in ("en", "ja"):
-        text = resources.files("kam_analysis").joinpath("locale", f"{lang}.json").read_text("utf-8")
-        table = json.loads(text)
-        out[lang] = {k[len(prefix) :]: v for k, v in table.items() if k.startswith(prefix)}
-    return out
-
-
-LABELS: dict[str, dict[str, str]] = _locale_labels()
-"""Chart labels in English and Japanese: the ``stakeholders.*`` keys of the locale files
-(role and stance names, axis titles, notes), without the prefix."""
-
-RISK_REASONS: dict[str, dict[str, str]] = {
-    "en": {
-        "single_threaded": "single-threaded: {detail}",
-        "no_executive_sponsor": "no executive sponsor (no executive at supporter or better)",
-        "high_influence_blocker": "high-influence blocker ({n})",
-        "stale_contacts": "{n} key contact(s) not touched in {days} days",
-        "champion_concentration": "champions: {detail}",
-        "detail_contacts": "{n} contact(s)",
-        "detail_share": "one contact holds {share:.0%} of the activities",
-        "detail_none": "none",
-        "detail_one": "only one",
-        "detail_role": "all in role {role}",
-    },
-    "ja": {
-        "single_threaded": "単一窓口: {detail}",
-        "no_executive_sponsor": "経営層スポンサー不在",
-        "high_influence_blocker": "影響力の大きい反対者 ({n}名)",
-        "stale_contacts": "主要コンタクト{n}名と{days}日以上接触なし",
-        "champion_concentration": "推進者: {detail}",
-        "detail_contacts": "窓口{n}名のみ",
-        "detail_share": "1名が活動の{share:.0%}を占める",
-        "detail_none": "不在",
-        "detail_one": "1名のみ",
-        "detail_role": "全員が{role}",
-    },
-}
-
-
-class StakeholderInputError(ValueError):
+class StakeholderInputError(InputError, ValueError):
     """Stakeholder or activity input lacks a column or breaks a rule."""
 
 
@@ -156,6 +107,11 @@ class StakeholderSettings(BaseModel):
         if value not in STANCES:
             raise ValueError(f"unknown stance {value!r}; known: {list(STANCES)}")
         return value
+
+
+def _rules(**overrides: Any) -> StakeholderSettings:
+    """The settings with the given values (``None``: the :class:`StakeholderSettings` default)."""
+    return StakeholderSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 
 # --------------------------------------------------------------------------- helpers
@@ -281,10 +237,27 @@ def _check_stakeholders(st: pd.DataFrame) -> None:
         raise StakeholderInputError("stakeholders.influence must be an integer 1-5")
 
 
-def _last_touch(
-    st: pd.DataFrame, activities: pd.DataFrame | None, as_of: pd.Timestamp
+def last_touch(
+    stakeholders: pd.DataFrame, activities: pd.DataFrame | None, as_of: pd.Timestamp
 ) -> pd.Series:
-    """Last touch per contact: last_contact_date or its latest activity, not after as_of."""
+    """Last touch per contact: ``last_contact_date`` or its latest activity, not after ``as_of``.
+
+    Parameters
+    ----------
+    stakeholders : pandas.DataFrame
+        ``contact_id`` (+ optional ``last_contact_date``).
+    activities : pandas.DataFrame, optional
+        Activities with ``contact_id`` and ``date`` count as touches.
+    as_of : pandas.Timestamp
+        Touches after it are ignored.
+
+    Returns
+    -------
+    pandas.Series
+        Latest touch per contact (index ``contact_id`` as text, in the order of
+        ``stakeholders``); NaT when never touched.
+    """
+    st = stakeholders
     last = (
         pd.to_datetime(st["last_contact_date"])
         if "last_contact_date" in st.columns
@@ -298,6 +271,31 @@ def _last_touch(
         act_last = d[d <= as_of].groupby(act.loc[d <= as_of, "contact_id"].astype(str)).max()
         last = pd.concat([last, act_last.reindex(last.index)], axis=1).max(axis=1)
     return last
+
+
+def account_contacts(stakeholders: pd.DataFrame, account_id: object) -> pd.DataFrame:
+    """The stakeholders of one account, checked, with ``contact_id`` as text.
+
+    Parameters
+    ----------
+    stakeholders : pandas.DataFrame
+        The stakeholders table (checked against the data contract).
+    account_id : object
+        Compared as text with ``stakeholders.account_id``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The account's rows with a fresh ``RangeIndex`` (empty when none).
+
+    Raises
+    ------
+    StakeholderInputError
+        For a missing column or an unknown role or stance.
+    """
+    _check_stakeholders(stakeholders)
+    people = stakeholders[stakeholders["account_id"].astype(str) == str(account_id)]
+    return people.assign(contact_id=people["contact_id"].astype(str)).reset_index(drop=True)
 
 
 def _stance_score(stance: pd.Series) -> pd.Series:
@@ -351,7 +349,7 @@ def coverage(
     st = stakeholders.assign(
         account_id=stakeholders["account_id"].astype(str),
         _score=_stance_score(stakeholders["stance"]),
-        _last=_last_touch(stakeholders, activities, as_of).to_numpy(),
+        _last=last_touch(stakeholders, activities, as_of).to_numpy(),
     )
     st["_days"] = (as_of - st["_last"]).dt.days.astype(float)
     ids = pd.Index(sorted(st["account_id"].unique()))
@@ -388,15 +386,18 @@ def relationship_risks(
     as_of=None,
     *,
     accounts: pd.DataFrame | None = None,
-    stale_days: int = 90,
-    stale_min_influence: int = 3,
-    single_thread_share: float = 0.6,
-    activity_window_days: int = 365,
-    sponsor_min_stance: str = "supporter",
-    blocker_min_influence: int = 4,
+    stale_days: int | None = None,
+    stale_min_influence: int | None = None,
+    single_thread_share: float | None = None,
+    activity_window_days: int | None = None,
+    sponsor_min_stance: str | None = None,
+    blocker_min_influence: int | None = None,
     lang: Literal["en", "ja"] = "en",
 ) -> pd.DataFrame:
     """Flag relationship risks per account.
+
+    The rules are those of :class:`StakeholderSettings`; a rule argument left
+    at ``None`` takes the default there.
 
     Flags
     -----
@@ -425,8 +426,12 @@ def relationship_risks(
         Default: today.
     accounts : pandas.DataFrame, optional
         Accounts without stakeholders are included (all relationship flags raised).
+    stale_days, stale_min_influence, single_thread_share, activity_window_days : optional
+        As in :class:`StakeholderSettings` (the default when ``None``).
+    sponsor_min_stance, blocker_min_influence : optional
+        As in :class:`StakeholderSettings` (the default when ``None``).
     lang : {"en", "ja"}
-        Language of ``reasons``.
+        Language of ``reasons`` (the ``stakeholders.risk.*`` locale keys).
 
     Returns
     -------
@@ -436,18 +441,24 @@ def relationship_risks(
         high_influence_blocker, stale_contacts, champion_concentration, n_flags,
         reasons`` (``"; "``-joined explanations, empty when no flag).
     """
+    check_language(lang)
     _check_stakeholders(stakeholders)
     if activities is not None:
         _check(activities, "activities", ACTIVITY_COLUMNS)
-    if sponsor_min_stance not in STANCES:
-        raise ValueError(f"sponsor_min_stance must be one of {list(STANCES)}")
+    rules = _rules(
+        stale_days=stale_days,
+        stale_min_influence=stale_min_influence,
+        single_thread_share=single_thread_share,
+        activity_window_days=activity_window_days,
+        sponsor_min_stance=sponsor_min_stance,
+        blocker_min_influence=blocker_min_influence,
+    )
     as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.today().normalize()
-    txt = RISK_REASONS[lang]
     st = stakeholders.assign(
         account_id=stakeholders["account_id"].astype(str),
         contact_id=stakeholders["contact_id"].astype(str),
         _score=_stance_score(stakeholders["stance"]),
-        _last=_last_touch(stakeholders, activities, as_of).to_numpy(),
+        _last=last_touch(stakeholders, activities, as_of).to_numpy(),
     )
     ids = list(dict.fromkeys(st["account_id"]))
     if accounts is not None:
@@ -458,55 +469,54 @@ def relationship_risks(
     if activities is not None and "contact_id" in activities.columns:
         d = pd.to_datetime(activities["date"])
         win = activities[
-            (d <= as_of) & (d > as_of - pd.Timedelta(days=activity_window_days))
+            (d <= as_of) & (d > as_of - pd.Timedelta(days=rules.activity_window_days))
         ].dropna(subset=["contact_id"])
         if len(win):
             cnt = win.groupby([win["account_id"].astype(str), win["contact_id"].astype(str)]).size()
             share = (cnt.groupby(level=0).max() / cnt.groupby(level=0).sum()).reindex(ids)
-    sponsor_min = STANCE_SCORE[sponsor_min_stance]
+    sponsor_min = STANCE_SCORE[rules.sponsor_min_stance]
     rows = []
     for acc_id in ids:
         s = st[st["account_id"] == acc_id]
         n = len(s)
         top = share.get(acc_id, np.nan)
         reasons = []
-        single = n <= 1 or (not np.isnan(top) and top >= single_thread_share)
+        single = n <= 1 or (not np.isnan(top) and top >= rules.single_thread_share)
         if single:
             detail = (
-                txt["detail_contacts"].format(n=n)
+                t("stakeholders.risk.detail_contacts", lang, n=n)
                 if n <= 1
-                else txt["detail_share"].format(share=top)
+                else t("stakeholders.risk.detail_share", lang, share=top)
             )
-            reasons.append(txt["single_threaded"].format(detail=detail))
+            reasons.append(t("stakeholders.risk.single_threaded", lang, detail=detail))
         no_sponsor = not ((s["role"] == "executive") & (s["_score"] >= sponsor_min)).any()
         if no_sponsor:
-            reasons.append(txt["no_executive_sponsor"])
+            reasons.append(t("stakeholders.risk.no_executive_sponsor", lang))
         blockers = int(
-            ((s["influence"] >= blocker_min_influence) & (s["stance"] == "blocker")).sum()
+            ((s["influence"] >= rules.blocker_min_influence) & (s["stance"] == "blocker")).sum()
         )
         if blockers:
-            reasons.append(txt["high_influence_blocker"].format(n=blockers))
-        key = s[s["influence"] >= stale_min_influence]
-        stale_n = int(((as_of - key["_last"]).dt.days.fillna(np.inf) > stale_days).sum())
+            reasons.append(t("stakeholders.risk.high_influence_blocker", lang, n=blockers))
+        key = s[s["influence"] >= rules.stale_min_influence]
+        stale_n = int(((as_of - key["_last"]).dt.days.fillna(np.inf) > rules.stale_days).sum())
         if stale_n:
-            reasons.append(txt["stale_contacts"].format(n=stale_n, days=stale_days))
+            reasons.append(
+                t("stakeholders.risk.stale_contacts", lang, n=stale_n, days=rules.stale_days)
+            )
         champs = s[s["stance"] == "champion"]
         if len(champs) == 0:
-            conc, detail = True, txt["detail_none"]
+            conc, detail = True, t("stakeholders.risk.detail_none", lang)
         elif len(champs) == 1:
-            conc, detail = True, txt["detail_one"]
+            conc, detail = True, t("stakeholders.risk.detail_one", lang)
         elif champs["role"].nunique() == 1:
             role = champs["role"].iloc[0]
-            conc, detail = (
-                True,
-                txt["detail_role"].format(
-                    role=role if lang == "en" else LABELS[lang].get(role, role)
-                ),
-            )
+            # English names the role by its id (as in the data); Japanese by its label
+            shown = role if lang == "en" else t(f"stakeholders.{role}", lang)
+            conc, detail = True, t("stakeholders.risk.detail_role", lang, role=shown)
         else:
             conc, detail = False, ""
         if conc:
-            reasons.append(txt["champion_concentration"].format(detail=detail))
+            reasons.append(t("stakeholders.risk.champion_concentration", lang, detail=detail))
         rows.append(
             {
                 "account_id": acc_id,
@@ -636,7 +646,7 @@ def governance_cadence(
     tier: pd.Series | None = None,
     *,
     accounts: pd.DataFrame | None = None,
-    at_risk_share: float = 0.5,
+    at_risk_share: float | None = None,
 ) -> pd.DataFrame:
     """Review cadence over the trailing 12 months against plan, per account.
 
@@ -646,16 +656,18 @@ def governance_cadence(
         ``account_id, date, kind``.
     as_of : date-like
         The window is (as_of - 12 months, as_of].
-    plan : dict, default {"qbr": 4, "executive_meeting": 2}
-        Touchpoints per year by activity kind, or per tier: ``{tier: {kind: n}}``.
+    plan : dict, optional
+        Touchpoints per year by activity kind, or per tier: ``{tier: {kind: n}}``;
+        default ``StakeholderSettings().governance_plan`` (QBR 4, executive meeting 2).
     tier : pandas.Series, optional
         Tier per account (index ``account_id``); needed for a per-tier plan.
         Accounts in a tier without a plan get status ``no_plan``.
     accounts : pandas.DataFrame, optional
         Account universe (accounts without activities count 0).
-    at_risk_share : float, default 0.5
+    at_risk_share : float, optional
         ``on_track`` when every kind reaches its plan, ``at_risk`` when every kind
-        reaches at least this share of it, ``off_track`` otherwise.
+        reaches at least this share of it, ``off_track`` otherwise; default
+        ``StakeholderSettings().at_risk_share`` (0.5).
 
     Returns
     -------
@@ -664,7 +676,8 @@ def governance_cadence(
         ``attainment`` (lowest count / plan, capped at 1) and ``status``.
     """
     _check(activities, "activities", ACTIVITY_COLUMNS)
-    plan = dict(plan) if plan is not None else {"qbr": 4, "executive_meeting": 2}
+    rules = _rules(at_risk_share=at_risk_share)
+    plan = dict(plan) if plan is not None else dict(rules.governance_plan)
     per_tier = bool(plan) and all(isinstance(v, Mapping) for v in plan.values())
     plans: dict = {k: dict(v) for k, v in plan.items()} if per_tier else {None: plan}
     kinds = sorted({k for p in plans.values() for k in p})
@@ -682,9 +695,9 @@ def governance_cadence(
         acc = accounts["account_id"].astype(str).tolist()
         ids = acc + [i for i in ids if i not in set(acc)]
     if tier is not None:
-        t = pd.Series(tier)
-        t.index = t.index.astype(str)
-        ids = ids + [i for i in t.index if i not in set(ids)]
+        tier_of = pd.Series(tier)
+        tier_of.index = tier_of.index.astype(str)
+        ids = ids + [i for i in tier_of.index if i not in set(ids)]
     counts = (
         win.assign(account_id=win["account_id"].astype(str))
         .groupby(["account_id", "kind"])
@@ -693,7 +706,7 @@ def governance_cadence(
         .reindex(index=ids, columns=kinds, fill_value=0)
     )
     out = pd.DataFrame({"account_id": ids})
-    out["tier"] = t.reindex(ids).to_numpy() if tier is not None else None
+    out["tier"] = tier_of.reindex(ids).to_numpy() if tier is not None else None
     attain = np.full(len(ids), np.inf)
     has_plan = np.zeros(len(ids), dtype=bool)
     for k in kinds:
@@ -715,7 +728,7 @@ def governance_cadence(
     attain = np.where(has_plan, attain, np.nan)
     out["attainment"] = attain
     status = np.where(
-        attain >= 1.0, "on_track", np.where(attain >= at_risk_share, "at_risk", "off_track")
+        attain >= 1.0, "on_track", np.where(attain >= rules.at_risk_share, "at_risk", "off_track")
     )
     out["status"] = np.where(has_plan, status, "no_plan")
     return out
@@ -850,7 +863,7 @@ def whitespace_buyer_summary(buying_centre: pd.DataFrame) -> pd.DataFrame:
     return out[cols].reset_index(drop=True)
 
 
-# --------------------------------------------------------------------------- layout & charts
+# --------------------------------------------------------------------------- layout
 
 
 def tree_layout(parents: pd.Series) -> pd.DataFrame:
@@ -931,224 +944,6 @@ def tree_layout(parents: pd.Series) -> pd.DataFrame:
     return out
 
 
-def _font(lang: str):
-    if lang != "ja":
-        return None
-    from matplotlib.font_manager import FontProperties
-    from matplotlib_fontja import get_font_ttf_path
-
-    return FontProperties(fname=get_font_ttf_path())
-
-
-def _labels(lang: str) -> dict[str, str]:
-    if lang not in LABELS:
-        raise ValueError(f"lang must be one of {list(LABELS)}, got {lang!r}")
-    return LABELS[lang]
-
-
-def _account_people(stakeholders: pd.DataFrame, account_id) -> pd.DataFrame:
-    _check_stakeholders(stakeholders)
-    people = stakeholders[stakeholders["account_id"].astype(str) == str(account_id)]
-    return people.assign(contact_id=people["contact_id"].astype(str)).reset_index(drop=True)
-
-
-def _node_label(row, show_personal_data: bool, salt: str, lab: dict[str, str]) -> str:
-    role = lab.get(row["role"], str(row["role"]))
-    if show_personal_data and isinstance(row.get("name"), str) and row.get("name"):
-        return f"{row['name']}\n{role}"
-    return f"{role}\n{pseudonym(row['contact_id'], salt)}"
-
-
-def _stance_legend(ax, lab: dict[str, str], font) -> None:
-    from matplotlib.lines import Line2D
-
-    handles = [
-        Line2D([], [], marker="o", linestyle="", color=STANCE_COLOURS[s], label=lab[s])
-        for s in STANCES
-    ]
-    prop = font.copy() if font is not None else None
-    if prop is not None:
-        prop.set_size(8)
-    ax.legend(handles=handles, loc="upper right", frameon=False, prop=prop, fontsize=8)
-
-
-def org_chart(
-    stakeholders: pd.DataFrame,
-    account_id,
-    ax=None,
-    show_personal_data: bool = False,
-    *,
-    salt: str = "",
-    lang: Literal["en", "ja"] = "en",
-):
-    """Draw an account's decision structure as a tree from ``reports_to``.
-
-    Nodes are coloured by stance and labelled with the role and a stable
-    pseudonym (or the name when ``show_personal_data``). Without ``reports_to``
-    the contacts are drawn side by side with a note.
-
-    Parameters
-    ----------
-    stakeholders : pandas.DataFrame
-        ``contact_id, account_id, role, influence, stance`` (+ ``reports_to``, ``name``).
-    account_id : str
-    ax : matplotlib.axes.Axes, optional
-    show_personal_data : bool, default False
-    salt : str
-        Pseudonym key (:func:`pseudonym`).
-    lang : {"en", "ja"}
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-    """
-    import matplotlib.pyplot as plt
-
-    lab = _labels(lang)
-    font = _font(lang)
-    people = _account_people(stakeholders, account_id)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 5))
-    ax.set_title(f"{lab['chart_title']}: {account_id}", fontproperties=font, parse_math=False)
-    ax.set_axis_off()
-    if people.empty:
-        ax.text(0.5, 0.5, lab["no_contacts"], ha="center", va="center", fontproperties=font)
-        return ax
-    rep = people["reports_to"] if "reports_to" in people.columns else None
-    parents = pd.Series(
-        rep.to_numpy() if rep is not None else [None] * len(people), index=people["contact_id"]
-    )
-    lay = tree_layout(parents)
-    if rep is None or rep.isna().all():
-        ax.text(
-            0.5,
-            0.02,
-            lab["no_reports_to"],
-            transform=ax.transAxes,
-            ha="center",
-            fontproperties=font,
-        )
-    for _node, r in lay.iterrows():
-        if pd.notna(r["parent"]):
-            pr = lay.loc[r["parent"]]
-            ax.plot([pr["x"], r["x"]], [pr["y"], r["y"]], color="#888888", lw=1, zorder=1)
-    info = people.set_index("contact_id")
-    colours = [STANCE_COLOURS[info.loc[n, "stance"]] for n in lay.index]
-    sizes = [150 + 90 * float(info.loc[n, "influence"]) for n in lay.index]
-    ax.scatter(lay["x"], lay["y"], s=sizes, c=colours, edgecolors="#333333", zorder=2)
-    for node, r in lay.iterrows():
-        row = info.loc[node].to_dict() | {"contact_id": node}
-        ax.annotate(
-            _node_label(row, show_personal_data, salt, lab),
-            (r["x"], r["y"]),
-            xytext=(0, -16),
-            textcoords="offset points",
-            ha="center",
-            va="top",
-            fontsize=8,
-            fontproperties=font,
-            parse_math=False,
-        )
-    ax.set_xlim(lay["x"].min() - 0.8, lay["x"].max() + 0.8)
-    ax.set_ylim(lay["y"].min() - 0.8, 0.5)
-    _stance_legend(ax, lab, font)
-    return ax
-
-
-def stakeholder_map(
-    stakeholders: pd.DataFrame,
-    account_id,
-    ax=None,
-    show_personal_data: bool = False,
-    lang: Literal["en", "ja"] = "en",
-    *,
-    as_of=None,
-    activities: pd.DataFrame | None = None,
-    salt: str = "",
-    stale_days: int = 90,
-):
-    """Influence x stance map of an account's stakeholders.
-
-    x: stance (blocker -2 ... champion +2), y: influence 1-5; people in the
-    same cell are spread on a small circle. Marker size shrinks with the time
-    since the last touch (half-life ``stale_days``); colour is the stance.
-    Labels: role + pseudonym, or the name when ``show_personal_data``.
-
-    Parameters
-    ----------
-    stakeholders : pandas.DataFrame
-    account_id : str
-    ax : matplotlib.axes.Axes, optional
-    show_personal_data : bool, default False
-    lang : {"en", "ja"}
-    as_of : date-like, optional
-        Reference date for recency (default today).
-    activities : pandas.DataFrame, optional
-        Tagged activities count as touches.
-    salt : str
-    stale_days : int
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-    """
-    import matplotlib.pyplot as plt
-
-    lab = _labels(lang)
-    font = _font(lang)
-    people = _account_people(stakeholders, account_id)
-    as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.today().normalize()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 5.5))
-    ax.set_title(f"{lab['map_title']}: {account_id}", fontproperties=font, parse_math=False)
-    ax.axvspan(-2.6, -0.5, ymin=0.5, color="#d7191c", alpha=0.05, lw=0)
-    ax.axvspan(0.5, 2.6, ymin=0.5, color="#1a9641", alpha=0.05, lw=0)
-    ax.axvline(0, color="#cccccc", lw=0.8)
-    ax.axhline(3, color="#cccccc", lw=0.8)
-    ax.set_xlim(-2.6, 2.6)
-    ax.set_ylim(0.4, 5.6)
-    ax.set_xticks(
-        [STANCE_SCORE[s] for s in STANCES], [lab[s] for s in STANCES], fontproperties=font
-    )
-    ax.set_yticks([1, 2, 3, 4, 5])
-    ax.set_xlabel(lab["stance"] + f"  ({lab['size_note']})", fontproperties=font)
-    ax.set_ylabel(lab["influence"], fontproperties=font)
-    if people.empty:
-        ax.text(0, 3, lab["no_contacts"], ha="center", va="center", fontproperties=font)
-        return ax
-    last = _last_touch(people, activities, as_of).to_numpy()
-    days = (as_of - pd.to_datetime(pd.Series(last))).dt.days.to_numpy(dtype=float)
-    size = np.where(
-        np.isnan(days), 40.0, 40.0 + 360.0 * 0.5 ** (np.clip(days, 0, None) / stale_days)
-    )
-    x0 = people["stance"].map(STANCE_SCORE).to_numpy(dtype=float)
-    y0 = people["influence"].to_numpy(dtype=float)
-    xs, ys = x0.copy(), y0.copy()
-    order = np.lexsort((people["contact_id"].to_numpy(), y0, x0))
-    cells: dict[tuple[float, float], list[int]] = {}
-    for i in order:
-        cells.setdefault((x0[i], y0[i]), []).append(int(i))
-    for members in cells.values():
-        m = len(members)
-        if m > 1:
-            ang = 2 * np.pi * np.arange(m) / m
-            xs[members] += 0.28 * np.cos(ang)
-            ys[members] += 0.28 * np.sin(ang)
-    colours = [STANCE_COLOURS[s] for s in people["stance"]]
-    ax.scatter(xs, ys, s=size, c=colours, edgecolors="#333333", alpha=0.9, zorder=2)
-    for i, row in people.iterrows():
-        ax.annotate(
-            _node_label(row.to_dict(), show_personal_data, salt, lab),
-            (xs[i], ys[i]),
-            xytext=(6, 4),
-            textcoords="offset points",
-            fontsize=7,
-            fontproperties=font,
-            parse_math=False,
-        )
-    return ax
-
-
 def contact_list(
     stakeholders: pd.DataFrame,
     account_id,
@@ -1186,10 +981,10 @@ def contact_list(
         ``days_since_touch`` (float, NaN when never touched); sorted by
         influence (high first), then the longest without a touch.
     """
-    lab = _labels(lang)
-    people = _account_people(stakeholders, account_id)
+    check_language(lang)
+    people = account_contacts(stakeholders, account_id)
     as_of = pd.Timestamp(as_of)
-    last = pd.to_datetime(_last_touch(people, activities, as_of).to_numpy())
+    last = pd.to_datetime(last_touch(people, activities, as_of).to_numpy())
     named = people["name"] if show_personal_data and "name" in people.columns else None
     person = [
         name if isinstance(name, str) and name else pseudonym(cid, salt)
@@ -1202,9 +997,9 @@ def contact_list(
     out = pd.DataFrame(
         {
             "person": person,
-            "role": [lab.get(r, str(r)) for r in people["role"]],
+            "role": [t(f"stakeholders.{r}", lang) for r in people["role"]],
             "influence": people["influence"].astype(int).to_numpy(),
-            "stance": [lab.get(x, str(x)) for x in people["stance"]],
+            "stance": [t(f"stakeholders.{x}", lang) for x in people["stance"]],
             "last_touch": last,
             "days_since_touch": (as_of - last).days.to_numpy(dtype=float),
         }
@@ -1221,125 +1016,21 @@ def contact_list(
     return out.iloc[order].reset_index(drop=True)
 
 
-def stakeholder_panels(
-    stakeholders: pd.DataFrame,
-    account_ids: Sequence[str],
-    *,
-    titles: Mapping[str, str] | None = None,
-    show_personal_data: bool = False,
-    lang: Literal["en", "ja"] = "en",
-    as_of=None,
-    activities: pd.DataFrame | None = None,
-    salt: str = "",
-    stale_days: int = 90,
-    org_charts: bool | None = None,
-    row_height: float = 4.2,
-    width: float = 10.0,
-):
-    """Stakeholder maps (and org charts) of several accounts in one figure.
-
-    One row per account: :func:`stakeholder_map` on the left and, when
-    ``org_charts``, :func:`org_chart` on the right. Personal data follows
-    ``show_personal_data`` exactly as in those charts (role + pseudonym by default).
-
-    Parameters
-    ----------
-    stakeholders : pandas.DataFrame
-        ``contact_id, account_id, role, influence, stance`` (+ ``reports_to``,
-        ``last_contact_date``, ``name``).
-    account_ids : sequence of str
-        Accounts, one row each, in this order.
-    titles : mapping, optional
-        ``account_id -> heading`` (e.g. ``"C000123 Example Corp."``); default the id.
-        Drawn as plain text (``$`` does not start mathtext).
-    show_personal_data : bool, default False
-    lang : {"en", "ja"}
-    as_of, activities, salt, stale_days
-        As in :func:`stakeholder_map`.
-    org_charts : bool, optional
-        Draw the org chart column; default: when ``stakeholders`` has a
-        ``reports_to`` column with at least one value.
-    row_height, width : float
-        Inches.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        ``len(account_ids)`` rows x 1 or 2 columns of axes.
-
-    Raises
-    ------
-    ValueError
-        For an empty ``account_ids``.
-    """
-    import matplotlib.pyplot as plt
-
-    ids = [str(a) for a in account_ids]
-    if not ids:
-        raise ValueError("stakeholder_panels: no account_ids given")
-    if org_charts is None:
-        org_charts = "reports_to" in stakeholders.columns and bool(
-            stakeholders["reports_to"].notna().any()
-        )
-    ncols = 2 if org_charts else 1
-    fig, axes = plt.subplots(
-        len(ids),
-        ncols,
-        figsize=(width, row_height * len(ids)),
-        squeeze=False,
-        layout="constrained",
-        gridspec_kw={"width_ratios": [1.0, 1.15]} if org_charts else None,
-    )
-    font = _font(lang)
-    for row, acc in zip(axes, ids, strict=True):
-        stakeholder_map(
-            stakeholders,
-            acc,
-            ax=row[0],
-            show_personal_data=show_personal_data,
-            lang=lang,
-            as_of=as_of,
-            activities=activities,
-            salt=salt,
-            stale_days=stale_days,
-        )
-        if org_charts:
-            org_chart(
-                stakeholders,
-                acc,
-                ax=row[1],
-                show_personal_data=show_personal_data,
-                salt=salt,
-                lang=lang,
-            )
-        heading = (titles or {}).get(acc, acc)
-        row[0].set_title(
-            str(heading), loc="left", fontproperties=font, fontsize=12, parse_math=False
-        )
-        if org_charts:
-            row[1].set_title(_labels(lang)["chart_title"], loc="left", fontproperties=font)
-    return fig
-
-
 __all__ = [
-    "LABELS",
-    "LABEL_PREFIX",
     "PERSONAL_COLUMNS",
     "RISK_FLAGS",
-    "STANCE_COLOURS",
     "StakeholderInputError",
     "StakeholderSettings",
+    "account_contacts",
     "buying_centre_whitespace",
     "contact_list",
     "coverage",
     "governance_cadence",
-    "org_chart",
+    "last_touch",
     "pseudonym",
     "relationship_risks",
     "risk_summary",
     "role_stance_matrix",
-    "stakeholder_map",
-    "stakeholder_panels",
     "tree_layout",
     "whitespace_buyer_summary",
 ]

@@ -2,7 +2,7 @@
 
 Step 1 of the seed: evaluate every customer on numbers *and* judgement,
 today *and* in the future, not on revenue share alone. This module turns
-the account feature table (:func:`kam_analysis.features.build_account_features`),
+the account feature table (:func:`kam_analysis.data.features.build_account_features`),
 the transactions, the open pipeline and the qualitative 1-5 scores of the
 accounts table into
 
@@ -50,11 +50,11 @@ history for growth and trend. Nothing is invented for them:
   assumed gross margin it is revenue x margin and marked as assumed
   (``gross_profit_assumed``);
 * growth and trend need history the book may not have
-  (:func:`kam_analysis.features.history_coverage`): growth is NaN for every
+  (:func:`kam_analysis.data.features.history_coverage`): growth is NaN for every
   account when the previous 12 months are not covered, and the trend uses
   only the quarters the data fully covers.
 
-Time conventions follow :mod:`kam_analysis.features`: the trailing 12 months
+Time conventions follow :mod:`kam_analysis.data.features`: the trailing 12 months
 are ``(as_of - 12 calendar months, as_of]`` with the time of day dropped.
 """
 
@@ -68,8 +68,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from scipy.special import ndtr
 
-from kam_analysis.features import HistoryCoverage
-from kam_analysis.schemas import (
+from kam_analysis.core.errors import InputError
+from kam_analysis.core.schemas import (
     OPEN_STAGES,
     OPPORTUNITY_TYPES,
     QUALITATIVE_CRITERIA,
@@ -77,6 +77,7 @@ from kam_analysis.schemas import (
     Opportunities,
     Transactions,
 )
+from kam_analysis.data.features import HistoryCoverage
 
 # Contract column names (pandera returns the field name).
 _ACCOUNT_ID = Accounts.account_id
@@ -182,7 +183,7 @@ _DEFAULT_STAGE_WEIGHTS: dict[str, float] = {
 }
 
 
-class ValuationInputError(ValueError):
+class ValuationInputError(InputError, ValueError):
     """A table, a weight or a setting cannot be used for valuation."""
 
 
@@ -418,7 +419,7 @@ def _product_line_spend(
     elif transactions is None:
         raise ValuationInputError(
             "pass the transaction lines or spend_12m (revenue per account and product line "
-            "in the trailing 12 months, e.g. kam_analysis.features.product_line_revenue)"
+            "in the trailing 12 months, e.g. kam_analysis.data.features.product_line_revenue)"
         )
     else:
         _require(transactions, "transactions", [_ACCOUNT_ID, _T_DATE, _T_LINE, _T_REVENUE])
@@ -446,7 +447,7 @@ def _window_12m(transactions: pd.DataFrame, as_of_day: pd.Timestamp) -> pd.DataF
 def monthly_from_transactions(transactions: pd.DataFrame, as_of) -> pd.DataFrame:
     """Revenue and gross profit per account and calendar month, in pandas.
 
-    The small-data equivalent of :func:`kam_analysis.features.monthly_revenue`
+    The small-data equivalent of :func:`kam_analysis.data.features.monthly_revenue`
     (which aggregates in the engine); use that one on large files.
 
     Parameters
@@ -588,7 +589,7 @@ def trend_from_monthly(
     give ``b = 10``, mean 135, trend = 40 / 135 = 0.296.
 
     History coverage is a property of the book: with ``covered_from`` (the
-    earliest day the data covers, :attr:`kam_analysis.features.HistoryCoverage.covered_from`)
+    earliest day the data covers, :attr:`kam_analysis.data.features.HistoryCoverage.covered_from`)
     the quarters starting before it are left out for every account, since
     a quarter the data only partly covers would look like a fall in sales
     that never happened. With fewer than ``min_quarters`` covered quarters
@@ -598,7 +599,7 @@ def trend_from_monthly(
     ----------
     monthly_revenue : pandas.DataFrame
         Columns ``account_id``, ``month`` (any day of the month) and
-        ``revenue`` (e.g. :func:`kam_analysis.features.monthly_revenue`).
+        ``revenue`` (e.g. :func:`kam_analysis.data.features.monthly_revenue`).
     as_of : date-like, optional
         Analysis date. Its month counts as complete only when ``as_of`` is
         the last day of the month; otherwise the blocks end with the month
@@ -706,14 +707,14 @@ def current_value(
     Parameters
     ----------
     features : pandas.DataFrame
-        Account feature table (:func:`kam_analysis.features.build_account_features`).
+        Account feature table (:func:`kam_analysis.data.features.build_account_features`).
         Required ``account_id``, ``revenue_12m``; used when present
         ``gross_profit_12m``, ``gross_profit_assumed``, ``revenue_prev_12m``,
         ``revenue_growth``, ``gross_profit_growth``.
     monthly_revenue : pandas.DataFrame, optional
         Monthly revenue per account for the trend (see :func:`trend_from_monthly`);
         without it ``trend`` is NaN.
-    coverage : kam_analysis.features.HistoryCoverage, optional
+    coverage : kam_analysis.data.features.HistoryCoverage, optional
         The book's history: when it does not cover the previous 12 months,
         both growth columns are NaN for every account, and the trend leaves
         out the quarters before the data starts. Without it the features'
@@ -888,7 +889,7 @@ def whitespace_matrix(
     spend_12m : pandas.DataFrame, optional
         The trailing 12-month revenue per account and product line, already
         aggregated (columns ``account_id``, ``product_line``, ``revenue``;
-        :func:`kam_analysis.features.product_line_revenue` computes it in
+        :func:`kam_analysis.data.features.product_line_revenue` computes it in
         the engine). Used instead of ``transactions``, so that large line
         tables need not be loaded into pandas; the result is the same.
 
@@ -1050,7 +1051,7 @@ def expected_expansion(
     """Probability-weighted open expansion pipeline per account.
 
     ``expected_expansion = sum(amount * p)`` over open opportunities (stage in
-    :data:`kam_analysis.schemas.OPEN_STAGES`) of the expansion types, where
+    :data:`kam_analysis.core.schemas.OPEN_STAGES`) of the expansion types, where
     ``p`` is the opportunity's ``probability`` when the column exists and the
     value is present, else the weight of its stage.
 
@@ -1128,7 +1129,7 @@ def product_lines_available(
 
     They do not when the account table says the transactions have no product
     line (``product_lines_total`` present and missing for every account: see
-    :func:`kam_analysis.features.build_account_features`), or when neither
+    :func:`kam_analysis.data.features.build_account_features`), or when neither
     ``spend_12m`` nor transaction lines with a ``product_line`` column are
     given.
 
@@ -1140,7 +1141,7 @@ def product_lines_available(
         Transaction lines.
     spend_12m : pandas.DataFrame, optional
         12-month revenue per account and product line
-        (:func:`kam_analysis.features.product_line_revenue`).
+        (:func:`kam_analysis.data.features.product_line_revenue`).
 
     Returns
     -------
@@ -1298,7 +1299,7 @@ def qualitative_value(accounts: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     accounts : pandas.DataFrame
-        ``account_id`` and any of :data:`kam_analysis.schemas.QUALITATIVE_CRITERIA`.
+        ``account_id`` and any of :data:`kam_analysis.core.schemas.QUALITATIVE_CRITERIA`.
 
     Returns
     -------
@@ -1361,11 +1362,11 @@ def valuation_table(
     settings : ValuationSettings, optional
     spend_12m : pandas.DataFrame, optional
         12-month revenue per account and product line for the whitespace
-        (:func:`kam_analysis.features.product_line_revenue`), instead of the lines.
+        (:func:`kam_analysis.data.features.product_line_revenue`), instead of the lines.
         Without it and without lines that have a ``product_line`` column,
         the whitespace is not available (NaN).
-    coverage : kam_analysis.features.HistoryCoverage, optional
-        The book's history (:func:`kam_analysis.features.history_coverage`):
+    coverage : kam_analysis.data.features.HistoryCoverage, optional
+        The book's history (:func:`kam_analysis.data.features.history_coverage`):
         growth is NaN when the previous 12 months are not covered, and the
         trend uses only covered quarters (see :func:`current_value`).
 
@@ -1387,7 +1388,7 @@ def valuation_table(
         if transactions is None:
             raise ValuationInputError(
                 "pass the transaction lines or monthly_revenue (e.g. "
-                "kam_analysis.features.monthly_revenue) for the trend"
+                "kam_analysis.data.features.monthly_revenue) for the trend"
             )
         monthly_revenue = monthly_from_transactions(transactions, as_of)
     cur = current_value(
@@ -1745,7 +1746,7 @@ def criteria_used(
         The valuation table that is (or was) scored (:func:`valuation_table`).
     weights : mapping, optional
         Stated weights (default :class:`ValuationSettings` weights).
-    coverage : kam_analysis.features.HistoryCoverage, optional
+    coverage : kam_analysis.data.features.HistoryCoverage, optional
         The book's history, to say that growth or trend is missing because
         the data does not reach back far enough, with the dates (without it,
         growth is still recognised as uncovered when ``revenue_prev_12m`` is

@@ -592,13 +592,8 @@ def test_product_line_view_without_product_lines_is_empty():
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory):
-    from kam_analysis.context import load_context
-    from kam_analysis.synthetic import generate_dataset
-
-    out = tmp_path_factory.mktemp("plan") / "ds"
-    generate_dataset(out, n_accounts=150, seed=4)
-    return load_context(out)
+def ctx(demo_context):
+    return demo_context(150, seed=4)
 
 
 def test_account_plan_for_the_top_key_account(ctx):

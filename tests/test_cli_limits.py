@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kam_analysis.cli import main
-from kam_analysis.reports import coerce_parameter, notebook_parameters
+from kam_analysis.pipeline import coerce_parameter, notebook_parameters
 from tests.test_cli import _valid
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
@@ -86,7 +86,7 @@ def test_full_disk_is_a_message(tmp_path, capsys, monkeypatch):
     def no_space(**_):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "reports"))
 
-    monkeypatch.setattr("kam_analysis.reports.run_reports", no_space)
+    monkeypatch.setattr("kam_analysis.pipeline.run_reports", no_space)
     assert _run(folder, tmp_path, "--as-of", "2026-03-31", "--account-plans", "0") == 1
     err = capsys.readouterr().err
     assert "the disk is full" in err and "Traceback" not in err

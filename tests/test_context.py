@@ -13,18 +13,13 @@ import pytest
 
 from kam_analysis import kpi
 from kam_analysis.actions import product_line_view
-from kam_analysis.context import load_context
 from kam_analysis.segmentation import score_and_tier
 from kam_analysis.valuation import account_whitespace
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory):
-    from kam_analysis.synthetic import generate_dataset
-
-    out = tmp_path_factory.mktemp("context") / "ds"
-    generate_dataset(out, n_accounts=150, seed=5)
-    return load_context(out)
+def ctx(demo_context):
+    return demo_context(150, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +33,7 @@ def test_scored_from_engine_aggregates_equals_the_line_path(ctx, lines):
         lines,
         as_of=ctx.as_of,
         accounts=ctx.frame("accounts"),
+        contracts=ctx.frame("contracts"),
         opportunities=ctx.frame("opportunities"),
         monthly_revenue=ctx.monthly,
         valuation=ctx.config.valuation,

@@ -10,13 +10,13 @@ import pandera.ibis as pa
 import pytest
 
 from kam_analysis.config import config_from_dict
+from kam_analysis.core.schemas import TABLE_MODELS
 from kam_analysis.data import (
     DatasetError,
     detect_encoding,
     open_dataset,
     validate_dataset,
 )
-from kam_analysis.schemas import TABLE_MODELS
 
 AS_OF = dt.date(2026, 3, 31)
 STRICT_SIGNS = config_from_dict({"data": {"credit_notes": "error"}})

@@ -32,10 +32,10 @@ import pandera.ibis as pa
 import pytest
 
 from kam_analysis.config import config_from_dict
+from kam_analysis.core.schemas import TABLE_MODELS
 from kam_analysis.data import DatasetError, open_dataset, validate_open_dataset
+from kam_analysis.data.features import build_account_features, monthly_revenue
 from kam_analysis.data.sources import describe_source
-from kam_analysis.features import build_account_features, monthly_revenue
-from kam_analysis.schemas import TABLE_MODELS
 
 AS_OF = dt.date(2026, 3, 31)
 HAS_JAVA = shutil.which("java") is not None

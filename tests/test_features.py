@@ -1,4 +1,4 @@
-"""Tests for kam_analysis.features: hand-computed values on a tiny dataset."""
+"""Tests for kam_analysis.data.features: hand-computed values on a tiny dataset."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from kam_analysis.features import (
+from kam_analysis.data.features import (
     FEATURE_COLUMNS,
     FeatureInputError,
     FeatureSettings,

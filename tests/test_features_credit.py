@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kam_analysis.features import (
+from kam_analysis.data.features import (
     COVERAGE_TOLERANCE_DAYS,
     FeatureInputError,
     HistoryCoverage,

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from kam_analysis import kpi
+from kam_analysis.core.schemas import column_specs
 from kam_analysis.kpi import (
     KPI_DEFINITIONS,
     KpiInputError,
@@ -23,7 +24,6 @@ from kam_analysis.kpi import (
     period_index,
     trend_test,
 )
-from kam_analysis.schemas import column_specs
 
 FY = KpiSettings(period="fiscal_year")
 
@@ -212,7 +212,7 @@ def test_revenue_gross_profit_margin_and_empty_period():
     assert _port(r, "FY2025-Q2", "revenue") == 0
     assert math.isnan(_val(r, "A", "FY2025-Q2", "gross_margin"))
     assert math.isnan(_port(r, "FY2025-Q2", "gross_margin"))
-    assert any("without cost" in n for n in r.notes)
+    assert any("without cost" in str(n) for n in r.notes)
     assert r.wide().loc[("A", "FY2025-Q1"), "revenue"] == 200
     assert r.wide("portfolio").loc["FY2025-Q2", "revenue"] == 0
 
@@ -245,7 +245,8 @@ def test_pre_aggregated_lines_count_with_n_lines():
     q = compute_kpis(summed, _acc(["A", "B"]), as_of="2025-06-30")
     assert _val(q, "A", "FY2025-Q1", "revenue", "n") == 4  # lines, not rows
     assert _val(q, "A", "FY2025-Q1", "gross_profit", "n") == 2
-    assert any("2 transaction line(s) without cost" in n for n in q.notes)
+    assert kpi.KpiNote("kpi.note.no_cost_lines", {"n": 2}) in q.notes
+    assert any("2 transaction line(s) without cost" in str(n) for n in q.notes)
     with pytest.raises(KpiInputError, match="n_lines must be a count"):
         compute_kpis(summed.assign(n_lines=[1, -1, 1]), _acc(["A", "B"]), as_of="2025-06-30")
 
@@ -408,7 +409,8 @@ def test_poc_success_and_conversion():
     assert _val(r, "B", "FY2024", "poc_conversion") == 0  # 12-month window ended
     assert math.isnan(_val(r, "D", "FY2025", "poc_conversion"))  # censored
     assert _port(r, "FY2024", "poc_conversion") == pytest.approx(0.5)
-    assert any("no contracts table" in n for n in r.notes)
+    assert kpi.KpiNote("kpi.note.poc_no_contracts", {}) in r.notes
+    assert any("no contracts table" in str(n) for n in r.notes)
 
 
 def test_utilisation_and_exec_contact():
@@ -460,10 +462,12 @@ def test_missing_optional_tables_give_notes():
         "retention_after_adoption",
     }
     assert set(r.omitted) == expected
-    for k in expected:
-        assert any(n.startswith(f"{k}: omitted") for n in r.notes), k
+    # the reasons are locale keys; the notes hold only the other remarks
+    assert r.omitted["nps"] == r.omitted["csat"] == "kpi.omission.no_surveys"
+    assert r.omitted["utilisation"] == "kpi.omission.no_usage"
+    assert all(n.key != "kpi.note.omitted" for n in r.notes)
     assert set(r.values["kpi_id"]) == {"revenue", "cross_sell_rate", "upsell_rate", "nrr"}
-    assert "no surveys table" in r.omitted["nps"]
+    assert "Net Promoter Score (NPS): not shown (no surveys table)." in kpi.kpi_notes(r)
 
 
 def test_bad_input_messages():
@@ -738,6 +742,80 @@ def test_kpi_notes_name_the_hidden_kpis_in_both_languages():
     assert len(ja) == len(en)
     with pytest.raises(ValueError, match="lang"):
         kpi.kpi_notes(r, "de")
+
+
+def test_kpi_notes_are_locale_keys_rendered_in_both_languages():
+    """A note is made as (key, values) and rendered with ``t`` when shown: no translation
+    of English sentences."""
+    tx = _tx(
+        [
+            ("A", "2024-04-10", "x", 100.0, 40.0),
+            ("A", "2025-04-10", "x", 120.0),
+            ("A", "2025-05-10", "x", 80.0),
+            ("B", "2025-07-10", "x", 50.0, 10.0),
+        ]
+    )
+    opp = pd.DataFrame(
+        {
+            "account_id": ["A"],
+            "stage": ["closed_won"],
+            "close_date": pd.to_datetime(["2025-05-01"]),
+            "is_poc": [True],
+        }
+    )
+    r = compute_kpis(tx, _acc("AB"), opportunities=opp, as_of="2025-06-30", settings=FY)
+    assert r.notes == [
+        kpi.KpiNote("kpi.note.later_lines", {"n": 1, "date": "2025-06-30"}),
+        kpi.KpiNote("kpi.note.no_cost_lines", {"n": 2}),
+        kpi.KpiNote("kpi.note.history_from", {"period": "FY2025"}),
+        kpi.KpiNote("kpi.note.poc_no_contracts", {}),
+    ]
+    # a (key, values) pair, so Page.notes renders it in the report language
+    key, values = r.notes[0]
+    assert (key, dict(values)) == ("kpi.note.later_lines", {"n": 1, "date": "2025-06-30"})
+    assert str(r.notes[1]) == r.notes[1].text("en")
+    en = kpi.kpi_notes(r, "en")
+    ja = kpi.kpi_notes(r, "ja")
+    omitted = len(r.omitted)
+    assert en[omitted:] == [
+        "1 transaction line(s) after the as-of date 2025-06-30 ignored.",
+        "gross_profit, gross_margin: 2 transaction line(s) without cost left out of both.",
+        "cross_sell_rate, upsell_rate, nrr: available from FY2025 (12 months of history needed).",
+        "poc_conversion: no contracts table; only won non-PoC opportunities count as conversion.",
+    ]
+    assert ja[omitted:] == [
+        "基準日 2025-06-30 より後の取引明細 1 件は対象外。",
+        "粗利・粗利率: 原価のない取引明細 2 件を除外。",
+        "クロスセル率・アップセル率・NRR: FY2025 から算出(12か月の履歴が必要)。",
+        "PoCから本契約への転換率: contracts テーブルがないため、PoC以外の受注案件のみを転換とみなす。",
+    ]
+    assert "Lifetime value (LTV): not shown (no LTV estimates were given to the scorecard)." in en
+    assert (
+        "ライフタイムバリュー(LTV): 表示なし(LTVの推定値が渡されていない(先にLTVモジュールを実行))。"
+        in ja
+    )
+    # without a year of history
+    short = compute_kpis(tx, _acc("AB"), as_of="2024-06-30", settings=FY)
+    assert kpi.KpiNote("kpi.note.history_none", {}) in short.notes
+    assert (
+        "クロスセル率・アップセル率・NRR: 12か月の履歴がある期間がないため算出できない。"
+        in kpi.kpi_notes(short, "ja")
+    )
+
+
+def test_kpi_names_definitions_and_families_come_from_the_locale_files():
+    from kam_analysis.core.i18n import t
+
+    defs = KPI_DEFINITIONS.set_index("kpi_id")
+    for k in kpi.KPI_IDS:
+        assert kpi.kpi_label(k, "en") == defs.loc[k, "name_en"] == t(f"kpi.name.{k}", "en")
+        assert kpi.kpi_label(k, "ja") == defs.loc[k, "name_ja"] == t(f"kpi.name.{k}", "ja")
+        assert kpi.kpi_definition(k, "ja") == defs.loc[k, "definition_ja"]
+    assert kpi.kpi_label("nps", "ja") == "ネットプロモータースコア(NPS)"
+    assert kpi.format_kpi_value(2.5, "per_quarter", lang="ja") == "四半期あたり 2.50 回"
+    assert kpi.format_kpi_value(1234, "days") == "1,234 days"
+    with pytest.raises(ValueError, match="unknown language"):
+        kpi.format_kpi_value(1.0, "days", lang="de")
 
 
 def test_kpi_target_series_draws_growth_targets_against_last_year():

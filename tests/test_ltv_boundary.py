@@ -299,7 +299,7 @@ def _transactions_from(sample: pd.DataFrame, as_of: pd.Timestamp, seed: int = 0)
 
 def _context(transactions: pd.DataFrame, as_of: pd.Timestamp):
     """The parts of an AnalysisContext that ltv_analysis reads (no cost, no product line)."""
-    from kam_analysis.features import build_account_features, monthly_revenue
+    from kam_analysis.data.features import build_account_features, monthly_revenue
 
     accounts = pd.DataFrame({"account_id": sorted(transactions["account_id"].unique())})
     tables = {"transactions": ibis.memtable(transactions), "accounts": ibis.memtable(accounts)}

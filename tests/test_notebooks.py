@@ -250,6 +250,12 @@ CDNOW_CASES = [
         ["(revenue, no cost data)", "Price-cut effects are not shown", "Gross profit and margin"],
     ),
     (
+        "02_segmentation.ipynb",
+        "2000-06-30",
+        "en",
+        ["so revenue concentration cannot be measured"],
+    ),
+    (
         "03_ltv_forecasting.ipynb",
         "2000-06-30",
         "en",

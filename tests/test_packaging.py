@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import tomllib
 from pathlib import Path
@@ -63,7 +64,7 @@ def test_console_script_declared():
 def test_committed_notebooks_have_no_outputs():
     import json
 
-    from kam_analysis.notebook_tools import has_outputs
+    from kam_analysis.pipeline.notebook_tools import has_outputs
 
     dirty = [
         p.name
@@ -90,8 +91,35 @@ def test_papermill_sees_every_notebook_parameter():
     """Papermill's own parser (used by papermill CLI and Airflow's operator) must agree."""
     import papermill as pm
 
-    from kam_analysis.reports import notebook_parameters
+    from kam_analysis.pipeline import notebook_parameters
 
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         ours = set(notebook_parameters(path))
         assert set(pm.inspect_notebook(str(path))) == ours, path.name
+
+
+def _import_graph_tool():
+    spec = importlib.util.spec_from_file_location(
+        "import_graph", Path(__file__).resolve().parents[1] / "tools" / "import_graph.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_import_graph_finds_cycles_through_other_parts():
+    tool = _import_graph_tool()
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert tool.import_cycles(edges) == [["a", "b", "c"]]
+    assert tool.import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_package_parts_import_without_cycles_or_private_names(capsys):
+    tool = _import_graph_tool()
+    root = Path(__file__).resolve().parents[1] / "kam_analysis"
+    assert tool.main([str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "import cycles between parts: none" in out
+    assert "[private:" not in out
+    inside = [line for line in out.splitlines() if re.search(r"\[\d+ inside functions\]", line)]
+    assert all(line.strip().startswith("cli ") for line in inside), inside

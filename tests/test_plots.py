@@ -40,17 +40,6 @@ from kam_analysis.plots import (
 JAPANESE = "売上高 ㈱髙島屋 ①アカウント評価 −1,234"
 
 
-@pytest.fixture(autouse=True)
-def _close_figures(monkeypatch):
-    def no_show(*args, **kwargs):
-        raise AssertionError("plot helpers must not call plt.show()")
-
-    monkeypatch.setattr(plt, "show", no_show)
-    yield
-    plt.close("all")
-    matplotlib.rcdefaults()
-
-
 # --------------------------------------------------------------------------- fonts
 
 
@@ -147,7 +136,7 @@ def test_label_for_falls_back_to_readable_names():
         ((999,), {"compact": True}, "¥999"),
         ((-5.5, "GBP"), {}, "-£5.50"),
         ((1234.5, "USD"), {}, "$1,234.50"),
-        ((12, "CHF"), {}, "12.00 CHF"),
+        ((12, "CHF"), {}, "12.00\u00a0CHF"),  # no-break space: never split at a line end
         ((-0.2,), {}, "¥0"),
         ((None,), {}, "–"),
         ((float("nan"),), {}, "–"),

@@ -8,7 +8,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,13 +16,6 @@ from matplotlib.colors import to_rgba
 from kam_analysis import plots
 from kam_analysis.segmentation import pareto_table
 from kam_analysis.valuation import CRITERION_GROUPS
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    with matplotlib.rc_context():  # the report style set by a test does not leak
-        yield
-    plt.close("all")
 
 
 def _no_glyph_warnings(fn, *args, **kwargs):

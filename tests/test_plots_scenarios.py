@@ -8,23 +8,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
 from kam_analysis import plots
-
-
-@pytest.fixture(autouse=True)
-def _close_figures(monkeypatch):
-    def no_show(*args, **kwargs):
-        raise AssertionError("plot helpers must not call plt.show()")
-
-    monkeypatch.setattr(plt, "show", no_show)
-    with matplotlib.rc_context():  # the report style set by a test does not leak
-        yield
-    plt.close("all")
 
 
 def _fans():

@@ -12,7 +12,7 @@ from nbformat.v4 import (
 )
 
 from kam_analysis.report import Page
-from kam_analysis.report_html import (
+from kam_analysis.report.html import (
     drop_unsafe_urls,
     export_notebook_html,
     prepare_for_export,

@@ -22,8 +22,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from kam_analysis.pipeline import browser_check, find_chromium
 from kam_analysis.plots import t
-from kam_analysis.reports import browser_check, find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = "<script>alert(1)</script>"

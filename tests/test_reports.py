@@ -26,18 +26,20 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from kam_analysis import reports
-from kam_analysis.reports import (
+from kam_analysis import pipeline as reports
+from kam_analysis.pipeline import (
     NotebookSpec,
     ParameterError,
     ParameterInfo,
     ReportError,
     ReportSettings,
     coerce_parameter,
+    execute,
     find_chromium,
     find_personal_data,
     list_runs,
     make_run_id,
+    manifest,
     notebook_parameters,
     record,
     remove_stale_work,
@@ -354,7 +356,7 @@ def test_report_settings_defaults_and_rules():
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
 def test_git_commit_recorded_when_available(tmp_path):
-    assert reports._git_state(tmp_path) == (None, None)  # not a checkout
+    assert manifest._git_state(tmp_path) == (None, None)  # not a checkout
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
     subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "f.txt").write_text("x")
@@ -363,14 +365,14 @@ def test_git_commit_recorded_when_available(tmp_path):
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True, check=True
     ).stdout.strip()
-    assert reports._git_state(tmp_path) == (head, False)
+    assert manifest._git_state(tmp_path) == (head, False)
     (tmp_path / "f.txt").write_text("changed")
-    assert reports._git_state(tmp_path) == (head, True)
+    assert manifest._git_state(tmp_path) == (head, True)
 
 
 def test_progress_tty_is_one_updating_line():
     stream = io.StringIO()
-    p = reports._Progress("tty", stream, total=5)
+    p = execute._Progress("tty", stream, total=5)
     p.log("start 03_ltv_forecasting")  # routine events stay off a terminal
     p.update(1, [("03_ltv_forecasting", 12.34)])
     p.log("FAILED 02_x 1.0 s: boom", important=True)
@@ -386,7 +388,7 @@ TABLE_CELL = """\
 import sys, warnings
 import pandas as pd
 from kam_analysis.plots import styled_table
-from kam_analysis.reports import record
+from kam_analysis.report.record import record
 warnings.warn("stray warning text")
 print("stray log line", file=sys.stderr)
 df = pd.DataFrame({"account": ["<script>alert(1)</script>", "Acme & Co"], "revenue": [1234567.0, 10.0]})
@@ -531,7 +533,7 @@ def test_failing_notebooks_fail_the_run_but_keep_the_evidence(tmp_path):
             root,
             "06_personal",
             [
-                "from kam_analysis.reports import record\nrecord('lead', 'Taro Yamada')",
+                "from kam_analysis.report.record import record\nrecord('lead', 'Taro Yamada')",
                 "print('Account lead: Taro Yamada, taro@example.com')",
             ],
         ),
@@ -589,7 +591,7 @@ RUNNER_SCRIPT = """\
 import datetime as dt, faulthandler, signal, sys
 faulthandler.register(signal.SIGUSR1)  # the test asks for a stack dump if the runner hangs
 from pathlib import Path
-from kam_analysis.reports import NotebookSpec, run_reports
+from kam_analysis.pipeline import NotebookSpec, run_reports
 data, reports_dir, root, kernel, label, name = sys.argv[1:7]
 spec = NotebookSpec(name=name, path=f"notebooks/{name}.ipynb", title_en=name, title_ja=name)
 result = run_reports(data_dir=Path(data), as_of=dt.date(2026, 3, 31), notebooks=[spec],
@@ -760,8 +762,86 @@ def test_an_unexpected_manifest_is_listed_as_unreadable(tmp_path):
     assert runs.loc[odd.name, "status"] == "unreadable"
     assert runs.loc[broken.name, "status"] == "unreadable"
     assert runs.loc[good, "status"] == "ok"
-    from kam_analysis.reports import _write_runs_index
+    from kam_analysis.pipeline.run import _write_runs_index
 
     _write_runs_index(reports_dir, "en")  # the index page is still written
     page = (reports_dir / "index.html").read_text(encoding="utf-8")
     assert odd.name in page and "duration_s has an unexpected type" in page
+
+
+def _pip_only_python(tmp_path: Path) -> Path:
+    """A fresh virtualenv that sees the installed packages but has no Jupyter kernel.
+
+    As after ``pip install kam-analysis`` into a new environment: the packages are
+    importable (a ``.pth`` adds this environment's site-packages and the project)
+    and their data files are there (nbconvert's templates), but no
+    ``kam-analysis`` kernel is registered in its prefix.
+    """
+    import site
+    import venv
+
+    env = tmp_path / "pip-only"
+    venv.EnvBuilder(with_pip=False).create(env)
+    python = env / "bin" / "python"
+    target = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    ours = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    lines = [f"import site; site.addsitedir({p!r})" for p in ours]
+    lines.append(str(Path(__file__).resolve().parents[1]))
+    (Path(target) / "kam-host.pth").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = env / "share" / "jupyter"
+    data.mkdir(parents=True)
+    (data / "nbconvert").symlink_to(Path(sys.prefix) / "share" / "jupyter" / "nbconvert")
+    return python
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_kam_run_works_without_a_registered_kernel(tmp_path):
+    python = _pip_only_python(tmp_path)
+    root = tmp_path / "proj"
+    write_notebook(root, "01_hello", ["import sys\nprint(sys.executable)"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
+    env["HOME"] = str(tmp_path / "home")  # no kernels in ~/.local/share/jupyter either
+    script = (
+        "import datetime as dt, sys\n"
+        "from pathlib import Path\n"
+        "from kam_analysis.pipeline import NotebookSpec, run_reports\n"
+        "spec = NotebookSpec(name='01_hello', path='notebooks/01_hello.ipynb',"
+        " title_en='Hello', title_ja='Hello')\n"
+        "kernel = sys.argv[4] or None\n"
+        "r = run_reports(data_dir=Path(sys.argv[1]), as_of=dt.date(2026, 3, 31),"
+        " notebooks=[spec], reports_dir=Path(sys.argv[2]), project_root=Path(sys.argv[3]),"
+        " kernel_name=kernel, progress=False)\n"
+        "print('RESULT', r.status, r.message)\n"
+        "sys.exit(r.code)\n"
+    )
+    data = make_data(tmp_path)
+
+    def run(kernel: str, reports: str) -> subprocess.CompletedProcess:
+        args = [str(python), "-c", script, str(data), str(tmp_path / reports), str(root), kernel]
+        return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+
+    named = run("kam-analysis", "named")  # the named kernel is not registered there...
+    assert named.returncode != 0
+    log = next((tmp_path / "named").glob("2*/logs/01_hello.log")).read_text()
+    assert "No such kernel named kam-analysis" in log
+    default = run("", "default")  # ...and the default run does not need it
+    assert default.returncode == 0, default.stdout + default.stderr
+    manifest = json.loads(next((tmp_path / "default").glob("2*/manifest.json")).read_text())
+    assert manifest["settings"]["kernel_name"] == f"kam-run ({python})"
+    executed = next((tmp_path / "default").glob("2*/01_hello.ipynb")).read_text()
+    assert str(python) in executed  # the notebook ran in that environment's Python
+
+
+def test_default_project_root_holds_the_report_notebooks():
+    from kam_analysis.config import ReportSettings
+    from kam_analysis.pipeline.run import PROJECT_ROOT
+
+    settings = ReportSettings()
+    for spec in [*settings.notebooks, settings.account_plan]:
+        assert (PROJECT_ROOT / spec.path).is_file(), spec.path

@@ -540,25 +540,15 @@ def test_tier_migration_matrix_and_movers():
 
 
 @pytest.fixture(scope="module")
-def synthetic_scored(tmp_path_factory):
-    """Default valuation + tiers on a generated book (1,500 accounts, seed 0)."""
-    ibis = pytest.importorskip("ibis")
-    from kam_analysis import features, synthetic, valuation
+def synthetic_scored(demo_context):
+    """The standard pipeline (``ctx.scored``: score, status, tiers) on a generated book.
 
-    out = tmp_path_factory.mktemp("synth")
-    info = synthetic.generate_dataset(out, n_accounts=1500, seed=0)
-    as_of = info["as_of"]
-    acc = pd.read_parquet(out / "accounts.parquet")
-    tx = pd.read_parquet(out / "transactions.parquet")
-    opp = pd.read_parquet(out / "opportunities.parquet")
-    truth = pd.read_parquet(out / "ground_truth_accounts.parquet")
-    feats = features.build_account_features(ibis.memtable(tx), ibis.memtable(acc), as_of)
-    table = valuation.valuation_table(feats, tx, as_of=as_of, accounts=acc, opportunities=opp)
-    scored = valuation.attractiveness_score(table)
-    tiers = assign_tiers(scored)
-    return scored.merge(tiers[["account_id", "tier"]], on="account_id").merge(
-        truth[["account_id", "true_tier", "churned"]], on="account_id"
-    )
+    1,500 accounts, seed 0, joined with the planted tiers and churn.
+    """
+    pytest.importorskip("ibis")
+    ctx = demo_context(1500, 0)
+    truth = pd.read_parquet(ctx.data_dir / "ground_truth_accounts.parquet")
+    return ctx.scored.merge(truth[["account_id", "true_tier", "churned"]], on="account_id")
 
 
 @pytest.mark.slow
@@ -568,20 +558,23 @@ def test_default_rules_recover_planted_tiers(synthetic_scored):
     kappa_all = cohens_kappa(s["true_tier"], s["tier"])
     kappa_active = cohens_kappa(s["true_tier"][active], s["tier"][active])
     accuracy = (s["true_tier"] == s["tier"]).mean()
-    # Measured (seed 0): kappa 0.635 on all accounts, 0.668 on accounts still active at the
-    # as-of date, accuracy 0.88 (seeds 1-3: kappa 0.63-0.65 / 0.66). Accounts that churned
-    # have no current revenue, so their planted tier is not observable from current data.
-    # The ceiling is well below 1: the generator draws growth accounts' low share of wallet
-    # at the start of the history and their fast cross-sell raises it, so at the as-of date
-    # only 57 % of active growth accounts have a true share of wallet <= 0.25, against 19 %
-    # of the (4.5x more numerous) standard accounts. We require "substantial" agreement,
-    # kappa > 0.6 (Landis & Koch 1977), on both populations.
-    assert kappa_all > 0.6
+    # Measured (seed 0): kappa 0.544 on all accounts, 0.624 on accounts still active at the
+    # as-of date, accuracy 0.87 (seeds 1-3: kappa 0.51-0.52 / 0.63-0.65). Lost accounts
+    # (issue 17: lapsed or churned, 30 % of this book) are standard whatever their planted
+    # tier, which is their tier before they left: that costs the all-accounts kappa (0.635
+    # before). The ceiling on active accounts is well below 1: the generator draws growth
+    # accounts' low share of wallet at the start of the history and their fast cross-sell
+    # raises it, so at the as-of date only 57 % of active growth accounts have a true share
+    # of wallet <= 0.25, against 19 % of the (4.5x more numerous) standard accounts. We require
+    # "substantial" agreement, kappa > 0.6 (Landis & Koch 1977), on the active accounts.
+    assert kappa_all > 0.5
     assert kappa_active > 0.6
     assert accuracy > 0.85
-    # key accounts: the capacity (5 % of accounts) is filled and most are truly key
+    # lost accounts are never key or growth
+    assert (s.loc[s["status"] != "active", "tier"] == "standard").all()
+    # key accounts: the capacity (5 % of the active accounts) is filled and most are truly key
     key = s["tier"] == "key"
-    assert key.sum() == 75
+    assert key.sum() == round(0.05 * (s["status"] == "active").sum()) == 54
     assert (s.loc[key, "true_tier"] == "key").mean() > 0.55
     assert (s.loc[key, "true_tier"] == "standard").mean() < 0.05
 
@@ -590,7 +583,7 @@ def test_default_rules_recover_planted_tiers(synthetic_scored):
 def test_rules_beat_a_revenue_only_ranking(synthetic_scored):
     # The seed warns against selecting key accounts on revenue share alone: the valuation
     # + rules must agree with the planted tiers far better than "top 5 % by revenue = key"
-    # (measured, seed 0: kappa 0.26 for the revenue ranking, 0.64 for the rules).
+    # (measured, seed 0: kappa 0.26 for the revenue ranking, 0.54 for the rules).
     s = synthetic_scored
     top = s["revenue_12m"].rank(ascending=False, method="first") <= 75
     naive = np.where(top, "key", "standard")
@@ -725,7 +718,7 @@ def test_matrix_splits_match_the_quadrants():
 
 
 def test_position_inputs_adds_stakeholder_coverage():
-    from kam_analysis.schemas import ROLES
+    from kam_analysis.core.schemas import ROLES
     from kam_analysis.segmentation import position_inputs
 
     f = pd.DataFrame({"account_id": ["a", "b", "c"], "share_of_wallet": [0.1, 0.5, 0.9]})

@@ -1,10 +1,12 @@
-"""Tests for kam_analysis.stakeholders: coverage, risk flags, governance, charts without PII."""
+"""Tests for kam_analysis.stakeholders (coverage, risk flags, governance) and its charts
+in kam_analysis.report.charts.stakeholders (no personal data by default)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -14,8 +16,11 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from kam_analysis import plots
 from kam_analysis import stakeholders as sh
-from kam_analysis.schemas import ROLES, column_specs
+from kam_analysis.core.i18n import t, translations
+from kam_analysis.core.schemas import ROLES, STANCES, column_specs
+from kam_analysis.report.charts import stakeholders as charts
 
 AS_OF = pd.Timestamp("2025-06-30")
 NAMES = ["Taro Yamada", "Hanako Sato", "Ken Ito", "Jiro Abe", "Mika Mori", "Yuki Kato"]
@@ -262,9 +267,9 @@ def _all_text(ax) -> str:
 @pytest.mark.parametrize("lang", ["en", "ja"])
 def test_charts_carry_no_personal_data_by_default(people, chart, lang):
     if chart == "map":
-        ax = sh.stakeholder_map(people, "A", as_of=AS_OF, lang=lang)
+        ax = charts.stakeholder_map(people, "A", as_of=AS_OF, lang=lang)
     else:
-        ax = sh.org_chart(people, "A", lang=lang)
+        ax = charts.org_chart(people, "A", lang=lang)
     text = _all_text(ax)
     plt.close(ax.figure)
     for value in [*NAMES, *EMAILS, "CEO", "Plant manager", "c1", "c2"]:
@@ -274,28 +279,28 @@ def test_charts_carry_no_personal_data_by_default(people, chart, lang):
 
 
 def test_charts_show_names_when_switched_on(people):
-    ax = sh.stakeholder_map(people, "A", as_of=AS_OF, show_personal_data=True)
+    ax = charts.stakeholder_map(people, "A", as_of=AS_OF, show_personal_data=True)
     text = _all_text(ax)
     plt.close(ax.figure)
     assert "Taro Yamada" in text and "@" not in text
-    ax = sh.org_chart(people, "A", show_personal_data=True)
+    ax = charts.org_chart(people, "A", show_personal_data=True)
     assert "Hanako Sato" in _all_text(ax)
     plt.close(ax.figure)
 
 
 def test_org_chart_edges_and_colours(people):
     fig, ax = plt.subplots()
-    out = sh.org_chart(people, "A", ax=ax)
+    out = charts.org_chart(people, "A", ax=ax)
     assert out is ax
     assert len(ax.lines) == 3  # c2, c3, c4 report to c1
     colours = ax.collections[0].get_facecolors()
-    blocker = matplotlib.colors.to_rgba(sh.STANCE_COLOURS["blocker"])
+    blocker = matplotlib.colors.to_rgba(charts.STANCE_COLOURS["blocker"])
     assert any(np.allclose(c, blocker) for c in colours)
     plt.close(fig)
 
 
 def test_empty_account_charts_say_so(people):
-    ax = sh.stakeholder_map(people, "nobody", as_of=AS_OF)
+    ax = charts.stakeholder_map(people, "nobody", as_of=AS_OF)
     assert "no stakeholders recorded" in _all_text(ax)
     plt.close(ax.figure)
 
@@ -308,8 +313,10 @@ def test_bad_input_messages(people):
         sh.relationship_risks(bad, None, AS_OF)
     with pytest.raises(sh.StakeholderInputError, match="influence must be an integer 1-5"):
         sh.coverage(people.assign(influence=[9, 1, 1, 1, 1, 1]), None, AS_OF)
-    with pytest.raises(ValueError, match="lang must be one of"):
-        sh.stakeholder_map(people, "A", lang="fr")
+    with pytest.raises(ValueError, match="unknown language 'fr'"):
+        charts.stakeholder_map(people, "A", lang="fr")
+    with pytest.raises(ValueError, match="unknown language 'fr'"):
+        sh.relationship_risks(people, None, AS_OF, lang="fr")
     with pytest.raises(ValueError, match="unknown stance"):
         sh.StakeholderSettings(sponsor_min_stance="friend")
 
@@ -340,7 +347,7 @@ def test_risk_flags_recover_planted_truths_and_charts_hide_names(tmp_path):
     # charts of the largest buying centre: no names or e-mails
     acc = st["account_id"].value_counts().index[0]
     people = st[st["account_id"] == acc]
-    for draw in (sh.org_chart, sh.stakeholder_map):
+    for draw in (charts.org_chart, charts.stakeholder_map):
         ax = draw(st, acc)
         text = _all_text(ax)
         plt.close(ax.figure)
@@ -352,20 +359,56 @@ def test_risk_flags_recover_planted_truths_and_charts_hide_names(tmp_path):
 
 
 def test_labels_come_from_the_shared_locale_files():
-    import json
-    from importlib import resources
-
-    en = json.loads(
-        resources.files("kam_analysis").joinpath("locale", "en.json").read_text("utf-8")
-    )
-    assert sh.LABELS["en"]["business"] == en["stakeholders.business"] == "Business"
-    assert sh.LABELS["ja"]["blocker"] == "反対者"
-    assert set(sh.LABELS["en"]) == set(sh.LABELS["ja"])
+    # one translation path: core.i18n; the module keeps no label table of its own
+    assert not hasattr(sh, "LABELS") and not hasattr(sh, "RISK_REASONS")
+    assert t("stakeholders.business") == translations("en")["stakeholders.business"] == "Business"
+    assert t("stakeholders.blocker", "ja") == "反対者"
     # every role and stance the charts draw has a label in both languages
-    from kam_analysis.schemas import STANCES
-
     for lang in ("en", "ja"):
-        assert set(ROLES) | set(STANCES) | {"map_title", "chart_title"} <= set(sh.LABELS[lang])
+        keys = {f"stakeholders.{k}" for k in (*ROLES, *STANCES, "map_title", "chart_title")}
+        assert keys <= set(translations(lang))
+
+
+def test_charts_live_in_the_report_layer():
+    """The domain module computes; the report layer draws."""
+    for name in ("org_chart", "stakeholder_map", "stakeholder_panels", "STANCE_COLOURS"):
+        assert not hasattr(sh, name), name
+        assert getattr(plots, name) is getattr(charts, name)
+    source = Path(sh.__file__).read_text(encoding="utf-8")
+    assert "matplotlib" not in source
+
+
+def test_rule_defaults_come_from_the_settings(people):
+    """Arguments left out take the StakeholderSettings defaults (one place for defaults)."""
+    rules = sh.StakeholderSettings()
+    accounts = pd.DataFrame({"account_id": ["A", "B", "C", "D"]})
+    explicit = sh.relationship_risks(
+        people,
+        None,
+        AS_OF,
+        accounts=accounts,
+        **rules.model_dump(exclude={"governance_plan", "at_risk_share", "pseudonym_salt"}),
+    )
+    pd.testing.assert_frame_equal(
+        sh.relationship_risks(people, None, AS_OF, accounts=accounts), explicit
+    )
+    # a rule given as an argument is checked like a setting
+    with pytest.raises(ValueError, match="unknown stance"):
+        sh.relationship_risks(people, None, AS_OF, sponsor_min_stance="friend")
+    act = pd.DataFrame(
+        {
+            "account_id": ["A", "A"],
+            "date": pd.to_datetime(["2025-01-10", "2025-03-01"]),
+            "kind": ["qbr", "qbr"],
+        }
+    )
+    default = sh.governance_cadence(act, AS_OF).set_index("account_id")
+    planned = sh.governance_cadence(
+        act, AS_OF, rules.governance_plan, at_risk_share=rules.at_risk_share
+    ).set_index("account_id")
+    pd.testing.assert_frame_equal(default, planned)
+    assert default.loc["A", "qbr_plan"] == rules.governance_plan["qbr"]
+    assert default.loc["A", "status"] == "off_track"  # QBR 2/4 but no executive meeting
 
 
 def test_risk_reason_details_are_translated(people):
@@ -454,4 +497,20 @@ def test_contact_list_orders_by_influence_and_hides_names(people):
     shown = sh.contact_list(people, "A", as_of=AS_OF, show_personal_data=True, lang="ja")
     assert shown["person"].tolist() == ["Taro Yamada", "Hanako Sato", "Jiro Abe", "Ken Ito"]
     assert shown["title"].tolist() == ["CEO", "Plant manager", "Buyer", "CIO"]
-    assert shown["role"].iloc[0] == sh.LABELS["ja"]["executive"]
+    assert shown["role"].iloc[0] == t("stakeholders.executive", "ja")
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_stakeholder_panels_one_row_per_account_without_names(people, lang):
+    fig = plots.stakeholder_panels(
+        people, ["A", "B"], titles={"A": "A Corp $x$"}, lang=lang, as_of=AS_OF
+    )
+    assert fig.axes[0].get_gridspec().get_geometry() == (2, 2)  # reports_to: org charts
+    fig.canvas.draw()
+    text = "\n".join(x.get_text() for x in fig.findobj(matplotlib.text.Text))
+    plt.close(fig)
+    assert "A Corp $x$" in text and t("stakeholders.chart_title", lang) in text
+    assert sh.pseudonym("c2") in text
+    assert not any(v in text for v in [*NAMES, *EMAILS])
+    with pytest.raises(ValueError, match="no account_ids"):
+        plots.stakeholder_panels(people, [])

@@ -19,7 +19,7 @@ import pytest
 
 from kam_analysis import synthetic
 from kam_analysis.cli import main
-from kam_analysis.schemas import (
+from kam_analysis.core.schemas import (
     CANONICAL_TABLES,
     OPEN_STAGES,
     STANCES,

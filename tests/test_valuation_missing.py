@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from kam_analysis import valuation as val
-from kam_analysis.features import (
+from kam_analysis.data.features import (
     HistoryCoverage,
     build_account_features,
     history_coverage,

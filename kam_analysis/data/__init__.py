@@ -1,7 +1,7 @@
 """The data layer: reading a dataset folder (or an engine), and validating it.
 
 A dataset is a folder holding one file per table of the contract
-(:mod:`kam_analysis.schemas`): ``<table>.csv`` (``.tsv``, ``.txt``),
+(:mod:`kam_analysis.core.schemas`): ``<table>.csv`` (``.tsv``, ``.txt``),
 ``<table>.parquet`` or ``<table>.xlsx``. :func:`open_dataset` exposes each
 table to the embedded engine (DuckDB, through Ibis) *without* loading it
 into pandas: files are scanned where they lie, so a 20-million-line

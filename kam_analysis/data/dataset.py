@@ -25,6 +25,7 @@ import duckdb
 import ibis
 import ibis.expr.types as ir
 
+from kam_analysis.core.schemas import REQUIRED_TABLES, TABLE_MODELS, ColumnSpec, column_specs
 from kam_analysis.data.files import (
     ROW,
     EncodingError,
@@ -51,7 +52,6 @@ from kam_analysis.data.parsing import (
 from kam_analysis.data.report import DatasetError, Issue, ValidationReport
 from kam_analysis.data.settings import DataSettings
 from kam_analysis.data.sources import SourceError, connect_source, describe_source
-from kam_analysis.schemas import REQUIRED_TABLES, TABLE_MODELS, ColumnSpec, column_specs
 
 __all__ = [
     "DERIVED",

@@ -43,8 +43,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from kam_analysis.core.errors import InputError
+from kam_analysis.core.schemas import REQUIRED_TABLES, TABLE_MODELS
 from kam_analysis.data.settings import DELIMITERS, DataSettings
-from kam_analysis.schemas import REQUIRED_TABLES, TABLE_MODELS
 
 __all__ = [
     "CONVERTER_VERSION",
@@ -70,7 +71,7 @@ _SAMPLE_LINES = 50
 _MAX_NON_ASCII = 20_000
 
 
-class FileFormatError(ValueError):
+class FileFormatError(InputError, ValueError):
     """A file cannot be read as configured or detected.
 
     ``rule`` is the reading rule that failed (shown in the validation report).

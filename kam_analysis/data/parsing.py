@@ -4,7 +4,7 @@ Files (read by the embedded DuckDB) and tables of an engine source (Spark,
 PostgreSQL, a warehouse) are parsed by the same Ibis expressions built
 here, so a value is read the same way wherever the data lives.
 
-Rules, by column kind (:mod:`kam_analysis.schemas`):
+Rules, by column kind (:mod:`kam_analysis.core.schemas`):
 
 amount
     Blanks, currency signs (``¥ ￥ $ € £ 円``) and apostrophes are removed;
@@ -13,15 +13,20 @@ amount
     thousands separator in groups of three (``1,709.58``); with ``","``
     a dot is accepted only as a thousands separator (``1.709,58``). Any
     other comma or dot makes the value unreadable, never a silently wrong
-    number (``1709,58`` is not 170958). ``NaN``, ``inf`` and numbers beyond
-    the float range are unreadable too.
+    number (``1709,58`` is not 170958). ``NaN``, ``inf``, exponents of more
+    than two digits and texts longer than :data:`MAX_NUMBER_TEXT` characters
+    are unreadable too, so every engine can cast what is accepted.
 integer
-    An amount that is a whole number.
+    An amount that is a whole number of at most 2**53 in magnitude (whole
+    numbers a float holds exactly); ``2.5`` is unreadable.
 date
     The configured ``date_format`` list first (strptime syntax; unpadded
     ``12/1/2010 8:26`` parses with ``%m/%d/%Y %H:%M``), then the built-in
     unambiguous forms :data:`BUILTIN_DATE_FORMATS`. Day/month orders such as
-    ``01/02/2024`` are never guessed.
+    ``01/02/2024`` are never guessed. A value is read by the first format
+    whose shape (:func:`date_format_regex`) it has and whose fields form a
+    real date and time: ``2024-02-30`` and ``2024-04-01 24:00`` are
+    unreadable, and so is the year 0.
 flag
     true/false, yes/no, 1/0, はい/いいえ, 有/無.
 text
@@ -34,6 +39,20 @@ columns (:func:`parse_formula`): column names (bare, or in backticks when
 they hold spaces or symbols), numbers, single-quoted strings, ``+ - * /``
 and parentheses. The formula is parsed into a tree and compiled into the
 engine's expression (:func:`compile_formula`); its text never becomes SQL.
+
+Engines
+-------
+The rules are the same everywhere; how a date is read depends on what the
+engine offers. DuckDB (files, and DuckDB sources) has ``TRY_STRPTIME``.
+Other engines get the portable form (:func:`_portable_dates`): the fields
+are cut out with a regular expression, checked against the calendar with
+arithmetic, and only a checked ISO text is cast. Their own date parsers are
+not used: Spark refuses formats holding letters such as the ``T`` of
+``2024-04-01T08:30:00``, and Spark (ANSI mode) and PostgreSQL fail the whole
+query on one impossible date instead of reading it as missing. Numbers are
+cast only after their shape was checked, for the same reason (PostgreSQL has
+no *try* cast). ``tests/test_parser_parity.py`` checks that files, a DuckDB
+source, the portable form, Spark and PostgreSQL read the same values.
 """
 
 from __future__ import annotations
@@ -46,6 +65,8 @@ from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
+
+from kam_analysis.core.errors import InputError
 
 __all__ = [
     "BUILTIN_DATE_FORMATS",
@@ -75,8 +96,18 @@ BUILTIN_DATE_FORMATS: tuple[str, ...] = (
 )
 """Date forms read without configuration: each is unambiguous (year first)."""
 
-AMOUNT_NOISE = r"[\s\x{00A0}\x{3000}¥￥$€£円']"
-"""Characters removed from an amount before it is read (RE2 / Java / POSIX-compatible)."""
+AMOUNT_NOISE = "[\\s\u00a0\u3000¥￥$€£円']"
+"""Characters removed from an amount before it is read (blanks including the no-break
+and ideographic spaces, currency signs, apostrophes). The spaces are written as
+themselves: PostgreSQL's regular expressions do not know ``\\x{00A0}``."""
+
+MAX_NUMBER_TEXT = 100
+"""Longest number text read (after blanks and signs are removed); with exponents of at
+most two digits, every accepted number is far inside the float range, so no engine's
+cast can overflow."""
+
+_FLOAT_MAX = 1.7976931348623157e308
+_EXACT_INTEGER = float(2**53)
 
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "はい", "有")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "いいえ", "無")
@@ -99,8 +130,8 @@ class ParseOptions:
     date_formats : tuple of str
         Configured strptime formats, tried before :data:`BUILTIN_DATE_FORMATS`.
     engine : str
-        Ibis backend name (``"duckdb"`` uses ``TRY_STRPTIME``; other engines
-        parse only values whose shape matches the format).
+        Ibis backend name: ``"duckdb"`` reads dates with ``TRY_STRPTIME``,
+        any other engine with the portable form (see the module notes).
     """
 
     decimal: Literal[".", ","] = "."
@@ -122,8 +153,10 @@ def _duckdb_try_strptime(value: str, fmt: str) -> dt.datetime:  # pragma: no cov
     """DuckDB's TRY_STRPTIME (NULL where the value does not match the format)."""
 
 
+_YEAR_1_TO_9999 = "(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+
 _REGEX_FOR_DIRECTIVE = {
-    "Y": "[0-9]{4}",
+    "Y": _YEAR_1_TO_9999,
     "y": "[0-9]{2}",
     "m": "[0-9]{1,2}",
     "d": "[0-9]{1,2}",
@@ -133,61 +166,280 @@ _REGEX_FOR_DIRECTIVE = {
     "S": "[0-9]{1,2}",
     "f": "[0-9]{1,9}",
     "j": "[0-9]{1,3}",
-    "p": "(AM|PM|am|pm)",
+    "p": "(?:AM|PM|am|pm)",
     "b": "[A-Za-z]{3}",
     "B": "[A-Za-z]+",
     "z": "[+-][0-9]{2}:?[0-9]{2}",
-    "%": "%",
 }
+_LITERAL_AS_IS = " /:-年月日時分秒"
 
 
-def date_format_regex(fmt: str) -> str:
-    """An anchored regular expression matching the values ``fmt`` can parse.
-
-    Used on engines without a *try* parse: only values of the right shape
-    reach the engine's parser.
-
-    Examples
-    --------
-    >>> date_format_regex("%m/%d/%Y %H:%M")
-    '^[0-9]{1,2}/[0-9]{1,2}/[0-9]{4} [0-9]{1,2}:[0-9]{1,2}$'
-    """
-    out, i = [], 0
+def _format_parts(fmt: str) -> list[tuple[str, str]]:
+    """``("directive", letter)`` and ``("literal", character)`` parts of a strptime format."""
+    out: list[tuple[str, str]] = []
+    i = 0
     while i < len(fmt):
         if fmt[i] == "%" and i + 1 < len(fmt):
             j = i + 1
             if fmt[j] in "-#" and j + 1 < len(fmt):
                 j += 1
-            out.append(_REGEX_FOR_DIRECTIVE.get(fmt[j], re.escape("%" + fmt[j])))
+            if fmt[j] == "%":
+                out.append(("literal", "%"))
+            elif fmt[j] in _REGEX_FOR_DIRECTIVE:
+                out.append(("directive", fmt[j]))
+            else:  # not a directive kam reads (the settings refuse them): literal text
+                out.extend(("literal", c) for c in "%" + fmt[j])
             i = j + 1
         else:
-            char = fmt[i]
-            out.append(char if char.isalnum() or char in " /:-年月日時分秒" else re.escape(char))
+            out.append(("literal", fmt[i]))
             i += 1
+    return out
+
+
+def _format_regex(fmt: str, *, capture: bool) -> str:
+    out = []
+    for part, value in _format_parts(fmt):
+        if part == "directive":
+            regex = _REGEX_FOR_DIRECTIVE[value]
+            out.append(f"({regex})" if capture else regex)
+        else:
+            out.append(value if value.isalnum() or value in _LITERAL_AS_IS else re.escape(value))
     return "^" + "".join(out) + "$"
 
 
+def date_format_regex(fmt: str) -> str:
+    """An anchored regular expression matching the values ``fmt`` can parse.
+
+    Only values of this shape are parsed with ``fmt``: a regular expression
+    costs far less than a failed parse, and engines without a *try* parse
+    never see text of the wrong shape. Years are 0001-9999.
+
+    Examples
+    --------
+    >>> date_format_regex("%m/%d/%Y %H:%M")[:40]
+    '^[0-9]{1,2}/[0-9]{1,2}/(?:[1-9][0-9]{3}|'
+    >>> import re
+    >>> bool(re.search(date_format_regex("%m/%d/%Y %H:%M"), "4/1/2024 8:26"))
+    True
+    """
+    return _format_regex(fmt, capture=False)
+
+
 def _parse_date(text: ir.StringValue, options: ParseOptions) -> ir.TimestampValue:
-    """The first format whose shape matches and that parses (a regular expression per
-    format selects the candidates: a failed parse attempt costs far more than a match)."""
-    attempts = []
-    for fmt in options.all_date_formats:
-        parse = (
-            _duckdb_try_strptime(text, fmt)
-            if options.engine == "duckdb"
-            else text.as_timestamp(fmt)
+    """DuckDB: the first format whose shape matches and that parses (TRY_STRPTIME)."""
+    attempts = [
+        ibis.ifelse(
+            text.re_search(date_format_regex(fmt)),
+            _duckdb_try_strptime(text, fmt),
+            ibis.null("timestamp"),
         )
-        attempts.append(
-            ibis.ifelse(text.re_search(date_format_regex(fmt)), parse, ibis.null("timestamp"))
-        )
+        for fmt in options.all_date_formats
+    ]
     return ibis.coalesce(*attempts)
+
+
+# ---- the portable form: fields cut out by a regular expression, checked, cast from ISO text
+
+_MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+_DAYS_BEFORE_MONTH = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)  # common year
+
+
+def _portable_supported(fmt: str) -> bool:
+    """Whether the portable form reads ``fmt`` (all directives but the UTC offset %z)."""
+    return all(value != "z" for part, value in _format_parts(fmt) if part == "directive")
+
+
+def _int(text: ir.StringValue) -> ir.IntegerValue:
+    """Digits (checked by the format's regular expression) as an integer."""
+    return text.cast("int64")
+
+
+def _leap(year: ir.IntegerValue) -> ir.BooleanValue:
+    return ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+
+
+def _month_from_name(name: ir.StringValue, letter: str) -> ir.IntegerValue:
+    """``%b`` (Jan, case-insensitive) or ``%B`` (January) as the month number; NULL otherwise."""
+    low = name.lower()
+    return ibis.cases(
+        *[(low == (m[:3] if letter == "b" else m), i + 1) for i, m in enumerate(_MONTHS)],
+        else_=ibis.null("int64"),
+    )
+
+
+def _portable_fields(groups: dict[str, ir.StringValue]) -> dict[str, ir.Value]:
+    """Integer fields of one format's captured groups (directive letter -> text).
+
+    Missing fields take strptime's defaults (January, the 1st, midnight); ``ok``
+    is False where a field is out of its range.
+    """
+    checks: list[ir.BooleanValue] = []
+    if "Y" in groups:
+        year = _int(groups["Y"])
+    elif "y" in groups:  # 69-99 -> 19xx, 00-68 -> 20xx (as strptime)
+        short = _int(groups["y"])
+        year = ibis.ifelse(short < 69, short + 2000, short + 1900)
+    else:  # the settings refuse formats without a year
+        year = ibis.literal(1900, type="int64")
+    if "m" in groups:
+        month = _int(groups["m"])
+    elif "b" in groups or "B" in groups:
+        letter = "b" if "b" in groups else "B"
+        month = _month_from_name(groups[letter], letter)
+        checks.append(month.notnull())
+    else:
+        month = ibis.literal(1, type="int64")
+    day = _int(groups["d"]) if "d" in groups else ibis.literal(1, type="int64")
+    hour_text = groups.get("H", groups.get("I"))
+    hour = _int(hour_text) if hour_text is not None else ibis.literal(0, type="int64")
+    if "p" in groups:  # 12-hour clock: 1-12, 12 AM is midnight
+        pm = groups["p"].lower() == "pm"
+        checks.append((hour >= 1) & (hour <= 12))
+        hour = hour % 12 + ibis.ifelse(pm, 12, 0)
+    elif "I" in groups:
+        checks.append((hour >= 1) & (hour <= 12))
+    minute = _int(groups["M"]) if "M" in groups else ibis.literal(0, type="int64")
+    second = _int(groups["S"]) if "S" in groups else ibis.literal(0, type="int64")
+    if "f" in groups:
+        checks.append(groups["f"].length() <= 6)
+        micro = _int(groups["f"].rpad(6, "0"))
+    else:
+        micro = ibis.literal(0, type="int64")
+    checks += [
+        (hour >= 0) & (hour <= 23),
+        (minute >= 0) & (minute <= 59),
+        (second >= 0) & (second <= 59),
+    ]
+    fields = {"year": year, "month": month, "day": day, "hour": hour}
+    fields |= {"minute": minute, "second": second, "micro": micro}
+    if "j" in groups:
+        fields["yday"] = _int(groups["j"])
+    fields["ok"] = ibis.and_(*checks)
+    return fields
+
+
+def _portable_timestamp(f: dict[str, ir.Value]) -> ir.TimestampValue:
+    """The timestamp of checked integer fields; NULL for an impossible date."""
+    year, month, day = f["year"], f["month"], f["day"]
+    leap = ibis.ifelse(_leap(year), 1, 0)  # PostgreSQL casts no boolean to bigint
+    ok = f["ok"]
+    if "yday" in f:  # %j: day of the year
+        yday = f["yday"]
+        ok = ok & (yday >= 1) & (yday <= 365 + leap)
+        starts = [start + (leap if m >= 2 else 0) for m, start in enumerate(_DAYS_BEFORE_MONTH)]
+        month = ibis.cases(
+            *[(yday <= starts[m + 1], m + 1) for m in range(11)], else_=ibis.literal(12)
+        )
+        day = yday - ibis.cases(*[(month == m + 1, starts[m]) for m in range(12)], else_=0)
+    days_in_month = ibis.cases(
+        (month == 2, 28 + leap),
+        (month.isin([4, 6, 9, 11]), 30),
+        else_=31,
+    )
+    ok = ok & (month >= 1) & (month <= 12) & (day >= 1) & (day <= days_in_month)
+
+    def padded(value: ir.IntegerValue, width: int) -> ir.StringValue:
+        return value.cast("string").lpad(width, "0")
+
+    iso = (
+        padded(year, 4)
+        + "-"
+        + padded(month, 2)
+        + "-"
+        + padded(day, 2)
+        + " "
+        + padded(f["hour"], 2)
+        + ":"
+        + padded(f["minute"], 2)
+        + ":"
+        + padded(f["second"], 2)
+        + "."
+        + padded(f["micro"], 6)
+    )
+    return ibis.ifelse(ok.fill_null(False), iso.try_cast("timestamp"), ibis.null("timestamp"))
+
+
+def _portable_dates(
+    t: ir.Table, requests: list[ParseRequest], options: ParseOptions, carry: list[str]
+) -> ir.Table:
+    """Dates read without the engine's date parser, in staged projections.
+
+    Per request and format: the groups of the format's regular expression
+    (only on rows of its shape), then their integer fields, then the checked
+    timestamp; the first format giving one wins (``__d_<key>``). A format
+    the portable form does not read (``%z``) goes to the engine's parser,
+    on rows of its shape only.
+    """
+    formats = options.all_date_formats
+
+    def keep(table: ir.Table) -> dict[str, ir.Value]:
+        return {c: table[c] for c in carry}
+
+    groups: dict[str, ir.Value] = {}
+    fallback: dict[str, ir.Value] = {}
+    for r in requests:
+        text = t[f"__t_{r.key}"]
+        for n, fmt in enumerate(formats):
+            if not _portable_supported(fmt):
+                fallback[f"__dx_{r.key}_{n}"] = ibis.ifelse(
+                    text.re_search(date_format_regex(fmt)),
+                    text.as_timestamp(fmt),
+                    ibis.null("timestamp"),
+                )
+                continue
+            regex = _format_regex(fmt, capture=True)
+            n_groups = sum(part == "directive" for part, _ in _format_parts(fmt))
+            shape = text.re_search(regex)
+            for g in range(n_groups):
+                group = text.re_extract(regex, g + 1).nullif("")
+                groups[f"__dg_{r.key}_{n}_{g}"] = ibis.ifelse(  # numbered: m and M differ
+                    shape, group, ibis.null("string")
+                )
+    t = t.select(**keep(t), **groups, **fallback)
+    fields: dict[str, ir.Value] = {}
+    names: dict[tuple[str, int], list[str]] = {}
+    for r in requests:
+        for n, fmt in enumerate(formats):
+            if not _portable_supported(fmt):
+                continue
+            letters = [v for part, v in _format_parts(fmt) if part == "directive"]
+            found = {letter: t[f"__dg_{r.key}_{n}_{g}"] for g, letter in enumerate(letters)}
+            computed = _portable_fields(found)
+            names[r.key, n] = list(computed)
+            for name, value in computed.items():
+                fields[f"__df_{r.key}_{n}_{name}"] = value
+    t = t.select(**keep(t), **fields, **{c: t[c] for c in fallback})
+    dates: dict[str, ir.Value] = {}
+    for r in requests:
+        attempts = []
+        for n in range(len(formats)):
+            if (r.key, n) not in names:
+                attempts.append(t[f"__dx_{r.key}_{n}"])
+                continue
+            f = {name: t[f"__df_{r.key}_{n}_{name}"] for name in names[r.key, n]}
+            attempts.append(_portable_timestamp(f))
+        dates[f"__d_{r.key}"] = ibis.coalesce(*attempts)
+    return t.select(**keep(t), **dates)
 
 
 _NUMBER_SHAPE = r"^\(.+\)$|^[^-].*-$"
 _NUMBER = {  # the whole accepted number text, after signs in parentheses / trailing are removed
-    ".": r"^[+-]?([0-9]+|[0-9]{1,3}(,[0-9]{3})+)(\.[0-9]*)?([eE][+-]?[0-9]+)?$|^[+-]?\.[0-9]+$",
+    ".": r"^[+-]?([0-9]+|[0-9]{1,3}(,[0-9]{3})+)(\.[0-9]*)?([eE][+-]?[0-9]{1,2})?$|^[+-]?\.[0-9]+$",
     ",": r"^[+-]?([0-9]+|[0-9]{1,3}(\.[0-9]{3})+)(,[0-9]*)?$|^[+-]?,[0-9]+$",
-    "none": r"^[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?$|^[+-]?\.[0-9]+$",
+    "none": r"^[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]{1,2})?$|^[+-]?\.[0-9]+$",
 }
 
 
@@ -204,11 +456,24 @@ def _plain_number(core: ir.StringValue, options: ParseOptions) -> ir.StringValue
 
 
 def _finite(number: ir.FloatingValue) -> ir.FloatingValue:
-    return ibis.ifelse(number.isinf() | number.isnan(), ibis.null("float64"), number)
+    """NULL for NaN and the infinities.
+
+    Written as a range check, not ``isinf()``: Ibis compiles ``isinf()`` to
+    FALSE for Spark. NaN is above every number on DuckDB, Spark and
+    PostgreSQL, and unordered elsewhere: outside the range either way.
+    """
+    inside = (number >= -_FLOAT_MAX) & (number <= _FLOAT_MAX)
+    return ibis.ifelse(inside, number, ibis.null("float64"))
 
 
 def _whole(number: ir.FloatingValue) -> ir.IntegerValue:
-    return ibis.ifelse(number == number.floor(), number.cast("int64"), ibis.null("int64"))
+    """A whole number of at most 2**53 in magnitude as an integer, else NULL.
+
+    The magnitude is checked first: casting 1e300 to an integer (or taking
+    its floor, which Ibis casts) is an error, not NULL, on most engines.
+    """
+    exact = ibis.ifelse(number.abs() <= _EXACT_INTEGER, number, ibis.null("float64"))
+    return ibis.ifelse(exact == exact.floor(), exact.cast("int64"), ibis.null("int64"))
 
 
 def _trim(value: ir.StringValue, engine: str) -> ir.StringValue:
@@ -271,6 +536,15 @@ def parse_columns(raw: ir.Table, requests: list[ParseRequest], options: ParseOpt
     def passthrough(table: ir.Table) -> dict[str, ir.Value]:
         return {c: table[c] for c in carry}
 
+    portable = [
+        r
+        for r in requests
+        if r.kind == "date" and r.key not in typed_sources and options.engine != "duckdb"
+    ]
+    if portable:
+        t = _portable_dates(t, portable, options, carry)
+        carry += [f"__d_{r.key}" for r in portable]
+
     numeric = [
         r for r in requests if r.kind in ("amount", "integer") and r.key not in typed_sources
     ]
@@ -288,11 +562,23 @@ def parse_columns(raw: ir.Table, requests: list[ParseRequest], options: ParseOpt
         t = t.select(
             **passthrough(t),
             **{f"__neg_{r.key}": t[f"__neg_{r.key}"] for r in numeric},
-            **{f"__ok_{r.key}": t[f"__core_{r.key}"].re_search(pattern) for r in numeric},
+            **{f"__core_{r.key}": t[f"__core_{r.key}"] for r in numeric},
             **{
-                f"__n_{r.key}": _plain_number(t[f"__core_{r.key}"], options)
-                .nullif("")
-                .try_cast("float64")
+                f"__ok_{r.key}": t[f"__core_{r.key}"].re_search(pattern)
+                & (t[f"__core_{r.key}"].length() <= MAX_NUMBER_TEXT)
+                for r in numeric
+            },
+        )
+        t = t.select(  # only text of a number's shape is cast (PostgreSQL has no try cast)
+            **passthrough(t),
+            **{f"__neg_{r.key}": t[f"__neg_{r.key}"] for r in numeric},
+            **{f"__ok_{r.key}": t[f"__ok_{r.key}"] for r in numeric},
+            **{
+                f"__n_{r.key}": ibis.ifelse(
+                    t[f"__ok_{r.key}"].fill_null(False),
+                    _plain_number(t[f"__core_{r.key}"], options).try_cast("float64"),
+                    ibis.null("float64"),
+                )
                 for r in numeric
             },
         )
@@ -307,7 +593,8 @@ def parse_columns(raw: ir.Table, requests: list[ParseRequest], options: ParseOpt
             number = ibis.ifelse(t[f"__ok_{r.key}"].fill_null(False), signed, ibis.null("float64"))
             values[f"__v_{r.key}"] = number
         elif r.kind == "date":
-            values[f"__v_{r.key}"] = _parse_date(text, options)
+            parsed = t[f"__d_{r.key}"] if r in portable else _parse_date(text, options)
+            values[f"__v_{r.key}"] = parsed
         elif r.kind == "flag":
             low = text.lower()
             values[f"__v_{r.key}"] = ibis.cases(
@@ -351,7 +638,7 @@ def _typed_value(kind: str, value: ir.Value) -> ir.Value:
 # --------------------------------------------------------------------------- formulas
 
 
-class FormulaError(ValueError):
+class FormulaError(InputError, ValueError):
     """A column formula cannot be parsed or does not fit its column."""
 
 

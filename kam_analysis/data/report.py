@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from kam_analysis.core.errors import InputError
+
 __all__ = ["DatasetError", "Issue", "ValidationReport", "clean_text"]
 
 MAX_EXAMPLES = 5
@@ -21,7 +23,7 @@ def clean_text(text: str) -> str:
     return str(text).translate(_CONTROL)
 
 
-class DatasetError(Exception):
+class DatasetError(InputError):
     """The dataset cannot be used; ``report`` says why, file by file."""
 
     def __init__(self, report: ValidationReport):

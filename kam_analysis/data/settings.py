@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kam_analysis.schemas import TABLE_MODELS
+from kam_analysis.core.schemas import TABLE_MODELS
 
 __all__ = ["DELIMITERS", "DataSettings", "SourceSettings", "known_table_keys"]
 

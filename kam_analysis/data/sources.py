@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import ibis
 
-if TYPE_CHECKING:
-    from kam_analysis.data.settings import SourceSettings
+from kam_analysis.core.errors import KamError
+from kam_analysis.data.settings import SourceSettings
 
 __all__ = [
     "SourceError",
@@ -43,7 +43,7 @@ _SPARK_DEFAULTS = {
 }
 
 
-class SourceError(RuntimeError):
+class SourceError(KamError, RuntimeError):
     """The configured engine cannot be reached or is not installed."""
 
 

@@ -1,7 +1,7 @@
 """Validating an opened dataset against the contract.
 
 Validation (:func:`validate_dataset`) compiles the contract
-(:mod:`kam_analysis.schemas`) into one aggregate query per table plus key,
+(:mod:`kam_analysis.core.schemas`) into one aggregate query per table plus key,
 foreign-key and cross-column queries, all expressed in Ibis so they also run
 on a warehouse backend; only counts and at most five example rows per broken
 rule come back.
@@ -31,10 +31,7 @@ from pathlib import Path
 import ibis
 import ibis.expr.types as ir
 
-from kam_analysis.data.dataset import DERIVED, Dataset, ReadConfig, open_dataset
-from kam_analysis.data.files import ROW
-from kam_analysis.data.report import MAX_EXAMPLES, DatasetError, Issue, ValidationReport
-from kam_analysis.schemas import (
+from kam_analysis.core.schemas import (
     CANONICAL_TABLES,
     REQUIRED_TABLES,
     TABLE_MODELS,
@@ -42,6 +39,9 @@ from kam_analysis.schemas import (
     describe_check,
     table_key,
 )
+from kam_analysis.data.dataset import DERIVED, Dataset, ReadConfig, open_dataset
+from kam_analysis.data.files import ROW
+from kam_analysis.data.report import MAX_EXAMPLES, DatasetError, Issue, ValidationReport
 
 __all__ = ["AS_OF_GAP_DAYS", "as_date", "validate_dataset", "validate_open_dataset"]
 
@@ -279,15 +279,16 @@ _DAY_MONTH = re.compile(r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2,4})")
 
 def _date_hint(examples: list[dict], column: str) -> str:
     """Advice for dates written day/month or month/day (never guessed)."""
-    firsts, seconds = [], []
+    firsts, seconds, samples = [], [], []
     for ex in examples:
         m = _DAY_MONTH.match(str(ex.get(column) or ""))
         if m:
             firsts.append(int(m.group(1)))
             seconds.append(int(m.group(2)))
+            samples.append(str(ex.get(column)).strip())
     if not firsts:
         return ""
-    sample = str(examples[0].get(column)).strip()
+    sample = samples[0]  # a day/month value: the format advised is written like it
     time = (
         " %H:%M"
         if ":" in sample and sample.count(":") == 1

@@ -3,7 +3,14 @@
 Everything here is model-agnostic: time units and discounting, input
 validation for customer-by-sufficient-statistic (CBS) data, compression of
 duplicate rows into weights, the L-BFGS-B optimiser on the log scale with its
-convergence checks, the numerical Hessian, and the ``summary()`` table.
+convergence checks and subsample warm start, the numerical Hessian, and the
+:class:`ParametricModel` base: construction from settings, the fit
+(:meth:`ParametricModel._prepare_rows`, :meth:`ParametricModel._estimate`),
+stored estimates and the ``summary()`` table.
+
+A model file holds its likelihood and its predictions: a :class:`Likelihood`
+(the data arranged for fast evaluations, the mean negative log-likelihood
+and its gradient), the default start ``_start`` and the prediction methods.
 """
 
 from __future__ import annotations
@@ -12,12 +19,14 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import optimize, stats
+
+from kam_analysis.core.errors import KamError
 
 TimeUnit = Literal["week", "month", "quarter", "year"]
 
@@ -43,7 +52,7 @@ LOG_BOUND = 18.0
 MAX_SE_LOG = 10.0
 
 
-class ConvergenceError(RuntimeError):
+class ConvergenceError(KamError, RuntimeError):
     """The maximum-likelihood fit failed or landed on a degenerate boundary.
 
     Raised instead of returning parameters that do not describe the data: the
@@ -54,7 +63,7 @@ class ConvergenceError(RuntimeError):
     """
 
 
-class NotFittedError(RuntimeError):
+class NotFittedError(KamError, RuntimeError):
     """A prediction method was called before ``fit``."""
 
 
@@ -302,6 +311,14 @@ def _group_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]
         new[1:] |= cs[1:] != cs[:-1]
     group = np.cumsum(new) - 1
     return order, group, int(group[-1]) + 1
+
+
+def check_horizon(t: Any) -> np.ndarray:
+    """Prediction horizon(s) ``t`` as a float array; finite and >= 0, else ``ValueError``."""
+    arr = np.asarray(t, dtype=float)
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"t (horizon) must be finite and >= 0, got {t!r}")
+    return arr
 
 
 def _dot(u: np.ndarray, v: np.ndarray) -> float:
@@ -616,6 +633,51 @@ def fit_with_warm_start(
         ), None  # fmt: skip
 
 
+class Likelihood:
+    """A model's data arranged for its likelihood: what the shared fit needs.
+
+    One subclass per model lives next to its likelihood. It sets
+    :attr:`total` and :attr:`n_rows` and implements :meth:`objective` and
+    :meth:`log_likelihood`; a model fitted on a random subsample first (a warm
+    start, see :func:`fit_with_warm_start`) also sets
+    :attr:`warm_start_rows` and implements :meth:`subsample`. The Hessian
+    defaults to finite differences of the analytic gradient.
+    """
+
+    total: float = 0.0
+    """Customers (sum of the weights): the scale of the mean objective, and ``n_obs_``."""
+    n_rows: int = 0
+    """Rows of the data (after compression)."""
+    warm_start_rows: int | None = None
+    """With more than twice this many rows, fit a subsample of this many first (None: never)."""
+
+    def objective(self, log_theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Mean negative log-likelihood and its gradient in the log-parameters."""
+        raise NotImplementedError
+
+    def log_likelihood(self, log_theta: np.ndarray) -> float:
+        """Total log-likelihood at the log-parameters."""
+        raise NotImplementedError
+
+    def subsample(self, size: int) -> Likelihood:
+        """The same model on a random subsample of ``size`` rows (seeded)."""
+        raise NotImplementedError
+
+    def hessian(self, log_theta: np.ndarray, gradient: np.ndarray | None = None) -> np.ndarray:
+        """Hessian of the total negative log-likelihood in the log-parameters.
+
+        Forward differences of the gradient when ``gradient`` (of the mean
+        objective at ``log_theta``) is known, else central ones.
+        """
+        total = self.total
+        return numerical_hessian(
+            None,
+            log_theta,
+            grad=lambda z: self.objective(z)[1] * total,
+            grad_at_x=None if gradient is None else gradient * total,
+        )
+
+
 def boundary_diagnosis(
     log_params: np.ndarray, hessian_log: np.ndarray, names: Sequence[str]
 ) -> tuple[str | None, tuple[str, ...]]:
@@ -688,14 +750,22 @@ def boundary_diagnosis(
 
 
 class ParametricModel:
-    """Base class: parameter storage, standard errors, ``summary()`` and reprs.
+    """Base class: construction from settings, the fit, stored estimates, ``summary()``.
 
-    Subclasses set :attr:`param_names` and call :meth:`_store_fit` at the end
-    of ``fit``.
+    Subclasses set :attr:`param_names`, :attr:`model_name` and
+    :attr:`settings_fields`, implement :meth:`_start`, and fit with
+    :meth:`_prepare_rows` (weights checked, rows merged), a
+    :class:`Likelihood` of their own and :meth:`_fit_likelihood` (optimum,
+    log-likelihood and Hessian by :meth:`_estimate`, stored by :meth:`_store_fit`).
     """
 
     param_names: ClassVar[tuple[str, ...]] = ()
     model_name: ClassVar[str] = "model"
+    settings_fields: ClassVar[dict[str, str]] = {
+        "confidence_level": "confidence_level",
+        "max_iter": "max_iter",
+    }
+    """Constructor keyword -> field of :class:`LTVModelSettings` it is built from."""
 
     def __init__(self, *, confidence_level: float = 0.95, max_iter: int = 1000) -> None:
         if not 0 < confidence_level < 1:
@@ -704,6 +774,95 @@ class ParametricModel:
             raise ValueError(f"max_iter must be >= 1, got {max_iter!r}")
         self.confidence_level = float(confidence_level)
         self.max_iter = int(max_iter)
+
+    @classmethod
+    def from_settings(cls, settings: LTVModelSettings, **overrides: Any) -> Self:
+        """Build an unfitted model from :class:`LTVModelSettings`.
+
+        Parameters
+        ----------
+        settings
+            The fields named in :attr:`settings_fields` are used.
+        **overrides
+            Constructor keywords that replace (or add to) those values, e.g.
+            ``bootstrap_seed``.
+
+        Returns
+        -------
+        ParametricModel
+            An instance of the class it is called on.
+        """
+        kwargs = {arg: getattr(settings, name) for arg, name in cls.settings_fields.items()}
+        return cls(**{**kwargs, **overrides})
+
+    # ------------------------------------------------------------------ fitting
+    def _start(self, data: Any) -> np.ndarray:  # pragma: no cover - abstract
+        """The optimiser's default starting log-parameters for ``data`` (a :class:`Likelihood`)."""
+        raise NotImplementedError
+
+    def _fit_options(self) -> dict[str, Any]:
+        """``allow_boundary`` and ``max_seconds`` of the maximum-likelihood fit."""
+        return {"allow_boundary": False, "max_seconds": None}
+
+    @staticmethod
+    def _prepare_rows(
+        columns: Sequence[np.ndarray], weights: Any
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Check the weights, drop rows of weight 0 and merge identical rows.
+
+        Parameters
+        ----------
+        columns
+            Validated, equal-length float arrays (one value per customer).
+        weights
+            None (one customer per row) or one non-negative weight per row.
+
+        Returns
+        -------
+        (list of numpy.ndarray, numpy.ndarray)
+            The columns and their weights (see :func:`compress_rows`).
+        """
+        w = validate_weights(weights, columns[0].size)
+        keep = w > 0
+        return compress_rows([c[keep] for c in columns], w[keep])
+
+    def _maximise(
+        self,
+        data: Likelihood,
+        x0: np.ndarray | None = None,
+        *,
+        allow_boundary: bool = False,
+        max_iter: int | None = None,
+        max_seconds: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Maximum-likelihood log-parameters (and the gradient there, when known).
+
+        Starts at ``x0`` (default :meth:`_start`); data with more than twice
+        ``data.warm_start_rows`` rows are first fitted on a subsample of that
+        many (:func:`fit_with_warm_start`).
+        """
+        rows = data.warm_start_rows
+        big = rows is not None and data.n_rows > 2 * rows
+        return fit_with_warm_start(
+            data.objective,
+            self._start(data) if x0 is None else np.asarray(x0, dtype=float),
+            sub_objective=data.subsample(rows).objective if big else None,
+            names=self.param_names,
+            model=self.model_name,
+            max_iter=self.max_iter if max_iter is None else max_iter,
+            allow_boundary=allow_boundary,
+            max_seconds=max_seconds,
+        )
+
+    def _estimate(self, data: Likelihood) -> tuple[np.ndarray, float, np.ndarray]:
+        """Fit ``data``: optimal log-parameters, log-likelihood and Hessian (total, log scale)."""
+        log_theta, gradient = self._maximise(data, **self._fit_options())
+        return log_theta, data.log_likelihood(log_theta), data.hessian(log_theta, gradient)
+
+    def _fit_likelihood(self, data: Likelihood) -> None:
+        """:meth:`_estimate` and :meth:`_store_fit`: the fit of a model without a boundary mode."""
+        log_theta, log_likelihood, hessian_log = self._estimate(data)
+        self._store_fit(log_theta, log_likelihood, data.total, hessian_log)
 
     # ------------------------------------------------------------------ fitted state
     def _store_fit(

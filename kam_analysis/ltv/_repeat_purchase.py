@@ -35,16 +35,18 @@ intervals of smooth functions of the parameters that the LTV uses
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 import pandas as pd
 
 from ._base import (
     ConvergenceError,
-    LTVModelSettings,
+    Likelihood,
     ParametricModel,
     check_time_unit,
+    compress_rows,
+    validate_rft,
 )
 
 __all__ = ["MIN_BOOTSTRAP", "RepeatPurchaseModel", "bootstrap_replicates"]
@@ -84,11 +86,12 @@ def bootstrap_replicates(n_customers: int, n_bootstrap: int = 200) -> int:
 class RepeatPurchaseModel(ParametricModel):
     """Base of :class:`~kam_analysis.ltv.BetaGeo` and :class:`~kam_analysis.ltv.ParetoNBD`.
 
-    Owns the time unit, the settings for estimates on the boundary, the
-    parametric bootstrap and the check that boundary predictions are finite.
-    Subclasses implement :meth:`_fit_log_theta` (optimise, no Hessian),
-    :meth:`_simulate` (customer summaries from given parameters) and the
-    prediction methods.
+    Owns the time unit, the settings for estimates on the boundary, the fit
+    on (frequency, recency, T), the parametric bootstrap and the check that
+    boundary predictions are finite. Subclasses implement :meth:`_likelihood`
+    (their :class:`~kam_analysis.ltv._base.Likelihood`), ``_start`` (default
+    starting values), :meth:`_simulate` (customer summaries from given
+    parameters) and the prediction methods.
 
     Parameters
     ----------
@@ -157,20 +160,61 @@ class RepeatPurchaseModel(ParametricModel):
         self.max_fit_seconds = None if max_fit_seconds is None else float(max_fit_seconds)
         self.bootstrap_: dict[str, Any] = {}
 
-    @classmethod
-    def from_settings(cls, settings: LTVModelSettings, **overrides: Any) -> Any:
-        """Build an unfitted model from :class:`LTVModelSettings` (keywords override)."""
-        kwargs: dict[str, Any] = {
-            "time_unit": settings.time_unit,
-            "confidence_level": settings.confidence_level,
-            "max_iter": settings.max_iter,
-            "boundary": settings.boundary,
-            "n_bootstrap": settings.n_bootstrap,
-            "max_bootstrap_seconds": settings.max_bootstrap_seconds,
-        }
-        return cls(**{**kwargs, **overrides})
+    settings_fields = {
+        **ParametricModel.settings_fields,
+        "time_unit": "time_unit",
+        "boundary": "boundary",
+        "n_bootstrap": "n_bootstrap",
+        "max_bootstrap_seconds": "max_bootstrap_seconds",
+    }
 
-    # ------------------------------------------------------------------ subclass hooks
+    # ------------------------------------------------------------------ fitting
+    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> Self:
+        """Fit by maximum likelihood.
+
+        Parameters
+        ----------
+        frequency, recency, T
+            One value per customer (array-like or Series), times in
+            ``time_unit``: the number of repeat purchases, the time from the
+            first to the last purchase, and from the first purchase to the end
+            of observation.
+        weights
+            Optional number of customers sharing each (frequency, recency, T)
+            row. Identical rows are also compressed automatically.
+
+        Returns
+        -------
+        RepeatPurchaseModel
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            Invalid input (negative values, recency > T, non-integer
+            frequency, recency != 0 with frequency 0, ...).
+        ConvergenceError
+            The fit did not converge, nobody made a repeat purchase, or the
+            estimate is degenerate (with ``boundary="bootstrap"``: only when
+            its predictions are not finite).
+        """
+        x, tx, big_t = validate_rft(frequency, recency, T)
+        (x, tx, big_t), w = self._prepare_rows([x, tx, big_t], weights)
+        self._require_repeat_buyers(x)
+        log_theta, ll, hess = self._estimate(self._likelihood(x, tx, big_t, w))
+        self._finish_fit(x, tx, big_t, w, log_theta, ll, hess)
+        return self
+
+    def _fit_options(self) -> dict[str, Any]:
+        return {"allow_boundary": self.boundary == "bootstrap", "max_seconds": self.max_fit_seconds}
+
+    def _require_repeat_buyers(self, x: np.ndarray) -> None:
+        if not np.any(x > 0):
+            raise ConvergenceError(
+                f"{self.model_name}: no customer has a repeat purchase (all frequency == 0); the "
+                "purchase and dropout processes are not identified"
+            )
+
     def _fit_log_theta(
         self,
         x: np.ndarray,
@@ -182,20 +226,33 @@ class RepeatPurchaseModel(ParametricModel):
         allow_boundary: bool,
         max_iter: int,
         max_seconds: float | None = None,
-    ) -> np.ndarray:  # pragma: no cover - abstract
+    ) -> np.ndarray:
         """Maximum-likelihood log-parameters on validated data (``x0`` None: default start)."""
+        (x, tx, big_t), w = compress_rows([x, tx, big_t], w)
+        self._require_repeat_buyers(x)
+        return self._maximise(
+            self._likelihood(x, tx, big_t, w),
+            x0,
+            allow_boundary=allow_boundary,
+            max_iter=max_iter,
+            max_seconds=max_seconds,
+        )[0]
+
+    def _start_values(self, x: np.ndarray, tx: np.ndarray, big_t: np.ndarray) -> np.ndarray:
+        """The optimiser's default starting log-parameters for these (unweighted) data."""
+        return self._start(self._likelihood(x, tx, big_t, np.ones(x.size)))
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _likelihood(
+        self, x: np.ndarray, tx: np.ndarray, big_t: np.ndarray, w: np.ndarray
+    ) -> Likelihood:  # pragma: no cover - abstract
+        """The model's likelihood on validated, weighted (frequency, recency, T) rows."""
         raise NotImplementedError
 
     def _simulate(
         self, theta: np.ndarray, big_t: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
         """Simulated ``(frequency, recency)`` for customers observed for ``big_t``."""
-        raise NotImplementedError
-
-    def _start_values(
-        self, x: np.ndarray, tx: np.ndarray, big_t: np.ndarray
-    ) -> np.ndarray:  # pragma: no cover - abstract
-        """The optimiser's default starting log-parameters for these data."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ boundary handling

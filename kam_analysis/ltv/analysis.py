@@ -1,10 +1,12 @@
 """Everything the LTV report shows, computed from an analysis context in one call.
 
-:func:`ltv_analysis` fits the models once as of the context's date, values
-every account (:func:`~kam_analysis.ltv.value.account_ltv`), builds the
+:func:`value_accounts` is the valuation step: it fits the models once as of
+the context's date and values every account
+(:func:`~kam_analysis.ltv.value.account_ltv`). :func:`ltv_analysis` adds the
 retention curves, the renewal forecast, and the backtest at the latest
 cut-off plus a rolling-origin summary, so that the notebook only plots and
-narrates.
+narrates. Every report that shows an LTV reads these numbers (through the
+analysis context: ``ctx.ltv_values``, ``ctx.ltv``).
 
 It does not fail because the data do not support a model: a model that
 cannot be fitted falls back to the next one, an estimate on a parameter
@@ -36,7 +38,49 @@ from .value import (
     retention_cohorts,
 )
 
-__all__ = ["LtvAnalysis", "hazard_profiles", "ltv_analysis"]
+__all__ = [
+    "LtvAnalysis",
+    "LtvValues",
+    "hazard_profiles",
+    "ltv_analysis",
+    "unvalued_ltv",
+    "value_accounts",
+]
+
+
+@dataclass
+class LtvValues:
+    """Results of :func:`value_accounts`: the fitted models and every account's LTV.
+
+    Attributes
+    ----------
+    settings : LtvSettings
+    models : LtvModels
+        Fitted once; their ``messages`` include the notes on the basis and,
+        when no account could be valued, ``nothing_valued``.
+    ltv : DataFrame
+        As :attr:`LtvAnalysis.ltv` (:func:`account_ltv` columns plus labels
+        and ``value_at_risk``, sorted by descending ``ltv``).
+    basis : str
+        ``"gross_profit"``, ``"assumed_margin"`` or ``"revenue"`` (:func:`ltv_basis`).
+    assumed_gross_margin : float or None
+        The margin behind ``"assumed_margin"``.
+    not_valued : str or None
+        Why no account could be valued (every row then has ``model == "none"``);
+        None when the models valued some account.
+    """
+
+    settings: LtvSettings
+    models: LtvModels
+    ltv: pd.DataFrame
+    basis: str
+    assumed_gross_margin: float | None = None
+    not_valued: str | None = None
+
+    @property
+    def valued(self) -> pd.DataFrame:
+        """The rows of ``ltv`` with a value (model other than ``"none"``)."""
+        return self.ltv[self.ltv["model"] != "none"]
 
 
 @dataclass
@@ -111,10 +155,79 @@ def hazard_profiles(models: LtvModels, months: int) -> pd.DataFrame:
     return long
 
 
+def value_accounts(
+    ctx: Any,
+    settings: LtvSettings | None = None,
+    *,
+    assumed_gross_margin: float | None = None,
+) -> LtvValues:
+    """Fit the LTV models once and value every account: the valuation step of the LTV report.
+
+    Parameters
+    ----------
+    ctx : kam_analysis.context.AnalysisContext
+        Dataset, as-of date and configuration (``ctx.features``, ``ctx.monthly``,
+        ``ctx.frame(...)``, ``ctx.config.features.period``: the unit of the
+        features' purchase summary, passed to the models as ``purchase_period``).
+    settings : LtvSettings, optional
+    assumed_gross_margin : float, optional
+        Without cost data, value revenue x this margin; default
+        ``ctx.config.data.assumed_gross_margin`` when the configuration has it.
+
+    Returns
+    -------
+    LtvValues
+        Never raises because no account can be valued: every row is then
+        unvalued (:func:`unvalued_ltv`), with the reason in ``not_valued`` and
+        a ``nothing_valued`` note.
+    """
+    settings = settings or LtvSettings()
+    margin_setting = _margin_setting(ctx, assumed_gross_margin)
+    period = ctx.config.features.period
+    frames = _ltv_frames(ctx)
+    models = fit_ltv_models(
+        ctx.features,
+        as_of=ctx.as_of,
+        monthly=ctx.monthly,
+        settings=settings,
+        purchase_period=period,
+        **frames,
+    )
+    basis, margin = ltv_basis(
+        ctx.features,
+        assumed_gross_margin=margin_setting,
+        portfolio_margin=models.portfolio_margin,
+    )
+    _note_basis(models, basis, margin)
+    not_valued = None
+    try:
+        ltv = account_ltv(
+            ctx.features,
+            as_of=ctx.as_of,
+            contracts=frames["contracts"],
+            settings=settings,
+            models=models,
+            purchase_period=period,
+            assumed_gross_margin=margin_setting,
+        )
+    except LtvInputError as err:
+        ltv, not_valued = unvalued_ltv(ctx.features, basis), str(err)
+        models.note("nothing_valued", f"no account could be valued: {err}", reason=not_valued)
+    return LtvValues(
+        settings=settings,
+        models=models,
+        ltv=_with_labels(ltv, ctx.frame("accounts")),
+        basis=basis,
+        assumed_gross_margin=margin,
+        not_valued=not_valued,
+    )
+
+
 def ltv_analysis(
     ctx: Any,
     settings: LtvSettings | None = None,
     *,
+    values: LtvValues | None = None,
     holdout_months: int = 12,
     n_origins: int = 3,
     step_months: int = 6,
@@ -129,6 +242,11 @@ def ltv_analysis(
         Dataset, as-of date, configuration (``ctx.features``,
         ``ctx.monthly``, ``ctx.frame(...)``, ``ctx.dataset.table(...)``).
     settings : LtvSettings, optional
+        Default ``values.settings`` when ``values`` is given.
+    values : LtvValues, optional
+        The valuation step already done (:func:`value_accounts` on ``ctx``
+        with the same settings and margin); computed here when omitted.
+        Its models and table are reused, not refitted.
     holdout_months : int
         Length of the backtest holdout.
     n_origins, step_months : int
@@ -144,52 +262,29 @@ def ltv_analysis(
     LtvAnalysis
         Never raises because a model cannot be fitted or no account can be
         valued; those cases are in ``notes`` and ``messages``.
-    """
-    settings = settings or LtvSettings()
-    if assumed_gross_margin is None:
-        assumed_gross_margin = getattr(ctx.config.data, "assumed_gross_margin", None)
-    period = ctx.config.features.period
-    frames = {t: ctx.frame(t) for t in ("contracts", "surveys", "activities", "usage")}
-    models = fit_ltv_models(
-        ctx.features,
-        as_of=ctx.as_of,
-        monthly=ctx.monthly,
-        settings=settings,
-        purchase_period=period,
-        **frames,
-    )
-    basis, margin = ltv_basis(
-        ctx.features,
-        assumed_gross_margin=assumed_gross_margin,
-        portfolio_margin=models.portfolio_margin,
-    )
-    _note_basis(models, basis, margin)
-    try:
-        ltv = account_ltv(
-            ctx.features,
-            as_of=ctx.as_of,
-            contracts=frames["contracts"],
-            settings=settings,
-            models=models,
-            purchase_period=period,
-            assumed_gross_margin=assumed_gross_margin,
-        )
-    except LtvInputError as err:
-        ltv = unvalued_ltv(ctx.features, basis)
-        models.note("nothing_valued", f"no account could be valued: {err}", reason=str(err))
-    ltv = _with_labels(ltv, ctx.frame("accounts"))
 
+    Raises
+    ------
+    ValueError
+        When ``settings`` and ``values.settings`` differ.
+    """
+    if values is None:
+        values = value_accounts(ctx, settings, assumed_gross_margin=assumed_gross_margin)
+    elif settings is not None and settings != values.settings:
+        raise ValueError("settings differ from the settings the values were computed with")
+    settings, models = values.settings, values.models
+    frames = _ltv_frames(ctx)
     observed, fitted_df = _retention_curves(models, ctx.as_of)
-    renewal = _renewal(ctx, frames["contracts"], models, ltv, settings, renewal_months)
+    renewal = _renewal(ctx, frames["contracts"], models, values.ltv, settings, renewal_months)
     results, bt_notes = _backtests(
         ctx,
         frames,
         settings,
-        period=period,
+        period=ctx.config.features.period,
         holdout_months=holdout_months,
         n_origins=n_origins,
         step_months=step_months,
-        assumed_gross_margin=assumed_gross_margin,
+        assumed_gross_margin=_margin_setting(ctx, assumed_gross_margin),
     )
     rolling = None
     if results:
@@ -200,17 +295,29 @@ def ltv_analysis(
     return LtvAnalysis(
         settings=settings,
         models=models,
-        ltv=ltv,
+        ltv=values.ltv,
         retention_observed=observed,
         retention_fitted=fitted_df,
         renewal=renewal,
         backtest=results[0] if results else None,
         rolling=rolling,
         notes=[m.text for m in messages],
-        basis=basis,
-        assumed_gross_margin=margin,
+        basis=values.basis,
+        assumed_gross_margin=values.assumed_gross_margin,
         messages=messages,
     )
+
+
+def _margin_setting(ctx: Any, assumed_gross_margin: float | None) -> float | None:
+    """The margin to assume without cost data: the argument, else ``[data] assumed_gross_margin``."""
+    if assumed_gross_margin is not None:
+        return assumed_gross_margin
+    return getattr(ctx.config.data, "assumed_gross_margin", None)
+
+
+def _ltv_frames(ctx: Any) -> dict[str, pd.DataFrame | None]:
+    """The contract-level tables the LTV models read (None where absent)."""
+    return {t: ctx.frame(t) for t in ("contracts", "surveys", "activities", "usage")}
 
 
 def unvalued_ltv(features: pd.DataFrame, basis: str) -> pd.DataFrame:

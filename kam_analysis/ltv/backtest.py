@@ -43,11 +43,12 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from kam_analysis.features import (
-    _period_of_day,
-    _prepared_lines,
+from kam_analysis.core.errors import InputError
+from kam_analysis.data.features import (
     build_account_features,
     monthly_revenue,
+    period_of_day,
+    prepared_lines,
 )
 
 from ._repeat_purchase import RepeatPurchaseModel
@@ -65,7 +66,7 @@ __all__ = [
 ]
 
 
-class BacktestInputError(ValueError):
+class BacktestInputError(InputError, ValueError):
     """The backtest cannot be run as asked."""
 
 
@@ -265,8 +266,8 @@ def _holdout_actuals(
     fx_rates: ir.Table | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per account holdout GP / revenue / repeat periods, and repeat periods per holdout period."""
-    lines = _prepared_lines(transactions, end, period, fx_rates)
-    p_cut = _period_of_day(cutoff, period)
+    lines = prepared_lines(transactions, end, period, fx_rates)
+    p_cut = period_of_day(cutoff, period)
     after = lines.filter(lines.ts >= ibis.literal(cutoff + pd.Timedelta(days=1), type="timestamp"))
     per = after.group_by(["account_id", "period"]).aggregate(
         _gp=after.gross_profit.sum(), _rev=after.revenue.sum()
@@ -465,7 +466,7 @@ def _purchase_diagnostics(
         return empty_t, empty_h
     buyers = features[features["frequency"].notna() & features["T"].gt(0)]
     x, tx, big_t = (buyers[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    n_periods = _period_of_day(end, period) - _period_of_day(cut, period)
+    n_periods = period_of_day(end, period) - period_of_day(cut, period)
     grid = np.arange(1, n_periods + 1, dtype=float)
     chunks = [
         np.asarray(

@@ -33,16 +33,13 @@ from scipy import stats
 from scipy.special import betaincinv, betaln, digamma, expit, gammaln, hyp2f1
 
 from ._base import (
-    ConvergenceError,
+    Likelihood,
     _dot,
     _like,
     _unique_counts,
     _wsum,
-    compress_rows,
-    fit_with_warm_start,
-    numerical_hessian,
+    check_horizon,
     validate_rft,
-    validate_weights,
 )
 from ._repeat_purchase import RepeatPurchaseModel
 
@@ -56,7 +53,7 @@ _HYP_MAX_A = 50.0
 _QUADRATURE_NODES = 128
 
 
-class _BGNBDData:
+class _BGNBDData(Likelihood):
     """Customer data pre-arranged for fast likelihood evaluations.
 
     Terms that depend on the customer only through the integer frequency are
@@ -66,7 +63,8 @@ class _BGNBDData:
     """
 
     def __init__(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray, w: np.ndarray) -> None:
-        self.W = float(w.sum())
+        self.W = self.total = float(w.sum())
+        self.n_rows = x.size
         self.ux, inv = _unique_counts(x)
         self.cnt = np.bincount(inv, weights=w, minlength=self.ux.size)
         zero = x == 0
@@ -130,10 +128,18 @@ class _BGNBDData:
             g_b -= _dot(np.bincount(self.inv1, weights=share_c, minlength=self.ux1.size), inv_bx1)
         return float(ll), np.array([g_r, g_alpha, g_a, g_b])
 
+    @property
+    def warm_start_rows(self) -> int:
+        """:data:`_WARM_START_ROWS`, read when fitting."""
+        return _WARM_START_ROWS
+
     def objective(self, log_theta: np.ndarray) -> tuple[float, np.ndarray]:
         theta = np.exp(log_theta)
         ll, g = self.loglik_grad(*theta)
         return -ll / self.W, -g * theta / self.W
+
+    def log_likelihood(self, log_theta: np.ndarray) -> float:
+        return self.loglik_grad(*np.exp(log_theta))[0]
 
 
 class BetaGeo(RepeatPurchaseModel):
@@ -194,105 +200,10 @@ class BetaGeo(RepeatPurchaseModel):
     model_name = "BG/NBD"
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> BetaGeo:
-        """Fit by maximum likelihood.
-
-        Parameters
-        ----------
-        frequency, recency, T
-            One value per customer (array-like or Series), times in
-            ``time_unit``. See the module docstring for definitions.
-        weights
-            Optional number of customers sharing each (frequency, recency, T)
-            row. Identical rows are also compressed automatically.
-
-        Returns
-        -------
-        BetaGeo
-            ``self``, fitted.
-
-        Raises
-        ------
-        ValueError
-            Invalid input (negative values, recency > T, non-integer
-            frequency, recency != 0 with frequency 0, ...).
-        ConvergenceError
-            The fit did not converge, nobody made a repeat purchase, or the
-            estimate is degenerate (with ``boundary="bootstrap"``: only when
-            its predictions are not finite).
-        """
-        x, tx, big_t = validate_rft(frequency, recency, T)
-        w = validate_weights(weights, x.size)
-        keep = w > 0
-        (x, tx, big_t), w = compress_rows([x[keep], tx[keep], big_t[keep]], w[keep])
-        data = _BGNBDData(x, tx, big_t, w)
-        log_theta, g_opt = self._optimise(
-            data,
-            None,
-            allow_boundary=self.boundary == "bootstrap",
-            max_iter=self.max_iter,
-            max_seconds=self.max_fit_seconds,
-        )
-        ll, _ = data.loglik_grad(*np.exp(log_theta))
-
-        def grad_total(z: np.ndarray) -> np.ndarray:
-            return data.objective(z)[1] * data.W
-
-        hess = numerical_hessian(
-            None, log_theta, grad=grad_total, grad_at_x=None if g_opt is None else g_opt * data.W
-        )
-        self._finish_fit(x, tx, big_t, w, log_theta, ll, hess)
-        return self
-
-    def _optimise(
-        self,
-        data: _BGNBDData,
-        x0: np.ndarray | None,
-        *,
-        allow_boundary: bool,
-        max_iter: int,
-        max_seconds: float | None = None,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        if data.x1.size == 0:
-            raise ConvergenceError(
-                "BG/NBD: no customer has a repeat purchase (all frequency == 0); the "
-                "purchase and dropout processes are not identified"
-            )
-        big = data.x1.size + data.T0.size > 2 * _WARM_START_ROWS
-        return fit_with_warm_start(
-            data.objective,
-            self._start(data) if x0 is None else np.asarray(x0, dtype=float),
-            sub_objective=data.subsample(_WARM_START_ROWS).objective if big else None,
-            names=self.param_names,
-            model=self.model_name,
-            max_iter=max_iter,
-            allow_boundary=allow_boundary,
-            max_seconds=max_seconds,
-        )
-
-    def _fit_log_theta(
-        self,
-        x: np.ndarray,
-        tx: np.ndarray,
-        big_t: np.ndarray,
-        w: np.ndarray,
-        x0: np.ndarray | None,
-        *,
-        allow_boundary: bool,
-        max_iter: int,
-        max_seconds: float | None = None,
-    ) -> np.ndarray:
-        (x, tx, big_t), w = compress_rows([x, tx, big_t], w)
-        return self._optimise(
-            _BGNBDData(x, tx, big_t, w),
-            x0,
-            allow_boundary=allow_boundary,
-            max_iter=max_iter,
-            max_seconds=max_seconds,
-        )[0]
-
-    def _start_values(self, x: np.ndarray, tx: np.ndarray, big_t: np.ndarray) -> np.ndarray:
-        return self._start(_BGNBDData(x, tx, big_t, np.ones(x.size)))
+    def _likelihood(
+        self, x: np.ndarray, tx: np.ndarray, big_t: np.ndarray, w: np.ndarray
+    ) -> _BGNBDData:
+        return _BGNBDData(x, tx, big_t, w)
 
     def _simulate(
         self, theta: np.ndarray, big_t: np.ndarray, rng: np.random.Generator
@@ -301,8 +212,7 @@ class BetaGeo(RepeatPurchaseModel):
         sim = simulate_beta_geo(big_t.size, r=r, alpha=alpha, a=a, b=b, T=big_t, seed=rng)
         return sim["frequency"].to_numpy(dtype=float), sim["recency"].to_numpy()
 
-    @staticmethod
-    def _start(data: _BGNBDData) -> np.ndarray:
+    def _start(self, data: _BGNBDData) -> np.ndarray:
         mean_x = (data.cnt @ data.ux) / data.W
         mean_t = (_wsum(data.w0, data.T0) + _wsum(data.w1, data.T1)) / data.W
         r0 = 0.5
@@ -367,7 +277,7 @@ class BetaGeo(RepeatPurchaseModel):
         """
         r, alpha, a, b = self._theta()
         x, tx, big_t = validate_rft(frequency, recency, T)
-        t = self._horizon(t)
+        t = check_horizon(t)
         p_alive = np.asarray(self.conditional_probability_alive(x, tx, big_t))
         value = self._expected_factor(t, x, big_t, r, alpha, a, b) * p_alive
         return _like(np.asarray(value), frequency, "expected_purchases")
@@ -412,7 +322,7 @@ class BetaGeo(RepeatPurchaseModel):
             E[X(t)], same shape as ``t``.
         """
         r, alpha, a, b = self._theta()
-        t = self._horizon(t)
+        t = check_horizon(t)
         if abs(a - 1.0) < 1e-7:
             a = 1.0 + 1e-6
         z = t / (alpha + t)
@@ -438,7 +348,7 @@ class BetaGeo(RepeatPurchaseModel):
             Probabilities, broadcast shape of ``t`` and ``n``.
         """
         r, alpha, a, b = self._theta()
-        t = self._horizon(t)
+        t = check_horizon(t)
         n = np.asarray(n, dtype=float)
         if np.any(n < 0) or np.any(n != np.round(n)):
             raise ValueError("n must contain non-negative integers")
@@ -452,13 +362,6 @@ class BetaGeo(RepeatPurchaseModel):
                 0.0,
             )
         return first + second
-
-    @staticmethod
-    def _horizon(t: Any) -> np.ndarray:
-        arr = np.asarray(t, dtype=float)
-        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-            raise ValueError(f"t (horizon) must be finite and >= 0, got {t!r}")
-        return arr
 
 
 def _expected_alive_by_quadrature(

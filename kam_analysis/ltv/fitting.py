@@ -382,13 +382,13 @@ def fit_ltv_models(
     Parameters
     ----------
     features : DataFrame
-        :func:`~kam_analysis.features.build_account_features` as of ``as_of``.
+        :func:`~kam_analysis.data.features.build_account_features` as of ``as_of``.
     as_of : date-like
     contracts, surveys, activities, usage : DataFrame, optional
         Contract-level tables; without contracts no contractual model is fitted;
         without any covariate table the contractual retention is the sBG.
     monthly : DataFrame, optional
-        :func:`~kam_analysis.features.monthly_revenue` for the revenue trajectory.
+        :func:`~kam_analysis.data.features.monthly_revenue` for the revenue trajectory.
     settings : LtvSettings, optional
     purchase_period : {"week", "month"}
         Unit of ``frequency``, ``recency`` and ``T`` in ``features``.

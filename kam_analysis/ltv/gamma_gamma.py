@@ -30,7 +30,7 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 from ._base import (
-    LTVModelSettings,
+    Likelihood,
     ParametricModel,
     _dot,
     _examples,
@@ -38,9 +38,6 @@ from ._base import (
     _like,
     _unique_counts,
     as_float_array,
-    compress_rows,
-    fit_with_warm_start,
-    numerical_hessian,
     validate_weights,
 )
 
@@ -87,7 +84,7 @@ def _validate_spend(
 _WARM_START_ROWS = 20_000
 
 
-class _GGData:
+class _GGData(Likelihood):
     """Spend data arranged for fast likelihood evaluations.
 
     The special functions depend on a customer only through x, so they are
@@ -98,6 +95,7 @@ class _GGData:
     def __init__(self, x: np.ndarray, m: np.ndarray, w: np.ndarray) -> None:
         self.x, self.m, self.w = x, m, w
         self.total = float(w.sum())
+        self.n_rows = x.size
         self.ux, inv = _unique_counts(x)
         self.cnt = np.bincount(inv, weights=w, minlength=self.ux.size)
         self.xm = x * m
@@ -132,10 +130,18 @@ class _GGData:
         g_v = total * q / v - p * _dot(wx, inv_vxm) - q * _dot(w, inv_vxm)
         return float(ll) + self.const, np.array([g_p, g_q, g_v])
 
+    @property
+    def warm_start_rows(self) -> int:
+        """:data:`_WARM_START_ROWS`, read when fitting."""
+        return _WARM_START_ROWS
+
     def objective(self, log_theta: np.ndarray) -> tuple[float, np.ndarray]:
         theta = np.exp(log_theta)
         ll, g = self.loglik_grad(theta)
         return -ll / self.total, -g * theta / self.total
+
+    def log_likelihood(self, log_theta: np.ndarray) -> float:
+        return self.loglik_grad(np.exp(log_theta))[0]
 
 
 class GammaGamma(ParametricModel):
@@ -179,6 +185,10 @@ class GammaGamma(ParametricModel):
 
     param_names = ("p", "q", "v")
     model_name = "Gamma-Gamma"
+    settings_fields = {
+        **ParametricModel.settings_fields,
+        "correlation_threshold": "correlation_threshold",
+    }
 
     def __init__(
         self,
@@ -193,15 +203,6 @@ class GammaGamma(ParametricModel):
                 f"correlation_threshold must be in [0, 1], got {correlation_threshold!r}"
             )
         self.correlation_threshold = float(correlation_threshold)
-
-    @classmethod
-    def from_settings(cls, settings: LTVModelSettings) -> GammaGamma:
-        """Build an unfitted model from :class:`LTVModelSettings`."""
-        return cls(
-            correlation_threshold=settings.correlation_threshold,
-            confidence_level=settings.confidence_level,
-            max_iter=settings.max_iter,
-        )
 
     def fit(self, frequency: Any, monetary_value: Any, weights: Any = None) -> GammaGamma:
         """Fit by maximum likelihood.
@@ -244,29 +245,13 @@ class GammaGamma(ParametricModel):
                 IndependenceWarning,
                 stacklevel=2,
             )
-        keep = w > 0
-        (x, m), w = compress_rows([x[keep], m[keep]], w[keep])
-        data = _GGData(x, m, w)
-        big = x.size > 2 * _WARM_START_ROWS
-        log_theta, g_opt = fit_with_warm_start(
-            data.objective,
-            # p = q = 4 with v matching the observed mean spend p v / (q - 1)
-            np.log([4.0, 4.0, 0.75 * _dot(w, m) / data.total]),
-            sub_objective=data.subsample(_WARM_START_ROWS).objective if big else None,
-            names=self.param_names,
-            model=self.model_name,
-            max_iter=self.max_iter,
-        )
-        ll, _ = data.loglik_grad(np.exp(log_theta))
-        total = data.total
-        hess = numerical_hessian(
-            None,
-            log_theta,
-            grad=lambda z: data.objective(z)[1] * total,
-            grad_at_x=None if g_opt is None else g_opt * total,
-        )
-        self._store_fit(log_theta, ll, total, hess)
+        (x, m), w = self._prepare_rows([x, m], w)
+        self._fit_likelihood(_GGData(x, m, w))
         return self
+
+    def _start(self, data: _GGData) -> np.ndarray:
+        """p = q = 4 with v matching the observed mean spend p v / (q - 1)."""
+        return np.log([4.0, 4.0, 0.75 * _dot(data.w, data.m) / data.total])
 
     def conditional_expected_average_profit(self, frequency: Any, monetary_value: Any) -> Any:
         """E[average transaction value | x, z-bar] (Fader & Hardie 2013, note 025).

@@ -53,7 +53,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from kam_analysis.schemas import Activities, Contracts, Surveys, Usage
+from kam_analysis.core.errors import InputError
+from kam_analysis.core.schemas import Activities, Contracts, Surveys, Usage
 
 from ._base import ConvergenceError, NotFittedError
 
@@ -79,7 +80,7 @@ UTILISATION_REFERENCE = 0.7
 _EXEC_KIND = "executive_meeting"
 
 
-class HazardInputError(ValueError):
+class HazardInputError(InputError, ValueError):
     """The tables given to the churn hazard model cannot be used as given."""
 
 
@@ -103,7 +104,7 @@ def _require(df: pd.DataFrame, table: str, columns: Sequence[str]) -> None:
     if missing:
         raise HazardInputError(
             f"{table} lacks column(s) {missing}; it has {list(df.columns)} "
-            "(see kam_analysis.schemas)"
+            "(see kam_analysis.core.schemas)"
         )
 
 
@@ -139,14 +140,14 @@ def build_churn_covariates(
     Parameters
     ----------
     contracts : DataFrame
-        :class:`~kam_analysis.schemas.Contracts` rows; uses ``account_id``,
+        :class:`~kam_analysis.core.schemas.Contracts` rows; uses ``account_id``,
         ``start_date``, ``end_date``, ``status`` and ``churn_date``.
     surveys : DataFrame, optional
-        :class:`~kam_analysis.schemas.Surveys` (``account_id``, ``date``, ``nps``).
+        :class:`~kam_analysis.core.schemas.Surveys` (``account_id``, ``date``, ``nps``).
     activities : DataFrame, optional
-        :class:`~kam_analysis.schemas.Activities` (``account_id``, ``date``, ``kind``).
+        :class:`~kam_analysis.core.schemas.Activities` (``account_id``, ``date``, ``kind``).
     usage : DataFrame, optional
-        :class:`~kam_analysis.schemas.Usage` (``account_id``, ``month``,
+        :class:`~kam_analysis.core.schemas.Usage` (``account_id``, ``month``,
         ``seats_purchased``, ``seats_active``).
     as_of : date-like
         End of observation.

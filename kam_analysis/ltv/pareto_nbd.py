@@ -37,15 +37,13 @@ from scipy import stats
 from scipy.special import betaln, expit, gammaln, hyp2f1
 
 from ._base import (
-    ConvergenceError,
+    Likelihood,
     _dot,
     _like,
-    compress_rows,
-    minimize_log_scale,
+    check_horizon,
     numerical_gradient,
     numerical_hessian,
     validate_rft,
-    validate_weights,
 )
 from ._repeat_purchase import RepeatPurchaseModel
 
@@ -98,6 +96,37 @@ def _pnbd_loglik(
     return float(np.einsum("i,i->", w, ll))
 
 
+class _PNBDData(Likelihood):
+    """Weighted (frequency, recency, T) rows; gradient and Hessian by finite differences."""
+
+    def __init__(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray, w: np.ndarray) -> None:
+        self.x, self.tx, self.T, self.w = x, tx, T, w
+        self.total = float(w.sum())
+        self.n_rows = x.size
+
+    def _mean_negll(self, log_theta: np.ndarray) -> float:
+        with np.errstate(all="ignore"):
+            val = -_pnbd_loglik(np.exp(log_theta), self.x, self.tx, self.T, self.w) / self.total
+        return val if np.isfinite(val) else 1e100
+
+    def objective(self, log_theta: np.ndarray) -> tuple[float, np.ndarray]:
+        mean = self._mean_negll
+        return mean(log_theta), numerical_gradient(mean, log_theta, h=1e-6)
+
+    def log_likelihood(self, log_theta: np.ndarray) -> float:
+        return _pnbd_loglik(np.exp(log_theta), self.x, self.tx, self.T, self.w)
+
+    def hessian(self, log_theta: np.ndarray, gradient: np.ndarray | None = None) -> np.ndarray:
+        """Central differences of the total negative log-likelihood (no analytic gradient)."""
+
+        def total_negll(z: np.ndarray) -> float:
+            with np.errstate(all="ignore"):
+                val = -_pnbd_loglik(np.exp(z), self.x, self.tx, self.T, self.w)
+            return val if np.isfinite(val) else 1e100 * self.total
+
+        return numerical_hessian(total_negll, log_theta, h=1e-3)
+
+
 class ParetoNBD(RepeatPurchaseModel):
     """Pareto/NBD model (Schmittlein, Morrison & Colombo 1987).
 
@@ -142,105 +171,16 @@ class ParetoNBD(RepeatPurchaseModel):
     param_names = ("r", "alpha", "s", "beta")
     model_name = "Pareto/NBD"
 
-    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> ParetoNBD:
-        """Fit by maximum likelihood.
+    def _likelihood(
+        self, x: np.ndarray, tx: np.ndarray, big_t: np.ndarray, w: np.ndarray
+    ) -> _PNBDData:
+        return _PNBDData(x, tx, big_t, w)
 
-        Parameters
-        ----------
-        frequency, recency, T
-            One value per customer, times in ``time_unit``.
-        weights
-            Optional number of customers sharing each row.
-
-        Returns
-        -------
-        ParetoNBD
-            ``self``, fitted.
-
-        Raises
-        ------
-        ValueError
-            Invalid input.
-        ConvergenceError
-            The fit did not converge, nobody made a repeat purchase, or the
-            estimate is degenerate (with ``boundary="bootstrap"``: only when
-            its predictions are not finite).
-        """
-        x, tx, big_t = validate_rft(frequency, recency, T)
-        w = validate_weights(weights, x.size)
-        keep = w > 0
-        (x, tx, big_t), w = compress_rows([x[keep], tx[keep], big_t[keep]], w[keep])
-        log_theta = self._fit_compressed(
-            x, tx, big_t, w, None, allow_boundary=self.boundary == "bootstrap",
-            max_iter=self.max_iter, max_seconds=self.max_fit_seconds,
-        )  # fmt: skip
-        total = float(w.sum())
-        ll = _pnbd_loglik(np.exp(log_theta), x, tx, big_t, w)
-
-        def total_negll(z: np.ndarray) -> float:
-            with np.errstate(all="ignore"):
-                val = -_pnbd_loglik(np.exp(z), x, tx, big_t, w)
-            return val if np.isfinite(val) else 1e100 * total
-
-        hess = numerical_hessian(total_negll, log_theta, h=1e-3)
-        self._finish_fit(x, tx, big_t, w, log_theta, ll, hess)
-        return self
-
-    def _fit_compressed(
-        self,
-        x: np.ndarray,
-        tx: np.ndarray,
-        big_t: np.ndarray,
-        w: np.ndarray,
-        x0: np.ndarray | None,
-        *,
-        allow_boundary: bool,
-        max_iter: int,
-        max_seconds: float | None = None,
-    ) -> np.ndarray:
-        if not np.any(x > 0):
-            raise ConvergenceError(
-                "Pareto/NBD: no customer has a repeat purchase (all frequency == 0); the "
-                "purchase and dropout processes are not identified"
-            )
-        total = float(w.sum())
-
-        def mean_negll(z: np.ndarray) -> float:
-            with np.errstate(all="ignore"):
-                val = -_pnbd_loglik(np.exp(z), x, tx, big_t, w) / total
-            return val if np.isfinite(val) else 1e100
-
-        def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
-            return mean_negll(z), numerical_gradient(mean_negll, z, h=1e-6)
-
-        if x0 is None:
-            x0 = _start(x, big_t, w)
-        return minimize_log_scale(
-            objective, np.asarray(x0, dtype=float), names=self.param_names,
-            model=self.model_name, max_iter=max_iter, accept_gtol=1e-5,
-            allow_boundary=allow_boundary, max_seconds=max_seconds,
-        )  # fmt: skip
-
-    def _fit_log_theta(
-        self,
-        x: np.ndarray,
-        tx: np.ndarray,
-        big_t: np.ndarray,
-        w: np.ndarray,
-        x0: np.ndarray | None,
-        *,
-        allow_boundary: bool,
-        max_iter: int,
-        max_seconds: float | None = None,
-    ) -> np.ndarray:
-        (x, tx, big_t), w = compress_rows([x, tx, big_t], w)
-        return self._fit_compressed(
-            x, tx, big_t, w, x0, allow_boundary=allow_boundary, max_iter=max_iter,
-            max_seconds=max_seconds,
-        )  # fmt: skip
-
-    def _start_values(self, x: np.ndarray, tx: np.ndarray, big_t: np.ndarray) -> np.ndarray:
-        return _start(x, big_t, np.ones(x.size))
+    def _start(self, data: _PNBDData) -> np.ndarray:
+        """r = s = 0.5, alpha and beta from the mean purchase rate and observation length."""
+        mean_x = _dot(data.w, data.x) / data.total
+        mean_t = _dot(data.w, data.T) / data.total
+        return np.log([0.5, 0.5 * mean_t / max(mean_x, 1e-3), 0.5, mean_t])
 
     def _simulate(
         self, theta: np.ndarray, big_t: np.ndarray, rng: np.random.Generator
@@ -286,7 +226,7 @@ class ParetoNBD(RepeatPurchaseModel):
         """
         r, alpha, s, beta = self._theta()
         x, tx, big_t = validate_rft(frequency, recency, T)
-        t = _horizon(t)
+        t = check_horizon(t)
         p_alive = np.asarray(self.conditional_probability_alive(x, tx, big_t))
         factor = (
             (r + x)
@@ -304,7 +244,7 @@ class ParetoNBD(RepeatPurchaseModel):
         numpy.ndarray
         """
         r, alpha, s, beta = self._theta()
-        t = _horizon(t)
+        t = check_horizon(t)
         return r * beta / alpha * _pareto_integral(s - 1.0, np.log1p(t / beta))
 
     def probability_of_n_purchases_up_to_time(self, t: Any, n: Any) -> np.ndarray:
@@ -323,7 +263,7 @@ class ParetoNBD(RepeatPurchaseModel):
             Probabilities, broadcast shape of ``t`` and ``n``.
         """
         r, alpha, s, beta = self._theta()
-        t_arr = _horizon(t)
+        t_arr = check_horizon(t)
         n_arr = np.asarray(n, dtype=float)
         if np.any(n_arr < 0) or np.any(n_arr != np.round(n_arr)):
             raise ValueError("n must contain non-negative integers")
@@ -332,14 +272,6 @@ class ParetoNBD(RepeatPurchaseModel):
         for idx in np.ndindex(t_b.shape):
             out[idx] = _pnbd_pmf(int(n_b[idx]), float(t_b[idx]), r, alpha, s, beta)
         return out
-
-
-def _start(x: np.ndarray, big_t: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Default starting log-parameters: r = s = 0.5, alpha and beta from the mean rate and T."""
-    total = float(w.sum())
-    mean_x = _dot(w, x) / total
-    mean_t = _dot(w, big_t) / total
-    return np.log([0.5, 0.5 * mean_t / max(mean_x, 1e-3), 0.5, mean_t])
 
 
 def _pareto_integral(sm1: float, log_ratio: np.ndarray) -> np.ndarray:
@@ -377,13 +309,6 @@ def _pnbd_pmf(n: int, t: float, r: float, alpha: float, s: float, beta: float) -
     head = r * np.log(alpha) + s * np.log(beta) + betaln(r + n, s + 1.0) - betaln(r, s)
     died = np.exp(head + log_b1) - np.exp(head + log_terms).sum()
     return float(alive + max(died, 0.0))
-
-
-def _horizon(t: Any) -> np.ndarray:
-    arr = np.asarray(t, dtype=float)
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError(f"t (horizon) must be finite and >= 0, got {t!r}")
-    return arr
 
 
 def simulate_pareto_nbd(

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kam_analysis.schemas import Contracts
+from kam_analysis.core.errors import InputError
+from kam_analysis.core.schemas import Contracts
 
 from .hazard import ChurnHazardModel
 
@@ -37,7 +38,7 @@ __all__ = [
 _DAYS_PER_MONTH = 365.2425 / 12
 
 
-class RenewalInputError(ValueError):
+class RenewalInputError(InputError, ValueError):
     """The inputs of the renewal forecast cannot be used as given."""
 
 
@@ -87,7 +88,7 @@ def contracts_due(
     Parameters
     ----------
     contracts : DataFrame
-        :class:`~kam_analysis.schemas.Contracts` rows (``contract_id``,
+        :class:`~kam_analysis.core.schemas.Contracts` rows (``contract_id``,
         ``account_id``, ``start_date``, ``end_date``, ``annual_value``,
         ``status``).
     as_of : date-like

@@ -11,6 +11,8 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from kam_analysis.core.errors import InputError
+
 __all__ = [
     "FEATURE_COLUMNS_NEEDED",
     "MONTHS_PER_YEAR",
@@ -22,7 +24,7 @@ __all__ = [
 MONTHS_PER_YEAR = 12
 
 
-class LtvInputError(ValueError):
+class LtvInputError(InputError, ValueError):
     """The inputs of the LTV computation cannot be used as given."""
 
 
@@ -117,7 +119,7 @@ FEATURE_COLUMNS_NEEDED: tuple[str, ...] = (
     "margin_12m",
     "tenure_days",
 )
-"""Columns of :func:`~kam_analysis.features.build_account_features` the LTV reads."""
+"""Columns of :func:`~kam_analysis.data.features.build_account_features` the LTV reads."""
 
 
 def check_ltv_features(features: pd.DataFrame) -> None:
@@ -126,7 +128,7 @@ def check_ltv_features(features: pd.DataFrame) -> None:
     Parameters
     ----------
     features : DataFrame
-        :func:`~kam_analysis.features.build_account_features` output.
+        :func:`~kam_analysis.data.features.build_account_features` output.
 
     Raises
     ------
@@ -139,7 +141,7 @@ def check_ltv_features(features: pd.DataFrame) -> None:
     missing = [c for c in FEATURE_COLUMNS_NEEDED if c not in features.columns]
     if missing:
         raise LtvInputError(
-            f"features lack column(s) {missing}; use kam_analysis.features.build_account_features"
+            f"features lack column(s) {missing}; use kam_analysis.data.features.build_account_features"
         )
     if features["account_id"].duplicated().any():
         dup = features.loc[features["account_id"].duplicated(), "account_id"].head(3).tolist()

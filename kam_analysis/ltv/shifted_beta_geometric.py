@@ -26,12 +26,10 @@ from scipy.special import betaln, digamma, hyp2f1
 
 from ._base import (
     ConvergenceError,
-    LTVModelSettings,
+    Likelihood,
     ParametricModel,
     as_float_array,
     check_time_unit,
-    minimize_log_scale,
-    numerical_hessian,
 )
 
 __all__ = ["ShiftedBetaGeometric"]
@@ -79,6 +77,43 @@ def _as_cohorts(survivors: Any) -> list[np.ndarray]:
     return cohorts
 
 
+class _Cohorts(Likelihood):
+    """Survivor counts of cohorts as churn counts per period and right-censored survivors."""
+
+    def __init__(self, cohorts: list[np.ndarray]) -> None:
+        # lost[t-1] customers churned in period t (t = 1..K); alive[K] right-censored
+        self.periods = np.concatenate([np.arange(1, c.size) for c in cohorts]).astype(float)
+        self.lost = np.concatenate([-np.diff(c) for c in cohorts])
+        self.cens_t = np.array([c.size - 1 for c in cohorts], dtype=float)
+        self.cens_n = np.array([c[-1] for c in cohorts])
+        self.total = float(sum(c[0] for c in cohorts))
+        self.n_rows = len(cohorts)
+
+    def loglik_grad(self, a: float, b: float) -> tuple[float, np.ndarray]:
+        """Log-likelihood (FH 2007, eq. B3) and its gradient in (alpha, beta)."""
+        lost, periods, cens_t, cens_n = self.lost, self.periods, self.cens_t, self.cens_n
+        ab = a + b
+        base = betaln(a, b)
+        dab, da, db = digamma(ab), digamma(a), digamma(b)
+        ll = lost @ (betaln(a + 1, b + periods - 1) - base) + cens_n @ (
+            betaln(a, b + cens_t) - base
+        )
+        d_abt = digamma(ab + periods)
+        g_a = lost @ (digamma(a + 1) - d_abt - da + dab) + cens_n @ (dab - digamma(ab + cens_t))
+        g_b = lost @ (digamma(b + periods - 1) - d_abt - db + dab) + cens_n @ (
+            digamma(b + cens_t) - digamma(ab + cens_t) - db + dab
+        )
+        return float(ll), np.array([g_a, g_b])
+
+    def objective(self, log_theta: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = np.exp(log_theta)
+        ll, g = self.loglik_grad(*theta)
+        return -ll / self.total, -g * theta / self.total
+
+    def log_likelihood(self, log_theta: np.ndarray) -> float:
+        return self.loglik_grad(*np.exp(log_theta))[0]
+
+
 class ShiftedBetaGeometric(ParametricModel):
     """Shifted-beta-geometric retention model.
 
@@ -123,21 +158,13 @@ class ShiftedBetaGeometric(ParametricModel):
 
     param_names = ("alpha", "beta")
     model_name = "shifted-beta-geometric"
+    settings_fields = {**ParametricModel.settings_fields, "time_unit": "time_unit"}
 
     def __init__(
         self, *, time_unit: str = "year", confidence_level: float = 0.95, max_iter: int = 1000
     ) -> None:
         super().__init__(confidence_level=confidence_level, max_iter=max_iter)
         self.time_unit = check_time_unit(time_unit)
-
-    @classmethod
-    def from_settings(cls, settings: LTVModelSettings) -> ShiftedBetaGeometric:
-        """Build an unfitted model from :class:`LTVModelSettings`."""
-        return cls(
-            time_unit=settings.time_unit,
-            confidence_level=settings.confidence_level,
-            max_iter=settings.max_iter,
-        )
 
     def fit(self, survivors: Any) -> ShiftedBetaGeometric:
         """Fit by maximum likelihood on cohort survivor counts.
@@ -161,46 +188,17 @@ class ShiftedBetaGeometric(ParametricModel):
         ConvergenceError
             E.g. when nobody ever churns (``beta`` runs off to infinity).
         """
-        cohorts = _as_cohorts(survivors)
-        # lost[t-1] customers churned in period t (t = 1..K); alive[K] right-censored
-        periods = np.concatenate([np.arange(1, c.size) for c in cohorts]).astype(float)
-        lost = np.concatenate([-np.diff(c) for c in cohorts])
-        cens_t = np.array([c.size - 1 for c in cohorts], dtype=float)
-        cens_n = np.array([c[-1] for c in cohorts])
-        total = float(sum(c[0] for c in cohorts))
-        if lost.sum() == 0:
+        data = _Cohorts(_as_cohorts(survivors))
+        if data.lost.sum() == 0:
             raise ConvergenceError(
                 "shifted-beta-geometric: no customer churned in any cohort; the churn "
                 "distribution is not identified (beta -> infinity)"
             )
-
-        def loglik_grad(a: float, b: float) -> tuple[float, np.ndarray]:
-            ab = a + b
-            base = betaln(a, b)
-            dab, da, db = digamma(ab), digamma(a), digamma(b)
-            ll = lost @ (betaln(a + 1, b + periods - 1) - base) + cens_n @ (
-                betaln(a, b + cens_t) - base
-            )
-            d_abt = digamma(ab + periods)
-            g_a = lost @ (digamma(a + 1) - d_abt - da + dab) + cens_n @ (dab - digamma(ab + cens_t))
-            g_b = lost @ (digamma(b + periods - 1) - d_abt - db + dab) + cens_n @ (
-                digamma(b + cens_t) - digamma(ab + cens_t) - db + dab
-            )
-            return float(ll), np.array([g_a, g_b])
-
-        def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
-            theta = np.exp(z)
-            ll, g = loglik_grad(*theta)
-            return -ll / total, -g * theta / total
-
-        log_theta = minimize_log_scale(
-            objective, np.zeros(2), names=self.param_names, model=self.model_name,
-            max_iter=self.max_iter,
-        )  # fmt: skip
-        ll, _ = loglik_grad(*np.exp(log_theta))
-        hess = numerical_hessian(None, log_theta, grad=lambda z: objective(z)[1] * total)
-        self._store_fit(log_theta, ll, total, hess)
+        self._fit_likelihood(data)
         return self
+
+    def _start(self, data: _Cohorts) -> np.ndarray:
+        return np.zeros(2)
 
     # ------------------------------------------------------------------ predictions
     def survival_function(self, t: Any) -> np.ndarray:

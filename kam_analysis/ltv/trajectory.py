@@ -40,12 +40,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kam_analysis.core.errors import InputError
+
 from ._base import NotFittedError
 
 __all__ = ["RevenueTrajectory", "TrajectoryInputError", "quarterly_revenue"]
 
 
-class TrajectoryInputError(ValueError):
+class TrajectoryInputError(InputError, ValueError):
     """The monthly revenue table cannot be used as given."""
 
 

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kam_analysis.schemas import Contracts
+from kam_analysis.core.schemas import Contracts
 
 from ._base import PERIODS_PER_YEAR, per_period_discount_rate
 from .beta_geo import BetaGeo
@@ -488,7 +488,7 @@ def account_ltv(
     Parameters
     ----------
     features : DataFrame
-        :func:`~kam_analysis.features.build_account_features` as of
+        :func:`~kam_analysis.data.features.build_account_features` as of
         ``as_of`` (``frequency``, ``recency``, ``T`` in ``purchase_period``
         units, ``monetary_value``, ``revenue_12m``, ``gross_profit_12m``,
         ``margin_12m``, ``tenure_days``).

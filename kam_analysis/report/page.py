@@ -58,8 +58,12 @@ from IPython.display import display
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 
-from kam_analysis import plots
-from kam_analysis.reports import record as _record_value
+from kam_analysis.core.errors import KamError
+from kam_analysis.core.formatting import NA_TEXT, fmt_int, fmt_money, fmt_num, fmt_pct
+from kam_analysis.core.i18n import label_for, t, translations
+from kam_analysis.report.record import record as _record_value
+from kam_analysis.report.style import set_report_style
+from kam_analysis.report.tables import style_categories, styled_table
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
@@ -114,7 +118,7 @@ class Html(str):
         return str(self)
 
 
-class TemplateValueError(KeyError):
+class TemplateValueError(KamError, KeyError):
     """A locale template needs a value that was not given."""
 
     def __str__(self) -> str:  # KeyError would show the message in quotes
@@ -124,7 +128,7 @@ class TemplateValueError(KeyError):
 # --------------------------------------------------------------------------- values
 
 
-def _is_missing(value: object) -> bool:
+def is_missing(value: object) -> bool:
     if value is None or value is pd.NA or value is pd.NaT:
         return True
     if isinstance(value, float | np.floating):
@@ -140,8 +144,8 @@ def _is_inf(value: object) -> bool:
 
 def _value_text(value: object) -> str:
     """A value as the text a reader sees: missing → NA text, ±inf → ∞ / -∞."""
-    if _is_missing(value):
-        return plots.NA_TEXT
+    if is_missing(value):
+        return NA_TEXT
     if _is_inf(value):
         return INF_TEXT if value > 0 else f"-{INF_TEXT}"  # type: ignore[operator]
     return str(value)
@@ -174,7 +178,7 @@ def _field_text(values: Mapping[str, Any], name: str, spec: str, conversion: str
     obj, _ = _FORMATTER.get_field(name, (), values)
     if conversion:
         obj = _FORMATTER.convert_field(obj, conversion)
-    if _is_missing(obj) or _is_inf(obj):
+    if is_missing(obj) or _is_inf(obj):
         return _value_text(obj)
     return format(obj, spec) if spec else str(obj)
 
@@ -453,19 +457,19 @@ class Page:
             currency = currency or ctx.config.data.base_currency
         self.ctx = ctx
         self.lang: str = lang or "en"
-        plots.translations(self.lang)  # validates the language
+        translations(self.lang)  # validates the language
         self.currency: str = currency or "JPY"
         self.prefix: str | None = prefix
         self._show = show or _display
         self._ids: Counter[str] = Counter()
         if style:
-            plots.set_report_style(self.lang)
+            set_report_style(self.lang)
 
     # ------------------------------------------------------------------ text
 
     def _template(self, key: str) -> str:
-        plots.t(key, self.lang)  # raises TranslationKeyError naming the key
-        return plots.translations(self.lang)[key]
+        t(key, self.lang)  # raises TranslationKeyError naming the key
+        return translations(self.lang)[key]
 
     def t(self, key: str, /, **values: Any) -> str:
         """Plain text of a locale key (chart titles, axis labels, card labels).
@@ -605,24 +609,24 @@ class Page:
 
     def money(self, x: Any, *, compact: bool = True, decimals: int | None = None) -> str:
         """An amount in the page currency, compact by default (``¥1.2億``, ``$3.4M``)."""
-        return plots.fmt_money(x, self.currency, compact=compact, lang=self.lang, decimals=decimals)
+        return fmt_money(x, self.currency, compact=compact, lang=self.lang, decimals=decimals)
 
     def pct(self, x: Any, digits: int = 1, *, signed: bool = False) -> str:
         """A fraction as a percentage (``0.123`` → ``12.3%``)."""
-        return plots.fmt_pct(x, digits, signed=signed)
+        return fmt_pct(x, digits, signed=signed)
 
     def int(self, x: Any) -> str:
         """A count with thousands separators."""
-        return plots.fmt_int(x)
+        return fmt_int(x)
 
     def num(self, x: Any, digits: int = 1, *, signed: bool = False) -> str:
         """A plain number with ``digits`` decimals (scores, ratios)."""
-        return plots.fmt_num(x, digits, signed=signed)
+        return fmt_num(x, digits, signed=signed)
 
     def date(self, x: Any) -> str:
         """A date as ``2024-04-01`` (a time of day dropped); missing gives the NA text."""
-        if _is_missing(x):
-            return plots.NA_TEXT
+        if is_missing(x):
+            return NA_TEXT
         return pd.Timestamp(x).strftime("%Y-%m-%d")
 
     def join(self, items: Iterable[Any]) -> str:
@@ -631,7 +635,7 @@ class Page:
 
     def label(self, value: Any, prefix: str) -> str:
         """The display label of a code (``label("key", "tier.")`` → ``Key account``)."""
-        return plots.label_for(value, self.lang, prefix=prefix)
+        return label_for(value, self.lang, prefix=prefix)
 
     def labels(self, values: Any, prefix: str) -> Any:
         """:meth:`label` of each value: a Series for a Series, else a list."""
@@ -640,7 +644,7 @@ class Page:
         return [self.label(v, prefix) for v in values]
 
     def record(self, name: str, value: Any) -> None:
-        """Record a key number for the run manifest (:func:`kam_analysis.reports.record`)."""
+        """Record a key number for the run manifest (:func:`kam_analysis.report.record.record`)."""
         _record_value(name, value)
 
     # ------------------------------------------------------------------ tables
@@ -663,13 +667,11 @@ class Page:
         if unknown:
             raise KeyError(f"Page.table: unknown column(s) {unknown}; columns: {list(df.columns)}")
         names = {
-            c: self.t(columns[c])
-            if c in columns
-            else plots.label_for(c, self.lang, prefix=prefix or "")
+            c: self.t(columns[c]) if c in columns else label_for(c, self.lang, prefix=prefix or "")
             for c in df.columns
         }
         fmts = {names[c]: f for c, f in (formats or {}).items()}
-        styler = plots.styled_table(
+        styler = styled_table(
             df.rename(columns=names),
             fmts,
             currency=self.currency,
@@ -679,7 +681,7 @@ class Page:
         )
         for column, spec in (categories or {}).items():
             cat_prefix, colours = (spec, None) if isinstance(spec, str) else spec
-            styler = plots.style_categories(
+            styler = style_categories(
                 styler, names[column], lang=self.lang, prefix=cat_prefix, colours=colours
             )
         return styler

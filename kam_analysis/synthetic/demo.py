@@ -1,7 +1,7 @@
 """Synthetic demo dataset: a realistic B2B account book with planted truths.
 
 :func:`generate_dataset` writes every table of the data contract
-(:mod:`kam_analysis.schemas`) as Parquet, plus the truths it planted
+(:mod:`kam_analysis.core.schemas`) as Parquet, plus the truths it planted
 (``ground_truth.json`` and ``ground_truth_accounts.parquet``) so that the
 analyses can test themselves by recovering them:
 
@@ -54,7 +54,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from kam_analysis.schemas import (
+from kam_analysis.core.schemas import (
     ACTIVITY_KINDS,
     CANONICAL_TABLES,
     OPPORTUNITY_STAGES,
@@ -399,7 +399,7 @@ def generate_dataset(
 
     Writes ``accounts``, ``transactions``, ``contracts``, ``opportunities``,
     ``stakeholders``, ``activities``, ``surveys`` and ``usage`` as
-    ``<table>.parquet`` (columns exactly those of :mod:`kam_analysis.schemas`,
+    ``<table>.parquet`` (columns exactly those of :mod:`kam_analysis.core.schemas`,
     dates as ``timestamp[us]``, currency ``JPY``), plus ``ground_truth.json``
     (global truths: churn coefficients and how to measure their covariates,
     tier shares, seasonality, growth, product preferences) and

@@ -75,7 +75,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from kam_analysis.schemas import Accounts, FxRates, Transactions
+from kam_analysis.core.errors import InputError
+from kam_analysis.core.schemas import Accounts, FxRates, Transactions
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[str, ...] = ("day", "week", "month")
@@ -145,7 +146,7 @@ class FeatureSettings(BaseModel):
     )
 
 
-class FeatureInputError(ValueError):
+class FeatureInputError(InputError, ValueError):
     """The transactions, accounts or fx_rates tables cannot be used as given."""
 
 
@@ -169,7 +170,7 @@ def _day_number(day: pd.Timestamp) -> int:
     return int((day - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1))
 
 
-def _period_of_day(day: pd.Timestamp, period: str) -> int:
+def period_of_day(day: pd.Timestamp, period: str) -> int:
     """Integer index of the calendar period holding ``day`` (see :func:`_period_expr`)."""
     if period == "day":
         return _day_number(day)
@@ -223,7 +224,7 @@ def _require_columns(table: ir.Table, name: str, required: dict[str, str]) -> No
         }[kind]
         if not ok:
             raise FeatureInputError(
-                f"{name}.{col} must be {kind} (see kam_analysis.schemas), got type {dtype}"
+                f"{name}.{col} must be {kind} (see kam_analysis.core.schemas), got type {dtype}"
             )
 
 
@@ -289,7 +290,7 @@ def _check_margin(assumed_gross_margin: float | None) -> float | None:
     return m
 
 
-def _prepared_lines(
+def prepared_lines(
     transactions: ir.Table,
     as_of_day: pd.Timestamp,
     period: str,
@@ -629,7 +630,7 @@ def account_features_expr(
     for col, kind in ((_SINCE, "temporal"), (_WALLET, "numeric")):
         if col in accounts.schema():
             _require_columns(accounts, "accounts", {col: kind})
-    lines = _prepared_lines(transactions, day0, period, fx_rates, margin)
+    lines = prepared_lines(transactions, day0, period, fx_rates, margin)
     if coverage is None:
         coverage = history_coverage(transactions, day0)
     start_12m, start_prev = _window_starts(day0)
@@ -714,7 +715,7 @@ def account_features_expr(
         share_of_wallet=revenue_12m / t.wallet_estimate.nullif(zero),
         frequency=frequency,
         recency=(t._last_period - t._first_period).cast("float64"),
-        T=(_period_of_day(day0, period) - t._first_period).cast("float64"),
+        T=(period_of_day(day0, period) - t._first_period).cast("float64"),
         monetary_value=(t._rev_periods - t._rev_first_period) / frequency.nullif(zero),
         gross_profit_assumed=ibis.literal(_COST not in transactions.schema() and has_gp),
     )
@@ -742,7 +743,7 @@ def build_account_features(
     Parameters
     ----------
     transactions : ibis.Table
-        Invoice / order lines (:class:`kam_analysis.schemas.Transactions`).
+        Invoice / order lines (:class:`kam_analysis.core.schemas.Transactions`).
         Required columns ``account_id``, ``date`` (timestamp or date),
         ``revenue`` (may be negative: credit notes, returns). Optional:
         ``cost`` (absent: every gross-profit column is NaN unless
@@ -754,7 +755,7 @@ def build_account_features(
         a missing ``order_id`` count one order per account and day). Lines
         after ``as_of`` and lines of accounts not in ``accounts`` are ignored.
     accounts : ibis.Table
-        One row per account (:class:`kam_analysis.schemas.Accounts`).
+        One row per account (:class:`kam_analysis.core.schemas.Accounts`).
         Required ``account_id``; optional ``since`` and ``wallet_estimate``.
         Other columns are not used.
     as_of : date-like
@@ -765,7 +766,7 @@ def build_account_features(
         Calendar period of the BG/NBD summary columns.
     fx_rates : ibis.Table, optional
         Columns ``currency`` and ``rate_to_base`` (base-currency units per
-        unit; :class:`kam_analysis.schemas.FxRates`). When given and
+        unit; :class:`kam_analysis.core.schemas.FxRates`). When given and
         transactions have a ``currency`` column, ``revenue`` and ``cost``
         are multiplied by the rate of their currency.
     coverage : HistoryCoverage, optional
@@ -941,7 +942,7 @@ def monthly_revenue(
         raise FeatureInputError(f"months must be a positive integer, got {months!r}")
     day0 = _as_of_day(as_of)
     margin = _check_margin(assumed_gross_margin)
-    lines = _prepared_lines(transactions, day0, "month", fx_rates, margin)
+    lines = prepared_lines(transactions, day0, "month", fx_rates, margin)
     first_month = day0.replace(day=1) - pd.DateOffset(months=int(months) - 1)
     lines = lines.filter(lines.ts >= ibis.literal(first_month, type="timestamp"))
     lines = lines.mutate(month=lines.ts.truncate("M"))
@@ -1017,7 +1018,7 @@ def product_line_revenue(
         As for :func:`build_account_features`.
     """
     day0 = _as_of_day(as_of)
-    lines = _prepared_lines(transactions, day0, "month", fx_rates)
+    lines = prepared_lines(transactions, day0, "month", fx_rates)
     if _PRODUCT_LINE not in transactions.schema():
         return pd.DataFrame(
             {
@@ -1084,7 +1085,7 @@ def monthly_line_summary(
     """
     day0 = _as_of_day(as_of)
     margin = _check_margin(assumed_gross_margin)
-    lines = _prepared_lines(transactions, day0, "month", fx_rates, margin)
+    lines = prepared_lines(transactions, day0, "month", fx_rates, margin)
     lines = lines.mutate(month=lines.ts.truncate("M"), _no_cost=lines.gross_profit.isnull())
     agg = lines.group_by(["account_id", "month", "product_line", "_no_cost"]).aggregate(
         revenue=lines.revenue.sum(),

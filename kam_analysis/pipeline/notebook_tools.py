@@ -1,6 +1,6 @@
 """Notebook hygiene: notebooks are committed without outputs.
 
-``python -m kam_analysis.notebook_tools strip FILE...`` removes outputs,
+``python -m kam_analysis.pipeline.notebook_tools strip FILE...`` removes outputs,
 execution counts and per-run metadata in place (the pre-commit hook);
 ``check FILE...`` exits 1 listing notebooks that still carry outputs.
 """
@@ -46,7 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: ``strip`` or ``check`` the given notebooks."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in ("strip", "check"):
-        print("usage: python -m kam_analysis.notebook_tools strip|check FILE...", file=sys.stderr)
+        print(
+            "usage: python -m kam_analysis.pipeline.notebook_tools strip|check FILE...",
+            file=sys.stderr,
+        )
         return 2
     action, files = args[0], [Path(a) for a in args[1:]]
     dirty = []

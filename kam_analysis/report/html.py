@@ -1,6 +1,6 @@
 """HTML pages of the report pipeline: notebook export, page header, index pages.
 
-Used by :mod:`kam_analysis.reports`; separate so the HTML rules sit in one place:
+Used by :mod:`kam_analysis.pipeline`; separate so the HTML rules sit in one place:
 
 * Reports read offline: the export template (the nbconvert ``lab`` template
   without its require.js, MathJax, Mermaid and widget ``<script>`` tags) loads
@@ -35,7 +35,7 @@ from typing import Any
 
 import nbformat
 
-from kam_analysis.plots import t
+from kam_analysis.core.i18n import t
 
 __all__ = [
     "drop_unsafe_urls",
@@ -80,6 +80,10 @@ REPORT_CSS = (
 .kam-note { color: #444; border-left: 3px solid #b0bec5; padding: 0.1em 0 0.1em 0.8em;
   margin: 0.4em 0; }
 .kam-chart img { max-width: 100%; height: auto; }
+/* a number and its unit (¥2,000.2万) and short category cells stay on one line */
+td.kam-num, td.kam-nowrap { white-space: nowrap; }
+/* Japanese: no small kana, ー or closing bracket at the start of a line */
+.kam-table th, .kam-table td { line-break: strict; }
 """
 ).replace("FONTS", _FONTS)
 
@@ -432,7 +436,7 @@ def run_index_page(manifest: dict, *, lang: str = "en") -> str:
     Parameters
     ----------
     manifest : dict
-        The run manifest (see :func:`kam_analysis.reports.run_reports`).
+        The run manifest (see :func:`kam_analysis.pipeline.run.run_reports`).
     lang : str, default "en"
 
     Returns

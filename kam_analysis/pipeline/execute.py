@@ -1,0 +1,424 @@
+"""Execute notebooks with papermill in child processes, with progress and time limits."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from kam_analysis.config import NotebookSpec
+from kam_analysis.pipeline.errors import ReportError
+from kam_analysis.pipeline.manifest import _utc
+from kam_analysis.report.record import RECORD_ENV
+
+if TYPE_CHECKING:
+    pass
+
+
+class _Progress:
+    """A single updating line on a terminal; timestamped log lines otherwise."""
+
+    def __init__(self, mode: Literal["tty", "log", "off"], stream: TextIO, total: int):
+        self.mode, self.stream, self.total = mode, stream, total
+        self._last = 0.0
+        self._shown = False
+
+    def log(self, message: str, *, important: bool = False) -> None:
+        """One event: a timestamped line (log mode); on a terminal only important ones."""
+        if self.mode == "off" or (self.mode == "tty" and not important):
+            return
+        if self.mode == "log":
+            self.stream.write(f"{_utc()} {message}\n")
+        else:
+            self._clear()
+            self.stream.write(f"{message}\n")
+        self.stream.flush()
+
+    def update(self, done: int, running: Sequence[tuple[str, float]]) -> None:
+        if self.mode != "tty" or not running:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        name, elapsed = running[0]
+        more = f" (+{len(running) - 1})" if len(running) > 1 else ""
+        line = f"[{min(done + 1, self.total)}/{self.total}] {name}{more} … {elapsed:.1f} s"
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        self.stream.write("\r" + line[:width] + "\x1b[K")
+        self.stream.flush()
+        self._shown = True
+
+    def _clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self._shown = False
+
+    def close(self) -> None:
+        if self.mode == "tty":
+            self._clear()
+            self.stream.flush()
+
+
+def _progress_mode(progress: bool | str, stream: TextIO) -> Literal["tty", "log", "off"]:
+    if progress is False:
+        return "off"
+    if progress is True:
+        return "tty"
+    if progress != "auto":
+        raise ReportError(f"progress must be 'auto', True or False, got {progress!r}")
+    try:
+        return "tty" if stream.isatty() else "log"
+    except (AttributeError, ValueError):
+        return "log"
+
+
+@dataclass
+class _Task:
+    key: str
+    spec: NotebookSpec
+    title: str
+    source: Path
+    account_id: str | None
+    account_name: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    log_handle: Any = None
+    started: float | None = None
+    ended: float | None = None
+    status: str = "not_run"
+    error: str | None = None
+    killed: bool = False
+    outputs: list[str] = field(default_factory=list)
+    recorded: dict[str, Any] = field(default_factory=dict)
+    screenshot_error: str | None = None
+    browser_console: list[str] = field(default_factory=list)
+    browser_requests: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        return round((self.ended or time.time()) - self.started, 2)
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Stop a child and everything it started (the kernel included)."""
+    import psutil
+
+    try:
+        parent = psutil.Process(proc.pid)
+        procs = [*parent.children(recursive=True), parent]
+    except psutil.NoSuchProcess:
+        procs = []
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=3)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(alive, timeout=3)
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=5)
+
+
+RUN_KERNEL = "kam-run"
+"""Name of the kernelspec each run writes for the interpreter running ``kam``."""
+
+
+def run_kernel_name(kernel_name: str | None) -> str:
+    """The kernel a run executes its notebooks with.
+
+    Parameters
+    ----------
+    kernel_name : str or None
+        ``[reports] kernel_name``: a registered Jupyter kernel, or None (the
+        default) for the Python that runs ``kam`` itself.
+
+    Returns
+    -------
+    str
+        ``kernel_name``, or :data:`RUN_KERNEL` for the run's own kernelspec.
+    """
+    return kernel_name or RUN_KERNEL
+
+
+def write_run_kernel(work: Path) -> Path:
+    """Write a kernelspec for ``sys.executable`` under ``work/kernels``; return ``work``.
+
+    The run's notebooks then execute in the environment ``kam`` runs in, whether
+    it was installed with ``make``, ``pip install`` or conda, without any kernel
+    registered with Jupyter (the named kernel stays for JupyterLab). The folder is
+    put first on ``JUPYTER_PATH`` of the child processes only.
+
+    Parameters
+    ----------
+    work : Path
+        The run's private working folder.
+
+    Returns
+    -------
+    Path
+        The folder to put on ``JUPYTER_PATH``.
+    """
+    folder = work / "kernels" / RUN_KERNEL
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": f"Python ({sys.executable})",
+        "language": "python",
+        "metadata": {"debugger": False},
+    }
+    (folder / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    return work
+
+
+def _start(task: _Task, build: Path, *, kernel_name: str | None, cell_timeout: int) -> None:
+    work = build / ".work"
+    spec = {
+        "input": str(task.source),
+        "output": str(build / f"{task.key}.ipynb"),
+        "parameters": task.parameters,
+        "kernel_name": run_kernel_name(kernel_name),
+        "cell_timeout": cell_timeout,
+        "cwd": str(task.source.parent),
+    }
+    spec_file = work / f"{task.key}.json"
+    spec_file.write_text(json.dumps(spec), encoding="utf-8")
+    env = dict(os.environ)
+    env[RECORD_ENV] = str(work / f"{task.key}.record.json")
+    if not kernel_name:
+        env["JUPYTER_PATH"] = os.pathsep.join(
+            p for p in (str(write_run_kernel(work)), os.environ.get("JUPYTER_PATH")) if p
+        )
+    task.log_handle = (build / "logs" / f"{task.key}.log").open("wb")
+    task.started = time.time()
+    task.proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD_CODE, str(spec_file)],
+        stdin=subprocess.DEVNULL,
+        stdout=task.log_handle,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,  # Ctrl-C reaches the runner only; it stops the children
+    )
+
+
+_CHILD_CODE = r"""
+import ctypes, json, logging, os, signal, sys, threading, time
+
+_PARENT = os.getppid()
+
+
+def _stop(*_):
+    # the runner is gone or stops us: take the kernel down too, it is not ours to leave
+    try:
+        import psutil
+
+        for child in psutil.Process().children(recursive=True):
+            child.kill()
+    finally:
+        os._exit(143)
+
+
+signal.signal(signal.SIGTERM, _stop)
+try:  # Linux: SIGTERM as soon as the runner dies, even by SIGKILL
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+
+
+def _watch_parent():  # elsewhere, and as a second line: poll for the runner
+    while True:
+        if os.getppid() != _PARENT:
+            _stop()
+        time.sleep(1)
+
+
+threading.Thread(target=_watch_parent, daemon=True).start()
+
+# jsonschema (imported by nbformat) builds an IRI grammar at import when rfc3987-syntax is
+# installed: seconds per notebook. nbformat never checks that format; skip the import.
+sys.modules.setdefault("rfc3987_syntax", None)
+spec = json.load(open(sys.argv[1], encoding="utf-8"))
+import papermill as pm
+from papermill.exceptions import PapermillExecutionError
+
+# the runner checked the parameters itself; papermill's own inspection misses
+# `x: str | None` declarations and would log "Passed unknown parameter"
+logging.getLogger("papermill").setLevel(logging.ERROR)
+try:
+    pm.execute_notebook(
+        spec["input"],
+        spec["output"],
+        parameters=spec["parameters"],
+        kernel_name=spec["kernel_name"],
+        language="python",
+        execution_timeout=spec["cell_timeout"],
+        cwd=spec["cwd"],
+        progress_bar=False,
+        log_output=False,
+    )
+except PapermillExecutionError as err:
+    print(f"kam-runner: cell {err.exec_count}: {err.ename}: {err.evalue}", file=sys.stderr)
+    sys.exit(1)
+except Exception as err:
+    print(f"kam-runner: {type(err).__name__}: {err}", file=sys.stderr)
+    sys.exit(138 if type(err).__name__ == "DeadKernelError" else 1)
+"""
+"""Child process: execute one notebook with papermill (spec file in ``sys.argv[1]``).
+
+A separate process so that a kernel crash, ``os._exit`` or a hang cannot take the
+runner down; it imports only papermill (fast start)."""
+
+
+def _first_error(nb: Any) -> str | None:
+    for i, cell in enumerate(nb.cells, 1):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "error":
+                return f"cell {i}: {out.get('ename')}: {str(out.get('evalue'))[:500]}"
+    return None
+
+
+def _unexecuted_cell(nb: Any) -> int | None:
+    for i, cell in enumerate(nb.cells, 1):
+        if cell.cell_type == "code" and cell.source.strip() and cell.get("execution_count") is None:
+            return i
+    return None
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    marked = [ln for ln in text if ln.startswith("kam-runner:")]
+    return " | ".join((marked or text)[-lines:])[:600]
+
+
+def _outcome(
+    task: _Task, build: Path, *, cell_timeout: int, run_timeout: int
+) -> tuple[str, str | None]:
+    import nbformat
+
+    rc = task.proc.returncode if task.proc else None
+    nb_path = build / f"{task.key}.ipynb"
+    log = _log_tail(build / "logs" / f"{task.key}.log")
+    if task.killed:
+        return "timeout", f"stopped after the run timeout of {run_timeout} s"
+    nb = None
+    if nb_path.is_file():
+        with contextlib.suppress(Exception):
+            nb = nbformat.read(nb_path, as_version=4)
+    if nb is None:
+        return "failed", f"no executed notebook was written (exit code {rc}): {log}"
+    exception = nb.metadata.get("papermill", {}).get("exception")
+    error = _first_error(nb)
+    skipped = _unexecuted_cell(nb)
+    if rc == 0 and not exception and error is None and skipped is None:
+        return "ok", None
+    if "CellTimeoutError" in log or "timed out" in log.lower():
+        return "timeout", f"a cell ran longer than the cell timeout of {cell_timeout} s"
+    if error:
+        return "failed", error
+    if rc == 138 or "DeadKernelError" in log:
+        return "failed", f"the kernel died (exit code {rc}; out of memory or os._exit?): {log}"
+    if rc not in (0, None):
+        return "failed", f"papermill exited with code {rc}: {log}"
+    if skipped is not None:
+        return "failed", f"cell {skipped} never ran: the notebook stopped early (sys.exit()?)"
+    return "failed", f"papermill reported an exception: {log}"  # pragma: no cover
+
+
+def _execute_all(
+    tasks: list[_Task],
+    build: Path,
+    *,
+    jobs: int,
+    kernel_name: str | None,
+    cell_timeout: int,
+    run_timeout: int,
+    progress: _Progress,
+) -> None:
+    pending: deque[_Task] = deque(tasks)
+    running: list[_Task] = []
+    done = 0
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                task = pending.popleft()
+                _start(task, build, kernel_name=kernel_name, cell_timeout=cell_timeout)
+                progress.log(f"start {task.key}")
+                running.append(task)
+            for task in list(running):
+                assert task.proc is not None
+                if task.proc.poll() is None and time.time() - (task.started or 0) > run_timeout:
+                    task.killed = True
+                    _kill_tree(task.proc)
+                if task.proc.poll() is None:
+                    continue
+                task.ended = time.time()
+                task.log_handle.close()
+                task.status, task.error = _outcome(
+                    task, build, cell_timeout=cell_timeout, run_timeout=run_timeout
+                )
+                running.remove(task)
+                done += 1
+                word = "ok" if task.status == "ok" else task.status.upper()
+                detail = f": {task.error}" if task.error else ""
+                progress.log(
+                    f"{word} {task.key} {task.duration:.1f} s{detail}",
+                    important=task.status != "ok",
+                )
+            progress.update(done, [(t.key, time.time() - (t.started or 0)) for t in running])
+            time.sleep(0.05)
+    except BaseException:
+        with _ignore_interrupts():  # a second Ctrl-C must not leave kernels behind
+            for task in running:
+                if task.proc is not None and task.proc.poll() is None:
+                    _kill_tree(task.proc)
+                if task.log_handle:
+                    task.log_handle.close()
+        raise
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _ignore_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = (
+        signal.signal(signal.SIGINT, signal.SIG_IGN),
+        signal.signal(signal.SIGTERM, signal.SIG_IGN),
+    )
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old[0])
+        signal.signal(signal.SIGTERM, old[1])
