@@ -109,9 +109,10 @@ class StakeholderSettings(BaseModel):
         return value
 
 
-def _rules(**overrides: Any) -> StakeholderSettings:
-    """The settings with the given values (``None``: the :class:`StakeholderSettings` default)."""
-    return StakeholderSettings(**{k: v for k, v in overrides.items() if v is not None})
+def _rules(base: StakeholderSettings | None = None, **overrides: Any) -> StakeholderSettings:
+    """``base`` (default: the defaults) with the given values; ``None`` keeps ``base``'s."""
+    values = base.model_dump() if base is not None else {}
+    return StakeholderSettings(**(values | {k: v for k, v in overrides.items() if v is not None}))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -392,12 +393,13 @@ def relationship_risks(
     activity_window_days: int | None = None,
     sponsor_min_stance: str | None = None,
     blocker_min_influence: int | None = None,
+    settings: StakeholderSettings | None = None,
     lang: Literal["en", "ja"] = "en",
 ) -> pd.DataFrame:
     """Flag relationship risks per account.
 
-    The rules are those of :class:`StakeholderSettings`; a rule argument left
-    at ``None`` takes the default there.
+    The rules are those of ``settings`` (``[stakeholders]`` in kam.toml, default
+    :class:`StakeholderSettings`); a rule argument given here overrides it.
 
     Flags
     -----
@@ -429,7 +431,9 @@ def relationship_risks(
     stale_days, stale_min_influence, single_thread_share, activity_window_days : optional
         As in :class:`StakeholderSettings` (the default when ``None``).
     sponsor_min_stance, blocker_min_influence : optional
-        As in :class:`StakeholderSettings` (the default when ``None``).
+        As in :class:`StakeholderSettings` (``settings``' value when ``None``).
+    settings : StakeholderSettings, optional
+        The rules (``ctx.config.stakeholders`` in reports).
     lang : {"en", "ja"}
         Language of ``reasons`` (the ``stakeholders.risk.*`` locale keys).
 
@@ -446,6 +450,7 @@ def relationship_risks(
     if activities is not None:
         _check(activities, "activities", ACTIVITY_COLUMNS)
     rules = _rules(
+        settings,
         stale_days=stale_days,
         stale_min_influence=stale_min_influence,
         single_thread_share=single_thread_share,

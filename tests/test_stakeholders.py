@@ -514,3 +514,16 @@ def test_stakeholder_panels_one_row_per_account_without_names(people, lang):
     assert not any(v in text for v in [*NAMES, *EMAILS])
     with pytest.raises(ValueError, match="no account_ids"):
         plots.stakeholder_panels(people, [])
+
+
+def test_relationship_risks_take_their_rules_from_the_settings(people):
+    """``settings=`` (a kam.toml section) sets every rule; an argument still overrides it."""
+    accounts = pd.DataFrame({"account_id": ["A", "B", "C", "D"]})
+    default = sh.relationship_risks(people, None, AS_OF, accounts=accounts)
+    strict = sh.StakeholderSettings(stale_days=1, stale_min_influence=1)
+    tightened = sh.relationship_risks(people, None, AS_OF, accounts=accounts, settings=strict)
+    assert tightened["n_stale_contacts"].sum() > default["n_stale_contacts"].sum()
+    overridden = sh.relationship_risks(
+        people, None, AS_OF, accounts=accounts, settings=strict, stale_days=10_000
+    )
+    assert overridden["n_stale_contacts"].sum() < tightened["n_stale_contacts"].sum()
