@@ -185,7 +185,14 @@ def write_run_kernel(work: Path) -> Path:
     return work
 
 
-def _start(task: _Task, build: Path, *, kernel_name: str | None, cell_timeout: int) -> None:
+def _start(
+    task: _Task,
+    build: Path,
+    *,
+    kernel_name: str | None,
+    cell_timeout: int,
+    jupyter_path: str | None = None,
+) -> None:
     work = build / ".work"
     spec = {
         "input": str(task.source),
@@ -199,10 +206,8 @@ def _start(task: _Task, build: Path, *, kernel_name: str | None, cell_timeout: i
     spec_file.write_text(json.dumps(spec), encoding="utf-8")
     env = dict(os.environ)
     env[RECORD_ENV] = str(work / f"{task.key}.record.json")
-    if not kernel_name:
-        env["JUPYTER_PATH"] = os.pathsep.join(
-            p for p in (str(write_run_kernel(work)), os.environ.get("JUPYTER_PATH")) if p
-        )
+    if jupyter_path is not None:
+        env["JUPYTER_PATH"] = jupyter_path
     task.log_handle = (build / "logs" / f"{task.key}.log").open("wb")
     task.started = time.time()
     task.proc = subprocess.Popen(
@@ -353,11 +358,21 @@ def _execute_all(
     pending: deque[_Task] = deque(tasks)
     running: list[_Task] = []
     done = 0
+    jupyter_path = None  # the run's own kernelspec, written once, when no kernel is named
+    if not kernel_name:
+        own = str(write_run_kernel(build / ".work"))
+        jupyter_path = os.pathsep.join(p for p in (own, os.environ.get("JUPYTER_PATH")) if p)
     try:
         while pending or running:
             while pending and len(running) < jobs:
                 task = pending.popleft()
-                _start(task, build, kernel_name=kernel_name, cell_timeout=cell_timeout)
+                _start(
+                    task,
+                    build,
+                    kernel_name=kernel_name,
+                    cell_timeout=cell_timeout,
+                    jupyter_path=jupyter_path,
+                )
                 progress.log(f"start {task.key}")
                 running.append(task)
             for task in list(running):
