@@ -37,6 +37,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kam_analysis import kpi as kpi_mod
+from kam_analysis import objectives as objectives_mod
 from kam_analysis import scenarios, segmentation, stakeholders
 from kam_analysis.core.errors import InputError
 from kam_analysis.core.formatting import fmt_money, fmt_pct
@@ -55,6 +56,8 @@ __all__ = [
     "account_monthly",
     "account_plan_data",
     "criterion_label",
+    "ltv_growth",
+    "objective_table",
     "open_opportunities",
     "poc_summary",
     "price_cut_table",
@@ -1017,6 +1020,21 @@ class AccountPlan:
     skipped : dict
         Section -> missing table (``{"relationships": "stakeholders"}``) or, for
         ``"ltv"``, the reason the LTV is not shown.
+    objectives : DataFrame or None
+        :func:`kam_analysis.objectives.objective_progress` of the account's
+        objectives (None without an ``account_objectives`` table).
+    team : DataFrame or None
+        :func:`kam_analysis.objectives.team_members` (None without ``account_team``).
+    coverage : DataFrame or None
+        :func:`kam_analysis.objectives.team_coverage`: our roles against their
+        decision-maker roles.
+    team_flags : dict or None
+        :func:`kam_analysis.objectives.team_flags`.
+    next_review : NextReview or None
+        :func:`kam_analysis.objectives.next_review` from ``[stakeholders] governance_plan``.
+    concerns : DataFrame or None
+        Contacts with stated concerns (``person`` pseudonym, ``role``,
+        ``influence``, ``stance``, ``concerns``); None without a ``concerns`` column.
     """
 
     account_id: str
@@ -1047,6 +1065,145 @@ class AccountPlan:
     actions: pd.DataFrame
     settings: ActionSettings = field(default_factory=ActionSettings)
     skipped: dict[str, str] = field(default_factory=dict)
+    objectives: pd.DataFrame | None = None
+    team: pd.DataFrame | None = None
+    coverage: pd.DataFrame | None = None
+    team_flags: dict | None = None
+    next_review: objectives_mod.NextReview | None = None
+    concerns: pd.DataFrame | None = None
+
+
+def _plan_concerns(people: pd.DataFrame, salt: str) -> pd.DataFrame | None:
+    """Contacts with stated concerns, most influential first, shown by role and pseudonym."""
+    if "concerns" not in people.columns:
+        return None
+    said = people[people["concerns"].notna() & (people["concerns"].astype(str).str.strip() != "")]
+    said = said.sort_values("influence", ascending=False, kind="stable")
+    return pd.DataFrame(
+        {
+            "person": [stakeholders.pseudonym(c, salt) for c in said["contact_id"]],
+            "role": said["role"].to_numpy(),
+            "influence": said["influence"].to_numpy(),
+            "stance": said["stance"].to_numpy(),
+            "concerns": said["concerns"].astype(str).to_numpy(),
+        }
+    )
+
+
+def _plan_objectives(
+    ctx, acc_id: str, account: pd.Series, activities
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The plan's objectives, team, coverage, next review and concerns (each when the data have it).
+
+    The objectives are the account's rows of ``ctx.objective_progress`` (measured
+    once per context for every account, as the KPI scorecard and ``kam export``
+    show them); the rules come from ``[objectives]``.
+
+    Returns the :class:`AccountPlan` fields and the sections skipped (section -> table).
+    """
+    out: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    as_of = ctx.as_of
+    rules = ctx.config.objectives
+    people = ctx.account_frame("stakeholders", acc_id)
+    progress = ctx.objective_progress
+    if progress is not None:
+        mine = progress["account_id"].astype(str) == acc_id
+        out["objectives"] = progress[mine].reset_index(drop=True)
+    else:
+        skipped["objectives"] = "account_objectives"
+    if ctx.has("account_team"):
+        team = ctx.account_frame("account_team", acc_id)
+        out["team"] = objectives_mod.team_members(team, as_of)
+        out["coverage"] = objectives_mod.team_coverage(team, people, as_of)
+        out["team_flags"] = objectives_mod.team_flags(
+            team,
+            people,
+            activities,
+            as_of,
+            key_account=account.get("tier") == "key",
+            settings=rules,
+        )
+    else:
+        skipped["team"] = "account_team"
+    if activities is not None:  # without activities no review is on record either way
+        out["next_review"] = objectives_mod.next_review(
+            activities,
+            as_of,
+            plan=ctx.config.stakeholders.governance_plan,
+            tier=account.get("tier"),
+            kind=rules.review_kind,
+        )
+    if people is not None:
+        out["concerns"] = _plan_concerns(people, ctx.config.stakeholders.pseudonym_salt)
+    return out, skipped
+
+
+_MONEY_METRICS = ("revenue_12m", "gross_profit_12m", "revenue", "gross_profit", "ltv")
+_RATIO_METRICS = tuple(
+    d
+    for d in kpi_mod.KPI_IDS
+    if kpi_mod.KPI_DEFINITIONS.set_index("kpi_id").at[d, "unit"] == "ratio"
+)
+
+
+def _metric_value(value: float, metric: str, currency: str, lang: str) -> str:
+    if value is None or not np.isfinite(value):
+        return ""
+    if metric in _MONEY_METRICS:
+        return _money(value, currency, lang)
+    if metric in _RATIO_METRICS:
+        return _pct(value, 1)
+    return f"{value:,.4g}"
+
+
+def objective_table(
+    progress: pd.DataFrame, *, currency: str, lang: Literal["en", "ja"] = "en"
+) -> pd.DataFrame:
+    """The plan's objectives for display: values formatted by metric, KPI names translated.
+
+    Parameters
+    ----------
+    progress : DataFrame
+        :func:`kam_analysis.objectives.objective_progress`.
+    currency, lang : str
+
+    Returns
+    -------
+    DataFrame
+        ``objective, owner, metric, baseline_value, target_value, current_value``
+        (text: money for revenue metrics, percent for ratio KPIs), ``due_date``
+        (``YYYY-MM-DD``), ``progress``, ``expected`` (floats) and ``assessed``.
+    """
+    out = progress.copy()
+    metric = out["metric"].fillna("").astype(str)
+    for col in ("baseline_value", "target_value", "current_value"):
+        out[col] = [
+            _metric_value(float(v), m, currency, lang) if pd.notna(v) else ""
+            for v, m in zip(out[col], metric, strict=True)
+        ]
+    out["metric"] = [
+        label_for(m, prefix="objective_metric.", lang=lang)
+        if m in _MONEY_METRICS[:2]
+        else kpi_mod.kpi_label(m, lang)
+        if m in kpi_mod.KPI_IDS
+        else m
+        for m in metric
+    ]
+    out["due_date"] = pd.to_datetime(out["due_date"]).dt.strftime("%Y-%m-%d")
+    cols = [
+        "objective",
+        "owner",
+        "metric",
+        "baseline_value",
+        "target_value",
+        "current_value",
+        "due_date",
+        "progress",
+        "expected",
+        "assessed",
+    ]
+    return out[cols].reset_index(drop=True)
 
 
 def _plan_kpis(ctx, account_id: str, settings) -> Any:
@@ -1080,6 +1237,7 @@ def _plan_kpis(ctx, account_id: str, settings) -> Any:
         usage=frame("usage"),
         as_of=ctx.as_of,
         settings=settings,
+        lapse_months=ctx.config.segmentation.lapse_months,
     )
 
 
@@ -1093,6 +1251,23 @@ def _portfolio_ltv(ctx) -> pd.DataFrame:
     ``model == "none"``.
     """
     return ctx.ltv_values.ltv
+
+
+def ltv_growth(ctx) -> pd.DataFrame | None:
+    """Every account's annual growth on its LTV path, as the LTV report values it.
+
+    ``account_id, growth_annual`` of ``ctx.ltv_values.ltv`` (see
+    :func:`_portfolio_ltv`); the KPI scorecard grows the fiscal year's revenue
+    forecast with it. None when the models cannot value the book; the fit's
+    warnings are left to the LTV report.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the LTV report shows the fit notes
+            ltv = _portfolio_ltv(ctx)
+    except (ValueError, ArithmeticError):  # e.g. LtvInputError: features the models reject
+        return None
+    return ltv[["account_id", "growth_annual"]].reset_index(drop=True)
 
 
 def _account_ltv(
@@ -1182,13 +1357,12 @@ def account_plan_data(
         skipped["ltv"] = why
 
     # KPIs with the fiscal year of the data settings, as in the KPI scorecard report
-    kpi_settings = ctx.config.kpi.model_copy(
-        update={"fiscal_year_start_month": ctx.config.data.fiscal_year_start_month}
-    )
+    kpi_settings = ctx.kpi_settings
     result = _plan_kpis(ctx, acc_id, kpi_settings)
     assessed = kpi_mod.assess_kpis(result)
     kpis = assessed[assessed["account_id"].astype(str) == acc_id].reset_index(drop=True)
-    card = kpi_mod.balanced_scorecard(result)
+    # health with the book's validated family weights, as on the KPI page and in kam export
+    card = kpi_mod.balanced_scorecard(result, family_weights=ctx.health_validation.weights)
     health_rows = card[card["account_id"].astype(str) == acc_id]
     health = health_rows.iloc[0] if len(health_rows) else None
     table = kpi_mod.scorecard_table(kpis, lang=lang, currency=currency, settings=kpi_settings)
@@ -1295,6 +1469,8 @@ def account_plan_data(
         settings=cfg,
         max_actions=cfg.max_actions,
     )
+    managed, not_managed = _plan_objectives(ctx, acc_id, account, act)
+    skipped |= not_managed
     name = account.get("name")
     return AccountPlan(
         account_id=acc_id,
@@ -1325,4 +1501,5 @@ def account_plan_data(
         actions=actions,
         settings=cfg,
         skipped=skipped,
+        **managed,
     )

@@ -33,6 +33,10 @@ class UsageError(InputError):
     """A problem with the command's arguments (exit 2)."""
 
 
+class InvalidData(InputError):
+    """The dataset is unreadable or invalid; its report was printed (exit 2)."""
+
+
 def _as_of(value: str | None) -> dt.date | None:
     if value is None:
         return None
@@ -76,7 +80,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from kam_analysis.synthetic import generate_dataset, generate_messy_export
+    from kam_analysis.synthetic import SyntheticSettings, generate_dataset, generate_messy_export
 
     if args.accounts < 1:
         raise UsageError("--accounts must be at least 1")
@@ -95,6 +99,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
         )
     generate = generate_messy_export if args.messy else generate_dataset
     try:
+        settings = SyntheticSettings(  # 0 for both: the lognormal draw, no planted concentration
+            top1_revenue_share=args.top1_share or None,
+            top10_revenue_share=args.top10_share or None,
+        )
         summary = generate(
             Path(args.out),
             n_accounts=args.accounts,
@@ -103,6 +111,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             end=args.end,
             fiscal_year_start_month=args.fiscal_year_start,
             overwrite=args.force,
+            settings=settings,
             **(
                 {"lines_per_account_month": args.lines_per_account_month}
                 if args.lines_per_account_month is not None
@@ -120,22 +129,41 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_features(args: argparse.Namespace) -> int:
-    from kam_analysis.context import AnalysisContext
+def _open_validated(
+    folder: Path, config, as_of_arg: str | None, *, skip_validation: bool, outcome: str
+):
+    """The dataset and its as-of date, checked against the contract unless skipped.
+
+    An unreadable or invalid dataset prints its report and raises
+    :class:`InvalidData` (exit 2) saying ``outcome`` (what was not done).
+    """
     from kam_analysis.data import DatasetError, validate_open_dataset
 
-    folder = Path(args.data)
-    config = _config(folder, args.config)
     try:
-        ds, as_of = _open(folder, config, args.as_of)
+        ds, as_of = _open(folder, config, as_of_arg)
     except DatasetError as err:
         print(err.report.render_text(), file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if not args.skip_validation:
+        raise InvalidData(f"{folder}: the dataset cannot be read, {outcome}") from None
+    if not skip_validation:
         report = validate_open_dataset(ds, as_of)
         if not report.ok:
             print(report.render_text(), file=sys.stderr)
-            return EXIT_BAD_INPUT
+            raise InvalidData(f"invalid data, {outcome}")
+    return ds, as_of
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from kam_analysis.context import AnalysisContext
+
+    folder = Path(args.data)
+    config = _config(folder, args.config)
+    ds, as_of = _open_validated(
+        folder,
+        config,
+        args.as_of,
+        skip_validation=args.skip_validation,
+        outcome="nothing was written",
+    )
     started = time.perf_counter()
     features = AnalysisContext(ds, as_of, config).features  # the reports' own feature table
     out = Path(args.out) if args.out else folder / "_derived" / f"account_features_{as_of}.parquet"
@@ -148,11 +176,50 @@ def cmd_features(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _refuse_table_name(out: Path, folder: Path) -> None:
+    """An --out in the dataset folder named like a table would be read as input next time."""
+    from kam_analysis.core.schemas import CANONICAL_TABLES
+
+    if out.resolve().parent == folder.resolve() and out.stem.lower() in CANONICAL_TABLES:
+        raise UsageError(
+            f"--out {out}: a file named {out.stem} in the dataset folder would be read as its "
+            f"{out.stem} table; choose another name or folder"
+        )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from kam_analysis.context import AnalysisContext
+    from kam_analysis.pipeline.export import account_export, check_export_path, write_export
+
+    folder, out = Path(args.data), Path(args.out)
+    check_export_path(out, excel=args.excel, force=args.force)  # before any work
+    _refuse_table_name(out, folder)
+    config = _config(folder, args.config)
+    ds, as_of = _open_validated(
+        folder,
+        config,
+        args.as_of,
+        skip_validation=args.skip_validation,
+        outcome="nothing was exported",
+    )
+    started = time.perf_counter()
+    table = account_export(AnalysisContext(ds, as_of, config, args.lang))
+    write_export(table, out, excel=args.excel, force=args.force)
+    took = time.perf_counter() - started
+    size = f"{len(table):,} accounts × {table.shape[1]} columns"
+    print(f"wrote {out}: {size}, as of {as_of} ({took:.1f} s)")
+    return EXIT_OK
+
+
 def cmd_dictionary(args: argparse.Namespace) -> int:
     from kam_analysis.core.schemas import data_dictionary
 
     table = data_dictionary()
-    if args.table:
+    if args.table == "export":  # the columns kam export writes
+        from kam_analysis.pipeline.export import export_dictionary
+
+        table = export_dictionary()
+    elif args.table:
         table = table[table["table"] == args.table]
     if args.format == "csv":
         print(table.to_csv(index=False), end="")
@@ -275,6 +342,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "warnings": [i.render() for i in report.warnings],
         },
         kernel_name=settings.kernel_name,
+        run_state=not args.no_run_state,
         cell_timeout=settings.cell_timeout,
         run_timeout=settings.run_timeout,
         show_personal_data=show_pd,
@@ -346,6 +414,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="transaction density (default 7; 14 with 100k accounts gives about 50M lines)",
     )
     p.add_argument(
+        "--top1-share",
+        type=float,
+        default=0.08,
+        help="planted share of the last 12 months' revenue of the largest account (default 0.08)",
+    )
+    p.add_argument(
+        "--top10-share",
+        type=float,
+        default=0.35,
+        help="planted share of the 10 largest accounts (default 0.35); 0 for both shares keeps "
+        "the lognormal draw",
+    )
+    p.add_argument(
         "--messy",
         action="store_true",
         help="write the demo as a real ERP export: invoice_lines.csv (quantity x unit price, "
@@ -363,6 +444,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--skip-validation", action="store_true", help="do not validate first")
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser(
+        "export", help="write the account table for the CRM (tier, score, value, LTV, health)"
+    )
+    p.add_argument("data", help="dataset folder")
+    p.add_argument("--as-of", help="analysis date YYYY-MM-DD (default: the dataset's)")
+    p.add_argument("--config", help="kam.toml")
+    p.add_argument("--out", required=True, help="output file, .csv or .parquet")
+    p.add_argument("--excel", action="store_true", help="CSV in UTF-8 with BOM for Excel")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    p.add_argument("--lang", choices=["en", "ja"], default="en", help="language of the reasons")
+    p.add_argument("--skip-validation", action="store_true", help="do not validate first")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="execute the report notebooks and publish an HTML report run")
     p.add_argument(
@@ -383,6 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account-plans", type=int, help="plans for the top N key accounts")
     p.add_argument("--show-personal-data", action="store_true", help="show stakeholder names")
     p.add_argument("--screenshots", action="store_true", help="PNG of every page (Chromium)")
+    p.add_argument(
+        "--no-run-state",
+        action="store_true",
+        help="every notebook computes the portfolio itself (default: computed once per run)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("reports", help="list or show published report runs")
@@ -396,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_reports_show)
 
     p = sub.add_parser("dictionary", help="print the data contract (data dictionary)")
-    p.add_argument("--table", help="only this table")
+    p.add_argument("--table", help="only this table ('export': the columns of kam export)")
     p.add_argument("--format", choices=["text", "csv"], default="text")
     p.set_defaults(func=cmd_dictionary)
     return parser

@@ -40,6 +40,7 @@ from kam_analysis.data.settings import DataSettings
 from kam_analysis.kpi import KpiSettings
 from kam_analysis.ltv import LTVModelSettings
 from kam_analysis.ltv.value import LtvSettings
+from kam_analysis.objectives import ObjectiveSettings
 from kam_analysis.pricing import PricingSettings
 from kam_analysis.scenarios import ScenarioSettings
 from kam_analysis.segmentation import SegmentationSettings
@@ -162,6 +163,7 @@ class KamConfig(_Section):
     scenarios: ScenarioSettings = Field(default_factory=ScenarioSettings)
     pricing: PricingSettings = Field(default_factory=PricingSettings)
     actions: ActionSettings = Field(default_factory=ActionSettings)
+    objectives: ObjectiveSettings = Field(default_factory=ObjectiveSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     show_personal_data: bool = Field(
         False,

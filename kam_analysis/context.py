@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from kam_analysis import objectives as objectives_mod
 from kam_analysis.config import KamConfig, find_config, load_config, with_overrides
 from kam_analysis.core.schemas import CANONICAL_TABLES, REQUIRED_TABLES
 from kam_analysis.data import Dataset, as_date, open_dataset
@@ -40,8 +43,16 @@ from kam_analysis.data.features import (
     product_line_revenue,
 )
 from kam_analysis.data.validation import AS_OF_GAP_DAYS
+from kam_analysis.kpi import (
+    HealthValidation,
+    KpiSettings,
+    assess_kpis,
+    compute_kpis,
+    validate_health,
+)
 from kam_analysis.ltv.analysis import LtvAnalysis, LtvValues, ltv_analysis, value_accounts
 from kam_analysis.segmentation import score_and_tier, tier_rule, win_back_list
+from kam_analysis.state import STATE_ENV, RunState, input_files, open_state, state_key, write_state
 from kam_analysis.valuation import account_whitespace, criteria_used
 
 
@@ -89,6 +100,12 @@ class AnalysisContext:
     config: KamConfig
     lang: str = "en"
     _frames: dict[str, pd.DataFrame | None] = field(default_factory=dict, repr=False)
+    state: RunState | None = field(default=None, repr=False)
+    """The run state this context reads (see :mod:`kam_analysis.state`), when one matched."""
+    state_status: str = "none"
+    """``"used"``, ``"stale"`` (a state for other inputs or settings: ignored), ``"missing"``
+    or ``"none"`` (no run state offered: everything is computed on demand)."""
+    _state_folder: Path | None = field(default=None, repr=False)
 
     @property
     def data_dir(self) -> Path:
@@ -107,7 +124,7 @@ class AnalysisContext:
         AnalysisContext
             A fresh context (nothing computed yet).
         """
-        return AnalysisContext(self.dataset, as_date(as_of), self.config, self.lang)
+        return self._derived(self.config, as_date(as_of))
 
     def with_settings(self, **sections: Mapping[str, Any]) -> AnalysisContext:
         """The same dataset and date with some settings replaced (nothing computed yet).
@@ -131,8 +148,91 @@ class AnalysisContext:
         ConfigError
             For an unknown section or setting, or an invalid value.
         """
-        config = with_overrides(self.config, **sections)
-        return AnalysisContext(self.dataset, self.as_of, config, self.lang)
+        return self._derived(with_overrides(self.config, **sections), self.as_of)
+
+    def _derived(self, config: KamConfig, as_of: dt.date) -> AnalysisContext:
+        """A fresh context on the same dataset; it reads the run state only if its key matches."""
+        ctx = AnalysisContext(self.dataset, as_of, config, self.lang)
+        if self._state_folder is not None:
+            ctx.attach_state(self._state_folder)
+        return ctx
+
+    # ------------------------------------------------------------------ run state
+
+    @cached_property
+    def state_key(self) -> str:
+        """:func:`kam_analysis.state.state_key` of this context (hashes every input file)."""
+        return state_key(input_files(self.data_dir), self.config, self.as_of, self.lang)
+
+    def attach_state(self, folder: str | Path) -> str:
+        """Read the portfolio from a run state folder when it was computed for this context.
+
+        The state is used only when its key equals :attr:`state_key` (same
+        input files, settings, as-of date and language); otherwise it is
+        ignored and everything is computed on demand.
+
+        Parameters
+        ----------
+        folder : str or Path
+            A folder written by :meth:`save_state`.
+
+        Returns
+        -------
+        str
+            :attr:`state_status`: ``"used"``, ``"stale"`` or ``"missing"``.
+        """
+        self._state_folder = Path(folder)
+        self.state, self.state_status = open_state(self._state_folder, self.state_key)
+        return self.state_status
+
+    def save_state(self, folder: str | Path) -> dict[str, Any]:
+        """Compute the portfolio once and write it as a run state (``kam run`` does this).
+
+        Stores :attr:`features`, :attr:`monthly`, :attr:`spend_12m`,
+        :attr:`scored` (Parquet), and :attr:`coverage`, :attr:`ltv_values`
+        (the fitted LTV models and every account's LTV),
+        :attr:`health_validation` (the health score's family weights) and,
+        with an objectives table, :attr:`objective_progress`.
+
+        Parameters
+        ----------
+        folder : str or Path
+            The state folder (created; ``state.json`` is written last).
+
+        Returns
+        -------
+        dict
+            ``key``, ``tables``, ``objects`` and ``seconds`` (build time).
+        """
+        t0 = time.perf_counter()
+        tables = {
+            "features": self.features,
+            "monthly": self.monthly,
+            "spend_12m": self.spend_12m,
+            "scored": self.scored,
+        }
+        if self.objective_progress is not None:
+            tables["objective_progress"] = self.objective_progress
+        objects = {
+            "coverage": self.coverage,
+            "ltv_values": self.ltv_values,
+            "health_validation": self.health_validation,
+        }
+        seconds = time.perf_counter() - t0
+        write_state(Path(folder), self.state_key, tables=tables, objects=objects, seconds=seconds)
+        return {
+            "key": self.state_key,
+            "tables": sorted(tables),
+            "objects": sorted(objects),
+            "seconds": round(seconds, 2),
+        }
+
+    def _stored(self, name: str) -> Any:
+        """A table or object of the matched run state (None without one)."""
+        if self.state is None:
+            return None
+        table = self.state.table(name)
+        return table if table is not None else self.state.object(name)
 
     def has(self, table: str) -> bool:
         """Whether the dataset provides ``table``."""
@@ -175,6 +275,9 @@ class AnalysisContext:
         Growth needs the previous 12 months, the trend its quarters: criteria the
         data does not cover are left out of scores and shown as not available.
         """
+        stored = self._stored("coverage")
+        if stored is not None:
+            return stored
         return history_coverage(self.dataset.table("transactions"), self.as_of)
 
     @property
@@ -185,6 +288,9 @@ class AnalysisContext:
     @cached_property
     def features(self) -> pd.DataFrame:
         """Account feature table (:func:`kam_analysis.data.features.build_account_features`)."""
+        stored = self._stored("features")
+        if stored is not None:
+            return stored
         ds = self.dataset
         return build_account_features(
             ds.table("transactions"),
@@ -199,6 +305,9 @@ class AnalysisContext:
     @cached_property
     def monthly(self) -> pd.DataFrame:
         """Revenue and gross profit per account and month (engine aggregation)."""
+        stored = self._stored("monthly")
+        if stored is not None:
+            return stored
         return monthly_revenue(
             self.dataset.table("transactions"),
             self.as_of,
@@ -218,6 +327,9 @@ class AnalysisContext:
         :func:`kam_analysis.data.features.product_line_revenue`; what the
         cross-sell whitespace needs from the lines.
         """
+        stored = self._stored("spend_12m")
+        if stored is not None:
+            return stored
         return product_line_revenue(
             self.dataset.table("transactions"), self.as_of, fx_rates=self._fx_rates()
         )
@@ -285,7 +397,9 @@ class AnalysisContext:
         tiers for active accounts only, and the win-back flag and reason of
         valuable lost accounts, computed once so that every report agrees.
         """
-
+        stored = self._stored("scored")
+        if stored is not None:
+            return stored
         return score_and_tier(
             self.features,
             None,
@@ -341,6 +455,9 @@ class AnalysisContext:
         plans) read it here, so that they show the numbers of the LTV report
         without paying for its backtests.
         """
+        stored = self._stored("ltv_values")
+        if stored is not None:
+            return stored
         return value_accounts(self, self.config.ltv)
 
     @cached_property
@@ -352,6 +469,98 @@ class AnalysisContext:
         plus retention, renewals, backtests and notes (``LtvAnalysis``).
         """
         return ltv_analysis(self, values=self.ltv_values)
+
+    @property
+    def kpi_settings(self) -> KpiSettings:
+        """``[kpi]`` with the fiscal year of ``[data]``: the settings every report computes KPIs with."""
+        fiscal_start = self.config.data.fiscal_year_start_month
+        return self.config.kpi.model_copy(update={"fiscal_year_start_month": fiscal_start})
+
+    def kpi_tables(self) -> dict[str, pd.DataFrame | None]:
+        """The optional tables the KPIs read (``contracts``, ``opportunities``, ``activities``,
+        ``surveys``, ``usage``), as pandas or None."""
+        return {name: self.frame(name) for name in _KPI_TABLES}
+
+    @cached_property
+    def health_validation(self) -> HealthValidation:
+        """The health score's family weights, fitted to churn and validated out of time, once.
+
+        :func:`kam_analysis.kpi.validate_health` on the book with
+        :attr:`kpi_settings` and ``[segmentation] lapse_months``: the weights
+        the KPI scorecard, the account plans and ``kam export`` score health
+        with, so that an account's health is the same number everywhere.
+        """
+        stored = self._stored("health_validation")
+        if stored is not None:
+            return stored
+        return validate_health(
+            self.monthly_lines,
+            self.frame("accounts"),
+            **self.kpi_tables(),
+            as_of=self.as_of,
+            settings=self.kpi_settings,
+            lapse_months=self.config.segmentation.lapse_months,
+        )
+
+    @cached_property
+    def objective_progress(self) -> pd.DataFrame | None:
+        """Every account's objectives against target, measured once (None without objectives).
+
+        :func:`kam_analysis.objectives.objective_progress` of the
+        ``account_objectives`` table with ``[objectives]``, on the current
+        values of :func:`kam_analysis.objectives.measured_values`: the
+        accounts' row of :attr:`scored` and their KPIs at the latest complete
+        period (computed with :attr:`kpi_settings`, for the accounts that have
+        objectives only, and only when an objective measures a KPI). The
+        account plans, the KPI scorecard and ``kam export`` read it, so that an
+        objective has the same status everywhere.
+        """
+        goals = self.frame("account_objectives")
+        if goals is None:
+            return None
+        stored = self._stored("objective_progress")
+        if stored is not None:
+            return stored
+        ids = sorted(set(goals["account_id"].astype(str)))
+        scored = self.scored
+        rows = scored[scored["account_id"].astype(str).isin(ids)]
+        kpis = None
+        feature_metrics = {*objectives_mod.FEATURE_METRICS, "share_of_wallet"}
+        if ids and not set(goals["metric"].dropna().astype(str)) <= feature_metrics:
+            kpis = assess_kpis(self._objective_kpis(ids))
+        values = objectives_mod.measured_values(rows, kpis)
+        return objectives_mod.objective_progress(
+            goals, values, self.as_of, settings=self.config.objectives
+        )
+
+    def _objective_kpis(self, account_ids: list[str]):
+        """:func:`kam_analysis.kpi.compute_kpis` of some accounts, from their rows only.
+
+        An account's KPI values depend on its own data only (relative targets
+        change the assessment, not the value).
+        """
+
+        def frame(table: str) -> pd.DataFrame | None:
+            if not self.has(table):
+                return None
+            t = self.dataset.table(table)
+            rows = t.filter(t["account_id"].cast("string").isin(account_ids)).to_pandas()
+            return _up_to(rows, table, self.as_of)
+
+        t = self.dataset.table("transactions")
+        return compute_kpis(
+            monthly_line_summary(
+                t.filter(t["account_id"].cast("string").isin(account_ids)),
+                self.as_of,
+                fx_rates=self._fx_rates(),
+                assumed_gross_margin=self.assumed_gross_margin,
+            ),
+            frame("accounts"),
+            **{name: frame(name) for name in _KPI_TABLES},
+            as_of=self.as_of,
+            settings=self.kpi_settings,
+            lapse_months=self.config.segmentation.lapse_months,
+        )
 
     @cached_property
     def whitespace(self) -> pd.DataFrame:
@@ -392,6 +601,9 @@ class AnalysisContext:
 
         return [t for t in CANONICAL_TABLES if t not in REQUIRED_TABLES and not self.has(t)]
 
+
+_KPI_TABLES = ("contracts", "opportunities", "activities", "surveys", "usage")
+"""The optional tables :func:`kam_analysis.kpi.compute_kpis` reads."""
 
 _DATE_COLUMN = {
     "transactions": "date",
@@ -435,6 +647,10 @@ def load_context(
     Returns
     -------
     AnalysisContext
+        Inside a report run (:data:`kam_analysis.state.STATE_ENV` set by
+        ``kam run``) it reads the portfolio the run computed once, when the
+        run's state was computed for the same inputs, settings, as-of date
+        and language (:meth:`AnalysisContext.attach_state`).
 
     Raises
     ------
@@ -447,4 +663,8 @@ def load_context(
         raise ValueError(f"lang must be 'en' or 'ja', not {lang!r}")
     config = load_config(find_config(data_dir, config_path))
     dataset = open_dataset(data_dir, config=config)
-    return AnalysisContext(dataset, default_as_of(data_dir, as_of, dataset), config, lang)
+    ctx = AnalysisContext(dataset, default_as_of(data_dir, as_of, dataset), config, lang)
+    state_folder = os.environ.get(STATE_ENV)
+    if state_folder:
+        ctx.attach_state(state_folder)
+    return ctx

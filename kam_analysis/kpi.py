@@ -73,12 +73,13 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from scipy import stats
+from scipy import optimize, stats
 
 from kam_analysis.core.errors import InputError
 from kam_analysis.core.formatting import NA_TEXT, fmt_money, fmt_pct
 from kam_analysis.core.i18n import check_language, t
 from kam_analysis.core.schemas import ACTIVITY_KINDS
+from kam_analysis.status import LOST_STATUSES, account_status, contract_churn
 
 Freq = Literal["month", "quarter", "fiscal_year"]
 FREQS: tuple[str, ...] = ("month", "quarter", "fiscal_year")
@@ -315,6 +316,19 @@ class KpiSettings(BaseModel):
         Window after a won PoC in which a contract counts as conversion.
     retention_months : int
         Minimum time since go-live for retention after adoption.
+    upsell_threshold : float
+        An account is upsold when its trailing-12-month revenue in the product
+        lines it already bought in the 12 months before grows by more than this
+        fraction year over year (0.10 = more than +10 %); see :func:`compute_kpis`.
+    health_fit : bool
+        Fit the family weights of the health score to subsequent churn
+        (:func:`validate_health`); off: validate the configured weights only.
+    health_horizon_months : int
+        Churn window of the health validation: health at a cut-off, churn in the
+        following months.
+    health_min_events : int
+        Fewest churn events in the fit window for fitted weights; with fewer the
+        configured ``family_weights`` are used (and the page says so).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -333,6 +347,10 @@ class KpiSettings(BaseModel):
     kpi_weights: dict[str, float] = Field(default_factory=_default_kpi_weights)
     poc_conversion_months: int = Field(12, ge=1)
     retention_months: int = Field(12, ge=1)
+    upsell_threshold: float = Field(0.10, ge=0)
+    health_fit: bool = True
+    health_horizon_months: int = Field(12, ge=1)
+    health_min_events: int = Field(20, ge=1)
 
     @field_validator("targets", "kpi_weights")
     @classmethod
@@ -612,6 +630,14 @@ class KpiResult:
         KPIs not computed, in definition order.
     settings : KpiSettings
     as_of : pandas.Timestamp
+    computed : tuple of str
+        The KPIs computed, in definition order.
+    active_accounts : pandas.Series
+        Per period label: the accounts that are customers in the period (the
+        denominator of the book-level KPIs, see :func:`compute_kpis`).
+    nps_pooled : pandas.DataFrame or None
+        The respondent-weighted portfolio NPS (all answers pooled), in the columns
+        of ``portfolio``; ``portfolio`` holds the mean of the per-account NPS.
     """
 
     values: pd.DataFrame
@@ -622,6 +648,8 @@ class KpiResult:
     settings: KpiSettings
     as_of: pd.Timestamp
     computed: tuple[str, ...] = field(default=())
+    active_accounts: pd.Series | None = None
+    nps_pooled: pd.DataFrame | None = None
 
     def wide(self, level: Literal["account", "portfolio"] = "account") -> pd.DataFrame:
         """Values pivoted to one column per KPI (rows: account x period, or period)."""
@@ -780,40 +808,202 @@ def _survey_kpis(g: _Grid, surveys: pd.DataFrame, settings: KpiSettings):
     pro = g.matrix(a[has], p[has], (nps[has] >= 9).astype(float))
     det = g.matrix(a[has], p[has], (nps[has] <= 6).astype(float))
     v, _, lo, hi = _nps_arrays(_ratio(pro, n), _ratio(det, n), n, settings.ci_level)
+    out["nps"] = _account_mean_nps(v, n, settings.ci_level)
+    out["nps"].ci = (lo, hi)
     pn, pp, pd_ = n.sum(0), pro.sum(0), det.sum(0)
     pv, _, plo, phi = _nps_arrays(_ratio(pp, pn), _ratio(pd_, pn), pn, settings.ci_level)
-    out["nps"] = _Kpi(v, n, pv, pn, (lo, hi), (plo, phi), survey=True)
+    pooled = _Kpi(v, n, pv, pn, portfolio_ci=(plo, phi), survey=True)
     if "csat" in surveys.columns and surveys["csat"].notna().any():
         cs = pd.to_numeric(surveys["csat"]).to_numpy(dtype=float)
         hc = ~np.isnan(cs)
         nc = g.matrix(a[hc], p[hc])
         sc = g.matrix(a[hc], p[hc], cs[hc])
         out["csat"] = _Kpi(_ratio(sc, nc), nc, _ratio(sc.sum(0), nc.sum(0)), nc.sum(0), survey=True)
-    return out
+    return out, pooled
 
 
-def _exec_contact(g: _Grid, activities: pd.DataFrame) -> _Kpi:
+def _account_mean_nps(v: np.ndarray, n: np.ndarray, ci_level: float) -> _Kpi:
+    """Portfolio NPS as the mean of the per-account NPS of the accounts with answers.
+
+    Each account counts once, whatever its number of respondents; ``n`` of the
+    portfolio is the number of accounts, and the interval is the normal one
+    of a mean across accounts (``z * sd / sqrt(m)``, m >= 2 accounts).
+    """
+    rated = n > 0
+    m = rated.sum(0).astype(float)
+    vals = np.where(rated, v, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(m > 0, np.nansum(vals, 0) / np.where(m > 0, m, 1.0), np.nan)
+        dev = np.where(rated, vals - mean, 0.0)
+        sd = np.sqrt((dev**2).sum(0) / np.where(m > 1, m - 1, np.nan))
+        half = stats.norm.ppf(0.5 + ci_level / 2) * sd / np.sqrt(m)
+    ci = (np.clip(mean - half, -100, 100), np.clip(mean + half, -100, 100))
+    return _Kpi(v, n, mean, m, portfolio_ci=ci, survey=True)
+
+
+def _exec_contact(g: _Grid, activities: pd.DataFrame, active: np.ndarray) -> _Kpi:
     ex = activities[activities["kind"].astype(str) == EXECUTIVE_MEETING]
     a = _codes(ex["account_id"], g.accounts, "activities")
     p = g.period_of(_days(ex["date"]))
-    C = g.matrix(a, p)
-    per_q = g.per_year / 4.0
-    V = C * per_q
-    return _Kpi(V, C, V.mean(0) if g.A else np.full(g.P, np.nan), C.sum(0))
+    C = np.where(active, g.matrix(a, p), 0.0)
+    V = np.where(active, C * (g.per_year / 4.0), np.nan)
+    n_active = active.sum(0).astype(float)
+    return _Kpi(V, C, _ratio(np.nansum(V, 0), n_active), C.sum(0))
 
 
-def _share_of_wallet(g: _Grid, R: np.ndarray, wallet: np.ndarray) -> _Kpi:
-    ann = R * g.per_year
-    w = wallet[:, None]
-    V = _ratio(ann, np.broadcast_to(w, ann.shape))
+def _months_before(days: np.ndarray, months: int) -> np.ndarray:
+    """The last day of the calendar month ``months`` months before each day's month.
+
+    Days are counted since 1970-01-01. A trailing window of ``months`` months
+    up to day ``e`` is ``(_months_before(e, months), e]``: whole calendar
+    months, the month of ``e`` up to ``e``. Whole months, because the lines
+    may come summed per calendar month (dated on the 1st,
+    :func:`kam_analysis.data.features.monthly_line_summary`) and must then
+    give the same sums; a day-exact ``e - months`` would split a month (e.g.
+    ``2025-02-28 - 12 months = 2024-02-28`` leaves 29 February 2024 inside).
+    """
+    d = np.asarray(days, dtype=float)
+    out = np.full(d.shape, np.nan)
+    ok = ~np.isnan(d)
+    month = d[ok].astype("int64").astype("datetime64[D]").astype("datetime64[M]")
+    out[ok] = (month - (months - 1)).astype("datetime64[D]").astype("int64") - 1.0
+    return out
+
+
+class _Lines:
+    """Purchase rows inside the grid, sorted by day, for sums over trailing windows."""
+
+    def __init__(self, g: _Grid, a: np.ndarray, days: np.ndarray, rev: np.ndarray, line=None):
+        keep = ~np.isnan(days) & (days >= g.start_days[0]) & (days <= g.as_of_day)
+        order = np.argsort(days[keep], kind="stable")
+        self.a = a[keep][order]
+        self.days = days[keep][order]
+        self.rev = rev[keep][order]
+        self.line = None if line is None else line[keep][order]
+
+    def window(self, lo: float, hi: float) -> slice:
+        """The rows dated in ``(lo, hi]``."""
+        return slice(
+            int(np.searchsorted(self.days, lo, side="right")),
+            int(np.searchsorted(self.days, hi, side="right")),
+        )
+
+
+def _trailing_revenue(g: _Grid, lines: _Lines, months: int = 12) -> np.ndarray:
+    """A x P: revenue in the ``months`` months up to each period's evaluation date.
+
+    NaN for the periods whose window starts before the first period of the grid
+    (history not covered).
+    """
+    lo = _months_before(g.eval_days, months)
+    out = np.full((g.A, g.P), np.nan)
+    for i in np.flatnonzero(lo + 1 >= g.start_days[0]):
+        w = lines.window(lo[i], g.eval_days[i])
+        out[:, i] = np.bincount(lines.a[w], weights=lines.rev[w], minlength=g.A)
+    return out
+
+
+def _active_matrix(
+    g: _Grid, lines: _Lines, contracts: pd.DataFrame | None, lapse_months: int
+) -> np.ndarray:
+    """A x P: whether each account is a customer in each period.
+
+    A customer in a period has made its first purchase (a calendar month with
+    positive net revenue) on or before the period's evaluation date and, at
+    the day before the period starts, is not lapsed or churned by
+    :func:`kam_analysis.status.account_status` (or buys again in the period).
+    Purchases are taken by calendar month (dated on the 1st: lapsed means no
+    purchase in the ``lapse_months`` whole months before the period), so that
+    lines summed per month give the same book as the lines themselves.
+    """
+    month = lines.days.astype("int64").astype("datetime64[D]").astype("datetime64[M]")
+    day = pd.DataFrame(
+        {"a": lines.a, "d": month.astype("datetime64[D]").astype("float64"), "r": lines.rev}
+    )
+    net = day.groupby(["a", "d"], sort=True)["r"].sum()
+    net = net[net > 0].reset_index()
+    pa, pdays = net["a"].to_numpy(), net["d"].to_numpy(dtype=float)
+    first = np.full(g.A, np.inf)
+    np.minimum.at(first, pa, pdays)
+    bought = g.matrix(pa, g.period_of(pdays)) > 0
+    active = np.zeros((g.A, g.P), dtype=bool)
+    ids = g.accounts.to_numpy(dtype=object)
+    for i in range(g.P):
+        before = pdays < g.start_days[i]
+        last = np.full(g.A, np.nan)
+        np.fmax.at(last, pa[before], pdays[before])
+        status = account_status(
+            pd.DataFrame({"account_id": ids, "last_purchase": pd.to_datetime(last, unit="D")}),
+            as_of=_EPOCH + pd.Timedelta(days=g.start_days[i] - 1),
+            contracts=contracts,
+            lapse_months=lapse_months,
+        )["status"].isin(LOST_STATUSES)
+        active[:, i] = (first <= g.eval_days[i]) & (~status.to_numpy() | bought[:, i])
+    return active
+
+
+def _share_of_wallet(g: _Grid, ttm: np.ndarray, wallet: np.ndarray, active: np.ndarray) -> _Kpi:
+    """Trailing-12-month revenue / wallet estimate, over the accounts active in the period."""
     known = (wallet > 0) & ~np.isnan(wallet)
-    pv = _ratio(ann[known].sum(0), np.full(g.P, wallet[known].sum()))
-    n = np.broadcast_to(known[:, None].astype(float), R.shape).copy()
-    return _Kpi(V, n, pv, np.full(g.P, float(known.sum())))
+    ok = active & known[:, None] & ~np.isnan(ttm)
+    w = np.broadcast_to(np.where(known, wallet, 1.0)[:, None], ttm.shape)
+    V = np.where(ok, np.nan_to_num(ttm) / w, np.nan)
+    num = np.where(ok, ttm, 0.0).sum(0)
+    den = np.where(ok, w, 0.0).sum(0)
+    n = ok.astype(float)
+    return _Kpi(V, n, _ratio(num, den), n.sum(0))
+
+
+def _upsell(
+    g: _Grid,
+    lines: _Lines,
+    active: np.ndarray,
+    threshold: float,
+    seats: _Lines | None = None,
+) -> _Kpi:
+    """Expansion in existing lines (or seats): trailing 12 months vs the 12 months before.
+
+    Existing lines are those with positive revenue in the earlier 12 months; an
+    account active in the period with such lines is upsold (1) when its revenue
+    in them grew by more than ``threshold``, else 0. An account with seat counts
+    in both windows (``seats``: mean seats purchased per usage row) is judged by
+    its seats instead.
+    """
+    codes, uniq = pd.factorize(pd.Series(lines.line, dtype=object), use_na_sentinel=False)
+    L = max(len(uniq), 1)
+    keys = lines.a * L + codes
+    hi = g.eval_days
+    mid, lo = _months_before(hi, 12), _months_before(hi, 24)
+    U = np.full((g.A, g.P), np.nan)
+    for i in np.flatnonzero(lo + 1 >= g.start_days[0]):
+        sums = []
+        for a_, b_ in ((lo[i], mid[i]), (mid[i], hi[i])):
+            w = lines.window(a_, b_)
+            sums.append(np.bincount(keys[w], weights=lines.rev[w], minlength=g.A * L))
+        before, now = (x.reshape(g.A, L) for x in sums)
+        existing = before > 0
+        base = np.where(existing, before, 0.0).sum(1)
+        grown = np.where(existing, now, 0.0).sum(1)
+        if seats is not None:
+            s0, s1 = (_mean_in(g, seats, a_, b_) for a_, b_ in ((lo[i], mid[i]), (mid[i], hi[i])))
+            has = (s0 > 0) & ~np.isnan(s1)
+            base, grown = np.where(has, s0, base), np.where(has, s1, grown)
+        elig = (base > 0) & active[:, i]
+        U[elig, i] = (grown[elig] > (1.0 + threshold) * base[elig]).astype(float)
+    n = (~np.isnan(U)).astype(float)
+    return _Kpi(U, n, _ratio(np.nansum(U, 0), n.sum(0)), n.sum(0))
+
+
+def _mean_in(g: _Grid, rows: _Lines, lo: float, hi: float) -> np.ndarray:
+    """Per account: mean value of the rows dated in ``(lo, hi]`` (NaN without rows)."""
+    w = rows.window(lo, hi)
+    total = np.bincount(rows.a[w], weights=rows.rev[w], minlength=g.A)
+    count = np.bincount(rows.a[w], minlength=g.A).astype(float)
+    return _ratio(total, count)
 
 
 def _expansion_kpis(g: _Grid, tx: pd.DataFrame, a: np.ndarray, p: np.ndarray, R: np.ndarray):
-    """Cross-sell, upsell and NRR; undefined where the year-earlier history is not covered."""
+    """Cross-sell and NRR; undefined where the year-earlier history is not covered."""
     k = g.year_lag
     keep = p >= 0
     lines = pd.DataFrame(
@@ -847,17 +1037,6 @@ def _expansion_kpis(g: _Grid, tx: pd.DataFrame, a: np.ndarray, p: np.ndarray, R:
     xn = elig.sum(0).astype(float)
     cross = _Kpi(X, elig.astype(float), _ratio(np.nansum(X, 0), xn), xn)
 
-    # upsell: revenue now in the lines bought a year earlier vs their revenue then
-    prev = alp.assign(p=alp["p"] + k)
-    prev = prev[prev["p"] < g.P]
-    cur = alp[["a", "line", "p", "rev"]].rename(columns={"rev": "rev_now"})
-    both = prev.merge(cur, on=["a", "line", "p"], how="left").fillna({"rev_now": 0.0})
-    s = both.groupby(["a", "p"], as_index=False)[["rev", "rev_now"]].sum()
-    U = np.full((g.A, g.P), np.nan)
-    U[s["a"].to_numpy(), s["p"].to_numpy()] = (s["rev_now"] > s["rev"]).astype(float).to_numpy()
-    un = (~np.isnan(U)).sum(0).astype(float)
-    up = _Kpi(U, (~np.isnan(U)).astype(float), _ratio(np.nansum(U, 0), un), un)
-
     # NRR: revenue now / revenue a year earlier of the year-earlier cohort
     R_prev = np.full_like(R, np.nan)
     R_prev[:, k:] = R[:, :-k] if k < g.P else R_prev[:, k:]
@@ -866,7 +1045,7 @@ def _expansion_kpis(g: _Grid, tx: pd.DataFrame, a: np.ndarray, p: np.ndarray, R:
     num = np.where(cohort, R, 0.0).sum(0)
     den = np.where(cohort, R_prev, 0.0).sum(0)
     nrr = _Kpi(V, cohort.astype(float), _ratio(num, den), cohort.sum(0).astype(float))
-    return {"cross_sell_rate": cross, "upsell_rate": up, "nrr": nrr}
+    return {"cross_sell_rate": cross, "nrr": nrr}
 
 
 def _time_to_adoption(g: _Grid, contracts: pd.DataFrame) -> _Kpi:
@@ -887,45 +1066,21 @@ def _time_to_adoption(g: _Grid, contracts: pd.DataFrame) -> _Kpi:
     return _Kpi(V, N, pm, N.sum(0))
 
 
-def _contract_churn_days(g: _Grid, contracts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Churn day of each contract (NaN unless churned) and its start day.
-
-    A churned contract's churn day is ``churn_date``, else ``end_date``, else the
-    as-of date (churned at an unknown time: counted as lost by now).
-    """
-    n = len(contracts)
-    churned = contracts["status"].astype(str).to_numpy() == "churned"
-    cd = _days(contracts["churn_date"]) if "churn_date" in contracts else np.full(n, np.nan)
-    ed = _days(contracts["end_date"]) if "end_date" in contracts else np.full(n, np.nan)
-    when = np.where(np.isnan(cd), ed, cd)
-    when = np.where(churned & np.isnan(when), g.as_of_day, when)
-    when = np.where(churned, when, np.nan)
-    sd = _days(contracts["start_date"]) if "start_date" in contracts else np.full(n, np.nan)
-    return when, sd
-
-
 def _retention_after_adoption(g: _Grid, contracts: pd.DataFrame, months: int) -> _Kpi:
     """Accounts live for ``months`` by the evaluation date, not churned by then.
 
-    An account has churned by day e when one of its contracts churned on or before e
-    and none of its contracts started after that churn and on or before e.
+    Churned by day e: :func:`kam_analysis.status.contract_churn` at e (the one
+    contract churn rule of the package).
     """
     a = _codes(contracts["account_id"], g.accounts, "contracts")
     first_live = np.full(g.A, np.inf)
     np.minimum.at(first_live, a, np.nan_to_num(_days(contracts["go_live_date"]), nan=np.inf))
-    churn, start = _contract_churn_days(g, contracts)
-    eval_ts = pd.to_datetime(g.eval_days, unit="D")
-    cutoff = _days(pd.Series(eval_ts) - pd.DateOffset(months=months))
+    eval_ts = pd.Series(pd.to_datetime(g.eval_days, unit="D"))
+    cutoff = _days(eval_ts - pd.DateOffset(months=months))
     V = np.full((g.A, g.P), np.nan)
     for i in range(g.P):
-        e = g.eval_days[i]
-        last_churn = np.full(g.A, -np.inf)
-        past = churn <= e  # NaN compares False
-        np.maximum.at(last_churn, a[past], churn[past])
-        back = (start <= e) & (start > last_churn[a])
-        returned = np.zeros(g.A, dtype=bool)
-        returned[a[back]] = True
-        lost = np.isfinite(last_churn) & ~returned
+        churned = contract_churn(contracts, as_of=eval_ts[i]).set_index("account_id")["churned"]
+        lost = churned.reindex(g.accounts, fill_value=False).to_numpy(dtype=bool)
         eligible = first_live <= cutoff[i]
         V[:, i] = np.where(eligible, np.where(lost, 0.0, 1.0), np.nan)
     n = (~np.isnan(V)).sum(0).astype(float)
@@ -1030,8 +1185,30 @@ def compute_kpis(
     as_of=None,
     start=None,
     settings: KpiSettings | None = None,
+    lapse_months: int = 12,
 ) -> KpiResult:
     """Compute every KPI the available tables allow, per account and for the portfolio.
+
+    Book-level KPIs count only the accounts that are customers in the period:
+    first purchase on or before the period's end and, at the start of the
+    period, neither lapsed nor churned by
+    :func:`kam_analysis.status.account_status` (unless they buy in the period).
+    This is the denominator of executive contact (mean over accounts), share of
+    wallet and upsell; cross-sell and NRR start from accounts that bought.
+
+    *Share of wallet* is trailing-12-month revenue (up to the period's end, or
+    the as-of date) over the wallet estimate, so it does not jump in a seasonal
+    quarter; undefined until 12 months of history are covered. Trailing windows
+    are whole calendar months (the month of the period's end, up to that day,
+    and the 11 before), so that lines summed per month give the same KPIs. *Upsell*: an
+    account is upsold when its trailing-12-month revenue in its existing product
+    lines (lines with revenue in the 12 months before) exceeds that earlier
+    revenue by more than ``settings.upsell_threshold`` (revenue at the lines'
+    prices measures volume and price tier together); an account with seat
+    counts (``usage``) in both 12-month windows is judged by its mean seats
+    purchased instead. Needs 24 months of history. *Portfolio NPS* is the mean of the per-account NPS (each account
+    once); the respondent-weighted (pooled) figure is ``nps_pooled`` of the
+    result (:func:`portfolio_nps`).
 
     Parameters
     ----------
@@ -1056,11 +1233,15 @@ def compute_kpis(
         First period (the one containing ``start``). Default: the first transaction.
     settings : KpiSettings, optional
         Period, fiscal year, survey and PoC rules.
+    lapse_months : int, default 12
+        Months without a purchase after which an account is lapsed (as in
+        ``[segmentation] lapse_months``).
 
     Returns
     -------
     KpiResult
-        ``values`` (account level), ``portfolio``, ``periods``, ``notes``, ``omitted``.
+        ``values`` (account level), ``portfolio``, ``periods``, ``notes``, ``omitted``,
+        ``active_accounts`` (customers per period), ``nps_pooled``.
         Long columns: ``[account_id,] period, period_start, period_end, complete, kpi_id,
         value, n, ci_low, ci_high, quality``. Definitions: :data:`KPI_DEFINITIONS`.
 
@@ -1112,6 +1293,14 @@ def compute_kpis(
         notes.append(KpiNote("kpi.note.later_lines", {"n": later, "date": str(as_of.date())}))
     rev_kpis, R = _revenue_kpis(g, transactions, a, p, notes, w_lines)
     kpis.update(rev_kpis)
+    lines = _Lines(
+        g,
+        a,
+        _days(transactions["date"]),
+        transactions["revenue"].to_numpy(dtype=float),
+        transactions["product_line"].to_numpy(dtype=object),
+    )
+    active = _active_matrix(g, lines, contracts, lapse_months)
     if "gross_profit" not in kpis:
         for k in ("gross_profit", "gross_margin"):
             omitted[k] = "kpi.omission.no_cost"
@@ -1123,20 +1312,30 @@ def compute_kpis(
     if surveys is None:
         omitted["nps"] = omitted["csat"] = "kpi.omission.no_surveys"
     else:
-        kpis.update(_survey_kpis(g, surveys, settings))
+        survey_kpis, nps_pooled_kpi = _survey_kpis(g, surveys, settings)
+        kpis.update(survey_kpis)
         if "csat" not in kpis:
             omitted["csat"] = "kpi.omission.no_csat"
     if activities is None:
         omitted["exec_contact"] = "kpi.omission.no_activities"
     else:
-        kpis["exec_contact"] = _exec_contact(g, activities)
+        kpis["exec_contact"] = _exec_contact(g, activities, active)
 
     if "wallet_estimate" in accounts.columns and accounts["wallet_estimate"].notna().any():
         wallet = pd.to_numeric(accounts["wallet_estimate"]).to_numpy(dtype=float)
-        kpis["share_of_wallet"] = _share_of_wallet(g, R, wallet)
+        kpis["share_of_wallet"] = _share_of_wallet(g, _trailing_revenue(g, lines), wallet, active)
     else:
         omitted["share_of_wallet"] = "kpi.omission.no_wallet"
     kpis.update(_expansion_kpis(g, transactions, a, p, R))
+    seats = None
+    if usage is not None:
+        seats = _Lines(
+            g,
+            _codes(usage["account_id"], g.accounts, "usage"),
+            _days(usage["month"]),
+            pd.to_numeric(usage["seats_purchased"]).to_numpy(dtype=float),
+        )
+    kpis["upsell_rate"] = _upsell(g, lines, active, settings.upsell_threshold, seats)
     if g.P <= g.year_lag:
         notes.append(KpiNote("kpi.note.history_none", {}))
     else:
@@ -1171,6 +1370,10 @@ def compute_kpis(
 
     computed = tuple(k for k in KPI_IDS if k in kpis)
     values, portfolio = _to_long(g, kpis, computed, settings.min_responses)
+    nps_pooled = None
+    if "nps" in kpis:
+        _, pooled = _to_long(g, {"nps": nps_pooled_kpi}, ("nps",), settings.min_responses)
+        nps_pooled = pooled
     return KpiResult(
         values=values,
         portfolio=portfolio,
@@ -1180,6 +1383,10 @@ def compute_kpis(
         settings=settings,
         as_of=as_of,
         computed=computed,
+        active_accounts=pd.Series(
+            active.sum(0), index=pd.Index(periods["period"], name="period"), name="active"
+        ),
+        nps_pooled=nps_pooled,
     )
 
 
@@ -1541,6 +1748,7 @@ def balanced_scorecard(
     level: Literal["account", "portfolio"] = "account",
     settings: KpiSettings | None = None,
     account_targets: pd.DataFrame | None = None,
+    family_weights: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Balanced scorecard: attainment per KPI, family scores and a 0-100 health score.
 
@@ -1558,6 +1766,9 @@ def balanced_scorecard(
     result : KpiResult
     period, level, settings, account_targets
         As in :func:`assess_kpis`.
+    family_weights : mapping, optional
+        Weight of each family in the health score, instead of
+        ``settings.family_weights`` (e.g. :attr:`HealthValidation.weights`).
 
     Returns
     -------
@@ -1616,7 +1827,8 @@ def balanced_scorecard(
         W[:, cols] = w_f
         fam_avail[f] = av.any(1)
         fam_score[f] = np.where(fam_avail[f], np.nansum(np.nan_to_num(A[:, cols]) * w_f, 1), np.nan)
-    fw = np.array([settings.family_weights.get(f, 0.0) for f in fam_score])
+    fw_map = settings.family_weights if family_weights is None else family_weights
+    fw = np.array([fw_map.get(f, 0.0) for f in fam_score])
     FA = np.column_stack([fam_avail[f] for f in fam_score]).astype(float) * fw
     tot = FA.sum(1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -1650,6 +1862,311 @@ def balanced_scorecard(
         out[f"contrib_{k}"] = np.where(tot[:, 0] > 0, contrib_k[:, j], np.nan)
         out[f"weight_{k}"] = kpi_share[:, j]
     return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- health validation
+
+
+def mann_whitney_auc(score, event) -> float:
+    """Area under the ROC curve: P(an event scores higher than a non-event), ties count 1/2.
+
+    Computed from the Mann-Whitney U statistic, ``U / (n1 * n0)`` with
+    ``U = R1 - n1 (n1 + 1) / 2`` and ``R1`` the sum of the (mid-)ranks of the
+    events. Missing scores are left out.
+
+    Parameters
+    ----------
+    score : array-like of float
+        Risk score (higher: more likely an event). For a health score pass
+        ``-health``.
+    event : array-like of bool
+
+    Returns
+    -------
+    float
+        0.5 is no better than chance, 1 perfect; NaN without both events and
+        non-events.
+
+    References
+    ----------
+    Hanley, J. A. and McNeil, B. J. (1982). The meaning and use of the area under a
+    receiver operating characteristic (ROC) curve. Radiology 143(1), 29-36.
+    """
+    s = np.asarray(score, dtype=float)
+    e = np.asarray(event, dtype=bool)
+    if s.shape != e.shape:
+        raise ValueError(f"score and event differ in length: {s.shape} vs {e.shape}")
+    s, e = s[~np.isnan(s)], e[~np.isnan(s)]
+    n1, n0 = int(e.sum()), int((~e).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    ranks = stats.rankdata(s)
+    return float((ranks[e].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def fit_family_weights(
+    scores: pd.DataFrame, event, *, min_events: int = 20, ridge: float = 1.0
+) -> dict[str, float] | None:
+    """Family weights of the health score fitted to subsequent churn.
+
+    A logistic regression of the churn event on each family's shortfall
+    ``(100 - score) / 100``, with coefficients constrained to be >= 0 (a family
+    can only lower the risk as its score rises) and a small ridge penalty;
+    the weights are the coefficients divided by their sum, so ranking accounts
+    by the weighted health score ranks them by the fitted risk. Missing family
+    scores are filled with the family's mean.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        One row per account, a column per family (0-100), e.g. the
+        ``family_score_<family>`` columns of :func:`balanced_scorecard` renamed
+        to the family names.
+    event : array-like of bool
+        Churned in the following window.
+    min_events : int, default 20
+        Fewest events (and non-events) to fit.
+    ridge : float, default 1.0
+        L2 penalty on the coefficients.
+
+    Returns
+    -------
+    dict or None
+        Family -> weight (sum 1; families without scores get 0); None with too
+        few events or when no family is related to churn (all coefficients 0).
+    """
+    e = np.asarray(event, dtype=float)
+    fams = [f for f in scores.columns if scores[f].notna().any()]
+    if not fams or e.sum() < min_events or (1 - e).sum() < min_events:
+        return None
+    X = (100.0 - scores[fams].fillna(scores[fams].mean()).to_numpy(dtype=float)) / 100.0
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = theta[0] + X @ theta[1:]
+        r = stats.logistic.cdf(z) - e
+        value = np.logaddexp(0.0, z).sum() - (e * z).sum() + ridge * (theta[1:] ** 2).sum()
+        grad = np.concatenate([[r.sum()], X.T @ r + 2 * ridge * theta[1:]])
+        return float(value), grad
+
+    x0 = np.zeros(len(fams) + 1)
+    x0[0] = np.log(e.mean() / (1 - e.mean()))
+    bounds = [(None, None)] + [(0.0, None)] * len(fams)
+    fit = optimize.minimize(loss, x0, jac=True, method="L-BFGS-B", bounds=bounds)
+    b = np.clip(fit.x[1:], 0.0, None)
+    if b.sum() <= 1e-9:
+        return None
+    w = dict.fromkeys(scores.columns, 0.0)
+    w.update(dict(zip(fams, (b / b.sum()).tolist(), strict=True)))
+    return w
+
+
+@dataclass
+class HealthValidation:
+    """Family weights of the health score and their out-of-time validation.
+
+    Attributes
+    ----------
+    weights : dict of str to float
+        The family weights to use (fitted, or the configured ones when fitting
+        was off or had too few events).
+    fitted : bool
+        Whether ``weights`` were fitted.
+    reason : str or None
+        Locale key of why the configured weights are used (None when fitted).
+    configured : dict of str to float
+        ``settings.family_weights``.
+    fitted_weights : dict of str to float or None
+    fit_window, validation_window : tuple of pandas.Timestamp or None
+        ``(cut-off, end)``: health at the cut-off, churn in ``(cut-off, end]``.
+    fit_n, fit_events : int
+        Accounts at risk and churn events of the fit window.
+    summary : pandas.DataFrame
+        One row per weighting validated (``configured``, ``fitted``): ``weights,
+        cutoff, end, n, events, auc`` (:func:`mann_whitney_auc` of the health
+        score against churn in the validation window, accounts that were
+        customers at the cut-off).
+    """
+
+    weights: dict[str, float]
+    fitted: bool
+    reason: str | None
+    configured: dict[str, float]
+    fitted_weights: dict[str, float] | None
+    fit_window: tuple[pd.Timestamp, pd.Timestamp] | None
+    validation_window: tuple[pd.Timestamp, pd.Timestamp] | None
+    fit_n: int
+    fit_events: int
+    summary: pd.DataFrame
+
+    def weights_table(self) -> pd.DataFrame:
+        """``family, configured, fitted`` (fitted NaN when not fitted), one row per family."""
+        fitted = self.fitted_weights or {}
+        total = sum(self.configured.values()) or 1.0
+        return pd.DataFrame(
+            {
+                "family": list(FAMILIES),
+                "configured": [self.configured.get(f, 0.0) / total for f in FAMILIES],
+                "fitted": [fitted.get(f, np.nan) for f in FAMILIES],
+            }
+        )
+
+
+def _health_window(
+    tables: dict[str, pd.DataFrame | None],
+    accounts: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    end: pd.Timestamp,
+    settings: KpiSettings,
+    lapse_months: int,
+) -> tuple[KpiResult, pd.DataFrame] | None:
+    """KPIs at ``cutoff``; family scores of the customers then, and whether they left by ``end``."""
+    tx = tables["transactions"]
+    assert tx is not None
+    if not (pd.to_datetime(tx["date"]) <= cutoff).any():
+        return None
+    res = compute_kpis(
+        tx,
+        accounts,
+        **{k: v for k, v in tables.items() if k != "transactions"},
+        as_of=cutoff,
+        settings=settings,
+        lapse_months=lapse_months,
+    )
+    card = balanced_scorecard(res)
+    status = {
+        when: churn_status(
+            accounts,
+            as_of=when,
+            contracts=tables.get("contracts"),
+            transactions=tx,
+            lapse_months=lapse_months,
+        ).set_index("account_id")
+        for when in (cutoff, end)
+    }
+    at = status[cutoff]
+    at_risk = at["last_purchase"].notna() & ~at["churned"]
+    out = card.set_index(card["account_id"].astype(str))
+    out = out[out.index.isin(at_risk.index[at_risk])]
+    event = status[end]["churned"].reindex(out.index).to_numpy(dtype=bool)
+    return res, out.assign(event=event)
+
+
+def _families(card: pd.DataFrame) -> pd.DataFrame:
+    cols = {f"family_score_{f}": f for f in FAMILIES if f"family_score_{f}" in card.columns}
+    return card[list(cols)].rename(columns=cols)
+
+
+def _validation_row(name: str, window, res: KpiResult, val: pd.DataFrame, weights) -> dict:
+    card = balanced_scorecard(res, family_weights=weights).set_index("account_id")
+    health = card["health_score"].reindex(val.index).to_numpy(dtype=float)
+    ok = ~np.isnan(health)
+    event = val["event"].to_numpy(dtype=bool)
+    return {
+        "weights": name,
+        "cutoff": window[0],
+        "end": window[1],
+        "n": int(ok.sum()),
+        "events": int(event[ok].sum()),
+        "auc": mann_whitney_auc(-health, event),
+    }
+
+
+def _weights_reason(settings: KpiSettings, fit, fitted) -> str | None:
+    """Locale key of why the configured weights are used (None when fitted)."""
+    if fitted is not None:
+        return None
+    if not settings.health_fit:
+        return "kpi.health_reason.off"
+    if fit is None or fit[1].empty:
+        return "kpi.health_reason.no_history"
+    events = fit[1]["event"].to_numpy(dtype=bool)
+    if min(events.sum(), (~events).sum()) < settings.health_min_events:
+        return "kpi.health_reason.few_events"
+    return "kpi.health_reason.no_signal"
+
+
+def validate_health(
+    transactions: pd.DataFrame,
+    accounts: pd.DataFrame,
+    *,
+    contracts: pd.DataFrame | None = None,
+    opportunities: pd.DataFrame | None = None,
+    activities: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
+    usage: pd.DataFrame | None = None,
+    as_of=None,
+    settings: KpiSettings | None = None,
+    lapse_months: int = 12,
+) -> HealthValidation:
+    """Fit the health score's family weights to churn and validate them out of time.
+
+    With horizon ``h = settings.health_horizon_months``:
+
+    * **fit window**: health at ``as_of - 2h``, churn (lapsed or churned by
+      :func:`churn_status`) of the then customers by ``as_of - h``; the family
+      weights are fitted there (:func:`fit_family_weights`), when
+      ``settings.health_fit`` and at least ``settings.health_min_events`` events;
+    * **validation window**: health at ``as_of - h``, churn by ``as_of``. The
+      configured and the fitted weights are both scored there by AUC
+      (:func:`mann_whitney_auc`), with n and the number of events.
+
+    The fit never sees the validation window's outcomes.
+
+    Parameters
+    ----------
+    transactions, accounts, contracts, opportunities, activities, surveys, usage
+        As for :func:`compute_kpis`.
+    as_of : date-like, optional
+        Default: the last transaction date.
+    settings : KpiSettings, optional
+    lapse_months : int, default 12
+        As ``[segmentation] lapse_months``.
+
+    Returns
+    -------
+    HealthValidation
+    """
+    settings = settings or KpiSettings()
+    as_of = pd.Timestamp(as_of) if as_of is not None else pd.to_datetime(transactions["date"]).max()
+    h = pd.DateOffset(months=settings.health_horizon_months)
+    tables = {
+        "transactions": transactions,
+        "contracts": contracts,
+        "opportunities": opportunities,
+        "activities": activities,
+        "surveys": surveys,
+        "usage": usage,
+    }
+    val_win = (as_of - h, as_of)
+    fit_win = (as_of - h - h, as_of - h)
+    configured = dict(settings.family_weights)
+    fit = _health_window(tables, accounts, *fit_win, settings, lapse_months)
+    val = _health_window(tables, accounts, *val_win, settings, lapse_months)
+    fitted = None
+    if settings.health_fit and fit is not None:
+        fitted = fit_family_weights(
+            _families(fit[1]), fit[1]["event"], min_events=settings.health_min_events
+        )
+    reason = _weights_reason(settings, fit, fitted)
+    rows = []
+    if val is not None:
+        for name, w in (("configured", configured), ("fitted", fitted)):
+            if w is not None:
+                rows.append(_validation_row(name, val_win, *val, w))
+    rows = [r for r in rows if r["n"] > 0]  # no health score at the cut-off: no check
+    cols = ["weights", "cutoff", "end", "n", "events", "auc"]
+    return HealthValidation(
+        weights=fitted if fitted is not None else configured,
+        fitted=fitted is not None,
+        reason=reason,
+        configured=configured,
+        fitted_weights=fitted,
+        fit_window=fit_win if fit is not None else None,
+        validation_window=val_win if val is not None else None,
+        fit_n=0 if fit is None else len(fit[1]),
+        fit_events=0 if fit is None else int(fit[1]["event"].sum()),
+        summary=pd.DataFrame(rows, columns=cols),
+    )
 
 
 def _check_kpi(kpi_id: str) -> None:
@@ -1727,6 +2244,47 @@ def kpi_notes(result: KpiResult, lang: Literal["en", "ja"] = "en") -> list[str]:
         for k, reason in result.omitted.items()
     ]
     out += [n.text(lang) if isinstance(n, KpiNote) else str(n) for n in result.notes]
+    return out
+
+
+def portfolio_nps(result: KpiResult, *, period: str | None = None) -> dict[str, Any]:
+    """Portfolio NPS both ways: mean of the per-account NPS, and pooled over respondents.
+
+    The mean of the accounts' NPS counts each account once; the pooled figure
+    counts each respondent once, so accounts with many respondents weigh more.
+
+    Parameters
+    ----------
+    result : KpiResult
+        From :func:`compute_kpis` with a surveys table.
+    period : str, optional
+        Period label; default the last complete period (as :func:`assess_kpis`).
+
+    Returns
+    -------
+    dict
+        ``period``, ``account_mean``, ``n_accounts``, ``pooled``, ``n_responses``
+        (NaN / 0 without answers in the period, or without surveys).
+    """
+    i = _pick_period(result, period)
+    label = str(result.periods["period"].iloc[i])
+    out: dict[str, Any] = {
+        "period": label,
+        "account_mean": float("nan"),
+        "n_accounts": 0,
+        "pooled": float("nan"),
+        "n_responses": 0,
+    }
+    if "nps" not in result.computed or result.nps_pooled is None:
+        return out
+    mean = result.portfolio[
+        (result.portfolio["kpi_id"] == "nps") & (result.portfolio["period"] == label)
+    ]
+    pooled = result.nps_pooled[result.nps_pooled["period"] == label]
+    out["account_mean"] = float(mean["value"].iloc[0])
+    out["n_accounts"] = int(mean["n"].iloc[0])
+    out["pooled"] = float(pooled["value"].iloc[0])
+    out["n_responses"] = int(pooled["n"].iloc[0])
     return out
 
 
@@ -2201,21 +2759,16 @@ def churn_status(
     as_of,
     contracts: pd.DataFrame | None = None,
     transactions: pd.DataFrame | None = None,
-    lapse_days: int = 365,
+    lapse_months: int = 12,
 ) -> pd.DataFrame:
     """Which accounts have already left by the as-of date, as far as the data shows.
 
-    An account has churned when
-
-    * one of its contracts has status ``churned`` with a ``churn_date`` (else
-      ``end_date``) on or before ``as_of``, no contract started after the last such
-      date, and no contract is running at ``as_of``; or
-    * it has bought before but not in the last ``lapse_days`` days, and no contract
-      is running at ``as_of`` (the only signal for transactional customers).
-
-    A contract is running at ``as_of`` when it started on or before it, has not
-    ended before it (``end_date`` missing or on/after ``as_of``) and is not churned
-    by then. Accounts that never bought are not churned.
+    The account status of :func:`kam_analysis.status.account_status` (the one
+    rule of the package): an account has left when it is *churned* (its
+    contracts say it left, none runs at ``as_of``, none started after the
+    churn) or *lapsed* (it has bought before, but not in the last
+    ``lapse_months`` calendar months, and no contract runs at ``as_of``).
+    Accounts that never bought are not churned.
 
     Parameters
     ----------
@@ -2225,70 +2778,69 @@ def churn_status(
     contracts : pandas.DataFrame, optional
         ``account_id, status`` (+ ``start_date, end_date, churn_date``).
     transactions : pandas.DataFrame, optional
-        ``account_id, date``.
-    lapse_days : int, default 365
+        ``account_id, date`` (+ ``revenue``: then only days with positive net
+        revenue are purchases), e.g. the lines or one row per account with its
+        last purchase.
+    lapse_months : int, default 12
+        As ``[segmentation] lapse_months``.
 
     Returns
     -------
     pandas.DataFrame
-        One row per account: ``account_id, last_purchase, days_since_purchase,
-        running_contract, contract_churned, lapsed, churned``.
+        One row per account: ``account_id, status, last_purchase,
+        days_since_purchase, running_contract, contract_churned, lapsed,
+        churned`` (``churned``: lapsed or contract-churned).
+
+    Raises
+    ------
+    KpiInputError
+        Missing columns.
     """
-    if "account_id" not in accounts.columns:
-        raise KpiInputError("accounts: missing column 'account_id'")
-    if lapse_days < 1:
-        raise ValueError(f"lapse_days must be >= 1, got {lapse_days}")
-    as_of = pd.Timestamp(as_of)
+    _check_columns(accounts, "accounts", ("account_id",))
+    as_of = pd.Timestamp(as_of).normalize()
     ids = pd.Index(accounts["account_id"].astype(str))
-    running = pd.Series(False, index=ids)
-    contract_churned = pd.Series(False, index=ids)
+    last = pd.Series(pd.NaT, index=ids, dtype="datetime64[ns]")
+    if transactions is not None:
+        last = _last_purchase(transactions, as_of).reindex(ids)
     if contracts is not None:
         _require(contracts, "contracts")
-        c = contracts.assign(account_id=contracts["account_id"].astype(str))
-
-        def col(name):
-            if name in c.columns:
-                return pd.to_datetime(c[name])
-            return pd.Series(pd.NaT, index=c.index, dtype="datetime64[us]")
-
-        start, end, cd = col("start_date"), col("end_date"), col("churn_date")
-        started = start.isna() | (start <= as_of)
-        c, start, end, cd = c[started], start[started], end[started], cd[started]
-        left = cd.fillna(end)
-        churned_row = (c["status"] == "churned") & (left.isna() | (left <= as_of))
-        running_row = ~churned_row & (end.isna() | (end >= as_of))
-        running = running_row.groupby(c["account_id"]).any().reindex(ids, fill_value=False)
-        acc = c["account_id"]
-        churn_day = left.where(churned_row).groupby(acc).max().reindex(ids)
-        last_start = start.groupby(acc).max().reindex(ids)
-        # a contract started after the last churn means the customer came back
-        back = (last_start > churn_day).fillna(False).astype(bool)
-        contract_churned = churn_day.notna() & ~back & ~running
-        contract_churned |= (
-            churned_row.groupby(acc).any().reindex(ids, fill_value=False) & churn_day.isna()
-        ) & ~running
-    last_purchase = pd.Series(pd.NaT, index=ids, dtype="datetime64[us]")
-    if transactions is not None:
-        _check_columns(transactions, "transactions", ("account_id", "date"))
-        d = pd.to_datetime(transactions["date"])
-        ok = d <= as_of
-        last_purchase = (
-            d[ok].groupby(transactions.loc[ok, "account_id"].astype(str)).max().reindex(ids)
-        )
-    days = (as_of - last_purchase).dt.days.astype(float)
-    lapsed = (days > lapse_days).fillna(False).astype(bool) & ~running
-    out = pd.DataFrame(
+    st = account_status(
+        pd.DataFrame({"account_id": ids, "last_purchase": last.to_numpy()}),
+        as_of=as_of,
+        contracts=contracts,
+        lapse_months=lapse_months,
+    )
+    status = st["status"].to_numpy(dtype=object)
+    return pd.DataFrame(
         {
             "account_id": ids,
-            "last_purchase": last_purchase.to_numpy(),
-            "days_since_purchase": days.to_numpy(),
-            "running_contract": running.to_numpy(dtype=bool),
-            "contract_churned": contract_churned.to_numpy(dtype=bool),
-            "lapsed": lapsed.to_numpy(dtype=bool),
+            "status": status,
+            "last_purchase": st["last_purchase"].to_numpy(),
+            "days_since_purchase": (as_of - st["last_purchase"]).dt.days.to_numpy(dtype=float),
+            "running_contract": st["running_contract"].to_numpy(dtype=bool),
+            "contract_churned": status == "churned",
+            "lapsed": status == "lapsed",
+            "churned": np.isin(status, LOST_STATUSES),
         }
     )
-    out["churned"] = out["contract_churned"] | out["lapsed"]
-    return out
+
+
+def _last_purchase(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
+    """Last purchase day per account up to ``as_of`` (days with positive net revenue)."""
+    _check_columns(transactions, "transactions", ("account_id", "date"))
+    tx = pd.DataFrame(
+        {
+            "account_id": transactions["account_id"].astype(str).to_numpy(),
+            "day": pd.to_datetime(transactions["date"]).dt.normalize().to_numpy(),
+        }
+    )
+    tx = tx[tx["day"] <= as_of]
+    if "revenue" in transactions.columns:
+        rev = pd.to_numeric(transactions["revenue"]).to_numpy(dtype=float)
+        net = pd.Series(rev[tx.index], index=pd.MultiIndex.from_frame(tx)).groupby(level=[0, 1])
+        net = net.sum()
+        tx = net[net > 0].index.to_frame(index=False)
+    return tx.groupby("account_id")["day"].max().astype("datetime64[ns]")
 
 
 def _check_columns(df: pd.DataFrame, table: str, columns: tuple[str, ...]) -> None:
@@ -2299,6 +2851,7 @@ def _check_columns(df: pd.DataFrame, table: str, columns: tuple[str, ...]) -> No
 
 __all__ = [
     "FAMILIES",
+    "HealthValidation",
     "KPI_DEFINITIONS",
     "KPI_IDS",
     "KpiDefinition",
@@ -2314,6 +2867,7 @@ __all__ = [
     "churn_status",
     "compute_kpis",
     "credibility",
+    "fit_family_weights",
     "format_kpi_target",
     "format_kpi_value",
     "health_shortfall",
@@ -2321,13 +2875,16 @@ __all__ = [
     "kpi_label",
     "kpi_notes",
     "kpi_target_series",
+    "mann_whitney_auc",
     "kpi_status",
     "nps_score",
     "period_index",
+    "portfolio_nps",
     "period_range",
     "scorecard_table",
     "tier_health",
     "tier_health_summary",
     "trend_matrix",
     "trend_test",
+    "validate_health",
 ]

@@ -27,13 +27,16 @@ from kam_analysis.report.charts.ltv import (
     forest_plot,
     interval_ranking,
     period_histogram_plot,
+    pit_histogram,
     renewal_bars,
     retention_plot,
     tracking_plot,
 )
 from kam_analysis.report.charts.plan import (
     CARD_STRIPE_COLOURS,
+    OBJECTIVE_COLOURS,
     kpi_cards,
+    objective_roadmap,
     product_line_bars,
     revenue_history,
 )
@@ -77,6 +80,7 @@ from kam_analysis.report.tables import (
 
 __all__ = [
     "CARD_STRIPE_COLOURS",
+    "OBJECTIVE_COLOURS",
     "FULL_WIDTH_IN",
     "INF_TEXT",
     "JAPANESE_FONT",
@@ -90,6 +94,7 @@ __all__ = [
     "bar_contributions",
     "break_even_plot",
     "calibration_plot",
+    "pit_histogram",
     "chart_text",
     "concentration_trend_plot",
     "family_colors",
@@ -112,6 +117,7 @@ __all__ = [
     "pareto_curves",
     "pct_formatter",
     "period_histogram_plot",
+    "objective_roadmap",
     "product_line_bars",
     "quadrant_scatter",
     "rank_intervals",

@@ -28,8 +28,10 @@ from typing import Literal, NamedTuple
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from scipy import stats
 
 from kam_analysis.core.errors import InputError
+from kam_analysis.core.schemas import Accounts
 
 QUANTILES = (0.10, 0.50, 0.90)
 
@@ -84,17 +86,19 @@ class Range(_Model):
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Draw ``size`` values (always consumes ``size`` uniforms, for common random numbers)."""
-        u = rng.random(size)
+        return self.quantile(rng.random(size))
+
+    def quantile(self, u: np.ndarray) -> np.ndarray:
+        """The value at probability ``u`` (the inverse distribution function), elementwise."""
+        u = np.asarray(u, dtype=float)
         if self.high == self.low:
-            return np.full(size, float(self.low))
+            return np.full(u.shape, float(self.low))
         width = self.high - self.low
         if self.dist == "triangular":
             f = (self.mode - self.low) / width
             left = self.low + np.sqrt(u * width * (self.mode - self.low))
             right = self.high - np.sqrt((1 - u) * width * (self.high - self.mode))
             return np.where(u < f, left, right)
-        from scipy import stats
-
         a = 1 + 4 * (self.mode - self.low) / width
         b = 1 + 4 * (self.high - self.mode) / width
         return self.low + width * stats.beta.ppf(u, a, b)
@@ -109,7 +113,12 @@ class RoiInputs(_Model):
 
     Floats are fixed values; :class:`Range` values are uncertain.
     ``revenue_uplift_per_year`` counts at ``uplift_margin`` (set it to the
-    customer's gross margin to count profit rather than revenue).
+    customer's gross margin to count profit rather than revenue);
+    ``hours_saved_per_year`` (the customer's staff hours) counts at
+    ``cost_per_hour``. ``benefit_correlation`` is the correlation of the
+    uncertain benefit inputs (:data:`BENEFIT_FIELDS`) with each other in
+    :func:`simulate_roi` (a Gaussian copula); the other inputs are drawn
+    independently.
     """
 
     cost_reduction_per_year: Range = Field(default_factory=lambda: Range.fixed(0.0))
@@ -117,19 +126,40 @@ class RoiInputs(_Model):
     uplift_margin: float = Field(1.0, ge=0, le=1)
     utilisation_points: Range = Field(default_factory=lambda: Range.fixed(0.0))
     value_per_point_per_year: Range = Field(default_factory=lambda: Range.fixed(0.0))
+    hours_saved_per_year: Range = Field(default_factory=lambda: Range.fixed(0.0))
+    cost_per_hour: float = Field(0.0, ge=0)
     implementation_cost: Range = Field(default_factory=lambda: Range.fixed(0.0))
     annual_fee: Range = Field(default_factory=lambda: Range.fixed(0.0))
     adoption_ramp_months: Range = Field(default_factory=lambda: Range.fixed(0.0))
+    benefit_correlation: float = Field(0.0, ge=0, lt=1)
 
     @model_validator(mode="before")
     @classmethod
     def _floats_to_ranges(cls, data: object) -> object:
         if isinstance(data, dict):
             return {
-                k: (Range.fixed(v) if isinstance(v, int | float) and k != "uplift_margin" else v)
+                k: (Range.fixed(v) if isinstance(v, int | float) and k in _RANGE_FIELDS else v)
                 for k, v in data.items()
             }
         return data
+
+    def annual_benefit_range(self) -> Range:
+        """Full-adoption annual benefit, low / mode / high combined term by term.
+
+        ``cost reduction + uplift x uplift_margin + points x value per point +
+        hours x cost_per_hour``. Summing the ends is wider than the joint
+        simulation's spread (every input at its low at once): a conservative
+        range for engines that take one range (the pricing schemes).
+        """
+        ends = [
+            getattr(self.cost_reduction_per_year, end)
+            + getattr(self.revenue_uplift_per_year, end) * self.uplift_margin
+            + getattr(self.utilisation_points, end) * getattr(self.value_per_point_per_year, end)
+            + getattr(self.hours_saved_per_year, end) * self.cost_per_hour
+            for end in ("low", "mode", "high")
+        ]
+        lo, mode, hi = ends
+        return Range(low=min(lo, mode), mode=mode, high=max(hi, mode), dist="pert")
 
     @model_validator(mode="after")
     def _non_negative(self) -> RoiInputs:
@@ -139,12 +169,17 @@ class RoiInputs(_Model):
         return self
 
 
-DRIVERS = ("cost_reduction", "revenue_uplift", "utilisation")
-_RANGE_FIELDS = (
+DRIVERS = ("cost_reduction", "revenue_uplift", "utilisation", "time_saved")
+BENEFIT_FIELDS = (
     "cost_reduction_per_year",
     "revenue_uplift_per_year",
     "utilisation_points",
     "value_per_point_per_year",
+    "hours_saved_per_year",
+)
+"""The ranged inputs drawn correlated (``RoiInputs.benefit_correlation``)."""
+_RANGE_FIELDS = (
+    *BENEFIT_FIELDS,
     "implementation_cost",
     "annual_fee",
     "adoption_ramp_months",
@@ -164,7 +199,7 @@ class RoiResult:
     monthly_net : numpy.ndarray
         Net cash flow per draw and month (benefits - fee), shape (draws, months).
     monthly_benefit : numpy.ndarray
-        Benefit per driver, draw and month, shape (3, draws, months), drivers
+        Benefit per driver, draw and month, shape (4, draws, months), drivers
         in :data:`DRIVERS` order.
     ramp : numpy.ndarray
         Adoption factor per draw and month (0-1).
@@ -188,7 +223,11 @@ class RoiResult:
 
 
 def _roi_from_values(
-    values: Mapping[str, np.ndarray], uplift_margin: float, months: int, rate: float
+    values: Mapping[str, np.ndarray],
+    uplift_margin: float,
+    months: int,
+    rate: float,
+    cost_per_hour: float = 0.0,
 ):
     """Vectorised cash-flow model shared by the simulation and the deterministic NPV."""
     t = np.arange(1, months + 1)[None, :]
@@ -201,6 +240,7 @@ def _roi_from_values(
         * uplift_margin,
         "utilisation": np.asarray(values["utilisation_points"], dtype=float)
         * np.asarray(values["value_per_point_per_year"], dtype=float),
+        "time_saved": np.asarray(values["hours_saved_per_year"], dtype=float) * cost_per_hour,
     }
     benefit = np.stack([annual[d][:, None] / 12 * ramp for d in DRIVERS])
     fee = np.asarray(values["annual_fee"], dtype=float) / 12
@@ -224,6 +264,48 @@ def _check_settings(draws: int, months: int, rate: float) -> None:
         raise PricingError(f"discount_rate_annual must be > -1, got {rate}")
 
 
+def correlated_uniforms(
+    rng: np.random.Generator, size: int, k: int, correlation: float
+) -> np.ndarray:
+    """Uniforms with a Gaussian copula of equal pairwise correlation.
+
+    ``z_j = sqrt(rho) w + sqrt(1 - rho) e_j`` with independent standard normals
+    ``w, e_1..e_k``, so ``corr(z_i, z_j) = rho``; the result is ``Phi(z)``.
+    Pass the columns to :meth:`Range.quantile` to get correlated inputs with
+    the ranges' own marginal distributions.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    size : int
+        Draws (rows).
+    k : int
+        Variables (columns).
+    correlation : float
+        ``rho`` in [0, 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (size, k), values in (0, 1).
+
+    Raises
+    ------
+    PricingError
+        For a correlation outside [0, 1).
+
+    References
+    ----------
+    Nelsen, R. B. (2006). *An Introduction to Copulas*, 2nd ed., Springer, sec. 5.3.
+    """
+    if not 0 <= correlation < 1:
+        raise PricingError(f"correlation must be in [0, 1), got {correlation}")
+    common = rng.standard_normal((size, 1))
+    own = rng.standard_normal((size, k))
+    z = math.sqrt(correlation) * common + math.sqrt(1 - correlation) * own
+    return stats.norm.cdf(z)
+
+
 def simulate_roi(
     inputs: RoiInputs,
     draws: int = 10_000,
@@ -234,10 +316,14 @@ def simulate_roi(
     """Monte Carlo of the customer's payback, NPV and ROI of our offer.
 
     Each month ``t = 1..months`` the customer gains
-    ``(cost reduction + uplift x uplift_margin + points x value per point) / 12``
-    times the adoption ramp ``min(1, t / ramp_months)`` (1 when the ramp is 0)
-    and pays ``annual_fee / 12``; the implementation cost is paid at month 0.
-    Cash flows are discounted at ``(1 + r)^(-t/12)``.
+    ``(cost reduction + uplift x uplift_margin + points x value per point +
+    hours saved x cost_per_hour) / 12`` times the adoption ramp
+    ``min(1, t / ramp_months)`` (1 when the ramp is 0) and pays
+    ``annual_fee / 12``; the implementation cost is paid at month 0. Cash
+    flows are discounted at ``(1 + r)^(-t/12)``. The benefit inputs are drawn
+    with correlation ``inputs.benefit_correlation`` (:func:`correlated_uniforms`):
+    a good year for one driver tends to be a good year for the others, which
+    widens the spread of NPV and ROI against independent draws.
 
     Parameters
     ----------
@@ -258,9 +344,17 @@ def simulate_roi(
     """
     _check_settings(draws, months, discount_rate_annual)
     rng = np.random.default_rng(seed)
-    values = {name: getattr(inputs, name).sample(rng, draws) for name in _RANGE_FIELDS}
+    u = correlated_uniforms(rng, draws, len(BENEFIT_FIELDS), inputs.benefit_correlation)
+    values = {
+        name: getattr(inputs, name).quantile(u[:, j]) for j, name in enumerate(BENEFIT_FIELDS)
+    }
+    values |= {
+        name: getattr(inputs, name).sample(rng, draws)
+        for name in _RANGE_FIELDS
+        if name not in BENEFIT_FIELDS
+    }
     npv, roi, payback, net, benefit, ramp, fee, impl = _roi_from_values(
-        values, inputs.uplift_margin, months, discount_rate_annual
+        values, inputs.uplift_margin, months, discount_rate_annual, inputs.cost_per_hour
     )
     settings = {
         "draws": draws,
@@ -302,7 +396,7 @@ def roi_at(
         for name in _RANGE_FIELDS
     }
     npv, roi, payback, *_ = _roi_from_values(
-        values, inputs.uplift_margin, months, discount_rate_annual
+        values, inputs.uplift_margin, months, discount_rate_annual, inputs.cost_per_hour
     )
     return {"npv": float(npv[0]), "roi": float(roi[0]), "payback_month": float(payback[0])}
 
@@ -355,8 +449,7 @@ def field_detail(result: RoiResult) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per month: ``month``, ``ramp`` (mean adoption factor), mean
-        monthly benefit per driver (``cost_reduction``, ``revenue_uplift``,
-        ``utilisation``), ``fee`` (mean), ``net_p10``, ``net_p50``,
+        monthly benefit per driver (:data:`DRIVERS`), ``fee`` (mean), ``net_p10``, ``net_p50``,
         ``net_p90`` and ``cumulative_p10``, ``cumulative_p50``,
         ``cumulative_p90`` (cumulative net cash flow incl. implementation).
     """
@@ -650,77 +743,188 @@ def compare_pricing_schemes(
 
 
 # ---------------------------------------------------------------------------
-# Assumptions for one account (when no measured value proposition exists)
+# The customer's value drivers for one account (sized from the customer's scale)
 # ---------------------------------------------------------------------------
+
+LOADED_COST_PER_HOUR: dict[str, float] = {"JPY": 3_500.0, "USD": 45.0, "EUR": 35.0, "GBP": 30.0}
+"""Default cost of one staff hour (wage plus employer costs) by currency: an assumption.
+
+Rounded from national averages (about 2023-24): Japan (wage statistics plus
+social insurance, ~1,900 hours a year), the US BLS *Employer Costs for
+Employee Compensation*, Eurostat hourly labour costs (euro area) and the UK.
+Other currencies have no default: set ``[pricing.value] loaded_cost_per_hour``.
+"""
+
+
+def _to_range(value: object) -> object:
+    return Range.fixed(float(value)) if isinstance(value, int | float) else value
+
+
+class AccountValueInputs(_Model):
+    """Measured value drivers of one account (``[pricing.value.accounts.<id>]``).
+
+    Each field, when given, replaces the one sized from the customer's scale;
+    numbers are fixed values, tables ``{low, mode, high}`` ranges. Money per
+    year in the base currency.
+    """
+
+    cost_reduction_per_year: Range | None = None
+    revenue_uplift_per_year: Range | None = None
+    hours_saved_per_year: Range | None = None
+    implementation_cost: Range | None = None
+    adoption_ramp_months: Range | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _floats_to_ranges(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {k: _to_range(v) for k, v in data.items()}
+        return data
 
 
 class ValueAssumptions(_Model):
-    """The customer's value from our offer, as multiples of its annual spend with us.
+    """How the customer's value from our offer is sized when it has not been measured.
 
-    Used by :func:`roi_inputs_for_account` until the account team has measured
-    numbers. Money ranges are multiples of the annual fee (the account's
-    current annual revenue with us): ``cost_reduction`` and ``revenue_uplift``
-    per year, ``value_per_point`` per utilisation point and year,
-    ``implementation_cost`` once. ``utilisation_points`` and
-    ``adoption_ramp_months`` are absolute. The defaults describe a typical
-    B2B offer that pays back in the first or second year; they are
-    assumptions, not data (the ``[pricing.value]`` section of ``kam.toml``).
+    The benefits scale with the customer's own size, not with our fee:
+
+    * time saved: ``hours_saved_per_employee x employees`` hours a year at
+      ``loaded_cost_per_hour`` (None: :data:`LOADED_COST_PER_HOUR` for the
+      base currency);
+    * cost reduction: ``cost_reduction_share_of_wallet x wallet`` a year (the
+      customer's total cost of ownership in our category falls: fewer
+      defects, less stock, lower process cost);
+    * revenue uplift: ``revenue_uplift_share_of_wallet x wallet`` a year,
+      counted at ``uplift_margin``.
+
+    ``wallet`` is the customer's annual spend in our category (accounts
+    ``wallet_estimate``), ``employees`` its headcount. The implementation cost
+    is a multiple of the annual fee (the onboarding project grows with the
+    contract); the ramp is in months. ``benefit_correlation`` correlates the
+    uncertain benefit inputs in the simulation. ``accounts`` holds measured
+    values per account id (:class:`AccountValueInputs`), which replace the
+    sized ones. The defaults are assumptions, not data (the
+    ``[pricing.value]`` section of ``kam.toml``).
     """
 
-    cost_reduction: Range = Field(default_factory=lambda: Range(low=0.4, mode=1.0, high=1.8))
-    revenue_uplift: Range = Field(default_factory=lambda: Range(low=0.0, mode=1.5, high=4.0))
+    hours_saved_per_employee: Range = Field(
+        default_factory=lambda: Range(low=8.0, mode=24.0, high=48.0)
+    )
+    loaded_cost_per_hour: float | None = Field(None, ge=0)
+    cost_reduction_share_of_wallet: Range = Field(
+        default_factory=lambda: Range(low=0.05, mode=0.15, high=0.30)
+    )
+    revenue_uplift_share_of_wallet: Range = Field(
+        default_factory=lambda: Range(low=0.0, mode=0.4, high=1.0)
+    )
     uplift_margin: float = Field(0.25, ge=0, le=1)
-    utilisation_points: Range = Field(default_factory=lambda: Range(low=0.0, mode=2.0, high=5.0))
-    value_per_point: Range = Field(default_factory=lambda: Range(low=0.02, mode=0.04, high=0.06))
     implementation_cost: Range = Field(default_factory=lambda: Range(low=0.1, mode=0.25, high=0.5))
     adoption_ramp_months: Range = Field(default_factory=lambda: Range(low=3.0, mode=6.0, high=12.0))
+    benefit_correlation: float = Field(0.5, ge=0, lt=1)
+    accounts: dict[str, AccountValueInputs] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _non_negative(self) -> ValueAssumptions:
-        for name in ("value_per_point", "implementation_cost", "adoption_ramp_months"):
+        for name in (
+            "hours_saved_per_employee",
+            "cost_reduction_share_of_wallet",
+            "implementation_cost",
+            "adoption_ramp_months",
+        ):
             if getattr(self, name).low < 0:
                 raise ValueError(f"{name} must be >= 0, got low={getattr(self, name).low}")
         return self
 
-    def monthly_benefit_multiple(self) -> Range:
-        """Full-adoption monthly benefit as a multiple of the monthly fee.
+    def cost_per_hour(self, currency: str) -> float | None:
+        """``loaded_cost_per_hour``, else the default for ``currency`` (None when it has none)."""
+        if self.loaded_cost_per_hour is not None:
+            return self.loaded_cost_per_hour
+        return LOADED_COST_PER_HOUR.get(currency)
 
-        ``cost_reduction + revenue_uplift x uplift_margin + points x value_per_point``
-        with low, mode and high combined term by term. Summing the ends gives a
-        wider range than the sum's own P0/P100 would be in a joint simulation
-        (all inputs at their low at once): a conservative spread for the pricing
-        schemes, whose engine takes one range.
-        """
-        ends = []
-        for end in ("low", "mode", "high"):
-            ends.append(
-                getattr(self.cost_reduction, end)
-                + getattr(self.revenue_uplift, end) * self.uplift_margin
-                + getattr(self.utilisation_points, end) * getattr(self.value_per_point, end)
-            )
-        lo, mode, hi = ends
-        return Range(low=min(lo, mode), mode=mode, high=max(hi, mode), dist="pert")
+
+VALUE_DRIVERS = ("time_saved", "cost_reduction", "revenue_uplift")
+"""The benefit drivers :func:`roi_inputs_for_account` sizes, in page order."""
+VALUE_SOURCES = ("account", "employees", "wallet", "no_employees", "no_wallet", "no_cost_per_hour")
+"""Where a driver's value comes from: measured (``account``), sized from the
+customer's scale (``employees``, ``wallet``), or left at 0 because that scale
+(or the cost of an hour) is unknown."""
+
+
+class AccountValue(NamedTuple):
+    """The customer's value model for one account (:func:`roi_inputs_for_account`).
+
+    ``inputs`` is None when no benefit driver could be sized; ``sources`` maps
+    each of :data:`VALUE_DRIVERS` to one of :data:`VALUE_SOURCES`.
+    """
+
+    inputs: RoiInputs | None
+    sources: dict[str, str]
+
+
+def _known(x: float | None) -> bool:
+    return x is not None and math.isfinite(x) and x >= 0
+
+
+def _sized_drivers(
+    a: ValueAssumptions, employees: float | None, wallet: float | None, cost_per_hour: float | None
+) -> tuple[dict[str, Range], dict[str, str]]:
+    """The benefit inputs sized from the customer's scale, and their sources."""
+    values: dict[str, Range] = {}
+    sources: dict[str, str] = {}
+    if not _known(employees):
+        sources["time_saved"] = "no_employees"
+    elif cost_per_hour is None:
+        sources["time_saved"] = "no_cost_per_hour"
+    else:
+        values["hours_saved_per_year"] = a.hours_saved_per_employee.scaled(float(employees))
+        sources["time_saved"] = "employees"
+    for driver, field, share in (
+        ("cost_reduction", "cost_reduction_per_year", a.cost_reduction_share_of_wallet),
+        ("revenue_uplift", "revenue_uplift_per_year", a.revenue_uplift_share_of_wallet),
+    ):
+        if _known(wallet):
+            values[field] = share.scaled(float(wallet))
+            sources[driver] = "wallet"
+        else:
+            sources[driver] = "no_wallet"
+    return values, sources
 
 
 def roi_inputs_for_account(
-    annual_fee: float, assumptions: ValueAssumptions | None = None
-) -> RoiInputs:
-    """ROI inputs for one account: the value assumptions scaled by its annual fee.
+    annual_fee: float,
+    *,
+    employees: float | None = None,
+    wallet: float | None = None,
+    account_id: str = "",
+    assumptions: ValueAssumptions | None = None,
+    currency: str = "JPY",
+) -> AccountValue:
+    """ROI inputs for one account, with the benefits sized from the customer's own scale.
 
     Parameters
     ----------
     annual_fee : float
         What the customer pays us per year for the offer (e.g. its trailing
         12-month revenue with us), > 0.
+    employees : float, optional
+        The customer's headcount (None / NaN: unknown).
+    wallet : float, optional
+        The customer's annual spend in our category (None / NaN: unknown).
+    account_id : str, default ""
+        Looks up measured values in ``assumptions.accounts``.
     assumptions : ValueAssumptions, optional
-        Multiples (defaults when None).
+        Defaults when None.
+    currency : str, default "JPY"
+        Base currency, for the default cost of an hour.
 
     Returns
     -------
-    RoiInputs
-        ``annual_fee`` fixed at ``annual_fee``; cost reduction, revenue uplift,
-        value per point and implementation cost = multiple x ``annual_fee``;
-        utilisation points and ramp months as given.
+    AccountValue
+        ``inputs``: time saved ``hours_saved_per_employee x employees`` at the
+        cost of an hour, cost reduction and revenue uplift as shares of the
+        wallet, implementation cost ``multiple x annual_fee``, the ramp, the
+        fee fixed at ``annual_fee`` and ``benefit_correlation`` - each replaced
+        by a measured value of the account when one is given; None when no
+        driver is measured or sizable. ``sources`` per driver.
 
     Raises
     ------
@@ -730,16 +934,68 @@ def roi_inputs_for_account(
     if not (math.isfinite(annual_fee) and annual_fee > 0):
         raise PricingError(f"annual_fee must be a positive number, got {annual_fee}")
     a = assumptions or ValueAssumptions()
-    return RoiInputs(
-        cost_reduction_per_year=a.cost_reduction.scaled(annual_fee),
-        revenue_uplift_per_year=a.revenue_uplift.scaled(annual_fee),
+    values, sources = _sized_drivers(a, employees, wallet, a.cost_per_hour(currency))
+    measured = a.accounts.get(account_id, AccountValueInputs()).model_dump(exclude_none=True)
+    for driver, field in (
+        ("time_saved", "hours_saved_per_year"),
+        ("cost_reduction", "cost_reduction_per_year"),
+        ("revenue_uplift", "revenue_uplift_per_year"),
+    ):
+        if field in measured:
+            values[field] = Range(**measured[field])
+            sources[driver] = "account"
+    if not values:
+        return AccountValue(None, sources)
+    cost_per_hour = a.cost_per_hour(currency) or 0.0
+    if (
+        "hours_saved_per_year" in values
+        and sources["time_saved"] == "account"
+        and not cost_per_hour
+    ):
+        sources["time_saved"] = "no_cost_per_hour"
+    inputs = RoiInputs(
+        **values,
         uplift_margin=a.uplift_margin,
-        utilisation_points=a.utilisation_points,
-        value_per_point_per_year=a.value_per_point.scaled(annual_fee),
-        implementation_cost=a.implementation_cost.scaled(annual_fee),
+        cost_per_hour=cost_per_hour,
+        implementation_cost=Range(**measured["implementation_cost"])
+        if "implementation_cost" in measured
+        else a.implementation_cost.scaled(annual_fee),
         annual_fee=Range.fixed(annual_fee),
-        adoption_ramp_months=a.adoption_ramp_months,
+        adoption_ramp_months=Range(**measured["adoption_ramp_months"])
+        if "adoption_ramp_months" in measured
+        else a.adoption_ramp_months,
+        benefit_correlation=a.benefit_correlation,
     )
+    return AccountValue(inputs, sources)
+
+
+def account_scale(accounts: pd.DataFrame | None, account_id: str) -> tuple[float, float]:
+    """The customer's headcount and wallet from the accounts table (NaN when unknown).
+
+    Parameters
+    ----------
+    accounts : pandas.DataFrame or None
+        The accounts table (``account_id``; optional ``employees``,
+        ``wallet_estimate``); None when the dataset has none.
+    account_id : str
+
+    Returns
+    -------
+    (float, float)
+        ``employees``, ``wallet_estimate``; NaN when the table, the column or
+        the value is missing.
+    """
+    if accounts is None or Accounts.account_id not in accounts.columns:
+        return math.nan, math.nan
+    rows = accounts[accounts[Accounts.account_id].astype(str) == str(account_id)]
+
+    def first(column: str) -> float:
+        if column not in rows.columns or rows.empty:
+            return math.nan
+        value = pd.to_numeric(rows[column], errors="coerce").iloc[0]
+        return float(value) if pd.notna(value) else math.nan
+
+    return first(Accounts.employees), first(Accounts.wallet_estimate)
 
 
 class SchemeAssumptions(_Model):
@@ -806,9 +1062,9 @@ def pricing_for_account(
     annual_revenue: float,
     margin: float,
     *,
+    value: RoiInputs,
     months: int = 36,
     schemes: SchemeAssumptions | None = None,
-    value: ValueAssumptions | None = None,
 ) -> AccountPricing:
     """The four pricing schemes, the customer's savings and the volume for one account.
 
@@ -820,12 +1076,13 @@ def pricing_for_account(
     margin : float
         Our current gross margin on the account (fraction <= 1); unit cost
         ``(1 - margin) x`` the current unit price.
+    value : RoiInputs
+        The customer's value model (:func:`roi_inputs_for_account`); its
+        full-adoption benefit range (:meth:`RoiInputs.annual_benefit_range`) / 12
+        is the customer's measured monthly savings.
     months : int, default 36
         Contract term.
     schemes : SchemeAssumptions, optional
-    value : ValueAssumptions, optional
-        The customer's measured monthly savings are
-        ``value.monthly_benefit_multiple() x`` today's monthly fee.
 
     Returns
     -------
@@ -845,7 +1102,6 @@ def pricing_for_account(
     if months < 1:
         raise PricingError(f"months must be >= 1, got {months}")
     s = schemes or SchemeAssumptions()
-    v = value or ValueAssumptions()
     fee = annual_revenue / 12
     unit_price = fee / UNITS_AT_CURRENT_VOLUME
     breaks = [b * UNITS_AT_CURRENT_VOLUME for b in s.tier_breaks] + [None]
@@ -871,7 +1127,7 @@ def pricing_for_account(
     )
     return AccountPricing(
         plan,
-        v.monthly_benefit_multiple().scaled(fee),
+        value.annual_benefit_range().scaled(1 / 12),
         s.volume.scaled(UNITS_AT_CURRENT_VOLUME),
     )
 
@@ -892,7 +1148,7 @@ def field_milestones(
     -------
     pandas.DataFrame
         The rows of ``detail`` for those months plus its last month, in month
-        order, with ``benefit`` (sum of the three drivers' mean monthly
+        order, with ``benefit`` (sum of the drivers' mean monthly
         benefit) added after ``ramp``.
 
     Raises
@@ -915,8 +1171,11 @@ class PricingSettings(_Model):
     """Defaults for ROI and pricing simulations (the ``[pricing]`` section of ``kam.toml``).
 
     ``price_cut_pct`` is the cut procurement asks for in the negotiation
-    analysis; ``value`` and ``schemes`` set the per-account assumptions of
-    :func:`roi_inputs_for_account` and :func:`pricing_for_account`.
+    analysis, ``price_cut_volume_change`` the volume change the cut is
+    expected to bring (fraction; 0: none) and ``walk_away_loss_prob`` the
+    probability of losing the account if we refuse the cut (an assumption, set
+    per negotiation); ``value`` and ``schemes`` set the per-account assumptions
+    of :func:`roi_inputs_for_account` and :func:`pricing_for_account`.
     """
 
     discount_rate_annual: float = Field(0.08, gt=-1)
@@ -924,6 +1183,8 @@ class PricingSettings(_Model):
     draws: int = Field(10_000, ge=1)
     seed: int = Field(0, ge=0)
     price_cut_pct: float = Field(5.0, ge=0, lt=100)
+    price_cut_volume_change: float = Field(0.0, gt=-1)
+    walk_away_loss_prob: float = Field(0.2, ge=0, le=1)
     value: ValueAssumptions = Field(default_factory=ValueAssumptions)
     schemes: SchemeAssumptions = Field(default_factory=SchemeAssumptions)
 

@@ -10,12 +10,15 @@ price negotiation. This module computes:
 * :func:`run_scenarios` / :func:`compare_scenarios` - named scenarios from the
   configuration side by side (P10/P50/P90, probability of missing a target,
   deltas against the base case);
-* :func:`concentration` / :func:`concentration_trend` - top-N shares and the
-  Herfindahl-Hirschman index of revenue and gross profit;
+* :func:`concentration` / :func:`concentration_trend` - top-1/5/10 shares of
+  revenue and gross profit against thresholds, with the Herfindahl-Hirschman
+  index (and its equivalent number of accounts) as context;
 * :func:`account_loss_stress` - the gap left by losing a key account and what
   closes it;
 * :func:`price_negotiation` - margin impact and break-even volume of a price
-  cut, next to the customer's ROI of our offer (value-based counter).
+  cut, the walk-away comparison (accept the cut, or refuse it and risk the
+  account: :func:`walk_away_break_even`), next to the customer's ROI of our
+  offer (value-based counter).
 
 The book
 --------
@@ -450,16 +453,38 @@ class Scenario(_Model):
 
 
 class ConcentrationThresholds(_Model):
-    """Flags for over-dependence on few accounts (shares as fractions, HHI on 0-10,000).
+    """Flags for over-dependence on few accounts: revenue shares of the top 1, 5 and 10.
 
-    ``hhi`` = 1,500 is the US DOJ/FTC (2010) lower bound of a "moderately
-    concentrated" market, applied here by analogy to the customer base.
+    A share above its threshold is a breach (None: not tested). The defaults:
+
+    * ``top1_share`` = 10 %: the level at which a single customer must be
+      disclosed as a major customer (US GAAP, FASB ASC 280-10-50-42; IFRS 8,
+      paragraph 34), and the usual "high customer concentration" line in
+      due diligence;
+    * ``top5_share`` = 30 % and ``top10_share`` = 50 %: practitioner rules of
+      thumb put a top 5 above 25-30 % and a top 10 above 40-60 % at
+      moderate-to-high risk; B2B books usually have a top customer at 5-15 %
+      and a top 10 at 30-50 %, so the defaults flag the upper end of usual.
+
+    The Herfindahl-Hirschman index (HHI) is not a test here, only context (see
+    :func:`concentration`): its merger-guideline cut-offs (1,500 and 2,500)
+    are for markets of a few firms and cannot fire on a book of customers (one
+    customer at 35 % of revenue and many small ones give an HHI of about 1,225).
     """
 
-    top1_share: float | None = 0.10
-    top5_share: float | None = 0.40
-    top10_share: float | None = None
-    hhi: float | None = 1500.0
+    top1_share: float | None = Field(0.10, gt=0, le=1)
+    top5_share: float | None = Field(0.30, gt=0, le=1)
+    top10_share: float | None = Field(0.50, gt=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_hhi_threshold(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "hhi" in data:
+            raise ValueError(
+                "[scenarios.concentration] hhi is no longer a threshold: the HHI is shown as "
+                "context only; set top1_share, top5_share and top10_share instead"
+            )
+        return data
 
 
 def default_scenarios() -> dict[str, Scenario]:
@@ -1357,7 +1382,8 @@ def concentration_metrics(values: np.ndarray) -> dict[str, float]:
         (sum of squared percentage shares, 0-10,000), ``hhi_fraction``
         (``hhi / 10,000``), ``hhi_normalized`` (``(H - 1/N) / (1 - 1/N)``, 0
         for equal shares, 1 for one account) and ``equivalent_accounts``
-        (``1/H``). When no account has a positive amount (every amount 0 or
+        (``1/H = 10,000 / hhi``: how many equal-sized accounts would give the
+        same HHI). When no account has a positive amount (every amount 0 or
         missing) the shares and indices are NaN, not 0: there is nothing to
         be concentrated (see :func:`concentration_reason`); ``total`` is then 0,
         or NaN when every amount is missing.
@@ -1415,7 +1441,7 @@ def _known_amount_columns(frame: pd.DataFrame, where: str) -> list[str]:
 def concentration(
     revenue_by_account: pd.DataFrame, thresholds: ConcentrationThresholds | None = None
 ) -> pd.DataFrame:
-    """Dependence on few accounts: top-1/5/10 shares and HHI, with flags.
+    """Dependence on few accounts: top-1/5/10 shares tested, HHI as context.
 
     Parameters
     ----------
@@ -1423,14 +1449,17 @@ def concentration(
         ``account_id``, ``revenue`` and optionally ``gross_profit`` (summed
         when an account appears more than once).
     thresholds : ConcentrationThresholds, optional
-        Flag levels (default: top-1 > 10 %, top-5 > 40 %, HHI > 1,500).
+        Flag levels of the shares (default: top-1 > 10 %, top-5 > 30 %,
+        top-10 > 50 %). The HHI, its normalised form and the equivalent number
+        of accounts (``10,000 / HHI``) are context: no threshold, never flagged.
 
     Returns
     -------
     pandas.DataFrame
         Tidy: ``basis`` (``revenue`` / ``gross_profit``), ``metric`` (see
-        :func:`concentration_metrics`), ``value``, ``threshold`` (NaN when
-        not flagged) and ``exceeds`` (bool). A ``gross_profit`` column that
+        :func:`concentration_metrics`), ``value``, ``threshold`` (NaN for a
+        metric without a test) and ``exceeds`` (bool: ``value > threshold``).
+        A ``gross_profit`` column that
         is missing for every account (no cost data) gives no rows: gross
         profit concentration is unknown, not 0. Without any positive amount
         the values are NaN (:func:`concentration_reason` says why).
@@ -1440,14 +1469,20 @@ def concentration(
     ValueError
         When a column is missing.
 
+    Notes
+    -----
+    The HHI is not tested because its cut-offs do not transfer to a customer
+    book: one account at 35 % of revenue among many small ones gives
+    ``35**2 = 1,225``, under the 1,500 of the merger guidelines, while the
+    top-1 share already breaches any dependence threshold.
+
     References
     ----------
-    U.S. Department of Justice and Federal Trade Commission, *Horizontal
-    Merger Guidelines* (2010), section 5.3: HHI is the sum of the squared
-    percentage shares; below 1,500 unconcentrated, 1,500-2,500 moderately,
-    above 2,500 highly concentrated. The 2023 *Merger Guidelines* (section
-    2.1) call a market with HHI above 1,800 highly concentrated. Applied here
-    by analogy to our customer base.
+    FASB ASC 280-10-50-42 and IFRS 8, paragraph 34: a single customer with 10 %
+    or more of revenue is disclosed as a major customer. U.S. Department of
+    Justice and Federal Trade Commission, *Horizontal Merger Guidelines*
+    (2010), section 5.3: HHI is the sum of the squared percentage shares
+    (below 1,500 unconcentrated, above 2,500 highly concentrated, for markets).
     """
     columns = _known_amount_columns(revenue_by_account, "concentration")
     thresholds = thresholds or ConcentrationThresholds()
@@ -1771,12 +1806,113 @@ def break_even_volume_increase(margin: float, price_cut: float) -> float:
     return price_cut / (margin - price_cut)
 
 
+WALK_AWAY_REASONS = ("margin_unknown", "no_current_gp", "cut_raises_gp", "cut_leaves_no_gp")
+"""Why :func:`walk_away_break_even` is NaN or clipped (``""``: an interior value)."""
+
+
+def walk_away_break_even(
+    margin: float, price_cut: float, volume_change: float = 0.0
+) -> tuple[float, str]:
+    """The loss probability at which refusing a price cut costs as much as accepting it.
+
+    Accepting keeps the account at gross profit ``GP_cut = R (1 + v)(m - c)``;
+    refusing keeps ``GP_now = R m`` with probability ``1 - p`` and loses the
+    account (0) otherwise. The two are equal at
+    ``p* = 1 - GP_cut / GP_now = 1 - (1 + v)(m - c) / m``: refuse when the
+    probability of losing the account is below ``p*``, accept when it is above.
+
+    Parameters
+    ----------
+    margin : float
+        Current gross margin ``m``, fraction (NaN when unknown).
+    price_cut : float
+        Price cut ``c``, fraction of the current price.
+    volume_change : float, default 0.0
+        Volume response ``v`` to the cut, fraction (0.1 = +10 %).
+
+    Returns
+    -------
+    (float, str)
+        ``p*`` clipped to [0, 1], and a reason from :data:`WALK_AWAY_REASONS`
+        or ``""``: ``"cut_raises_gp"`` (``p* = 0``: the volume response more
+        than pays for the cut, so accepting wins even if the customer would
+        surely stay), ``"cut_leaves_no_gp"`` (``p* = 1``: gross profit after
+        the cut is 0 or negative, so refusing wins even if the loss is
+        certain), ``"no_current_gp"`` and ``"margin_unknown"`` (``p*`` NaN).
+    """
+    if not math.isfinite(margin):
+        return math.nan, "margin_unknown"
+    if margin <= 0:
+        return math.nan, "no_current_gp"
+    ratio = (1 + volume_change) * (margin - price_cut) / margin
+    if ratio > 1:
+        return 0.0, "cut_raises_gp"
+    if ratio <= 0:
+        return 1.0, "cut_leaves_no_gp"
+    return 1 - ratio, ""
+
+
+def churn_risk_12m(book: pd.DataFrame, account_id: str) -> float | None:
+    """The account's modelled 12-month churn risk, ``1 - (1 - p_month)^12``.
+
+    Parameters
+    ----------
+    book : pandas.DataFrame
+        :func:`scenario_book` output (``account_id``, ``churn_prob_month``,
+        ``churn_source``).
+    account_id : str
+
+    Returns
+    -------
+    float or None
+        None when the account's churn rate is the book's fallback (not
+        modelled), the book has no ``churn_source`` or the account is absent.
+    """
+    if "churn_source" not in book.columns:
+        return None
+    rows = book[book["account_id"].astype(str) == str(account_id)]
+    if rows.empty or rows["churn_source"].iloc[0] not in ("ltv", "ltv_churned"):
+        return None
+    p = float(rows["churn_prob_month"].iloc[0])
+    return 1 - (1 - p) ** 12
+
+
+def _walk_away_rows(
+    gp: float, gp_cut: float, margin: float, c: float, v: float, p_loss: float | None
+) -> list[tuple]:
+    p_star, reason = walk_away_break_even(margin, c, v)
+    notes = {
+        "": f"refusing pays while the chance of losing the account is below {p_star:.1%}",
+        "cut_raises_gp": "the cut raises gross profit (volume response): accepting wins",
+        "cut_leaves_no_gp": "no gross profit is left after the cut: refusing wins",
+        "no_current_gp": "no current gross profit to weigh",
+        "margin_unknown": "gross margin unknown (no cost data)",
+    }
+    rows = [("ours", "walk_away_break_even", np.nan, p_star, notes[reason], reason)]
+    if p_loss is not None:
+        known = math.isfinite(margin)
+        rows += [
+            ("ours", "loss_prob_if_refused", p_loss, np.nan, "assumed", "" if known else reason),
+            (
+                "ours",
+                "expected_gross_profit",
+                (1 - p_loss) * gp if known else np.nan,
+                gp_cut if known else np.nan,
+                "current: refuse the cut and risk the account; after cut: accept it",
+                "" if known else "margin_unknown",
+            ),
+        ]
+    return rows
+
+
 def price_negotiation(
     revenue: float,
     margin: float,
     price_cut_pct: float,
     customer_value: Any = None,
     *,
+    volume_change: float = 0.0,
+    p_loss: float | None = None,
     draws: int = 10_000,
     seed: int = 0,
     discount_rate_annual: float = 0.08,
@@ -1798,6 +1934,13 @@ def price_negotiation(
         the cut price is simulated with the same random numbers
         (:func:`kam_analysis.pricing.simulate_roi`), for the value-based
         counter-argument.
+    volume_change : float, default 0.0
+        Volume response to the cut (fraction, > -1): revenue and gross profit
+        after the cut are ``R (1 - c)(1 + v)`` and ``R (1 + v)(m - c)``.
+    p_loss : float, optional
+        Probability of losing the account if we refuse the cut, in [0, 1].
+        When given, the expected gross profit of refusing, ``(1 - p_loss) GP``,
+        is set against the gross profit after the cut.
     draws, seed, discount_rate_annual, months
         Passed to the ROI simulation.
 
@@ -1807,7 +1950,13 @@ def price_negotiation(
         Tidy: ``side`` (``ours`` / ``customer``), ``metric``, ``current``,
         ``after_cut``, ``change``, ``note``, ``reason``. Our metrics:
         ``revenue``, ``gross_profit``, ``gross_margin`` and
-        ``break_even_volume_increase`` (``cut / (margin - cut)``). No value is
+        ``break_even_volume_increase`` (``cut / (margin - cut)``),
+        ``walk_away_break_even`` (the loss probability ``p*`` above which
+        accepting the cut beats refusing it, :func:`walk_away_break_even`, in
+        ``after_cut``; its ``reason`` from :data:`WALK_AWAY_REASONS`) and, with
+        ``p_loss``, ``loss_prob_if_refused`` (``current``) and
+        ``expected_gross_profit`` (``current``: refuse, ``(1 - p_loss) GP``;
+        ``after_cut``: accept; ``change``: accept - refuse). No value is
         infinite: the break-even is NaN with ``reason`` ``"cut_exceeds_margin"``
         when the cut is at least the margin (no volume restores the profit),
         and gross profit, margin and break-even are NaN with ``reason``
@@ -1820,18 +1969,23 @@ def price_negotiation(
     Raises
     ------
     ValueError
-        For a cut outside [0, 100), a margin above 1 or negative revenue.
+        For a cut outside [0, 100), a margin above 1, negative revenue, a
+        volume change <= -1 or ``p_loss`` outside [0, 1].
     """
     if not 0 <= price_cut_pct < 100:
         raise ValueError(f"price_cut_pct must be in [0, 100), got {price_cut_pct}")
+    if not volume_change > -1:
+        raise ValueError(f"volume_change must be > -1, got {volume_change}")
+    if p_loss is not None and not 0 <= p_loss <= 1:
+        raise ValueError(f"p_loss must be in [0, 1], got {p_loss}")
     margin = float(margin)
     if margin > 1 or np.isinf(margin):
         raise ValueError(f"margin must be a fraction <= 1 (NaN when unknown), got {margin}")
     if not revenue >= 0:
         raise ValueError(f"revenue must be >= 0, got {revenue}")
     c = price_cut_pct / 100
-    new_revenue = revenue * (1 - c)
-    gp, new_gp = revenue * margin, revenue * (margin - c)
+    new_revenue = revenue * (1 - c) * (1 + volume_change)
+    gp, new_gp = revenue * margin, revenue * (1 + volume_change) * (margin - c)
     new_margin = (margin - c) / (1 - c)
     if np.isnan(margin):
         be, reason = float("nan"), "margin_unknown"
@@ -1851,6 +2005,7 @@ def price_negotiation(
         ("ours", "gross_profit", gp, new_gp, "", gp_reason),
         ("ours", "gross_margin", margin, new_margin, "", gp_reason),
         ("ours", "break_even_volume_increase", 0.0, be, note, reason),
+        *_walk_away_rows(gp, new_gp, margin, c, volume_change, p_loss),
     ]
     if customer_value is not None:
         kwargs = {
@@ -2196,6 +2351,9 @@ HHI_BANDS = ("unconcentrated", "moderate", "high")
 def hhi_band(hhi: float, *, moderate: float = 1500.0, high: float = 2500.0) -> str:
     """Band of an HHI value on the 0-10,000 scale (see :data:`HHI_BANDS`).
 
+    Context only: the bands are those of markets, not a dependence test of a
+    customer book (see :class:`ConcentrationThresholds`).
+
     Returns ``"not_available"`` for NaN (no account with revenue, see
     :func:`concentration_reason`).
 
@@ -2214,9 +2372,19 @@ def hhi_band(hhi: float, *, moderate: float = 1500.0, high: float = 2500.0) -> s
 
 def concentration_dashboard(
     conc: pd.DataFrame,
-    metrics: Sequence[str] = ("top1_share", "top5_share", "top10_share", "hhi"),
+    metrics: Sequence[str] = (
+        "top1_share",
+        "top5_share",
+        "top10_share",
+        "hhi",
+        "equivalent_accounts",
+    ),
 ) -> pd.DataFrame:
     """One row per metric with its revenue and gross-profit value and the flags.
+
+    The shares carry the dependence tests; ``hhi`` and ``equivalent_accounts``
+    (``10,000 / HHI``: the number of equal-sized accounts with the same HHI)
+    are context, with a NaN threshold and never flagged.
 
     Parameters
     ----------
@@ -2229,8 +2397,9 @@ def concentration_dashboard(
     -------
     pandas.DataFrame
         ``metric``, ``revenue``, ``gross_profit`` (NaN when absent),
-        ``threshold`` (NaN when the metric has none), ``exceeds_revenue``,
-        ``exceeds_gross_profit``, ``exceeds`` (either basis) - bools.
+        ``threshold`` (NaN when the metric has none), ``tested`` (it has a
+        threshold), ``exceeds_revenue``, ``exceeds_gross_profit``, ``exceeds``
+        (either basis) - bools.
 
     Raises
     ------
@@ -2253,6 +2422,7 @@ def concentration_dashboard(
             out["metric"].map(flags[basis]).fillna(False).astype(bool) if basis in flags else False
         )
     out["threshold"] = out["metric"].map(part.groupby("metric")["threshold"].first())
+    out["tested"] = out["threshold"].notna()
     out["exceeds"] = out["exceeds_revenue"] | out["exceeds_gross_profit"]
     return out[
         [
@@ -2260,6 +2430,7 @@ def concentration_dashboard(
             "revenue",
             "gross_profit",
             "threshold",
+            "tested",
             "exceeds_revenue",
             "exceeds_gross_profit",
             "exceeds",

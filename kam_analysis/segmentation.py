@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,7 @@ from kam_analysis.status import LOST_STATUSES, account_status, lapse_cutoff
 from kam_analysis.valuation import (
     ValuationSettings,
     attractiveness_score,
+    customer_attractiveness,
     monthly_from_transactions,
     normalise,
     valuation_table,
@@ -73,8 +75,20 @@ class _Section(BaseModel):
 class SegmentationSettings(_Section):
     """Business rules of segmentation (composed into ``kam.toml`` as ``[segmentation]``).
 
-    Key accounts are the most attractive accounts (score at least
-    ``key_min_score``) up to the number the account teams can serve: the
+    Tiers follow the key-account portfolio matrix. The attractiveness that
+    the thresholds apply to is the customer's own (``attractiveness``,
+    :func:`kam_analysis.valuation.customer_attractiveness`: its size,
+    growth, needs and fit, not what we already sell there) when the scored
+    table has it, else the valuation ``score``. With ``thresholds =
+    "percentile"`` the two score thresholds are percentile ranks (0-100)
+    among the active accounts, which holds for any normalisation (with
+    ``minmax`` a few giant accounts compress the scores of everybody else,
+    and an absolute threshold may then admit nobody).
+
+    Key accounts are the most attractive accounts (attractiveness at least
+    ``key_min_score``) where our position is strong (share of wallet at
+    least ``key_min_share_of_wallet``), up to the number the account teams
+    can serve: the
     capacity is the smaller of ``key_capacity`` (an absolute head count of
     accounts) and ``key_max_share`` of all accounts (rounded, at least 1);
     either may be switched off with ``None``. McDonald & Woodburn advise a
@@ -103,7 +117,16 @@ class SegmentationSettings(_Section):
     (:func:`win_back`).
     """
 
-    key_min_score: float = Field(60.0, ge=0, le=100, description="Lowest score of a key account.")
+    key_min_score: float = Field(
+        50.0, ge=0, le=100, description="Lowest attractiveness of a key account."
+    )
+    thresholds: Literal["absolute", "percentile"] = Field(
+        "absolute",
+        description=(
+            "How key_min_score and growth_min_score read: attractiveness values (absolute) "
+            "or its percentile ranks among the active accounts, 0-100 (percentile)."
+        ),
+    )
     key_capacity: int | None = Field(
         None, ge=0, description="Most key accounts the teams can serve (None: no head-count cap)."
     )
@@ -111,7 +134,7 @@ class SegmentationSettings(_Section):
         0.05, gt=0, le=1, description="Most key accounts as a share of all accounts (None: no cap)."
     )
     key_min_share_of_wallet: float | None = Field(
-        0.3,
+        0.4,
         ge=0,
         description=(
             "Lowest share of wallet of a key account (None: no floor): an attractive account "
@@ -131,10 +154,15 @@ class SegmentationSettings(_Section):
         0.75, ge=0, le=1, description="Lowest percentile rank of headroom or whitespace."
     )
     growth_max_share_of_wallet: float = Field(
-        0.25, ge=0, description="Highest share of wallet of a growth candidate."
+        0.4,
+        ge=0,
+        description=(
+            "Highest share of wallet of a growth candidate (the key floor by default: an "
+            "attractive account is key or growth by our position, with no gap between)."
+        ),
     )
     growth_min_score: float = Field(
-        50.0, ge=0, le=100, description="Lowest attractiveness score of a growth candidate."
+        50.0, ge=0, le=100, description="Lowest attractiveness of a growth candidate."
     )
     potential_columns: tuple[str, ...] = Field(
         ("headroom", "whitespace"), description="Potential measures of the growth rule."
@@ -142,6 +170,7 @@ class SegmentationSettings(_Section):
     position_weights: dict[str, float] = Field(
         default_factory=lambda: {
             "share_of_wallet": 0.5,
+            "revenue_12m": 0.3,
             "tenure_days": 0.2,
             "orders_12m": 0.3,
             "stakeholder_coverage": 0.25,
@@ -246,6 +275,11 @@ class _TierInputs:
     """What the tier rule can use: values, and which conditions have data."""
 
     score: np.ndarray
+    """What the score thresholds apply to (attractiveness, or its percentile rank)."""
+    score_label: str
+    """Locale key of that measure in the tier reasons."""
+    value: np.ndarray
+    """The valuation ``score``: the order in which eligible accounts fill the capacity."""
     sow: np.ndarray
     sow_known: bool
     pot_cols: tuple[str, ...]
@@ -285,15 +319,25 @@ def _rank_among(values: np.ndarray, among: np.ndarray) -> np.ndarray:
     return out
 
 
+def tier_score_column(scored: pd.DataFrame) -> str:
+    """The column the tier thresholds read: ``attractiveness`` when present, else ``score``."""
+    return "attractiveness" if "attractiveness" in scored.columns else "score"
+
+
 def _tier_inputs(scored: pd.DataFrame, cfg: SegmentationSettings) -> _TierInputs:
     _require(scored, "scored", ["account_id", "score"])
-    score = _num(scored, "score")
+    column = tier_score_column(scored)
+    score = _num(scored, column)
     if np.isnan(score).any():
         bad = scored.loc[np.isnan(score), "account_id"].head(3).tolist()
-        raise SegmentationInputError(f"score is missing for account(s) {bad}")
+        raise SegmentationInputError(f"{column} is missing for account(s) {bad}")
     n = len(scored)
     status = _statuses(scored)
     active = status == "active"
+    label = "score" if column == "score" else "attractiveness"
+    if cfg.thresholds == "percentile":
+        score = np.nan_to_num(100.0 * _rank_among(score, active), nan=0.0)
+        label += "_pct"
     sow = (
         _num(scored, "share_of_wallet")
         if "share_of_wallet" in scored.columns
@@ -316,6 +360,8 @@ def _tier_inputs(scored: pd.DataFrame, cfg: SegmentationSettings) -> _TierInputs
             value_reason = "no_cost" if col in _COST_COLUMNS else "no_data"
     return _TierInputs(
         score=score,
+        score_label=label,
+        value=_num(scored, "score"),
         sow=sow,
         sow_known=bool(np.isfinite(sow).any()),
         pot_cols=pot_cols,
@@ -453,7 +499,7 @@ def assign_tiers(
     if not applied.key_value:
         cond_value = inp.value_pct >= cfg.key_min_value_pct
     eligible = cond_score & cond_sow & cond_value & inp.active
-    order = _order_by_score(scored["account_id"], np.where(eligible, score, -np.inf))
+    order = _order_by_score(scored["account_id"], np.where(eligible, inp.value, -np.inf))
     key_rank = np.empty(n, dtype="int64")
     key_rank[order] = np.arange(1, n + 1)  # rank among the eligible (they sort first)
     is_key = eligible & ((key_rank <= cap) if cap is not None else True)
@@ -499,7 +545,8 @@ def assign_tiers(
         )
         growth_off = _why_text(applied.growth, cfg, lang) if applied.growth else ""
         out["tier_reason"] = [
-            _reason(r, cfg, cap, lang, applied, growth_off) for r in checks.itertuples(index=False)
+            _reason(r, cfg, cap, lang, applied, growth_off, inp.score_label)
+            for r in checks.itertuples(index=False)
         ]
         lost = ~inp.active
         if lost.any():
@@ -538,6 +585,7 @@ def _reason(
     lang: str = "en",
     applied: _Applied | None = None,
     growth_off: str = "",
+    score_label: str = "score",
 ) -> str:
     """Text naming the rule that fired (or every applied rule that failed) for one account."""
 
@@ -558,7 +606,7 @@ def _reason(
     column = label_for(cfg.key_value_column, lang, prefix="valuation.col.")
     and_ = t("tier.reason.and", lang)
     if r.tier == "key":
-        parts = [rule("score", score_txt, ">=", cfg.key_min_score)]
+        parts = [rule(score_label, score_txt, ">=", cfg.key_min_score)]
         if not applied.key_sow:
             parts.append(rule("sow", sow_txt, ">=", cfg.key_min_share_of_wallet))
         if not applied.key_value:
@@ -570,11 +618,11 @@ def _reason(
         parts = [rule("potential_pct", f"{r.pct:.2f}", ">=", cfg.growth_min_potential_pct)]
         if not applied.growth_sow:
             parts.append(rule("sow", sow_txt, "<=", cfg.growth_max_share_of_wallet))
-        parts.append(rule("score", score_txt, ">=", cfg.growth_min_score))
+        parts.append(rule(score_label, score_txt, ">=", cfg.growth_min_score))
         return t("tier.reason.growth", lang, rules=and_.join(parts))
     key_fail = []
     if not r.cond_score:
-        key_fail.append(rule("score", score_txt, "<", cfg.key_min_score))
+        key_fail.append(rule(score_label, score_txt, "<", cfg.key_min_score))
     if not r.cond_sow:
         key_fail.append(rule("sow", sow_txt, "<", cfg.key_min_share_of_wallet))
     if not r.cond_value:
@@ -594,7 +642,7 @@ def _reason(
         if not r.low_sow:
             growth_fail.append(rule("sow", sow_txt, ">", cfg.growth_max_share_of_wallet))
         if not r.growth_score:
-            growth_fail.append(rule("score", score_txt, "<", cfg.growth_min_score))
+            growth_fail.append(rule(score_label, score_txt, "<", cfg.growth_min_score))
     sep = t("tier.reason.sep", lang)
     return t(
         "tier.reason.standard",
@@ -720,13 +768,13 @@ def _condition_text(
     else:
         limit = f"{setting:g}"
     key = {
-        ("key", "score"): "tier.cond.score",
+        ("key", "score"): f"tier.cond.{inp.score_label}",
         ("key", "share_of_wallet"): "tier.cond.key_sow",
         ("key", "value_pct"): "tier.cond.value_pct",
         ("key", "capacity"): "tier.cond.capacity",
         ("growth", "potential"): "tier.cond.potential",
         ("growth", "share_of_wallet"): "tier.cond.growth_sow",
-        ("growth", "score"): "tier.cond.score",
+        ("growth", "score"): f"tier.cond.{inp.score_label}",
     }[(tier, condition)]
     pot = inp.pot_cols or cfg.potential_columns
     columns = t("tier.reason.and", lang).join(
@@ -890,12 +938,16 @@ def portfolio_matrix(
 ) -> pd.DataFrame:
     """Key-account portfolio matrix: customer attractiveness x our relative position.
 
-    The vertical axis is the customer's attractiveness to us (the valuation
-    ``score``, 0-100). The horizontal axis is our position with the customer
-    ("relative business strength" in the literature), 0-100: the weighted
-    mean of the percentile ranks (:func:`kam_analysis.valuation.normalise`)
-    of ``share_of_wallet`` (how much of its category spend we already win),
-    relationship length ``tenure_days``, order frequency ``orders_12m`` and,
+    The vertical axis is the customer's attractiveness to us, 0-100: the
+    customer-side ``attractiveness`` column when ``scored`` has it
+    (:func:`kam_analysis.valuation.customer_attractiveness`: the customer's
+    size, growth, needs and fit), else the valuation ``score``. The
+    horizontal axis is our position with the customer ("relative business
+    strength" in the literature), 0-100: the weighted mean of the
+    percentile ranks (:func:`kam_analysis.valuation.normalise`) of
+    ``share_of_wallet`` (how much of its category spend we already win), our
+    revenue with it ``revenue_12m``, relationship length ``tenure_days``,
+    order frequency ``orders_12m`` and,
     when provided, ``stakeholder_coverage`` (e.g. share of buying-centre
     roles covered, from :mod:`kam_analysis.stakeholders`). A component
     missing for every account (no wallet estimates: no share of wallet) is
@@ -928,7 +980,7 @@ def portfolio_matrix(
     Returns
     -------
     pandas.DataFrame
-        ``account_id``, ``attractiveness`` (= score), ``position`` (0-100;
+        ``account_id``, ``attractiveness`` (the vertical axis), ``position`` (0-100;
         NaN when no component is known for the account),
         ``position_<component>`` (percentile rank of each component with
         data; NaN where unknown), ``quadrant``, ``resource_level``; rows in
@@ -954,11 +1006,12 @@ def portfolio_matrix(
     """
     cfg = settings or SegmentationSettings()
     _require(scored, "scored", ["account_id", "score"])
+    axis = tier_score_column(scored)
     base = scored
     if features is not None:
         _require(features, "features", ["account_id"])
         cols = ["account_id"] + [c for c in cfg.position_weights if c in features.columns]
-        base = scored[["account_id", "score"]].merge(features[cols], on="account_id", how="left")
+        base = scored[["account_id", axis]].merge(features[cols], on="account_id", how="left")
     present = {c: w for c, w in cfg.position_weights.items() if c in base.columns and w > 0}
     if not present:
         raise SegmentationInputError(
@@ -966,7 +1019,7 @@ def portfolio_matrix(
         )
     weights = {c: w for c, w in present.items() if _has_data(base, c)}
     out = pd.DataFrame(
-        {"account_id": base["account_id"].to_numpy(), "attractiveness": _num(base, "score")}
+        {"account_id": base["account_id"].to_numpy(), "attractiveness": _num(base, axis)}
     )
     num = np.zeros(len(base))
     den = np.zeros(len(base))
@@ -1605,7 +1658,10 @@ def score_and_tier(
     -------
     pandas.DataFrame
         One row per account: the valuation columns, ``score``, ``rank``,
-        ``weight_known``, ``contrib_<criterion>``, ``status``, ``churn_date``,
+        ``weight_known``, ``contrib_<criterion>``, ``attractiveness`` (the
+        customer-side score the tier thresholds read,
+        :func:`kam_analysis.valuation.customer_attractiveness`), ``status``,
+        ``churn_date``,
         ``tier``, ``tier_reason``, ``potential_pct`` and the win-back columns
         (:data:`WIN_BACK_COLUMNS`: ``win_back`` is False and the others
         missing for accounts not on the list).
@@ -1626,6 +1682,9 @@ def score_and_tier(
     scored = attractiveness_score(
         table, vcfg.weights, normalisation=vcfg.normalisation, invert=vcfg.invert
     )
+    scored["attractiveness"] = customer_attractiveness(
+        table, vcfg.weights, normalisation=vcfg.normalisation, invert=vcfg.invert
+    ).to_numpy()
     scored = with_status(scored, as_of=as_of, contracts=contracts, settings=scfg)
     tiers = assign_tiers(scored, scfg, lang=lang)[
         ["account_id", "tier", "tier_reason", "potential_pct"]

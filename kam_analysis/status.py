@@ -127,6 +127,15 @@ def contract_churn(contracts: pd.DataFrame, *, as_of) -> pd.DataFrame:
     start = _dates(c, "start_date")
     keep = start.isna() | (start <= day)
     c, start = c[keep], start[keep]
+    if c.empty:  # no contract started yet: nobody churned, nothing running
+        return pd.DataFrame(
+            {
+                "account_id": pd.Series([], dtype=str),
+                "churned": pd.Series([], dtype=bool),
+                "churn_date": pd.Series([], dtype="datetime64[ns]"),
+                "running_contract": pd.Series([], dtype=bool),
+            }
+        )
     end, churn = _dates(c, "end_date"), _dates(c, "churn_date")
     is_churn_status = c["status"].astype(str) == "churned"
     left = churn.where(churn.notna(), end.where(is_churn_status))
@@ -204,9 +213,9 @@ def account_status(
     running = np.zeros(n, dtype=bool)
     if contracts is not None:
         cc = contract_churn(contracts, as_of=as_of).set_index("account_id")
-        churned = ids.map(cc["churned"]).fillna(False).astype(bool).to_numpy()
-        churn_date = pd.to_datetime(ids.map(cc["churn_date"]))
-        running = ids.map(cc["running_contract"]).fillna(False).astype(bool).to_numpy()
+        churned = cc["churned"].reindex(ids, fill_value=False).to_numpy(dtype=bool)
+        churn_date = pd.Series(cc["churn_date"].reindex(ids).to_numpy(dtype="datetime64[ns]"))
+        running = cc["running_contract"].reindex(ids, fill_value=False).to_numpy(dtype=bool)
     lapsed = last.notna().to_numpy() & (last <= cutoff).to_numpy() & ~running
     status = np.where(churned, "churned", np.where(lapsed, "lapsed", "active"))
     return pd.DataFrame(

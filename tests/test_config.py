@@ -66,9 +66,29 @@ def test_missing_and_broken_files(tmp_path):
         "stakeholders",
         "scenarios",
         "pricing",
+        "actions",
+        "objectives",
         "reports",
     ],
 )
 def test_every_section_rejects_misspelled_settings(section):
     with pytest.raises(ConfigError, match="unknown setting"):
         config_from_dict({section: {"zz_misspelled": 1}})
+
+
+def test_objectives_section_is_read_and_checked(tmp_path):
+    path = tmp_path / "kam.toml"
+    path.write_text(
+        '[objectives]\ntolerance = 0.25\nreview_kind = "executive_meeting"\n'
+        "exec_window_days = 90\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(path).objectives
+    assert (cfg.tolerance, cfg.review_kind, cfg.exec_window_days) == (
+        0.25, "executive_meeting", 90,
+    )  # fmt: skip
+    assert KamConfig().objectives.tolerance == 0.10  # the default of ObjectiveSettings
+    with pytest.raises(ConfigError, match=r"objectives\.tolerance"):
+        config_from_dict({"objectives": {"tolerance": 1.5}})
+    with pytest.raises(ConfigError, match=r"objectives\.exec_window_days"):
+        config_from_dict({"objectives": {"exec_window_days": 0}})

@@ -92,7 +92,13 @@ def test_backtest_end_to_end(small_data):
     assert allm["n"] > 400
     # the planted data follow the models' assumptions: the total is right within 20 %
     assert abs(allm["total_error_pct"]) < 0.2
-    assert 0.5 < allm["coverage"] <= 1.0
+    # coverage counts only accounts alive at the cut-off (churned ones have [0, 0])
+    churned_n = int((res.accounts["model"] == "churned").sum())
+    assert allm["n_alive"] == allm["n"] - churned_n
+    live = res.accounts[res.accounts["model"] != "churned"]
+    assert allm["coverage"] == pytest.approx(live["inside"].mean())
+    assert res.coverage.keys() == set(live["model"])
+    assert all(v["n"] == (live["model"] == k).sum() for k, v in res.coverage.items())
     assert set(res.accounts["model"]) <= {
         "contractual_hazard",
         "contractual_sbg",
@@ -144,3 +150,52 @@ def test_backtest_without_cost_compares_revenue_with_revenue(small_data):
     assert assumed.basis == "assumed_margin"
     np.testing.assert_allclose(assumed.accounts["actual"], 0.4 * assumed.accounts["actual_revenue"])
     np.testing.assert_allclose(assumed.accounts["predicted"], 0.4 * res.accounts["predicted"])
+
+
+@pytest.fixture(scope="module")
+def demo_backtests(tmp_path_factory):
+    """The 12-month backtest from 2025-03-31 on the 2,000-account demo, seeds 0 and 1 (lazy)."""
+    from kam_analysis.data import open_dataset
+    from kam_analysis.synthetic import generate_dataset
+
+    done = {}
+
+    def run(seed: int):
+        if seed not in done:
+            folder = tmp_path_factory.mktemp(f"bt{seed}") / "d"
+            generate_dataset(folder, n_accounts=2000, seed=seed)
+            ds = open_dataset(folder)
+            frames = {t: ds.to_pandas(t) for t in ("contracts", "surveys", "activities", "usage")}
+            done[seed] = backtest_ltv(
+                ds.table("transactions"),
+                ds.table("accounts"),
+                cutoff="2025-03-31",
+                holdout_months=12,
+                settings=LtvSettings(draws=300),
+                data_end="2026-03-31",
+                **frames,
+            )
+        return done[seed]
+
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("seed", "group"),
+    [
+        (0, "contractual_hazard"),
+        (0, "transactional_bgnbd"),
+        (1, "contractual_hazard"),
+        # measured 0.852 (n 541): the BG/NBD interval is still a little wide on this seed
+        # (issue 15 stays open on it); strict, so the test says when it is fixed
+        pytest.param(1, "transactional_bgnbd", marks=pytest.mark.xfail(strict=True)),
+    ],
+)
+def test_interval_coverage_per_group_is_nominal_on_the_demo(demo_backtests, seed, group):
+    """Each model group's 80 % interval covers 80 % +- 5 points of the live accounts."""
+    cov = demo_backtests(seed).coverage
+    assert {"contractual_hazard", "transactional_bgnbd"} <= cov.keys()
+    v = cov[group]
+    assert v["n"] > 300, group
+    assert v["coverage"] == pytest.approx(0.8, abs=0.05), (group, v)

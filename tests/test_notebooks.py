@@ -139,7 +139,11 @@ MATHTEXT = r"$\unicode{x41}$"
 
 @pytest.fixture(scope="session")
 def hostile_dataset(tmp_path_factory) -> Path:
-    """Generated data whose account names all carry Markdown/HTML and a mathtext payload."""
+    """Generated data whose account names and plan texts carry Markdown/HTML and mathtext.
+
+    Attacked: account names, stakeholder concerns, objective texts, free-text
+    metrics, our team members and the objective owners.
+    """
     import pandas as pd
 
     from kam_analysis.synthetic import generate_dataset
@@ -152,6 +156,28 @@ def hostile_dataset(tmp_path_factory) -> Path:
         f"{p} {MATHTEXT} {n}" for p, n in zip(prefixes, accounts["name"], strict=True)
     ]
     accounts.to_parquet(out / "accounts.parquet", index=False)
+
+    def attack(values, i0: int = 0) -> list:  # the free-text columns of the plan tables
+        return [
+            None
+            if v is None
+            else f"{HOSTILE_PREFIXES[(i0 + i) % len(HOSTILE_PREFIXES)]} {MATHTEXT} {v}"
+            for i, v in enumerate(values)
+        ]
+
+    people = pd.read_parquet(out / "stakeholders.parquet")
+    people["concerns"] = attack(people["concerns"])
+    people.to_parquet(out / "stakeholders.parquet", index=False)
+    goals = pd.read_parquet(out / "account_objectives.parquet")
+    goals["objective"] = attack(goals["objective"])
+    free = ~goals["metric"].isin(["revenue_12m"])
+    goals.loc[free, "metric"] = attack(goals.loc[free, "metric"], 1)
+    team = pd.read_parquet(out / "account_team.parquet")
+    members = dict(zip(team["member"], attack(team["member"], 2), strict=True))
+    team["member"] = team["member"].map(members)  # owners stay members of the team
+    goals["owner"] = goals["owner"].map(members)
+    team.to_parquet(out / "account_team.parquet", index=False)
+    goals.to_parquet(out / "account_objectives.parquet", index=False)
     return out
 
 

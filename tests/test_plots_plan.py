@@ -172,3 +172,50 @@ def test_product_line_bars_errors():
         product_line_bars(df.iloc[:0])
     with pytest.raises(KeyError, match="whitespace"):
         product_line_bars(df.drop(columns="whitespace_value"))
+
+
+def _roadmap_rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "objective": ["Grow revenue", "$x$ <b>PoC</b>", "Steering"],
+            "start_date": pd.to_datetime(["2025-04-01", "2026-10-01", "2023-10-01"]),
+            "due_date": pd.to_datetime(["2028-03-31", "2030-03-31", "2025-09-30"]),
+            "assessed": ["at_risk", "planned", "achieved"],
+            "progress": [0.25, np.nan, 1.0],
+        }
+    )
+
+
+def test_objective_roadmap_bars_progress_and_review_line():
+    import matplotlib.dates as mdates
+
+    ax = plots.objective_roadmap(_roadmap_rows(), as_of="2026-03-31", next_review="2026-04-16")
+    light, solid = ax.containers[0], ax.containers[1]
+    assert len(light) == len(solid) == 3
+    # the first bar spans start..due; its solid part is a quarter of it
+    span = mdates.date2num(pd.Timestamp("2028-03-31")) - mdates.date2num(pd.Timestamp("2025-04-01"))
+    assert light[0].get_width() == pytest.approx(span)
+    assert solid[0].get_width() == pytest.approx(0.25 * span)
+    assert solid[1].get_width() == 0  # planned, no progress
+    # the axis runs from a year before as-of to the last due date (within 5 years)
+    lo, hi = ax.get_xlim()
+    assert mdates.num2date(hi).date().isoformat() == "2030-03-31"
+    assert mdates.num2date(lo) < pd.Timestamp("2023-10-01", tz="UTC")
+    review = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert mdates.num2date(review[0].get_xdata()[0]).date().isoformat() == "2026-04-16"
+    assert [t.get_text() for t in ax.get_yticklabels()][1] == r"\$x\$ <b>PoC</b>"  # no mathtext
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["achieved", "at risk", "planned", "next review"]
+
+
+def test_objective_roadmap_caps_at_five_years_and_errors():
+    rows = _roadmap_rows()
+    rows.loc[1, "due_date"] = pd.Timestamp("2040-01-01")
+    ax = plots.objective_roadmap(rows, as_of="2026-03-31", lang="ja")
+    import matplotlib.dates as mdates
+
+    assert mdates.num2date(ax.get_xlim()[1]).date().isoformat() == "2031-03-31"
+    with pytest.raises(ValueError, match="no objectives"):
+        plots.objective_roadmap(rows.iloc[:0], as_of="2026-03-31")
+    with pytest.raises(KeyError, match="progress"):
+        plots.objective_roadmap(rows.drop(columns="progress"), as_of="2026-03-31")

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pydantic
 import pytest
+from scipy import stats
 
 from kam_analysis import pricing as pr
 
@@ -246,35 +247,138 @@ def test_pricing_scheme_validation():
 # --- per-account assumptions (notebook 04) --------------------------------------------
 
 
-def test_roi_inputs_for_account_scales_multiples_by_fee():
-    a = pr.ValueAssumptions(
-        cost_reduction=pr.Range(low=0.5, mode=1.0, high=2.0),
-        revenue_uplift=pr.Range.fixed(0.0),
-        utilisation_points=pr.Range.fixed(0.0),
-        implementation_cost=pr.Range.fixed(0.25),
-        adoption_ramp_months=pr.Range.fixed(0.0),
+def test_roi_with_time_saved_hand_computed():
+    # benefit 1000 h x 60 = 60000 a year -> 5000 a month; fee 2000 a month; net 3000 a month
+    inputs = pr.RoiInputs(
+        hours_saved_per_year=1000.0,
+        cost_per_hour=60.0,
+        implementation_cost=12_000.0,
+        annual_fee=24_000.0,
     )
-    inputs = pr.roi_inputs_for_account(1200.0, a)
-    assert inputs.annual_fee == pr.Range.fixed(1200.0)
-    assert (inputs.cost_reduction_per_year.low, inputs.cost_reduction_per_year.high) == (600, 2400)
-    assert inputs.implementation_cost.mode == 300.0
-    # at the modes: 36 months of (1200 - 1200) / 12 net, minus 300 up front, no discount
-    assert pr.roi_at(inputs, discount_rate_annual=0.0)["npv"] == pytest.approx(-300.0)
+    out = pr.roi_at(inputs, discount_rate_annual=0.0, months=12)
+    assert out["npv"] == pytest.approx(-12_000 + 12 * 3000)  # 24000
+    assert out["roi"] == pytest.approx(24_000 / (12_000 + 24_000))  # 2/3
+    assert out["payback_month"] == 4.0  # -12000 + 3000 t >= 0 first at t = 4
+    # discounted monthly at (1 + 10 %)^(-t/12)
+    factors = sum(1.1 ** (-t / 12) for t in range(1, 13))
+    at10 = pr.roi_at(inputs, discount_rate_annual=0.10, months=12)
+    assert at10["npv"] == pytest.approx(-12_000 + 3000 * factors)
+    assert at10["roi"] == pytest.approx(at10["npv"] / (12_000 + 2000 * factors))
+    sim = pr.simulate_roi(inputs, draws=5, discount_rate_annual=0.0, months=12)
+    np.testing.assert_allclose(sim.npv, 24_000.0)
+
+
+def _drivers(**over):
+    fixed = {
+        "hours_saved_per_employee": pr.Range.fixed(10.0),
+        "loaded_cost_per_hour": 50.0,
+        "cost_reduction_share_of_wallet": pr.Range.fixed(0.02),
+        "revenue_uplift_share_of_wallet": pr.Range.fixed(0.10),
+        "uplift_margin": 0.5,
+        "implementation_cost": pr.Range.fixed(0.25),
+        "adoption_ramp_months": pr.Range.fixed(0.0),
+    }
+    return pr.ValueAssumptions(**{**fixed, **over})
+
+
+def test_roi_inputs_for_account_sizes_benefits_from_the_customer():
+    value = pr.roi_inputs_for_account(
+        100_000.0, employees=200, wallet=1_000_000.0, assumptions=_drivers()
+    )
+    v = value.inputs
+    assert value.sources == {
+        "time_saved": "employees",
+        "cost_reduction": "wallet",
+        "revenue_uplift": "wallet",
+    }
+    assert v.hours_saved_per_year.mode == 2000.0 and v.cost_per_hour == 50.0  # 10 h x 200
+    assert v.cost_reduction_per_year.mode == 20_000.0  # 2 % of the wallet
+    assert v.revenue_uplift_per_year.mode == 100_000.0 and v.uplift_margin == 0.5
+    assert v.implementation_cost.mode == 25_000.0  # 0.25 x the fee
+    assert v.annual_fee == pr.Range.fixed(100_000.0)
+    # benefit a year: 2000 x 50 + 20000 + 100000 x 0.5 = 170000; net a year 70000;
+    # 36 months undiscounted: -25000 + 3 x 70000 = 185000
+    out = pr.roi_at(v, discount_rate_annual=0.0)
+    assert out["npv"] == pytest.approx(185_000.0)
+    assert out["roi"] == pytest.approx(185_000 / (25_000 + 300_000))
     with pytest.raises(pr.PricingError, match="annual_fee"):
-        pr.roi_inputs_for_account(0.0)
+        pr.roi_inputs_for_account(0.0, employees=10)
 
 
-def test_value_assumptions_benefit_multiple_and_validation():
-    a = pr.ValueAssumptions()
-    m = a.monthly_benefit_multiple()
-    # modes: 1.0 + 1.5 x 0.25 + 2 x 0.04 = 1.455; lows 0.4 + 0 + 0; highs 1.8 + 1.0 + 0.3
-    assert (m.low, m.mode, m.high) == pytest.approx((0.4, 1.455, 3.1))
-    with pytest.raises(pydantic.ValidationError, match="implementation_cost"):
-        pr.ValueAssumptions(implementation_cost=pr.Range(low=-1, mode=0, high=1))
+def test_roi_differs_with_customer_scale_at_the_same_fee():
+    # same fee schedule, a small and a large customer: the larger one saves more
+    kw = dict(draws=2000, seed=3)
+    small = pr.roi_inputs_for_account(5e6, employees=40, wallet=1e7).inputs
+    large = pr.roi_inputs_for_account(5e6, employees=2000, wallet=5e8).inputs
+    s = pr.executive_summary(pr.simulate_roi(small, **kw)).set_index("metric")
+    g = pr.executive_summary(pr.simulate_roi(large, **kw)).set_index("metric")
+    assert g.loc["roi", "value"] > s.loc["roi", "value"] + 1.0
+    assert g.loc["npv", "value"] > s.loc["npv", "value"]
+    assert g.loc["payback_month", "value"] < s.loc["payback_month", "value"]
+    # and not by the old fee multiples: equal fee-to-scale ratios give equal ROI
+    twice = pr.roi_inputs_for_account(1e7, employees=80, wallet=2e7).inputs
+    assert pr.roi_at(twice)["roi"] == pytest.approx(pr.roi_at(small)["roi"])
+
+
+def test_roi_inputs_sources_degrade_and_measured_values_win():
+    fee = 1000.0
+    no_scale = pr.roi_inputs_for_account(fee)
+    assert no_scale.inputs is None
+    assert no_scale.sources == {
+        "time_saved": "no_employees",
+        "cost_reduction": "no_wallet",
+        "revenue_uplift": "no_wallet",
+    }
+    chf = pr.roi_inputs_for_account(fee, employees=10, wallet=5000.0, currency="CHF")
+    assert chf.sources["time_saved"] == "no_cost_per_hour"
+    assert chf.inputs.hours_saved_per_year.mode == 0.0
+    a = pr.ValueAssumptions.model_validate(
+        {"accounts": {"A1": {"cost_reduction_per_year": 700, "implementation_cost": 50}}}
+    )
+    measured = pr.roi_inputs_for_account(fee, account_id="A1", assumptions=a)
+    assert measured.sources["cost_reduction"] == "account"
+    assert measured.inputs.cost_reduction_per_year == pr.Range.fixed(700.0)
+    assert measured.inputs.implementation_cost == pr.Range.fixed(50.0)
+    assert pr.roi_inputs_for_account(fee, account_id="B2", assumptions=a).inputs is None
+
+
+def test_correlated_uniforms_have_the_asked_correlation():
+    rng = np.random.default_rng(0)
+    u = pr.correlated_uniforms(rng, 20_000, 3, 0.6)
+    assert u.shape == (20_000, 3) and (u > 0).all() and (u < 1).all()
+    assert u.mean(axis=0) == pytest.approx([0.5] * 3, abs=0.01)  # uniform margins
+    z = np.corrcoef(stats.norm.ppf(u), rowvar=False)
+    assert z[0, 1] == pytest.approx(0.6, abs=0.02) and z[1, 2] == pytest.approx(0.6, abs=0.02)
+    with pytest.raises(pr.PricingError, match="correlation"):
+        pr.correlated_uniforms(rng, 10, 2, 1.0)
+
+
+def test_benefit_correlation_widens_the_roi_spread():
+    base = dict(
+        cost_reduction_per_year=pr.Range(low=0, mode=50_000, high=100_000),
+        revenue_uplift_per_year=pr.Range(low=0, mode=50_000, high=100_000),
+        hours_saved_per_year=pr.Range(low=0, mode=1000, high=2000),
+        cost_per_hour=50.0,
+        annual_fee=60_000.0,
+        implementation_cost=10_000.0,
+    )
+    spreads = []
+    for rho in (0.0, 0.4, 0.8):
+        roi = pr.simulate_roi(pr.RoiInputs(**base, benefit_correlation=rho), draws=4000).roi
+        p10, p90 = np.quantile(roi, [0.1, 0.9])
+        spreads.append(p90 - p10)
+    assert spreads[0] < spreads[1] < spreads[2]
+    assert spreads[2] > 1.3 * spreads[0]  # three equal drivers: sd ratio sqrt(1 + 2 x 0.8) ~ 1.6
+    with pytest.raises(pydantic.ValidationError):
+        pr.RoiInputs(benefit_correlation=1.0)
 
 
 def test_pricing_for_account_builds_schemes_relative_to_today():
-    acct = pr.pricing_for_account(12_000.0, 0.4, months=24)
+    # full-adoption benefit 1.455 x the fee of 12000 a year (low 0.4, high 3.1)
+    value = pr.RoiInputs(
+        cost_reduction_per_year=pr.Range(low=4800, mode=17_460, high=37_200), annual_fee=12_000
+    )
+    acct = pr.pricing_for_account(12_000.0, 0.4, value=value, months=24)
     s = acct.schemes
     assert s.fixed_fee_monthly == 1000.0
     assert s.outcome_fixed_fee_monthly == pytest.approx(600.0)
@@ -290,6 +394,7 @@ def test_pricing_for_account_builds_schemes_relative_to_today():
     flat = pr.pricing_for_account(
         12_000.0,
         0.4,
+        value=value,
         months=24,
         schemes=pr.SchemeAssumptions(volume=pr.Range.fixed(1.0), review_month=None),
     )
@@ -302,13 +407,14 @@ def test_pricing_for_account_builds_schemes_relative_to_today():
     fixed = draws[draws["scheme"] == "fixed"]
     np.testing.assert_allclose(fixed["gross_profit"], 24 * (1000 - 600))
     with pytest.raises(pr.PricingError, match="margin"):
-        pr.pricing_for_account(12_000.0, 1.5)
+        pr.pricing_for_account(12_000.0, 1.5, value=value)
     with pytest.raises(pydantic.ValidationError, match="one more entry"):
         pr.SchemeAssumptions(tier_breaks=[1.0], tier_prices=[1.0])
 
 
 def test_pricing_scheme_table_and_best_scheme():
-    acct = pr.pricing_for_account(12_000.0, 0.4, months=12)
+    value = pr.RoiInputs(cost_reduction_per_year=pr.Range(low=0, mode=15_000, high=30_000))
+    acct = pr.pricing_for_account(12_000.0, 0.4, value=value, months=12)
     comparison = pr.compare_pricing_schemes(
         acct.schemes,
         savings_per_month=acct.savings_per_month,

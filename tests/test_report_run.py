@@ -62,8 +62,12 @@ def hostile_dataset(tmp_path_factory) -> Path:
 
     Account names start with a script tag and end with a Markdown link, image,
     emphasis, mathtext and a heading; industries, regions and product lines
-    carry the Markdown payload too.
+    carry the Markdown payload too. The texts of the account plans' sections do
+    both: objectives, their owners and free-text metrics, our team members
+    (the same attacked names in ``account_team`` and as owners, so the data stay
+    valid) and the stakeholders' concerns.
     """
+    from kam_analysis.core.schemas import OBJECTIVE_METRICS
     from kam_analysis.synthetic import generate_dataset
 
     out = tmp_path_factory.mktemp("e2e") / "demo"
@@ -74,8 +78,23 @@ def hostile_dataset(tmp_path_factory) -> Path:
         f"'{PAYLOAD} ' || name || ' {md}' AS name, industry || ' {md}' AS industry, "
         f"region || ' {md}' AS region",
     )
-    for table in ("transactions", "opportunities", "contracts", "stakeholders"):
+    for table in ("transactions", "opportunities", "contracts"):
         _rewrite(out / f"{table}.parquet", f"product_line || ' {md}' AS product_line")
+
+    def attack(column: str) -> str:
+        return f"'{PAYLOAD} ' || {column} || ' {md}' AS {column}"
+
+    _rewrite(
+        out / "stakeholders.parquet",
+        f"product_line || ' {md}' AS product_line, {attack('concerns')}",
+    )
+    measured = ", ".join(f"'{m}'" for m in OBJECTIVE_METRICS)
+    _rewrite(
+        out / "account_objectives.parquet",
+        f"{attack('objective')}, {attack('owner')}, CASE WHEN metric IN ({measured}) "
+        f"THEN metric ELSE '{PAYLOAD} ' || metric || ' {md}' END AS metric",
+    )
+    _rewrite(out / "account_team.parquet", attack("member"))
     return out
 
 
@@ -122,6 +141,20 @@ def test_every_report_and_plan_published_and_checked(english_run):
     assert all(nb["account_name"].startswith(PAYLOAD) for nb in plans)
 
 
+def test_the_portfolio_is_computed_once_per_run_and_read_by_every_page(english_run):
+    # the run built its state (features, scored book, LTV fit) before the notebooks, and
+    # every page's context read it instead of fitting the LTV models again
+    m = manifest(english_run)
+    state = m["state"]
+    assert state["status"] == "ok", state
+    assert {"features", "scored", "monthly"} <= set(state["tables"])
+    assert "ltv_values" in state["objects"] and len(state["key"]) == 64
+    used = {nb["name"]: (nb.get("recorded") or {}).get("run_state") for nb in m["notebooks"]}
+    assert set(used.values()) == {"used"}, used
+    # the state lived in the run's working folder, which is not published
+    assert not (english_run / ".work").exists()
+
+
 def test_data_is_escaped_everywhere(english_run):
     pages = sorted(english_run.glob("*.html"))
     assert len(pages) == 8  # 5 reports, 2 plans, the run index
@@ -133,6 +166,38 @@ def test_data_is_escaped_everywhere(english_run):
         assert ESCAPED in (english_run / name).read_text(encoding="utf-8"), name
     for plan in english_run.glob("10_account_plan--*.html"):
         assert f"<h1>Account plan: {ESCAPED}" in plan.read_text(encoding="utf-8")
+
+
+def _page_text(page: Path) -> str:
+    """The text a reader sees: tags dropped, entities unescaped, blanks collapsed."""
+    markup = re.sub(r'src="data:[^"]*"', "", page.read_text(encoding="utf-8"))
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
+
+
+def test_plan_sections_show_attacked_texts_as_typed(english_run, hostile_dataset):
+    goals = pd.read_parquet(hostile_dataset / "account_objectives.parquet")
+    team = pd.read_parquet(hostile_dataset / "account_team.parquet")
+    concerns = pd.read_parquet(hostile_dataset / "stakeholders.parquet")
+    assert goals["objective"].str.startswith(PAYLOAD).all()
+    assert team["member"].str.startswith(PAYLOAD).all()
+    plans = [nb for nb in manifest(english_run)["notebooks"] if nb["account_id"]]
+    assert len(plans) == 2
+    for nb in plans:
+        text = _page_text(english_run / f"{nb['name']}.html")
+        acc = nb["account_id"]
+        shown = {
+            "objective": goals.loc[goals["account_id"] == acc, "objective"],
+            "owner": goals.loc[goals["account_id"] == acc, "owner"],
+            "metric": goals.loc[
+                (goals["account_id"] == acc) & goals["metric"].str.startswith(PAYLOAD), "metric"
+            ],
+            "member": team.loc[team["account_id"] == acc, "member"],
+            "concerns": concerns.loc[concerns["account_id"] == acc, "concerns"].dropna(),
+        }
+        for column, values in shown.items():
+            assert len(values), (nb["name"], column)
+            typed = [" ".join(str(v).split()) for v in values]
+            assert any(v in text for v in typed), (nb["name"], column, typed[0])
 
 
 def test_no_personal_data_anywhere_in_the_run_folder(english_run, people):

@@ -354,20 +354,65 @@ def test_hhi_equal_shares_and_flags():
     frame = pd.DataFrame(
         {"account_id": list("abcdefghij"), "revenue": 1.0, "gross_profit": [9.0] + [1.0] * 9}
     )
-    out = sc.concentration(
-        frame, sc.ConcentrationThresholds(top1_share=0.2, top5_share=0.6, hhi=1500)
-    )
+    limits = sc.ConcentrationThresholds(top1_share=0.2, top5_share=0.6, top10_share=None)
+    out = sc.concentration(frame, limits)
     rev = out[out["basis"] == "revenue"].set_index("metric")
     assert rev.loc["hhi", "value"] == pytest.approx(1000)  # 10 x 10%^2
     assert rev.loc["hhi_normalized", "value"] == pytest.approx(0)
     assert not rev["exceeds"].any()
     gp = out[out["basis"] == "gross_profit"].set_index("metric")
     assert gp.loc["top1_share", "value"] == pytest.approx(0.5)
-    assert gp.loc["top1_share", "exceeds"] and gp.loc["hhi", "exceeds"]
+    assert gp.loc["top1_share", "exceeds"]
+    assert not gp.loc["hhi", "exceeds"] and np.isnan(gp.loc["hhi", "threshold"])  # context only
     assert (
         gp.loc["top5_share", "value"] == pytest.approx(13 / 18) and gp.loc["top5_share", "exceeds"]
     )
     assert gp.loc["hhi", "value"] == pytest.approx(2500 + 9 * (100 / 18) ** 2)
+
+
+def test_top_shares_breach_where_hhi_cannot():
+    # the case: one account at 35 % of revenue, 65 accounts at 1 % each.
+    # HHI = 35^2 + 65 x 1^2 = 1,290: "unconcentrated" by the merger guidelines (< 1,500),
+    # yet the largest account is 3.5x the 10 % major-customer line.
+    frame = pd.DataFrame(
+        {"account_id": [f"a{i:02d}" for i in range(66)], "revenue": [35.0] + [1.0] * 65}
+    )
+    out = sc.concentration(frame).set_index("metric")
+    assert out.loc["top1_share", "value"] == pytest.approx(0.35)
+    assert out.loc["top5_share", "value"] == pytest.approx(0.39)  # 35 + 4 x 1
+    assert out.loc["top10_share", "value"] == pytest.approx(0.44)  # 35 + 9 x 1
+    assert out.loc["hhi", "value"] == pytest.approx(1290)
+    assert sc.hhi_band(out.loc["hhi", "value"]) == "unconcentrated"
+    assert out.loc["equivalent_accounts", "value"] == pytest.approx(10_000 / 1290)
+    # default thresholds 10 % / 30 % / 50 %: top 1 and top 5 breach, top 10 does not
+    assert out.loc["top1_share", "threshold"] == 0.10 and out.loc["top1_share", "exceeds"]
+    assert out.loc["top5_share", "threshold"] == 0.30 and out.loc["top5_share", "exceeds"]
+    assert out.loc["top10_share", "threshold"] == 0.50
+    assert not out.loc["top10_share", "exceeds"]
+    # HHI and its equivalent number of accounts are context: never a threshold or a breach
+    context = out.loc[["hhi", "hhi_fraction", "hhi_normalized", "equivalent_accounts"]]
+    assert context["threshold"].isna().all() and not context["exceeds"].any()
+
+
+def test_share_at_its_threshold_is_not_a_breach():
+    # ten equal accounts: top 1 = exactly 10 %, top 5 = 50 %, top 10 = 100 %
+    frame = pd.DataFrame({"account_id": list("abcdefghij"), "revenue": 7.0})
+    out = sc.concentration(frame).set_index("metric")
+    assert out.loc["top1_share", "value"] == pytest.approx(0.10)
+    assert not out.loc["top1_share", "exceeds"]
+    assert out.loc["top5_share", "exceeds"] and out.loc["top10_share", "exceeds"]
+    assert out.loc["equivalent_accounts", "value"] == pytest.approx(10)
+
+
+def test_concentration_thresholds_reject_an_hhi_test():
+    with pytest.raises(ValueError, match="hhi is no longer a threshold"):
+        sc.ConcentrationThresholds.model_validate({"hhi": 1500})
+    with pytest.raises(ValueError):
+        sc.ConcentrationThresholds(top1_share=1.5)
+    off = sc.ConcentrationThresholds(top5_share=None)
+    frame = pd.DataFrame({"account_id": list("abc"), "revenue": [5.0, 3.0, 2.0]})
+    out = sc.concentration(frame, off).set_index("metric")
+    assert np.isnan(out.loc["top5_share", "threshold"]) and not out.loc["top5_share", "exceeds"]
 
 
 def test_concentration_trend_per_quarter():
@@ -650,9 +695,16 @@ def test_concentration_dashboard_pivots_and_flags():
             "gross_profit": [2.0, 4.0, 4.0],
         }
     )
-    conc = sc.concentration(frame, sc.ConcentrationThresholds(top1_share=0.45))
+    conc = sc.concentration(frame, sc.ConcentrationThresholds(top1_share=0.45, top10_share=None))
     dash = sc.concentration_dashboard(conc)
-    assert dash["metric"].tolist() == ["top1_share", "top5_share", "top10_share", "hhi"]
+    assert dash["metric"].tolist() == [
+        "top1_share",
+        "top5_share",
+        "top10_share",
+        "hhi",
+        "equivalent_accounts",
+    ]
+    assert dash["tested"].tolist() == [True, True, False, False, False]
     row = dash.set_index("metric")
     assert row.loc["hhi", "revenue"] == pytest.approx(3800)
     assert row.loc["hhi", "gross_profit"] == pytest.approx(3600)

@@ -163,17 +163,18 @@ def _no_wallet() -> pd.DataFrame:
 def test_share_of_wallet_conditions_are_skipped_without_wallet_data():
     out = assign_tiers(_no_wallet(), NO_WALLET_RULES).set_index("account_id")
     # key: the 0.3 floor cannot be checked, so key accounts form by score within capacity 2
-    # growth: whitespace percentiles .3 .3 1 .3 .3 .8 (four tied zeros share rank 2.5 of 6);
-    # the share-of-wallet ceiling is skipped, so c (1.0, 70) and f (0.8, 65) are growth
+    # growth: whitespace percentiles 0 0 1 0 0 5/7 (the four tied zeros are the smallest value:
+    # 0; 3 has mean rank 5 against 2.5 for the zeros and 6 for 9: (5 - 2.5) / (6 - 2.5));
+    # the share-of-wallet ceiling is skipped, so c (1.0, 70) is growth and f (0.71 < 0.75) not
     assert out["tier"].to_dict() == {
         "a": "key",
         "b": "key",
         "c": "growth",
         "d": "standard",
         "e": "standard",
-        "f": "growth",
+        "f": "standard",
     }
-    np.testing.assert_allclose(out["potential_pct"], [0.3, 0.3, 1.0, 0.3, 0.3, 0.8])
+    np.testing.assert_allclose(out["potential_pct"], [0, 0, 1, 0, 0, 2.5 / 3.5])
     assert out.loc["a", "tier_reason"] == "key: score 90.0 >= 60, rank 1 within capacity 2"
     assert out.loc["c", "tier_reason"] == (
         "growth: potential percentile 1.00 >= 0.75, score 70.0 >= 50"
@@ -243,7 +244,9 @@ def test_a_rule_without_key_accounts_says_which_condition_left_none():
     rule = tier_rule(low, RULES)
     assert rule.n_key == 0 and rule.no_key_reason == "score_floor"
     assert (
-        rule.no_key_text == "No key accounts: no account has a score of at least 60 (highest 55.0)."
+        rule.no_key_text == "No key accounts: no active account reaches key_min_score = 60 "
+        "(highest 55.0); thresholds can be percentile ranks instead ([segmentation] thresholds = "
+        '"percentile"), which hold for any normalisation.'
     )
     floor = RULES.model_copy(update={"key_min_share_of_wallet": 0.9})
     rule = tier_rule(_scored(), floor)
@@ -259,7 +262,9 @@ def test_a_rule_without_key_accounts_says_which_condition_left_none():
     assert tier_rule(_scored(), zero).no_key_reason == "capacity_zero"
     ja = tier_rule(low, RULES, lang="ja")
     assert (
-        ja.no_key_text == "重点顧客はいません：スコア60以上のアカウントがありません（最高55.0）。"
+        ja.no_key_text == "重点顧客はいません：key_min_score = 60 に達するアクティブなアカウントが"
+        "ありません（最高55.0）。しきい値はパーセンタイル順位でも指定できます（[segmentation] "
+        'thresholds = "percentile"）。正規化の方法によらず機能します。'
     )
     assert tier_rule(low, RULES, lang=None).no_key_text == ""
 
@@ -558,24 +563,23 @@ def test_default_rules_recover_planted_tiers(synthetic_scored):
     kappa_all = cohens_kappa(s["true_tier"], s["tier"])
     kappa_active = cohens_kappa(s["true_tier"][active], s["tier"][active])
     accuracy = (s["true_tier"] == s["tier"]).mean()
-    # Measured (seed 0): kappa 0.544 on all accounts, 0.624 on accounts still active at the
-    # as-of date, accuracy 0.87 (seeds 1-3: kappa 0.51-0.52 / 0.63-0.65). Lost accounts
-    # (issue 17: lapsed or churned, 30 % of this book) are standard whatever their planted
-    # tier, which is their tier before they left: that costs the all-accounts kappa (0.635
-    # before). The ceiling on active accounts is well below 1: the generator draws growth
-    # accounts' low share of wallet at the start of the history and their fast cross-sell
-    # raises it, so at the as-of date only 57 % of active growth accounts have a true share
-    # of wallet <= 0.25, against 19 % of the (4.5x more numerous) standard accounts. We require
-    # "substantial" agreement, kappa > 0.6 (Landis & Koch 1977), on the active accounts.
-    assert kappa_all > 0.5
-    assert kappa_active > 0.6
-    assert accuracy > 0.85
+    # Measured (seed 0, issue 17 rules: customer-side attractiveness, one share-of-wallet
+    # split at 0.4): kappa 0.616 on all accounts, 0.738 on the accounts active at the as-of
+    # date, accuracy 0.89 (tiers from the valuation score instead: 0.684 on the active ones;
+    # 2,000 accounts, seeds 0 / 1: 0.700 / 0.717). Lost accounts (lapsed or churned, a third
+    # of this book) are standard whatever their planted tier, which is their tier before they
+    # left: that costs the all-accounts kappa. The ceiling on active accounts is below 1: the
+    # capacity (5 % of the active accounts) holds fewer accounts than the planted key tier, and
+    # the generator's fast cross-sell lifts many growth accounts' share of wallet to key levels.
+    assert kappa_all > 0.58
+    assert kappa_active > 0.70
+    assert accuracy > 0.87
     # lost accounts are never key or growth
     assert (s.loc[s["status"] != "active", "tier"] == "standard").all()
     # key accounts: the capacity (5 % of the active accounts) is filled and most are truly key
     key = s["tier"] == "key"
-    assert key.sum() == round(0.05 * (s["status"] == "active").sum()) == 54
-    assert (s.loc[key, "true_tier"] == "key").mean() > 0.55
+    assert key.sum() == round(0.05 * (s["status"] == "active").sum()) == 51
+    assert (s.loc[key, "true_tier"] == "key").mean() > 0.7
     assert (s.loc[key, "true_tier"] == "standard").mean() < 0.05
 
 
@@ -583,7 +587,7 @@ def test_default_rules_recover_planted_tiers(synthetic_scored):
 def test_rules_beat_a_revenue_only_ranking(synthetic_scored):
     # The seed warns against selecting key accounts on revenue share alone: the valuation
     # + rules must agree with the planted tiers far better than "top 5 % by revenue = key"
-    # (measured, seed 0: kappa 0.26 for the revenue ranking, 0.54 for the rules).
+    # (measured, seed 0: kappa 0.26 for the revenue ranking, 0.62 for the rules).
     s = synthetic_scored
     top = s["revenue_12m"].rank(ascending=False, method="first") <= 75
     naive = np.where(top, "key", "standard")

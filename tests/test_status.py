@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kam_analysis import kpi
 from kam_analysis.segmentation import (
     WIN_BACK_BASES,
     SegmentationSettings,
@@ -335,3 +336,41 @@ def test_win_back_list_holds_lost_accounts_that_were_large(book):
     base = s.loc[lost & recent, "true_tier"].isin(["key", "growth"]).mean()
     share = on_list["true_tier"].isin(["key", "growth"]).mean()
     assert share >= 0.5 and share > 2 * base
+
+
+def test_kpi_churn_status_is_account_status():
+    """One churn rule: kpi.churn_status reports account_status, not a rule of its own."""
+    accounts = pd.DataFrame({"account_id": ["old", "recent", "left", "never"]})
+    tx = pd.DataFrame(
+        {
+            "account_id": ["old", "recent", "left", "recent"],
+            "date": pd.to_datetime(["2024-06-29", "2025-06-01", "2025-05-01", "2024-01-01"]),
+            "revenue": [10.0, 10.0, 10.0, 10.0],
+        }
+    )
+    contracts = pd.DataFrame(
+        {
+            "account_id": ["left"],
+            "status": ["churned"],
+            "start_date": pd.to_datetime(["2024-01-01"]),
+            "churn_date": pd.to_datetime(["2025-06-15"]),
+        }
+    )
+    last = tx.groupby("account_id")["date"].max()
+    expected = account_status(
+        pd.DataFrame(
+            {
+                "account_id": accounts["account_id"],
+                "last_purchase": accounts["account_id"].map(last),
+            }
+        ),
+        as_of="2025-06-30",
+        contracts=contracts,
+    )
+    got = kpi.churn_status(accounts, as_of="2025-06-30", contracts=contracts, transactions=tx)
+    assert got["status"].tolist() == expected["status"].tolist()
+    # 2024-06-29 is more than 12 calendar months before 2025-06-30: lapsed
+    assert got["status"].tolist() == ["lapsed", "active", "churned", "active"]
+    assert got["churned"].tolist() == [True, False, True, False]
+    assert got["lapsed"].tolist() == [True, False, False, False]
+    assert got["contract_churned"].tolist() == [False, False, True, False]

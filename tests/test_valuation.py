@@ -124,8 +124,9 @@ def test_contributions_sum_to_score_for_every_normalisation():
 
 def test_missing_opportunity_data_counts_as_zero():
     out = attractiveness_score(_four_accounts(), {"expected_expansion": 1})
-    # NaN -> 0, so values 0, 100, 0, 0: three tied zeros share rank 2 -> 1/3; 100 -> 1
-    np.testing.assert_allclose(out["score"], [100 / 3, 100, 100 / 3, 100 / 3])
+    # NaN -> 0, so values 0, 100, 0, 0: the three tied zeros are the smallest value -> 0
+    # (not the mean-rank filler 1/3); 100 -> 1
+    np.testing.assert_allclose(out["score"], [0, 100, 0, 0])
     # ties broken by account_id
     assert out["rank"].tolist() == [2, 1, 3, 4]
 
@@ -563,11 +564,11 @@ def test_weight_robustness_dominant_account_always_key():
 
 def test_weight_robustness_zero_spread_reproduces_base_ranks_and_is_seeded():
     t = _dominant_table()
-    out = weight_robustness(t, W, draws=20, spread=0.0)
+    out = weight_robustness(t, W, draws=20, method="scale", spread=0.0)
     assert (out["rank_p10"] == out["base_rank"]).all()
     assert (out["rank_p90"] == out["base_rank"]).all()
-    a = weight_robustness(t, W, _top1, draws=50, spread=0.4, seed=7)
-    b = weight_robustness(t, W, _top1, draws=50, spread=0.4, seed=7)
+    a = weight_robustness(t, W, _top1, draws=50, method="scale", spread=0.4, seed=7)
+    b = weight_robustness(t, W, _top1, draws=50, method="scale", spread=0.4, seed=7)
     pd.testing.assert_frame_equal(a, b)
     assert (a["rank_p10"] <= a["rank_p50"]).all() and (a["rank_p50"] <= a["rank_p90"]).all()
 
@@ -576,7 +577,7 @@ def test_weight_robustness_close_accounts_swap():
     # two accounts, each best on one of two equally weighted criteria: rank flips with the weights
     t = pd.DataFrame({"account_id": ["x", "y"], "revenue_12m": [2.0, 1.0], "headroom": [1.0, 2.0]})
     out = weight_robustness(
-        t, {"revenue_12m": 1, "headroom": 1}, _top1, draws=400, spread=0.3, seed=0
+        t, {"revenue_12m": 1, "headroom": 1}, _top1, draws=400, method="scale", spread=0.3
     )
     assert 0.3 < out["tier_stability"].iloc[0] < 0.7
 

@@ -162,11 +162,11 @@ def test_no_weighted_criterion_with_data_is_an_error():
 
 def test_weight_robustness_uses_the_same_rule():
     t = _book()
-    rob = weight_robustness(t, draws=50, spread=0.0)
+    rob = weight_robustness(t, draws=50, method="scale", spread=0.0)
     base = attractiveness_score(t)
     np.testing.assert_allclose(rob["base_score"], base["score"])
     np.testing.assert_allclose(rob["score_p10"], base["score"])  # no spread: every draw = base
-    rob = weight_robustness(t, draws=200, spread=0.5, seed=3)
+    rob = weight_robustness(t, draws=200, method="scale", spread=0.5, seed=3)
     assert rob["score_p10"].le(rob["score_p90"]).all()
 
 

@@ -65,6 +65,38 @@ ACTIVITY_KINDS = (
     "onboarding",
     "support",
 )
+OBJECTIVE_STATUSES = ("planned", "on_track", "at_risk", "done", "dropped")
+TEAM_ROLES = (
+    "account_lead",
+    "executive_sponsor",
+    "solution_architect",
+    "delivery",
+    "support",
+    "other",
+)
+OBJECTIVE_METRICS = (
+    "revenue_12m",
+    "gross_profit_12m",
+    "revenue",
+    "gross_profit",
+    "gross_margin",
+    "ltv",
+    "csat",
+    "nps",
+    "exec_contact",
+    "share_of_wallet",
+    "cross_sell_rate",
+    "upsell_rate",
+    "nrr",
+    "time_to_adoption",
+    "poc_success_rate",
+    "poc_conversion",
+    "utilisation",
+    "retention_after_adoption",
+)
+"""Objective metrics measured from the data: every KPI id of :mod:`kam_analysis.kpi` plus the
+trailing-12-month ``revenue_12m`` and ``gross_profit_12m`` of the feature table. Any other
+metric is free text, and its progress comes from the objective's status."""
 QUALITATIVE_CRITERIA = (
     "strategic_fit",
     "co_development",
@@ -239,6 +271,10 @@ class Stakeholders(pa.DataFrameModel):
     name: str | None = pa.Field(nullable=True, description="Person's name (personal data).")
     email: str | None = pa.Field(nullable=True, description="E-mail (personal data).")
     title: str | None = pa.Field(nullable=True, description="Job title.")
+    concerns: str | None = pa.Field(
+        nullable=True,
+        description="The person's interests and concerns, free text (shown in account plans).",
+    )
 
     class Config:
         metadata = {"table": "stakeholders", "required": False, "key": ["contact_id"]}
@@ -286,6 +322,51 @@ class Usage(pa.DataFrameModel):
         metadata = {"table": "usage", "required": False, "key": ["account_id", "month"]}
 
 
+class AccountTeam(pa.DataFrameModel):
+    """One row per member of our team on an account, and role."""
+
+    account_id: str = _account_ref()
+    member: str = pa.Field(description="Our person (name or staff id; personal data).")
+    role: str = pa.Field(isin=list(TEAM_ROLES), description="Role on the account.")
+    since: dt.datetime | None = _date("Start of the assignment.", nullable=True)
+    until: dt.datetime | None = _date(
+        "End of the assignment; empty while active.", nullable=True, not_after_as_of=False
+    )
+
+    class Config:
+        metadata = {"table": "account_team", "required": False, "key": []}
+
+
+class AccountObjectives(pa.DataFrameModel):
+    """One row per objective of an account plan."""
+
+    account_id: str = _account_ref()
+    objective_id: str = pa.Field(description="Objective identifier (key with account_id).")
+    objective: str = pa.Field(description="What is to be achieved, free text.")
+    owner: str | None = pa.Field(
+        nullable=True, description="Member of the account team who owns it."
+    )
+    metric: str | None = pa.Field(
+        nullable=True,
+        description="A measured metric (" + ", ".join(OBJECTIVE_METRICS) + ") or free text; "
+        "progress of a free-text metric comes from status.",
+    )
+    baseline_value: float | None = _amount("Metric value at start_date.", nullable=True)
+    target_value: float | None = _amount("Metric value to reach by due_date.", nullable=True)
+    start_date: dt.datetime = _date("Start of the objective.", not_after_as_of=False)
+    due_date: dt.datetime = _date("Due date of the objective.", not_after_as_of=False)
+    status: str | None = pa.Field(
+        nullable=True, isin=list(OBJECTIVE_STATUSES), description="Status set by the team."
+    )
+
+    class Config:
+        metadata = {
+            "table": "account_objectives",
+            "required": False,
+            "key": ["account_id", "objective_id"],
+        }
+
+
 class FxRates(pa.DataFrameModel):
     """Exchange rates into the base currency (needed when transactions mix currencies)."""
 
@@ -305,6 +386,8 @@ TABLE_MODELS: dict[str, type[pa.DataFrameModel]] = {
     "activities": Activities,
     "surveys": Surveys,
     "usage": Usage,
+    "account_team": AccountTeam,
+    "account_objectives": AccountObjectives,
     "fx_rates": FxRates,
 }
 """Every table of the contract, by file name (without extension)."""
@@ -375,6 +458,34 @@ CROSS_RULES: tuple[CrossRule, ...] = (
         "reports_to should name a contact_id of the same file",
         "warning",
         ("reports_to",),
+    ),
+    CrossRule(
+        "account_objectives",
+        "due_not_before_start",
+        "due_date must not be before start_date",
+        "error",
+        ("start_date", "due_date"),
+    ),
+    CrossRule(
+        "account_objectives",
+        "metric_measured_or_status",
+        "a free-text metric (not one of OBJECTIVE_METRICS) needs a status",
+        "error",
+        ("metric", "status"),
+    ),
+    CrossRule(
+        "account_objectives",
+        "owner_in_account_team",
+        "owner should be a member of the account's team (account_team)",
+        "error",
+        ("owner",),
+    ),
+    CrossRule(
+        "account_team",
+        "one_executive_sponsor",
+        "at most one active executive_sponsor per account",
+        "warning",
+        ("role", "until"),
     ),
 )
 """Rules beyond single columns; foreign keys to accounts are implied by ``account_id``."""

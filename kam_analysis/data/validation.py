@@ -33,6 +33,7 @@ import ibis.expr.types as ir
 
 from kam_analysis.core.schemas import (
     CANONICAL_TABLES,
+    OBJECTIVE_METRICS,
     REQUIRED_TABLES,
     TABLE_MODELS,
     column_specs,
@@ -238,6 +239,33 @@ def _cross_column_rules(t: ir.Table, table: str) -> list[_Rule]:
                 ("seats_active", "seats_purchased", "account_id", "month"),
             )
         )
+    if table == "account_objectives" and has("start_date", "due_date"):
+        out.append(
+            _Rule(
+                table,
+                "due_date",
+                "due_date >= start_date",
+                "objective due before it starts",
+                "error",
+                t.due_date < t.start_date,
+                ("due_date", "start_date", "account_id", "objective_id"),
+            )
+        )
+    if table == "account_objectives" and has("metric"):
+        free_text = t.metric.isnull() | ~t.metric.isin(list(OBJECTIVE_METRICS))
+        no_status = t.status.isnull() if has("status") else ibis.literal(True)
+        out.append(
+            _Rule(
+                table,
+                "status",
+                "metric measured or a status",
+                "free-text metric without a status: progress can neither be measured "
+                f"(measured metrics: {', '.join(OBJECTIVE_METRICS)}) nor read from status",
+                "error",
+                free_text & no_status,
+                ("metric", "status", "account_id", "objective_id"),
+            )
+        )
     return out
 
 
@@ -429,6 +457,76 @@ def _reports_to_issues(ds: Dataset) -> list[Issue]:
             _examples(
                 bad, ibis.literal(True), ("reports_to", "contact_id", "account_id"), src.line_offset
             ),
+            src.line_label,
+        )
+    ]
+
+
+def _owner_issues(ds: Dataset) -> list[Issue]:
+    """Objective owners who are not in the account's team (needs both tables)."""
+    if not ds.has("account_objectives") or not ds.has("account_team"):
+        return []
+    t = ds.example_table("account_objectives")
+    team = ds.table("account_team")
+    if "owner" not in t.columns or "member" not in team.columns:
+        return []
+    members = team.select(account_id=team.account_id, owner=team.member).distinct()
+    bad = t.filter(t.owner.notnull()).anti_join(members, ["account_id", "owner"])
+    n = int(bad.count().to_pyarrow().as_py())
+    if not n:
+        return []
+    src = ds.sources["account_objectives"]
+    return [
+        Issue(
+            "error",
+            "account_objectives",
+            src.path.name,
+            "owner",
+            "owner in the account's team",
+            "owner is not a member of the account's team in account_team",
+            n,
+            _examples(
+                bad, ibis.literal(True), ("owner", "account_id", "objective_id"), src.line_offset
+            ),
+            src.line_label,
+        )
+    ]
+
+
+def _sponsor_issues(ds: Dataset, as_of: dt.date) -> list[Issue]:
+    """Accounts with more than one active executive sponsor on our side (a warning)."""
+    if not ds.has("account_team"):
+        return []
+    t = ds.example_table("account_team")
+    if "role" not in t.columns or "member" not in t.columns:
+        return []
+    day = ibis.timestamp(dt.datetime.combine(as_of, dt.time()))
+    active = t.role == "executive_sponsor"
+    if "until" in t.columns:
+        active &= t.until.isnull() | (t.until >= day)
+    if "since" in t.columns:
+        active &= t.since.isnull() | (t.since <= day)
+    sponsors = t.filter(active)
+    many = (
+        sponsors.group_by("account_id")
+        .aggregate(__n=sponsors.member.nunique())
+        .filter(lambda g: g.__n > 1)
+    )
+    bad = sponsors.semi_join(many, "account_id")
+    n = int(bad.count().to_pyarrow().as_py())
+    if not n:
+        return []
+    src = ds.sources["account_team"]
+    return [
+        Issue(
+            "warning",
+            "account_team",
+            src.path.name,
+            "role",
+            "at most one active executive_sponsor per account",
+            f"more than one active executive sponsor on {as_of} (who escalates?)",
+            n,
+            _examples(bad, ibis.literal(True), ("role", "account_id", "member"), src.line_offset),
             src.line_label,
         )
     ]
@@ -665,6 +763,8 @@ def validate_open_dataset(ds: Dataset, as_of: dt.date) -> ValidationReport:
         report.issues.extend(_key_issues(ds, table))
         report.issues.extend(_foreign_key_issues(ds, table))
     report.issues.extend(_reports_to_issues(ds))
+    report.issues.extend(_owner_issues(ds))
+    report.issues.extend(_sponsor_issues(ds, as_of))
     report.issues.extend(_currency_issues(ds, report))
     report.summary["tables"] = tables_summary
     report.summary["missing_optional"] = [

@@ -24,22 +24,25 @@ from ._base import (
     NotFittedError,
     per_period_discount_rate,
 )
-from .backtest import backtest_ltv, rolling_backtest
+from .backtest import backtest_ltv, coverage_table, rolling_backtest
 from .beta_geo import BetaGeo, simulate_beta_geo
 from .gamma_gamma import GammaGamma, IndependenceWarning
 from .hazard import ChurnHazardModel, build_churn_covariates
 from .pareto_nbd import ParetoNBD, simulate_pareto_nbd
 from .renewal import renewal_forecast
 from .shifted_beta_geometric import ShiftedBetaGeometric
+from .shocks import RevenueShocks
 from .trajectory import RevenueTrajectory
 from .value import LtvSettings, account_ltv
 
 __all__ = [
     "ChurnHazardModel",
     "LtvSettings",
+    "RevenueShocks",
     "RevenueTrajectory",
     "account_ltv",
     "backtest_ltv",
+    "coverage_table",
     "build_churn_covariates",
     "renewal_forecast",
     "rolling_backtest",

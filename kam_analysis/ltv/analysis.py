@@ -104,6 +104,9 @@ class LtvAnalysis:
         :func:`renewal_forecast` by fiscal quarter.
     backtest : BacktestResult or None
         At the latest cut-off (``as_of - holdout_months``).
+    backtest_long : BacktestResult or None
+        Over ``long_holdout_months`` (24) from ``as_of - long_holdout_months``,
+        when the data have 12 months of history before that cut-off.
     rolling : DataFrame or None
         ``error_metrics`` of the ``all`` group per cut-off.
     notes : list of str
@@ -125,6 +128,7 @@ class LtvAnalysis:
     renewal: pd.DataFrame | None = None
     backtest: BacktestResult | None = None
     rolling: pd.DataFrame | None = None
+    backtest_long: BacktestResult | None = None
     notes: list[str] = field(default_factory=list)
     basis: str = "gross_profit"
     assumed_gross_margin: float | None = None
@@ -209,6 +213,7 @@ def value_accounts(
             models=models,
             purchase_period=period,
             assumed_gross_margin=margin_setting,
+            monthly=ctx.monthly,
         )
     except LtvInputError as err:
         ltv, not_valued = unvalued_ltv(ctx.features, basis), str(err)
@@ -233,6 +238,7 @@ def ltv_analysis(
     step_months: int = 6,
     renewal_months: int = 12,
     assumed_gross_margin: float | None = None,
+    long_holdout_months: int | None = 24,
 ) -> LtvAnalysis:
     """Run the LTV report's computations on an analysis context.
 
@@ -256,6 +262,8 @@ def ltv_analysis(
     assumed_gross_margin : float, optional
         Without cost data, value revenue x this margin; default
         ``ctx.config.data.assumed_gross_margin`` when the configuration has it.
+    long_holdout_months : int or None
+        A second backtest over this many months (one cut-off); None to skip.
 
     Returns
     -------
@@ -286,6 +294,19 @@ def ltv_analysis(
         step_months=step_months,
         assumed_gross_margin=_margin_setting(ctx, assumed_gross_margin),
     )
+    long_results: list[BacktestResult] = []
+    if long_holdout_months and long_holdout_months != holdout_months:
+        long_results, long_notes = _backtests(
+            ctx,
+            frames,
+            settings,
+            period=ctx.config.features.period,
+            holdout_months=long_holdout_months,
+            n_origins=1,
+            step_months=step_months,
+            assumed_gross_margin=_margin_setting(ctx, assumed_gross_margin),
+        )
+        bt_notes = [*bt_notes, *long_notes]
     rolling = None
     if results:
         rolling = pd.concat(
@@ -301,6 +322,7 @@ def ltv_analysis(
         renewal=renewal,
         backtest=results[0] if results else None,
         rolling=rolling,
+        backtest_long=long_results[0] if long_results else None,
         notes=[m.text for m in messages],
         basis=values.basis,
         assumed_gross_margin=values.assumed_gross_margin,

@@ -11,7 +11,10 @@ cost data, else revenue (times the assumed gross margin when one is given).
 It reports
 
 * error per account and in aggregate (:func:`error_metrics`: MAE, bias,
-  relative bias of the total, interval coverage), overall and per model;
+  relative bias of the total), overall and per model;
+* calibration of the intervals over the accounts alive at the cut-off, per
+  model (:func:`interval_metrics`: coverage, misses below and above, the
+  interval score of Gneiting & Raftery 2007), and each account's PIT;
 * calibration by decile of the prediction (:func:`calibration_table`);
 * the repeat-purchase diagnostics users of *lifetimes* rely on (BG/NBD, or
   the Pareto/NBD when it replaced it): cumulative tracking
@@ -52,14 +55,20 @@ from kam_analysis.data.features import (
 )
 
 from ._repeat_purchase import RepeatPurchaseModel
-from .value import LtvModels, LtvSettings, account_ltv, fit_ltv_models
+from .shocks import RevenueShocks
+from .value import LtvModels, LtvSettings, fit_ltv_models, simulate_ltv
 
 __all__ = [
     "BacktestInputError",
     "BacktestResult",
     "backtest_ltv",
     "calibration_table",
+    "coverage_table",
     "error_metrics",
+    "interval_coverage",
+    "interval_metrics",
+    "interval_score",
+    "pit_values",
     "period_transactions_histogram",
     "rolling_backtest",
     "rolling_cutoffs",
@@ -84,9 +93,12 @@ class BacktestResult:
         holdout, in ``basis``), ``lower``, ``upper``, ``actual`` (the same
         basis), ``actual_revenue``, ``predicted_purchases`` and
         ``actual_purchases`` (repeat purchase periods in the holdout,
-        transactional accounts).
+        transactional accounts); for accounts alive at the cut-off ``pit``
+        (:func:`pit_values`), ``inside`` (:func:`interval_coverage`) and
+        ``interval_score`` (:func:`interval_score`), NaN for churned ones.
     metrics : DataFrame
-        :func:`error_metrics` per ``group`` (``all`` and each model).
+        :func:`error_metrics` of all accounts and :func:`interval_metrics` of
+        those alive at the cut-off, per ``group`` (``all`` and each model).
     calibration : DataFrame
         :func:`calibration_table` of all valued accounts.
     tracking : DataFrame
@@ -99,6 +111,10 @@ class BacktestResult:
     basis : str
         What ``predicted`` and ``actual`` measure: ``"gross_profit"``,
         ``"assumed_margin"`` or ``"revenue"``.
+    interval_level : float
+        Nominal central coverage of ``[lower, upper]``.
+    shocks : RevenueShocks or None
+        The revenue shock model behind the contractual intervals.
     """
 
     cutoff: pd.Timestamp
@@ -111,6 +127,20 @@ class BacktestResult:
     histogram: pd.DataFrame
     models: LtvModels
     basis: str = "gross_profit"
+    interval_level: float = 0.8
+    shocks: RevenueShocks | None = None
+
+    @property
+    def coverage(self) -> dict[str, dict[str, float]]:
+        """Per model group of accounts alive at the cut-off: ``{"n": ..., "coverage": ...}``."""
+        m = self.metrics
+        rows = m[
+            m["n_alive"].fillna(0).gt(0) & ~m["group"].isin(["all", "transactional_purchases"])
+        ]
+        return {
+            str(r.group): {"n": int(r.n_alive), "coverage": float(r.coverage)}
+            for r in rows.itertuples()
+        }
 
 
 # --------------------------------------------------------------------------- pure metrics
@@ -170,6 +200,159 @@ def error_metrics(
         "total_error_pct": float(p.sum() / tot_a - 1) if tot_a != 0 else float("nan"),
         "wape": float(np.abs(err).sum() / abs(tot_a)) if tot_a != 0 else float("nan"),
         "coverage": cov,
+    }
+
+
+def interval_score(lower: Any, upper: Any, actual: Any, alpha: float) -> np.ndarray:
+    """Interval score of central ``(1 - alpha)`` intervals (lower is better).
+
+    ``(u - l) + (2 / alpha) (l - y) 1[y < l] + (2 / alpha) (y - u) 1[y > u]``:
+    the width, plus a penalty for an outcome outside that grows with the
+    miss. A proper score: its expectation is smallest for the true quantiles
+    ``alpha / 2`` and ``1 - alpha / 2``.
+
+    Parameters
+    ----------
+    lower, upper, actual : array-like
+        Same shape.
+    alpha : float
+        In (0, 1); 0.2 for a P10-P90 interval.
+
+    Returns
+    -------
+    ndarray
+        The score per outcome, in the unit of ``actual``.
+
+    References
+    ----------
+    Gneiting, T. & Raftery, A. E. (2007). Strictly proper scoring rules,
+    prediction, and estimation. *JASA* 102(477), 359-378, eq. (43).
+    """
+    if not 0 < alpha < 1:
+        raise BacktestInputError(f"alpha must be in (0, 1), got {alpha!r}")
+    lo, hi, y = (np.asarray(v, dtype=float) for v in (lower, upper, actual))
+    return (
+        (hi - lo) + (2 / alpha) * np.clip(lo - y, 0, None) + (2 / alpha) * np.clip(y - hi, 0, None)
+    )
+
+
+def _cdf_at(draws: np.ndarray, actual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predictive CDF just below and at each actual: ``F(y-)``, ``F(y)`` from the draws."""
+    d = np.asarray(draws, dtype=float)
+    y = np.asarray(actual, dtype=float)
+    if d.ndim != 2 or d.shape[1] != y.size:
+        raise BacktestInputError(
+            f"draws must be (n_draws, n_accounts) with n_accounts = {y.size}, got {d.shape}"
+        )
+    return (d < y[None, :]).mean(axis=0), (d <= y[None, :]).mean(axis=0)
+
+
+def pit_values(draws: Any, actual: Any, rng: np.random.Generator) -> np.ndarray:
+    """Randomised probability integral transform of each actual under its draws.
+
+    ``F(y-) + U (F(y) - F(y-))`` with ``U ~ Uniform(0, 1)``: the predictive CDF
+    at the outcome, spread uniformly over an atom (an account with no
+    purchase, a contract churned at once). Uniform on (0, 1) when the
+    forecasts are calibrated; a U shape means intervals too narrow, a hump
+    too wide.
+
+    Parameters
+    ----------
+    draws : array-like, shape (n_draws, n)
+        Simulated values per account.
+    actual : array-like, shape (n,)
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray, shape (n,)
+
+    References
+    ----------
+    Czado, C., Gneiting, T. & Held, L. (2009). Predictive model assessment for
+    count data. *Biometrics* 65(4), 1254-1261 (the randomised PIT).
+    """
+    lo, hi = _cdf_at(np.asarray(draws, dtype=float), np.asarray(actual, dtype=float))
+    return lo + rng.random(lo.size) * (hi - lo)
+
+
+def interval_coverage(draws: Any, actual: Any, level: float) -> np.ndarray:
+    """Probability that each actual counts as inside the central ``level`` interval.
+
+    1 or 0 for an actual that no draw equals (inside the band
+    ``[(1 - level) / 2, (1 + level) / 2]`` of the predictive CDF, i.e. the
+    quantile interval); for an actual on an atom, the share of the atom's
+    probability ``[F(y-), F(y)]`` inside that band: the expected value of the
+    randomised PIT's indicator (:func:`pit_values`). With atoms a closed
+    quantile interval covers more than ``level`` even for a calibrated
+    forecast (an account with a 30 % chance of no purchase has lower bound
+    0 and covers its zero outcome always); this count has mean ``level``.
+
+    Parameters
+    ----------
+    draws : array-like, shape (n_draws, n)
+    actual : array-like, shape (n,)
+    level : float
+        In (0, 1).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Values in [0, 1]; their mean is the coverage.
+    """
+    if not 0 < level < 1:
+        raise BacktestInputError(f"level must be in (0, 1), got {level!r}")
+    lo, hi = _cdf_at(np.asarray(draws, dtype=float), np.asarray(actual, dtype=float))
+    a, b = (1 - level) / 2, (1 + level) / 2
+    width = hi - lo
+    overlap = np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0.0, None)
+    point = ((lo >= a) & (lo <= b)).astype(float)
+    return np.where(width > 0, overlap / np.where(width > 0, width, 1.0), point)
+
+
+def interval_metrics(accounts: pd.DataFrame, level: float) -> dict[str, float]:
+    """Calibration of the intervals of accounts alive at the cut-off.
+
+    Parameters
+    ----------
+    accounts : DataFrame
+        ``inside`` (:func:`interval_coverage`), ``lower``, ``upper``,
+        ``actual``, ``interval_score``.
+    level : float
+
+    Returns
+    -------
+    dict
+        ``n_alive``, ``coverage`` (mean of ``inside``), ``coverage_closed``
+        (share in the closed interval, ties counted inside), ``below`` and
+        ``above`` (shares outside on each side), ``interval_score`` (mean) and
+        ``interval_score_rel`` (mean score / mean actual). NaN without accounts.
+    """
+    n = len(accounts)
+    if n == 0:
+        nan = float("nan")
+        return dict.fromkeys(
+            [
+                "coverage",
+                "coverage_closed",
+                "below",
+                "above",
+                "interval_score",
+                "interval_score_rel",
+            ],
+            nan,
+        ) | {"n_alive": 0}
+    y, lo, hi = (accounts[c].to_numpy(dtype=float) for c in ("actual", "lower", "upper"))
+    score = float(accounts["interval_score"].mean())
+    mean_y = float(np.mean(y))
+    return {
+        "n_alive": int(n),
+        "coverage": float(accounts["inside"].mean()),
+        "coverage_closed": float(np.mean((y >= lo) & (y <= hi))),
+        "below": float(np.mean(y < lo)),
+        "above": float(np.mean(y > hi)),
+        "interval_score": score,
+        "interval_score_rel": score / mean_y if mean_y > 0 else float("nan"),
     }
 
 
@@ -378,19 +561,22 @@ def backtest_ltv(
         settings=bt_settings,
         purchase_period=period,
     )
-    ltv = account_ltv(
+    sim = simulate_ltv(
         features,
         as_of=cut,
         contracts=contracts,
+        monthly=monthly,
         settings=bt_settings,
         models=models,
         purchase_period=period,
         horizon_months=int(holdout_months),
         assumed_gross_margin=assumed_gross_margin,
     )
+    ltv = sim.ltv
     basis = str(ltv["basis"].iloc[0]) if len(ltv) else "gross_profit"
     acc_actual, by_period = _holdout_actuals(transactions, cut, end, period, fx_rates)
-    res = ltv[ltv["model"] != "none"][
+    valued = (ltv["model"] != "none").to_numpy()
+    res = ltv[valued][
         ["account_id", "model", "ltv", "ltv_lower", "ltv_upper", "expected_purchases"]
     ].rename(
         columns={
@@ -408,32 +594,13 @@ def backtest_ltv(
         res["actual"] = res["actual_revenue"]
     elif basis == "assumed_margin":
         res["actual"] = res["actual_revenue"] * float(assumed_gross_margin)
-    res = res[np.isfinite(res["predicted"]) & np.isfinite(res["actual"])].reset_index(drop=True)
+    draws = sim.draws[:, valued]
+    keep = (np.isfinite(res["predicted"]) & np.isfinite(res["actual"])).to_numpy()
+    res, draws = res[keep].reset_index(drop=True), draws[:, keep]
     if res.empty:
         raise BacktestInputError(f"no account could be valued at the cut-off {cut.date()}")
-
-    rows = [
-        {
-            "group": "all",
-            **error_metrics(res["predicted"], res["actual"], res["lower"], res["upper"]),
-        }
-    ]
-    for name, g in res.groupby("model", sort=True):
-        rows.append(
-            {
-                "group": str(name),
-                **error_metrics(g["predicted"], g["actual"], g["lower"], g["upper"]),
-            }
-        )
-    tx = res[res["model"].astype(str).str.startswith("transactional_")]
-    if len(tx):
-        rows.append(
-            {
-                "group": "transactional_purchases",
-                **error_metrics(tx["predicted_purchases"], tx["actual_purchases"]),
-            }
-        )
-    metrics = pd.DataFrame(rows)
+    res = _score_intervals(res, draws, settings)
+    metrics = _group_metrics(res, settings.interval_level)
     metrics.insert(0, "cutoff", cut)
 
     tracking, histogram = _purchase_diagnostics(models, features, by_period, cut, end, period)
@@ -448,7 +615,51 @@ def backtest_ltv(
         histogram=histogram,
         models=models,
         basis=basis,
+        interval_level=settings.interval_level,
+        shocks=sim.shocks,
     )
+
+
+def _score_intervals(res: pd.DataFrame, draws: np.ndarray, settings: LtvSettings) -> pd.DataFrame:
+    """Add ``pit``, ``inside`` and ``interval_score`` per account (NaN for churned accounts)."""
+    alive = (res["model"] != "churned").to_numpy()
+    y = res["actual"].to_numpy(dtype=float)
+    out = res.copy()
+    for col in ("pit", "inside", "interval_score"):
+        out[col] = np.nan
+    if alive.any():
+        rng = np.random.default_rng(settings.seed)
+        out.loc[alive, "pit"] = pit_values(draws[:, alive], y[alive], rng)
+        out.loc[alive, "inside"] = interval_coverage(
+            draws[:, alive], y[alive], settings.interval_level
+        )
+        out.loc[alive, "interval_score"] = interval_score(
+            res.loc[alive, "lower"], res.loc[alive, "upper"], y[alive], 1 - settings.interval_level
+        )
+    return out
+
+
+def _group_metrics(res: pd.DataFrame, level: float) -> pd.DataFrame:
+    """:func:`error_metrics` of all accounts and :func:`interval_metrics` of the live ones, per group."""
+
+    def row(name: str, g: pd.DataFrame) -> dict[str, Any]:
+        return {
+            "group": name,
+            **error_metrics(g["predicted"], g["actual"]),
+            **interval_metrics(g[g["model"] != "churned"], level),
+        }
+
+    rows = [row("all", res)]
+    rows += [row(str(name), g) for name, g in res.groupby("model", sort=True)]
+    tx = res[res["model"].astype(str).str.startswith("transactional_")]
+    if len(tx):
+        rows.append(
+            {
+                "group": "transactional_purchases",
+                **error_metrics(tx["predicted_purchases"], tx["actual_purchases"]),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _purchase_diagnostics(
@@ -523,3 +734,33 @@ def rolling_backtest(
         for c in cutoffs
     ]
     return pd.concat([r.metrics for r in results], ignore_index=True), results
+
+
+def coverage_table(results: Sequence[BacktestResult | None]) -> pd.DataFrame:
+    """Interval calibration of several backtests, one row per model group of live accounts.
+
+    Parameters
+    ----------
+    results : sequence of BacktestResult or None
+        E.g. the 12- and 24-month backtests; None entries are skipped.
+
+    Returns
+    -------
+    DataFrame
+        ``holdout_months``, ``cutoff``, ``group`` (model), ``n_alive``,
+        ``coverage``, ``below``, ``above``, ``interval_score_rel``; no
+        ``all``, ``churned`` or purchase-count rows.
+    """
+    cols = ["group", "n_alive", "coverage", "below", "above", "interval_score_rel"]
+    frames = []
+    for r in results:
+        if r is None:
+            continue
+        m = r.metrics
+        m = m[m["n_alive"].fillna(0).gt(0) & ~m["group"].isin(["all", "transactional_purchases"])]
+        frames.append(m[cols].assign(holdout_months=r.holdout_months, cutoff=r.cutoff))
+    if not frames:
+        return pd.DataFrame(columns=["holdout_months", "cutoff", *cols])
+    out = pd.concat(frames, ignore_index=True)
+    out["n_alive"] = out["n_alive"].astype("int64")
+    return out[["holdout_months", "cutoff", *cols]]

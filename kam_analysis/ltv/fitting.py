@@ -30,7 +30,12 @@ from ._base import PERIODS_PER_YEAR, ConvergenceError
 from ._repeat_purchase import RepeatPurchaseModel
 from .beta_geo import BetaGeo
 from .gamma_gamma import GammaGamma
-from .hazard import ChurnHazardModel, HazardInputError, build_churn_covariates
+from .hazard import (
+    ChurnHazardModel,
+    HazardInputError,
+    build_churn_covariates,
+    build_person_months,
+)
 from .pareto_nbd import ParetoNBD
 from .settings import LtvInputError, LtvSettings, check_ltv_features
 from .shifted_beta_geometric import ShiftedBetaGeometric
@@ -422,8 +427,15 @@ def fit_ltv_models(
         first = pd.to_datetime(features["first_purchase"]).min()
         observation_start = None if pd.isna(first) else first
     if contracts is not None and len(contracts):
+        since = None
+        if "tenure_days" in features.columns:  # customer since = as_of - tenure
+            tenure = pd.to_numeric(features["tenure_days"], errors="coerce")
+            since = pd.Series(
+                (day - pd.to_timedelta(tenure, unit="D")).to_numpy(),
+                index=features["account_id"].astype(str),
+            ).dropna()
         _fit_contractual(
-            models, contracts, surveys, activities, usage, day, observation_start, settings
+            models, contracts, surveys, activities, usage, day, observation_start, settings, since
         )
 
     buyers = features[features["frequency"].notna() & features["T"].gt(0)]
@@ -475,24 +487,27 @@ def _fit_contractual(
     day: pd.Timestamp,
     observation_start: Any,
     settings: LtvSettings,
+    since: pd.Series | None = None,
 ) -> None:
-    """Churn covariates, the hazard model and the sBG cohorts, with notes."""
+    """Churn covariates (state at as_of), the person-month hazard model and the sBG cohorts."""
+    tables = {
+        "surveys": surveys,
+        "activities": activities,
+        "usage": usage,
+        "as_of": day,
+        "observation_start": observation_start,
+        "account_start": since,
+    }
     try:
-        models.covariates = build_churn_covariates(
-            contracts,
-            surveys=surveys,
-            activities=activities,
-            usage=usage,
-            as_of=day,
-            observation_start=observation_start,
-        )
+        models.covariates = build_churn_covariates(contracts, **tables)
     except HazardInputError as err:
         _not_fitted(models, "contract_covariates", err)
         return
     cov = models.covariates
     if surveys is not None and activities is not None and usage is not None:
         try:
-            models.hazard = ChurnHazardModel(link=settings.hazard_link).fit(cov)
+            person_months = build_person_months(contracts, **tables)
+            models.hazard = ChurnHazardModel(link=settings.hazard_link).fit(person_months)
         except (HazardInputError, ConvergenceError) as err:
             _not_fitted(models, "churn_hazard", err)
     else:

@@ -2,8 +2,10 @@
 
 A live contract ending in the forecast window renews when its account has
 not churned by the end date. With the churn hazard model, the probability is
-``P(renew) = (1 - h) ** m`` for an account with monthly churn probability
-``h`` whose contract ends ``m`` months (calendar, fractional) after the
+``P(renew) = prod_{k <= m} (1 - h_k)`` along the account's hazard path
+(:meth:`~kam_analysis.ltv.hazard.ChurnHazardModel.hazard_path`: tenure bands
+advance, the renewal month carries its own hazard) for a contract ending
+``m`` months (calendar, fractional: the last month counts in part) after the
 as-of date. The expected renewed value of a quarter is
 ``sum_i P_i * annual_value_i`` over the contracts ending in it; its interval
 comes from Monte Carlo: per draw, hazard-model coefficients from their
@@ -173,15 +175,30 @@ def renewal_probabilities(
     """
     cov = covariates.drop_duplicates("account_id").set_index("account_id")
     cov = cov.reindex(due["account_id"].astype(str))
-    cov = cov.reindex(columns=list(model.covariates))
-    m = due["months_to_end"].to_numpy(dtype=float)
-    h = model.predict_monthly_hazard(cov).to_numpy()
-    p = np.exp(np.log1p(-np.minimum(h, 1 - 1e-12)) * m)
+    cov = cov.reindex(columns=list(model.input_columns))
+    m = np.maximum(due["months_to_end"].to_numpy(dtype=float), 0.0)
+    log_surv = _log_survival_to(model, cov, m)
+    p = np.exp(log_surv)
     p_draws = None
     if draws:
-        hd = model.monthly_hazard_draws(cov, int(draws), seed)
-        p_draws = np.exp(np.log1p(-np.minimum(hd, 1 - 1e-12)) * m[None, :])
+        h = model.predict_monthly_hazard(cov).to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = model.monthly_hazard_draws(cov, int(draws), seed) / h[None, :]
+        p_draws = np.exp(np.nan_to_num(scale, nan=1.0, posinf=1.0) * log_surv[None, :])
     return p, p_draws
+
+
+def _log_survival_to(model: ChurnHazardModel, cov: pd.DataFrame, months: np.ndarray) -> np.ndarray:
+    """``log S(m)`` along each account's hazard path, ``m`` fractional (the last month in part)."""
+    if not len(months):
+        return np.zeros(0)
+    horizon = max(1, int(np.ceil(months.max())))
+    logs = np.log1p(-np.minimum(model.hazard_path(cov, horizon).to_numpy(), 1 - 1e-12))
+    cum = np.concatenate([np.zeros((len(months), 1)), np.cumsum(logs, axis=1)], axis=1)
+    full = np.floor(months).astype(np.int64)
+    rows = np.arange(len(months))
+    part = logs[rows, np.minimum(full, horizon - 1)] * (months - full)
+    return cum[rows, full] + part
 
 
 def renewal_forecast(

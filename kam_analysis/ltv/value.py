@@ -52,7 +52,12 @@ Intervals (``LtvSettings.interval``):
     when a repeat-purchase estimate is on its parameter boundary) *and* the
     account's own chance events (when it churns; for transactional accounts
     whether it is still alive, how many purchases it makes, what they are
-    worth).
+    worth). A contractual account's revenue follows a random walk plus noise
+    on log quarterly revenue (:class:`~kam_analysis.ltv.shocks.RevenueShocks`,
+    estimated from the contractual accounts' own histories and shrunk toward
+    the book; its variances are drawn too), so a shock persists into later
+    years instead of averaging out. Without the monthly table, the noise is
+    independent from year to year.
 ``"parameter"``
     Quantiles of the expected value under parameter draws only (how well
     the models are pinned down; narrow for a large book).
@@ -60,6 +65,7 @@ Intervals (``LtvSettings.interval``):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -71,6 +77,8 @@ from ._base import PERIODS_PER_YEAR, per_period_discount_rate
 from .beta_geo import BetaGeo
 from .fitting import LtvModels, LtvNote, fit_ltv_models, retention_cohorts
 from .settings import MONTHS_PER_YEAR, LtvInputError, LtvSettings, check_ltv_features
+from .shocks import RevenueShocks
+from .trajectory import TrajectoryInputError
 
 __all__ = [
     "LTV_BASES",
@@ -79,12 +87,15 @@ __all__ = [
     "LtvModels",
     "LtvNote",
     "LtvSettings",
+    "LtvSimulation",
+    "RevenueShocks",
     "account_ltv",
     "annuity_value",
     "expected_ltv_total",
     "fit_ltv_models",
     "ltv_basis",
     "retention_cohorts",
+    "simulate_ltv",
 ]
 
 LTV_COLUMNS: tuple[str, ...] = (
@@ -242,8 +253,15 @@ def _contractual_values(
     d_month: float,
     settings: LtvSettings,
     rng: np.random.Generator,
-) -> pd.DataFrame:
-    """Point value and interval for contractual accounts (closed-form geometric sums)."""
+    shocks: RevenueShocks | None = None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Point value, interval and simulated values of contractual accounts.
+
+    The point value is a closed-form geometric sum. The predictive draws
+    follow each account's revenue path with persistent and transient shocks
+    when ``shocks`` is given (:func:`_shock_path_values`), else with
+    independent level noise (:func:`_iid_level_noise`).
+    """
     n = len(acc)
     g = acc["log_growth"].to_numpy()
     # the trailing-12-month profit is centred 6 months before the as-of date
@@ -251,12 +269,21 @@ def _contractual_values(
     g_se = acc["log_growth_se"].to_numpy()
     v = 1.0 / (1.0 + d_month)
     draws = settings.draws
+    path = None
     if models.hazard is not None:
         cov = models.covariates.set_index("account_id").reindex(acc["account_id"])
-        h = models.hazard.predict_monthly_hazard(cov).to_numpy()
-        h_draws = models.hazard.monthly_hazard_draws(cov, draws, rng)
+        # the hazard along the horizon: tenure bands advance, renewal months recur
+        path = models.hazard.hazard_path(cov, max(horizon, MONTHS_PER_YEAR)).to_numpy()
+        h = path[:, 0]
+        # parameter uncertainty as a factor on each account's hazard, from the next month's
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = models.hazard.monthly_hazard_draws(cov, draws, rng) / h[None, :]
+        scale = np.nan_to_num(scale, nan=1.0, posinf=1.0)
         model = "contractual_hazard"
-        point = _geometric_pv(m0, np.exp(g / 12) * (1 - h) * v, horizon)
+        cum_hazard = -np.cumsum(np.log1p(-np.clip(path[:, :horizon], 0.0, 1 - 1e-12)), axis=1)
+        k = np.arange(1, horizon + 1)
+        growth_disc = np.exp(np.outer(g / 12, k)) * v ** k[None, :]
+        point = m0 * (growth_disc * np.exp(-cum_hazard)).sum(axis=1)
         surv_draw = None
     else:
         sbg = models.sbg
@@ -282,7 +309,7 @@ def _contractual_values(
         h_draws = theta
     if settings.interval == "parameter":
         if surv_draw is None:
-            sims = _geometric_pv(m0[None, :], np.exp(g_draws / 12) * (1 - h_draws) * v, horizon)
+            sims = _path_expected_values(m0, g_draws, v, cum_hazard, scale)
         else:  # expected value over theta ~ Beta(a, b + tenure) per draw: average the Beta draws
             k = np.arange(1, horizon + 1, dtype=float)
             t = tenure[None, :, None]
@@ -295,31 +322,158 @@ def _contractual_values(
                 gd = np.exp(g_draws[sl, :, None] / 12 * k) * v**k
                 sims[sl] = m0[None, :] * (gd * cond).sum(axis=2)
     else:
-        u = rng.random((draws, n))
-        with np.errstate(divide="ignore"):
-            survived = np.floor(np.log(u) / np.log1p(-np.clip(h_draws, 1e-12, 1 - 1e-12)))
-        months = np.minimum(survived, horizon)
-        sims = _geometric_pv(m0[None, :], np.exp(g_draws / 12) * v, months)
-    if settings.interval == "predictive":
-        # level noise: quarterly log residual sd sigma -> a year's sum varies by about
-        # sigma / 2; the base run-rate carries it once, future years average it out
-        sigma_year = acc["resid_sd"].to_numpy() / 2.0
-        years = max(horizon / MONTHS_PER_YEAR, 1.0)
-        sigma = sigma_year * np.sqrt(1.0 + 1.0 / years)
-        sims = sims * np.exp(sigma[None, :] * rng.standard_normal((draws, n)) - sigma**2 / 2)
+        if path is not None:
+            months = _path_survival_months(cum_hazard, scale, rng)
+        else:
+            u = rng.random((draws, n))
+            with np.errstate(divide="ignore"):
+                survived = np.floor(np.log(u) / np.log1p(-np.clip(h_draws, 1e-12, 1 - 1e-12)))
+            months = np.minimum(survived, horizon).astype(np.int64)
+        if shocks is not None:
+            eta2, eps2 = shocks.variance_draws(acc["account_id"], draws, rng)
+            sims = _shock_path_values(m0, g_draws, v, months, eta2, eps2, horizon, rng)
+        else:
+            sims = _geometric_pv(m0[None, :], np.exp(g_draws / 12) * v, months)
+            sims = sims * _iid_level_noise(acc["resid_sd"].to_numpy(), horizon, rng, draws)
     lo, hi = _quantiles(sims, settings.quantiles)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "model": model,
             "ltv": point,
             "ltv_lower": lo,
             "ltv_upper": hi,
             "monthly_churn": h,
-            "churn_risk_12m": 1 - (1 - h) ** 12,
+            "churn_risk_12m": (
+                1 - np.prod(1 - path[:, :MONTHS_PER_YEAR], axis=1)
+                if path is not None
+                else 1 - (1 - h) ** 12
+            ),
             "p_alive": 1.0,
         },
         index=acc.index,
     )
+    return frame, sims
+
+
+def _path_survival_months(
+    cum_hazard: np.ndarray, scale: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Months each account survives in each draw, along its hazard path.
+
+    With cumulative hazard ``L_k = -sum_{j <= k} log(1 - h_j)`` (so that the
+    survival is ``S_k = exp(-L_k)``) and an ``Exp(1)`` draw ``E``, the account
+    survives the months with ``s L_k <= E``: ``P(months >= k) = S_k ** s``,
+    ``s`` the draw's factor on the account's hazard (parameter uncertainty).
+    Vectorised with one ``searchsorted`` on the accounts' paths laid end to end.
+
+    Parameters
+    ----------
+    cum_hazard : ndarray, shape (n, horizon)
+    scale : ndarray, shape (draws, n)
+
+    Returns
+    -------
+    ndarray of int64, shape (draws, n)
+        Months survived, 0..horizon.
+    """
+    n, horizon = cum_hazard.shape
+    e = rng.exponential(size=scale.shape) / np.maximum(scale, 1e-12)
+    span = float(cum_hazard[:, -1].max()) + 1.0 if n else 1.0
+    offsets = np.arange(n) * span
+    flat = (cum_hazard + offsets[:, None]).ravel()
+    query = np.minimum(e, cum_hazard[None, :, -1]) + offsets[None, :]
+    found = np.searchsorted(flat, query.ravel(), side="right").reshape(scale.shape)
+    return (found - np.arange(n)[None, :] * horizon).astype(np.int64)
+
+
+def _path_expected_values(
+    m0: np.ndarray, g_draws: np.ndarray, v: float, cum_hazard: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """Expected discounted value per parameter draw along the hazard path (chunks of draws)."""
+    draws, n = g_draws.shape
+    k = np.arange(1, cum_hazard.shape[1] + 1, dtype=float)
+    sims = np.empty((draws, n))
+    for lo in range(0, draws, 25):
+        sl = slice(lo, min(lo + 25, draws))
+        surv = np.exp(-scale[sl, :, None] * cum_hazard[None, :, :])
+        gd = np.exp(g_draws[sl, :, None] / 12 * k) * v**k
+        sims[sl] = m0[None, :] * (gd * surv).sum(axis=2)
+    return sims
+
+
+def _iid_level_noise(
+    resid_sd: np.ndarray, horizon: int, rng: np.random.Generator, draws: int
+) -> np.ndarray:
+    """Mean-one level noise without a shock model: independent years (the fallback).
+
+    A quarterly log residual sd ``sigma`` makes a year's sum vary by about
+    ``sigma / 2``; the base run-rate carries it once, future years average it out.
+    """
+    sigma = resid_sd / 2.0 * np.sqrt(1.0 + 1.0 / max(horizon / MONTHS_PER_YEAR, 1.0))
+    return np.exp(sigma[None, :] * rng.standard_normal((draws, resid_sd.size)) - sigma**2 / 2)
+
+
+def _shock_path_values(
+    m0: np.ndarray,
+    g_draws: np.ndarray,
+    v: float,
+    months: np.ndarray,
+    eta2: np.ndarray,
+    eps2: np.ndarray,
+    horizon: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Discounted value of simulated revenue paths with persistent and transient shocks.
+
+    Month ``k`` of draw ``j`` earns ``m0 exp(g_j k / 12) exp(L_q)`` while the
+    account lives (``k <= months``), ``q`` the quarter of month ``k``. The log
+    multiplier ``L_q = e0 + sum_{l <= q} eta_l + eps_q`` (less half its
+    variance, so that every month's mean is the point path) has:
+
+    * ``e0 ~ N(0, eps2 / 4 + 14 / 16 eta2)``: the error of the starting level,
+      a trailing four-quarter mean, against the current level of a local-level
+      series (the transient shocks average over 4 quarters; the persistent
+      ones after quarter ``T - l`` are missed by the ``3 - l`` older quarters:
+      ``(3/4)^2 + (2/4)^2 + (1/4)^2 = 14/16``);
+    * ``eta_l ~ N(0, eta2)`` the persistent and ``eps_q ~ N(0, eps2)`` the
+      transient shock of quarter ``q`` (variances per quarter, per draw and account).
+
+    Parameters
+    ----------
+    m0 : ndarray, shape (n,)
+        Monthly value at the start.
+    g_draws, eta2, eps2 : ndarray, shape (draws, n)
+    v : float
+        Monthly discount factor.
+    months : ndarray of int, shape (draws, n)
+        Months alive in the horizon.
+    horizon : int
+    rng : Generator
+
+    Returns
+    -------
+    ndarray, shape (draws, n)
+    """
+    draws, n = g_draws.shape
+    n_q = -(-horizon // 3)
+    k = np.arange(1, horizon + 1)
+    quarter = (k - 1) // 3
+    disc = v**k
+    v0 = eps2 / 4 + 14 / 16 * eta2
+    out = np.empty((draws, n))
+    step = max(1, 2_000_000 // max(n * horizon, 1))
+    for lo in range(0, draws, step):
+        sl = slice(lo, min(lo + step, draws))
+        c = sl.stop - sl.start
+        e0 = np.sqrt(v0[sl]) * rng.standard_normal((c, n))
+        walk = np.cumsum(np.sqrt(eta2[sl])[:, :, None] * rng.standard_normal((c, n, n_q)), axis=2)
+        eps = np.sqrt(eps2[sl])[:, :, None] * rng.standard_normal((c, n, n_q))
+        var_q = (v0[sl] + eps2[sl])[:, :, None] + eta2[sl][:, :, None] * np.arange(1, n_q + 1)
+        log_mult = e0[:, :, None] + walk + eps - var_q / 2  # (c, n, quarters)
+        monthly = np.exp(g_draws[sl][:, :, None] / 12 * k + log_mult[:, :, quarter]) * disc
+        cum = np.concatenate([np.zeros((c, n, 1)), np.cumsum(monthly, axis=2)], axis=2)
+        out[sl] = m0[None, :] * np.take_along_axis(cum, months[sl][:, :, None], axis=2)[:, :, 0]
+    return out
 
 
 def _sbg_conditional_survival(a: float, b: float, tenure: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -341,8 +495,8 @@ def _transactional_values(
     d_month: float,
     settings: LtvSettings,
     rng: np.random.Generator,
-) -> pd.DataFrame:
-    """Repeat purchases x Gamma-Gamma spend x margin on a monthly grid, with an interval."""
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Repeat purchases x Gamma-Gamma spend x margin on a monthly grid: point, interval, draws."""
     pm, gg = models.purchase, models.gamma_gamma
     x = acc["frequency"].to_numpy(dtype=float)
     tx = acc["recency"].to_numpy(dtype=float)
@@ -408,7 +562,7 @@ def _transactional_values(
                 total_spend = count * spend
             sims[j] = total_spend * margin * ratio
     lo, hi = _quantiles(sims, settings.quantiles)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "model": models.purchase_label,
             "ltv": point,
@@ -421,6 +575,7 @@ def _transactional_values(
         },
         index=acc.index,
     )
+    return frame, sims
 
 
 def _mean_positive(values: np.ndarray) -> float:
@@ -482,6 +637,7 @@ def account_ltv(
     purchase_period: str = "week",
     horizon_months: int | None = None,
     assumed_gross_margin: float | None = None,
+    shocks: RevenueShocks | None = None,
 ) -> pd.DataFrame:
     """Expected discounted LTV per account with an interval, the model used and the basis.
 
@@ -494,8 +650,14 @@ def account_ltv(
         ``margin_12m``, ``tenure_days``).
     as_of : date-like
         Valuation date; the value counts months after it.
-    contracts, surveys, activities, usage, monthly : DataFrame, optional
+    contracts, surveys, activities, usage : DataFrame, optional
         As for :func:`fit_ltv_models` (ignored when ``models`` is given).
+    monthly : DataFrame, optional
+        :func:`~kam_analysis.data.features.monthly_revenue`: fits the revenue
+        trajectory (when ``models`` is omitted) and, for the predictive
+        interval, the revenue shock model (:class:`RevenueShocks`) unless
+        ``shocks`` is given. Without either, contractual revenue noise is
+        independent from year to year (the trajectory's residual sd).
     settings : LtvSettings, optional
         Horizon, discount rate, model choice, interval.
     models : LtvModels, optional
@@ -510,6 +672,8 @@ def account_ltv(
         Without cost data, value revenue x this margin (basis
         ``"assumed_margin"``) instead of revenue (basis ``"revenue"``); see
         :func:`ltv_basis`. Ignored when the data have costs.
+    shocks : RevenueShocks, optional
+        A fitted shock model for the predictive interval of contractual accounts.
 
     Returns
     -------
@@ -546,6 +710,68 @@ def account_ltv(
     LtvInputError
         Bad features, a ``"contractual"`` choice without contracts, an
         assumed margin outside (0, 1], or no model able to value any account.
+    """
+    return simulate_ltv(
+        features,
+        as_of=as_of,
+        contracts=contracts,
+        surveys=surveys,
+        activities=activities,
+        usage=usage,
+        monthly=monthly,
+        settings=settings,
+        models=models,
+        purchase_period=purchase_period,
+        horizon_months=horizon_months,
+        assumed_gross_margin=assumed_gross_margin,
+        shocks=shocks,
+    ).ltv
+
+
+@dataclass
+class LtvSimulation:
+    """The LTV table with the simulated values behind its intervals.
+
+    Attributes
+    ----------
+    ltv : DataFrame
+        :func:`account_ltv`.
+    draws : ndarray, shape (draws, accounts)
+        Simulated values per account in the order of ``ltv`` (the interval's
+        draws: predictive or parameter, ``settings.interval``); 0 for churned
+        accounts, NaN for unvalued ones.
+    shocks : RevenueShocks or None
+        The shock model behind the contractual draws (None: independent noise).
+    """
+
+    ltv: pd.DataFrame
+    draws: np.ndarray
+    shocks: RevenueShocks | None = None
+
+
+def simulate_ltv(
+    features: pd.DataFrame,
+    *,
+    as_of: Any,
+    contracts: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
+    activities: pd.DataFrame | None = None,
+    usage: pd.DataFrame | None = None,
+    monthly: pd.DataFrame | None = None,
+    settings: LtvSettings | None = None,
+    models: LtvModels | None = None,
+    purchase_period: str = "week",
+    horizon_months: int | None = None,
+    assumed_gross_margin: float | None = None,
+    shocks: RevenueShocks | None = None,
+) -> LtvSimulation:
+    """:func:`account_ltv` with its simulated values (for PIT and interval scores).
+
+    Parameters and errors are those of :func:`account_ltv`.
+
+    Returns
+    -------
+    LtvSimulation
     """
     settings = settings or LtvSettings()
     check_ltv_features(features)
@@ -641,18 +867,30 @@ def account_ltv(
         0.0,
         0.0,
     ]
+    if shocks is None and settings.interval == "predictive" and use_ct.any():
+        shocks = _fit_shocks(monthly, acc.loc[use_ct, "account_id"], day, models, settings.seed)
+    draws = np.full((settings.draws, len(acc)), np.nan)
+    draws[:, is_churned] = 0.0
     if use_ct.any():
         sub = acc[use_ct]
-        res = _contractual_values(
-            sub, models, horizon=horizon, d_month=d_month, settings=settings, rng=rng
+        res, sims = _contractual_values(
+            sub,
+            models,
+            horizon=horizon,
+            d_month=d_month,
+            settings=settings,
+            rng=rng,
+            shocks=shocks,
         )
         out.loc[use_ct, res.columns] = res
+        draws[:, use_ct] = sims
         out.loc[use_ct, "growth_annual"] = np.expm1(sub["log_growth"].to_numpy())
     if use_tx.any():
-        res = _transactional_values(
+        res, sims = _transactional_values(
             acc[use_tx], models, horizon=horizon, d_month=d_month, settings=settings, rng=rng
         )
-        out.loc[use_tx, res.columns] = res  # growth_annual stays 0: stationary spend
+        out.loc[use_tx, res.columns] = res
+        draws[:, use_tx] = sims  # growth_annual stays 0: stationary spend
     if not (use_ct.any() or use_tx.any() or is_churned.any()):
         raise LtvInputError(
             "no account could be valued: no live contract with a retention model and no "
@@ -661,7 +899,35 @@ def account_ltv(
         )
     out = out.astype({c: float for c in _FLOAT_COLUMNS})
     out["basis"] = basis
-    return out[list(LTV_COLUMNS)].reset_index(drop=True)
+    return LtvSimulation(out[list(LTV_COLUMNS)].reset_index(drop=True), draws, shocks)
+
+
+def _fit_shocks(
+    monthly: pd.DataFrame | None,
+    account_ids: pd.Series,
+    day: pd.Timestamp,
+    models: LtvModels,
+    seed: int,
+) -> RevenueShocks | None:
+    """The revenue shock model on the contractual accounts' months, or None (with a note).
+
+    Fitted on the accounts it values: transactional accounts' lumpy
+    purchases would inflate the book's transient variance.
+    """
+    if monthly is None or not len(monthly):
+        return None
+    own = monthly[monthly["account_id"].astype(str).isin(set(account_ids))]
+    try:
+        return RevenueShocks(seed=seed).fit(own, as_of=day)
+    except TrajectoryInputError as err:
+        if not any(m.key == "shocks_not_fitted" for m in models.messages):
+            models.note(
+                "shocks_not_fitted",
+                f"revenue shock model not fitted ({err}); contractual intervals treat revenue "
+                "noise as independent from year to year",
+                reason=str(err),
+            )
+        return None
 
 
 _FLOAT_COLUMNS = tuple(c for c in LTV_COLUMNS[2:] if c != "basis")

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
@@ -192,6 +192,7 @@ def _start(
     kernel_name: str | None,
     cell_timeout: int,
     jupyter_path: str | None = None,
+    env_extra: Mapping[str, str] | None = None,
 ) -> None:
     work = build / ".work"
     spec = {
@@ -206,6 +207,7 @@ def _start(
     spec_file.write_text(json.dumps(spec), encoding="utf-8")
     env = dict(os.environ)
     env[RECORD_ENV] = str(work / f"{task.key}.record.json")
+    env.update(env_extra or {})
     if jupyter_path is not None:
         env["JUPYTER_PATH"] = jupyter_path
     task.log_handle = (build / "logs" / f"{task.key}.log").open("wb")
@@ -354,6 +356,7 @@ def _execute_all(
     cell_timeout: int,
     run_timeout: int,
     progress: _Progress,
+    env_extra: Mapping[str, str] | None = None,
 ) -> None:
     pending: deque[_Task] = deque(tasks)
     running: list[_Task] = []
@@ -372,6 +375,7 @@ def _execute_all(
                     kernel_name=kernel_name,
                     cell_timeout=cell_timeout,
                     jupyter_path=jupyter_path,
+                    env_extra=env_extra,
                 )
                 progress.log(f"start {task.key}")
                 running.append(task)

@@ -22,22 +22,6 @@ def _utc(ts: float | None = None) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def _input_files(data_dir: Path) -> list[dict[str, Any]]:
-    """Every data file (not hidden, not in ``_``/``.`` folders) with size and SHA-256."""
-    files = []
-    for path in sorted(data_dir.rglob("*")):
-        rel = path.relative_to(data_dir)
-        if any(part.startswith((".", "_")) for part in rel.parts) or not path.is_file():
-            continue
-        files.append({"path": rel.as_posix(), "size": path.stat().st_size, "sha256": _sha256(path)})
-    return files
-
-
 def _config_record(config_path: Path | None) -> dict[str, Any] | None:
     if config_path is None:
         return None

@@ -35,7 +35,7 @@ from kam_analysis.pipeline.execute import (
     _sigterm_as_interrupt,
     _Task,
 )
-from kam_analysis.pipeline.manifest import _config_record, _git_state, _input_files, _utc, _versions
+from kam_analysis.pipeline.manifest import _config_record, _git_state, _utc, _versions
 from kam_analysis.pipeline.names import _RUN_ID, _reserve_run_id, remove_stale_work, safe_name
 from kam_analysis.pipeline.parameters import (
     RUNNER_PARAMETERS,
@@ -45,6 +45,7 @@ from kam_analysis.pipeline.parameters import (
     notebook_parameters,
 )
 from kam_analysis.pipeline.privacy import find_personal_data
+from kam_analysis.pipeline.state import build_run_state
 from kam_analysis.report.html import (
     export_notebook_html,
     report_header,
@@ -52,6 +53,7 @@ from kam_analysis.report.html import (
     runs_index_page,
     write_text_atomic,
 )
+from kam_analysis.state import STATE_ENV, input_files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -527,6 +529,7 @@ def run_reports(
     progress: Literal["auto"] | bool = "auto",
     progress_stream: TextIO | None = None,
     project_root: Path | None = None,
+    run_state: bool = True,
 ) -> RunResult:
     """Run the report notebooks for one dataset and as-of date and publish the run.
 
@@ -595,6 +598,10 @@ def run_reports(
     project_root : Path, optional
         Where ``NotebookSpec.path`` is relative to and where ``git`` is asked
         for the commit; default: the folder above the package.
+    run_state : bool, default True
+        Compute the portfolio once before the notebooks (features, scored
+        book, LTV fit; :mod:`kam_analysis.state`) and let every notebook read
+        it; False: every notebook computes what it needs itself.
 
     Returns
     -------
@@ -616,7 +623,9 @@ def run_reports(
     ``input_files`` (path, size, sha256), ``config`` (path, sha256, content,
     parsed), ``parameters`` (common), ``user_parameters``, ``settings``,
     ``versions``, ``git_commit``, ``git_dirty``, ``personal_data_check``,
-    ``error``, ``notebooks`` (per notebook: name, notebook, title, source,
+    ``state`` (the run state computed once before the notebooks:
+    ``status`` ok / failed / off, ``seconds``, ``key``, ``tables``, ``objects``; see
+    :mod:`kam_analysis.state`), ``error``, ``notebooks`` (per notebook: name, notebook, title, source,
     account_id, status, started, ended, duration_s, parameters, outputs, error,
     recorded) and ``recorded`` (name -> values).
     """
@@ -682,9 +691,29 @@ def run_reports(
                 (build / ".work").mkdir()
                 (build / "logs").mkdir()
                 prog.log(f"run {run_id}: {len(tasks)} notebook(s), jobs={jobs}, as of {as_of_text}")
-                input_files = _input_files(data_dir)
+                files = input_files(data_dir)
                 config_entry = _config_record(config_path)
                 commit, dirty = _git_state(root)
+                state_dir = build / ".work" / "state"
+                state = (
+                    build_run_state(
+                        data_dir=data_dir,
+                        as_of=as_of,
+                        config_path=config_path,
+                        lang=lang,
+                        folder=state_dir,
+                        log_path=build / "logs" / "_state.log",
+                        timeout=run_timeout,
+                    )
+                    if run_state
+                    else {"status": "off"}
+                )
+                if state["status"] == "ok":
+                    prog.log(
+                        f"run state built in {state['seconds']} s: {', '.join(state['tables'])}"
+                    )
+                elif state["status"] == "failed":
+                    prog.log(f"run state not built ({state['error']}): notebooks compute on demand")
                 _execute_all(
                     tasks,
                     build,
@@ -693,6 +722,7 @@ def run_reports(
                     cell_timeout=cell_timeout,
                     run_timeout=run_timeout,
                     progress=prog,
+                    env_extra={STATE_ENV: str(state_dir)} if state["status"] == "ok" else None,
                 )
                 _collect_records(tasks, build)
                 _export(
@@ -732,7 +762,7 @@ def run_reports(
                     "lang": lang,
                     "data_dir": str(data_dir),
                     "dataset": data_dir.name,
-                    "input_files": input_files,
+                    "input_files": files,
                     "config": config_entry,
                     "data": dict(data_summary) if data_summary else None,
                     "parameters": {k: v for k, v in common.items() if k != "account_id"},
@@ -748,6 +778,7 @@ def run_reports(
                     "git_commit": commit,
                     "git_dirty": dirty,
                     "personal_data_check": pd_check,
+                    "state": state,
                     "error": run_error,
                     "notebooks": [_notebook_entry(t, root) for t in tasks],
                     "recorded": records,

@@ -456,6 +456,8 @@ class Page:
             lang = lang or ctx.lang
             currency = currency or ctx.config.data.base_currency
         self.ctx = ctx
+        if ctx is not None and getattr(ctx, "state_status", "none") != "none":
+            _record_value("run_state", ctx.state_status)  # did this page read the run's state?
         self.lang: str = lang or "en"
         translations(self.lang)  # validates the language
         self.currency: str = currency or "JPY"

@@ -18,6 +18,7 @@ from kam_analysis.synthetic.demo import (
     generate_dataset,
     industry_product_preferences,
     seasonality_factors,
+    zipf_top_shares,
 )
 from kam_analysis.synthetic.messy import (
     MESSY_EXPORT_COLUMNS,
@@ -48,4 +49,5 @@ __all__ = [
     "industry_product_preferences",
     "messy_export_config",
     "seasonality_factors",
+    "zipf_top_shares",
 ]

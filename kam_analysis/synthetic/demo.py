@@ -14,12 +14,22 @@ analyses can test themselves by recovering them:
   SoW × fiscal-year seasonality × continuous annual growth × noise, split
   over the product lines the account has adopted (industry-specific
   preferences, so peers buy alike).
-* **Churn.** A proportional monthly hazard
-  ``h = h0 · exp(β_nps (nps_latent − 7) + β_exec (1 − exec_engaged)
-  + β_util (utilisation − 0.7) · 10)``; after churn an account has no more
-  transactions, activities, surveys or usage. The covariates are observable:
-  surveys are drawn around ``nps_latent``, executive meetings happen only for
-  ``exec_engaged`` accounts, usage seats are Binomial(seats, utilisation).
+* **Concentration.** A lognormal book of 2,000 accounts has a largest customer
+  at under 2 % of revenue; B2B books usually have one at 5-15 % and a top 10
+  at 30-50 %. After every random draw the wallets of the largest (key)
+  accounts are scaled up so that the last 12 months' top-1 and top-10 shares
+  are at least ``top1_revenue_share`` (8 %) and ``top10_revenue_share``
+  (35 %) of :class:`SyntheticSettings` (:func:`zipf_top_shares` spreads the
+  top 10); the random stream, so every other table and truth, is unchanged.
+* **Churn.** A time-varying proportional monthly hazard
+  ``h = h0 · exp(β_nps x_nps + β_exec x_exec + β_util (utilisation − 0.7) · 10)
+  · HR_tenure · HR_renewal``: ``x_exec`` = no executive meeting in the previous
+  12 months (executive engagement switches on and off), ``x_nps`` = the latest
+  survey response of the previous 12 months minus 7 (the latent NPS drifts),
+  a hazard ratio per tenure band (0-12, 12-24, 24-36 months against 36+) and
+  one in the month a contract term ends (renewal clustering). After churn an
+  account has no more transactions, activities, surveys or usage; usage seats
+  are Binomial(seats, utilisation).
 
 Scale and determinism
 ---------------------
@@ -52,7 +62,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kam_analysis.core.schemas import (
     ACTIVITY_KINDS,
@@ -64,6 +74,7 @@ from kam_analysis.core.schemas import (
     ROLES,
     STANCES,
 )
+from kam_analysis.synthetic.plans import PLAN_TABLES, PLAN_TRUTH_FILE, write_plan_tables
 
 __all__ = [
     "GROUND_TRUTH_FILES",
@@ -106,7 +117,7 @@ PRODUCT_LINES = (
     "Training",
     "Support Plus",
 )
-GROUND_TRUTH_FILES = ("ground_truth.json", "ground_truth_accounts.parquet")
+GROUND_TRUTH_FILES = ("ground_truth.json", "ground_truth_accounts.parquet", PLAN_TRUTH_FILE)
 
 _INDUSTRY_SHARES = (0.24, 0.13, 0.11, 0.10, 0.10, 0.14, 0.06, 0.12)
 _REGION_SHARES = (0.38, 0.18, 0.14, 0.08, 0.06, 0.04, 0.05, 0.07)
@@ -261,7 +272,7 @@ _TABLE_COLUMNS: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
 TABLE_SCHEMAS: dict[str, pa.Schema] = {t: pa.schema(list(c)) for t, c in _TABLE_COLUMNS.items()}
 """The Parquet schema written for each table (dates as ``timestamp[us]``)."""
 
-_EVENT_TABLES = tuple(t for t in CANONICAL_TABLES if t != "accounts")
+_EVENT_TABLES = tuple(t for t in CANONICAL_TABLES if t not in ("accounts", *PLAN_TABLES))
 _NEVER = np.int64(1 << 30)  # "month index" of a product line that is never adopted
 
 
@@ -283,6 +294,26 @@ class SyntheticSettings(BaseModel):
     )
     hr_utilisation_per_10pp: float = Field(
         0.75, gt=0, description="Hazard ratio per +10 pp seat utilisation above 70 %."
+    )
+    hr_tenure: tuple[float, float, float] = Field(
+        (1.6, 1.3, 1.1),
+        description="Hazard ratios of tenure 0-12, 12-24 and 24-36 months against 36+ months.",
+    )
+    hr_renewal_month: float = Field(
+        2.5, gt=0, description="Hazard ratio in the calendar month a contract term ends."
+    )
+    exec_lookback_months: int = Field(
+        12, ge=1, description="An executive meeting protects for this many following months."
+    )
+    exec_switch_monthly: float = Field(
+        1 / 24, gt=0, lt=1, description="P(executive engagement switches off) per month."
+    )
+    nps_drift_sd: float = Field(
+        1.0, ge=0, description="Stationary SD of the AR(1) drift of the latent NPS."
+    )
+    nps_drift_ar: float = Field(0.92, ge=0, lt=1, description="AR(1) coefficient of the drift.")
+    nps_max_age_months: int = Field(
+        12, ge=1, description="A survey response counts for this many following months."
     )
     contractual_share: tuple[float, float, float] = Field(
         (0.85, 0.75, 0.68), description="P(contractual) for key, growth, standard."
@@ -309,6 +340,32 @@ class SyntheticSettings(BaseModel):
     default_lines_per_account_month: float = Field(
         7.0, gt=0, description="Mean transaction lines per active account-month."
     )
+    top1_revenue_share: float | None = Field(
+        0.08,
+        gt=0,
+        lt=1,
+        description="Planted share of the last 12 months' revenue held by the largest account "
+        "(at least; None with top10_revenue_share None: the lognormal draw as is).",
+    )
+    top10_revenue_share: float | None = Field(
+        0.35,
+        gt=0,
+        lt=1,
+        description="Planted share of the last 12 months' revenue held by the 10 largest accounts "
+        "(at least).",
+    )
+
+    @model_validator(mode="after")
+    def _concentration_is_consistent(self) -> SyntheticSettings:
+        top1, top10 = self.top1_revenue_share, self.top10_revenue_share
+        if (top1 is None) != (top10 is None):
+            raise ValueError("set both top1_revenue_share and top10_revenue_share, or neither")
+        if top1 is not None and top10 is not None and not top10 / 10 <= top1 <= top10:
+            raise ValueError(
+                "need top10_revenue_share / 10 <= top1_revenue_share <= top10_revenue_share, "
+                f"got {top1} and {top10}"
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -402,7 +459,8 @@ def generate_dataset(
     ``<table>.parquet`` (columns exactly those of :mod:`kam_analysis.core.schemas`,
     dates as ``timestamp[us]``, currency ``JPY``), plus ``ground_truth.json``
     (global truths: churn coefficients and how to measure their covariates,
-    tier shares, seasonality, growth, product preferences) and
+    tier shares, seasonality, growth, product preferences, the planted
+    revenue concentration) and
     ``ground_truth_accounts.parquet`` (one row per account: ``account_id,
     true_tier, annual_growth, true_wallet, true_share_of_wallet, nps_latent,
     exec_engaged, utilisation, contractual, churned, churn_date,
@@ -681,11 +739,10 @@ def _draw_accounts(
     A["exec_engaged"] = rng.random(n) < np.asarray(s.exec_engaged_share)[tier]
     util = rng.beta(7.0, 3.0, n)
     A["utilisation"] = np.where(contractual, util, np.nan)
-    A["hazard"] = _monthly_hazard(A["nps_latent"], A["exec_engaged"], A["utilisation"], s)
 
-    # Churn: constant monthly hazard from the month after the first active month.
-    k = np.floor(np.log(rng.random(n)) / np.log1p(-A["hazard"])).astype(np.int64)
-    churn_m = first_m + 1 + np.minimum(k, 10 * M)
+    # Churn: time-varying monthly hazard from the month after the first active month
+    # (engagement, NPS responses, tenure, renewal months; see _churn_dynamics).
+    churn_m = _churn_dynamics(rng.spawn(1)[0], A, cal, s, rng.random(n))
     churned = churn_m <= M - 1
     cm = np.minimum(churn_m, M - 1)
     churn_off = np.floor(rng.random(n) * (cal.win_hi[cm] + 1)).astype(np.int64)
@@ -733,18 +790,240 @@ def _draw_accounts(
     adoption_days = np.ceil(rng.gamma(2.0, 12.0 * (1 + 0.4 * (dc - 1)))).astype(np.int64) + 1
     A["go_live"] = A["signed0"] + adoption_days
     A["seats0"] = np.clip(np.round(A["employees"] * rng.uniform(0.05, 0.3, n)), 5, 50_000)
-    A["survey_rate"] = rng.uniform(2.0, 4.0, n)
+    _plant_concentration(A, cal, s)
     return A
 
 
-def _monthly_hazard(nps, exec_engaged, utilisation, s: SyntheticSettings) -> np.ndarray:
-    x_util = np.where(np.isnan(utilisation), 0.0, (np.nan_to_num(utilisation) - 0.7) * 10)
+def _expected_recent_revenue(
+    A: dict[str, np.ndarray], cal: _Calendar, months: int = 12
+) -> np.ndarray:
+    """Expected revenue of each account over the last ``months`` months (no noise).
+
+    Wallet x growth x share of wallet (with the lines adopted by then) x
+    seasonality, summed over the months the account is active; partial first
+    and last months count in full. O(accounts x months).
+    """
+    M = cal.n_months
+    total = np.zeros(len(A["wallet0"]))
+    for m in range(max(0, M - months), M):
+        adopted = A["adopt_m"] <= m
+        sow = np.minimum(A["sow0"] * (A["z"] * adopted).sum(1) / A["z_init"], _SOW_CAP)
+        active = (A["first_m"] <= m) & (A["last_m"] >= m)
+        rate = A["wallet0"] * (1 + A["growth"]) ** cal.t_years[m] * sow * cal.season[m] / 12
+        total += np.where(active, rate, 0.0)
+    return total
+
+
+def zipf_top_shares(top1: float, top10: float, k: int = 10) -> np.ndarray:
+    """Shares of the ``k`` largest accounts, ``p_i ∝ i**-a``, with ``p_1 = top1`` and sum ``top10``.
+
+    The exponent ``a >= 0`` is found by bisection (``a = 0``: equal shares).
+
+    Raises
+    ------
+    ValueError
+        Unless ``top10 / k <= top1 <= top10``.
+    """
+    if not top10 / k <= top1 <= top10:
+        raise ValueError(f"need top10 / {k} <= top1 <= top10, got {top1} and {top10}")
+    ranks = np.arange(1, k + 1, dtype=float)
+
+    def first_share(a: float) -> float:
+        w = ranks**-a
+        return float(w[0] / w.sum())
+
+    lo, hi = 0.0, 60.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if first_share(mid) < top1 / top10 else (lo, mid)
+    w = ranks ** -((lo + hi) / 2)
+    return top10 * w / w.sum()
+
+
+def _plant_concentration(A: dict[str, np.ndarray], cal: _Calendar, s: SyntheticSettings) -> None:
+    """Scale the wallets of the largest accounts to the planted top-1 / top-10 shares.
+
+    Runs after every random draw, so the random stream, the tiers, hazards and
+    event counts do not change: only ``wallet0`` (and what derives from it,
+    ``wallet_end``, ``run_rate_last``) of at most 10 accounts grows. The
+    candidates are the accounts still active at the end, key accounts first,
+    then by expected revenue of the last 12 months; the i-th gets at least the
+    share ``p_i`` of :func:`zipf_top_shares` of the book's expected 12-month
+    revenue (a larger account is not shrunk, so a small book that is already
+    more concentrated stays as drawn). Employees and transaction counts keep
+    their draw. Sets ``A["concentration_factor"]`` (1 for other accounts).
+    """
+    n = len(A["wallet0"])
+    factor = np.ones(n)
+    A["concentration_factor"] = factor
+    if s.top1_revenue_share is None or s.top10_revenue_share is None:
+        return
+    expected = _expected_recent_revenue(A, cal)
+    alive = np.flatnonzero(~A["churned"] & (expected > 0))
+    order = np.lexsort((-expected[alive], A["tier"][alive] != 0))
+    top = alive[order[:10]]
+    if top.size == 0:
+        return
+    target = zipf_top_shares(s.top1_revenue_share, s.top10_revenue_share)[: top.size]
+    current = expected[top]
+    rest = expected.sum() - current.sum()
+    total = expected.sum()
+    for _ in range(200):  # total = rest + sum(max(current, p * total)): a contraction
+        new = rest + np.maximum(current, target * total).sum()
+        if abs(new - total) <= 1e-12 * new:
+            break
+        total = new
+    factor[top] = np.maximum(1.0, target * total / current)
+    for key in ("wallet0", "wallet_end", "run_rate_last"):
+        A[key] = A[key] * factor
+
+
+def _window_month(days: np.ndarray, cal: _Calendar) -> np.ndarray:
+    """Calendar month of each day, counted from the window's first month (negative before)."""
+    m0 = np.datetime64(cal.start, "D").astype("datetime64[M]").astype(np.int64)
+    months = np.asarray(days, dtype=np.int64).astype("datetime64[D]").astype("datetime64[M]")
+    return months.astype(np.int64) - m0
+
+
+def _engagement_and_meetings(
+    tv: np.random.Generator, A: dict, s: SyntheticSettings, col: np.ndarray, exists: np.ndarray
+) -> np.ndarray:
+    """Executive meetings per account-month: engagement switches on and off (Markov chain).
+
+    The chain starts in ``A["exec_engaged"]``, switches off with probability
+    ``exec_switch_monthly`` and on at the rate that keeps the tier's share
+    (``exec_engaged_share``) stationary; an engaged account meets an executive
+    with probability 1/3 a month, and always in its first month in the window.
+    Sets ``A["exec_engaged_end"]``; returns the meeting matrix (accounts x columns).
+    """
+    n, T = exists.shape
+    share = np.asarray(s.exec_engaged_share)[A["tier"]]
+    p_off = s.exec_switch_monthly
+    p_on = np.minimum(p_off * share / (1 - share), 1.0)
+    engaged = np.empty((n, T), dtype=bool)
+    state = A["exec_engaged"].copy()
+    for t in range(T):  # loop over months, vectorised over accounts
+        if t:
+            flip = tv.random(n)
+            state = np.where(state, flip >= p_off, flip < p_on)
+        engaged[:, t] = state
+    A["exec_engaged_end"] = state
+    first = col == A["first_m"][:, None]
+    return engaged & exists & (first | (tv.random((n, T)) < 1 / 3))
+
+
+def _survey_responses(
+    tv: np.random.Generator, A: dict, s: SyntheticSettings, exists: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drifting latent NPS and the survey responses drawn from it (NaN: no survey that month).
+
+    Latent NPS = ``nps_latent`` + an AR(1) drift (stationary SD ``nps_drift_sd``),
+    clipped to 0-10; an account answers at most one survey a month, with
+    probability ``survey_rate / 12``; responses ~ round(N(latent, 1.5)) clipped.
+    Sets ``A["survey_rate"]``; returns ``(latent, responses)`` (accounts x columns).
+    """
+    n, T = exists.shape
+    ar, sd = s.nps_drift_ar, s.nps_drift_sd
+    drift = np.empty((n, T))
+    drift[:, 0] = tv.normal(0.0, sd, n)
+    eps = tv.normal(0.0, sd * math.sqrt(1 - ar**2), (n, T))
+    for t in range(1, T):
+        drift[:, t] = ar * drift[:, t - 1] + eps[:, t]
+    latent = np.clip(A["nps_latent"][:, None] + drift, 0, 10)
+    A["survey_rate"] = tv.uniform(2.0, 4.0, n)
+    has = exists & (tv.random((n, T)) < A["survey_rate"][:, None] / 12)
+    resp = np.clip(np.round(tv.normal(latent, 1.5)), 0, 10)
+    return latent, np.where(has, resp, np.nan)
+
+
+def _latest_response(resp: np.ndarray, max_age: int, first_col: int) -> np.ndarray:
+    """Latest response strictly before each column from ``first_col`` on, if at most ``max_age`` old."""
+    n, T = resp.shape
+    out = np.full((n, T - first_col), np.nan)
+    last_val = np.full(n, np.nan)
+    last_t = np.full(n, -(1 << 30))
+    for t in range(T):
+        if t >= first_col:
+            out[:, t - first_col] = np.where(t - last_t <= max_age, last_val, np.nan)
+        upd = ~np.isnan(resp[:, t])
+        last_val = np.where(upd, resp[:, t], last_val)
+        last_t = np.where(upd, t, last_t)
+    return out
+
+
+def _renewal_months(A: dict, cal: _Calendar) -> np.ndarray:
+    """(accounts, months) True in the calendar month a contractual account's annual term ends."""
+    n, M = len(A["since"]), cal.n_months
+    since = A["since"]
+    j0 = np.maximum(0, np.floor((cal.start - since) / 365.25).astype(np.int64) - 1)
+    j = j0[:, None] + np.arange(M // 12 + 3)[None, :]
+    ends = since[:, None] + np.round(365.25 * (j + 1)).astype(np.int64) - 1
+    em = _window_month(ends.ravel(), cal).reshape(ends.shape)
+    ok = (em >= 0) & (em < M) & A["contractual"][:, None]
+    out = np.zeros((n, M), dtype=bool)
+    out[np.nonzero(ok)[0], em[ok]] = True
+    return out
+
+
+def _churn_dynamics(
+    tv: np.random.Generator, A: dict, cal: _Calendar, s: SyntheticSettings, u: np.ndarray
+) -> np.ndarray:
+    """Time-varying monthly churn hazard and the churn month of each account.
+
+    ``h[i, m] = h0 · exp(β_nps x_nps + β_exec x_exec + β_util x_util) · HR_tenure(band)
+    · HR_renewal^renewal`` for window month ``m``, where ``x_exec`` = 1 without an
+    executive meeting in the previous ``exec_lookback_months`` months, ``x_nps``
+    = the latest survey response of the previous ``nps_max_age_months`` months
+    minus 7 (the latent NPS of the previous month when there is none),
+    ``x_util`` = (utilisation − 0.7) · 10 (0 for transactional accounts), the
+    tenure band counts months since ``since`` (0-12, 12-24, 24-36, 36+ = 1) and
+    ``renewal`` = 1 in the month a contractual account's annual term ends.
+    Meetings and responses are simulated from ``max(lookbacks)`` months before
+    the window (not written: the data history starts at the window).
+
+    The account churns in the first month at risk (from the month after its
+    first month) where ``prod(1 - h) < u``. Sets ``A["exec_meet"]``,
+    ``A["survey_nps"]`` (window months), ``A["hazard"]`` (the hazard of the
+    last month at risk) and the engagement / survey truths; returns the churn
+    month (``>= M`` when the account survives the window).
+    """
+    n, M = len(u), cal.n_months
+    P = max(s.exec_lookback_months, s.nps_max_age_months)
+    since_m = _window_month(A["since"], cal)
+    col = np.arange(P + M)[None, :] - P
+    exists = col >= since_m[:, None]
+    met = _engagement_and_meetings(tv, A, s, col, exists)
+    latent, resp = _survey_responses(tv, A, s, exists)
+    A["exec_meet"] = met[:, P:]
+    A["survey_nps"] = resp[:, P:].astype(np.float32)
+
+    L = s.exec_lookback_months
+    cum = np.zeros((n, P + M + 1), dtype=np.int32)
+    cum[:, 1:] = np.cumsum(met, axis=1)
+    hi = P + np.arange(M)
+    no_contact = (cum[:, hi] - cum[:, hi - L]) == 0
+    known = _latest_response(resp, s.nps_max_age_months, P)
+    x_nps = np.where(np.isnan(known), latent[:, P - 1 : P + M - 1], known) - 7.0
+    util = A["utilisation"]
+    x_util = np.where(np.isnan(util), 0.0, (np.nan_to_num(util) - 0.7) * 10)
+    tenure = np.arange(M)[None, :] - since_m[:, None]
+    log_tenure = np.log(np.r_[np.asarray(s.hr_tenure), 1.0])
+    band = np.searchsorted(np.array([12, 24, 36]), tenure, side="right")
     lin = (
-        np.log(s.hr_nps_per_point) * (nps - 7)
-        + np.log(s.hr_no_executive_contact) * (1 - exec_engaged.astype(float))
-        + np.log(s.hr_utilisation_per_10pp) * x_util
+        np.log(s.baseline_monthly_hazard)
+        + np.log(s.hr_nps_per_point) * x_nps
+        + np.log(s.hr_no_executive_contact) * no_contact
+        + (np.log(s.hr_utilisation_per_10pp) * x_util)[:, None]
+        + log_tenure[band]
+        + np.log(s.hr_renewal_month) * _renewal_months(A, cal)
     )
-    return np.minimum(s.baseline_monthly_hazard * np.exp(lin), 0.5)
+    h = np.minimum(np.exp(lin), 0.5)
+    at_risk = np.arange(M)[None, :] >= A["first_m"][:, None] + 1
+    cum_h = np.cumsum(np.where(at_risk, -np.log1p(-h), 0.0), axis=1)
+    gone = cum_h > -np.log(u)[:, None]
+    churn_m = np.where(gone[:, -1], np.argmax(gone, axis=1), M)
+    A["hazard"] = h[np.arange(n), np.minimum(churn_m, M - 1)]
+    return churn_m.astype(np.int64)
 
 
 def _company_names(rng: np.random.Generator, industry: np.ndarray) -> pa.Array:
@@ -1379,9 +1658,7 @@ def _activities(ctx: _Ctx, stk: dict, poc_reviews):
         )
     )
     kinds.append("executive_meeting")
-    first = m == a["first_m"][:, None]
-    exec_ = a["exec_engaged"][:, None] & active & (first | (rng.random((B, M)) < 1 / 3))
-    counts.append(exec_.astype(np.int64))
+    counts.append((a["exec_meet"] & active).astype(np.int64))  # drawn with the churn
     kinds.append("onboarding")
     glm = np.where(
         a["contractual"] & (a["go_live"] >= cal.start) & (a["go_live"] <= cal.end),
@@ -1436,12 +1713,13 @@ def _activities(ctx: _Ctx, stk: dict, poc_reviews):
 
 def _surveys(ctx: _Ctx, stk: dict):
     rng, a = ctx.rng, ctx.a
-    cnt = rng.poisson(a["survey_rate"][:, None] / 12 * ctx.frac)
-    acc, _, day = ctx.expand_cells(cnt)
+    # responses were drawn with the churn (they drive the hazard): one per month at most
+    cnt = (~np.isnan(a["survey_nps"]) & ctx.active).astype(np.int64)
+    acc, mon, day = ctx.expand_cells(cnt)
     srt = np.lexsort((day, acc))
-    acc, day = acc[srt], day[srt]
+    acc, mon, day = acc[srt], mon[srt], day[srt]
     n = len(acc)
-    nps = np.clip(np.round(rng.normal(a["nps_latent"][acc], 1.5)), 0, 10).astype(np.int64)
+    nps = a["survey_nps"][acc, mon].astype(np.int64)
     csat = np.clip(np.round(1 + 0.4 * nps + rng.normal(0, 0.7, n)), 1, 5).astype(np.int64)
     contact = stk["off"][acc] + np.floor(rng.random(n) * stk["k"][acc]).astype(np.int64)
     table = pa.table(
@@ -1545,7 +1823,56 @@ def _write_all(
             w.close()
 
     _write_truth(folder, A, ids, truth, cal, s, seed, n, fy_start, start, end)
+    rows |= _write_plans(folder, A, ids, seed, cal)
     return rows
+
+
+def _write_plans(folder: Path, A: dict, ids: pa.Array, seed: int, cal: _Calendar) -> dict:
+    """Account team, objectives and concerns (:mod:`.plans`), recorded in the ground truth."""
+    plans = write_plan_tables(
+        folder,
+        seed=seed,
+        account_ids=ids.to_pylist(),
+        tier=A["tier"],
+        churned=A["churned"],
+        as_of=str(np.datetime64(cal.end, "D")),
+    )
+    path = folder / "ground_truth.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["plans"] = plans["truth"]
+    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return plans["rows"]
+
+
+def _concentration_truth(A: dict, ids: pa.Array, cal: _Calendar, s: SyntheticSettings) -> dict:
+    """The planted concentration: targets, the scaled accounts and the expected shares."""
+    expected = _expected_recent_revenue(A, cal)
+    total = float(expected.sum())
+    shares = np.sort(expected)[::-1] / total if total > 0 else np.zeros(0)
+    scaled = np.flatnonzero(A["concentration_factor"] != 1.0)
+    scaled = scaled[np.argsort(-expected[scaled], kind="stable")]
+    return {
+        "top1_revenue_share": s.top1_revenue_share,
+        "top10_revenue_share": s.top10_revenue_share,
+        "definition": "after every random draw, the wallets of at most 10 accounts active at "
+        "as_of (key accounts first, then by expected revenue of the last 12 months) are scaled "
+        "up so that the i-th holds at least p_i of the book's expected revenue of the last 12 "
+        "months, p_i proportional to i^-a with p_1 = top1_revenue_share and "
+        "sum p_i = top10_revenue_share; accounts already larger are not shrunk; employees and "
+        "transaction counts keep their draw",
+        "scaled_accounts": [
+            {
+                "account_id": ids[int(i)].as_py(),
+                "wallet_factor": float(A["concentration_factor"][i]),
+                "expected_share_12m": float(expected[i] / total),
+            }
+            for i in scaled
+        ],
+        "expected_top1_share_12m": float(shares[:1].sum()),
+        "expected_top5_share_12m": float(shares[:5].sum()),
+        "expected_top10_share_12m": float(shares[:10].sum()),
+        "expected_hhi_12m": float(10_000 * np.sum(shares**2)),
+    }
 
 
 def _write_truth(
@@ -1603,22 +1930,51 @@ def _write_truth(
             "settings": s.model_dump(mode="json"),
         },
         "churn": {
-            "model": "monthly proportional hazard h = h0 * exp(b_nps*(nps_latent-7) + "
-            "b_exec*(1-exec_engaged) + b_util*(utilisation-0.7)*10); constant over time, at risk "
-            "from the month after the account's first month in the window; util term 0 for "
-            "transactional accounts",
+            "model": "time-varying monthly proportional hazard h[i, m] = h0 * exp(b_nps*x_nps + "
+            "b_exec*x_exec + b_util*x_util) * hr_tenure[band] * hr_renewal_month^renewal, at risk "
+            "from the month after the account's first month in the window; the account churns "
+            "in month m with probability h[i, m]",
             "baseline_monthly_hazard": s.baseline_monthly_hazard,
+            "baseline_definition": "h0 is the hazard at NPS 7, an executive meeting in the "
+            "previous 12 months, 70 % utilisation, tenure 36+ months, outside a renewal month",
             "coefficients": coef,
             "hazard_ratios": {k: math.exp(v) for k, v in coef.items()},
+            "baseline_hazard_ratios": {
+                "tenure_0_12m": s.hr_tenure[0],
+                "tenure_12_24m": s.hr_tenure[1],
+                "tenure_24_36m": s.hr_tenure[2],
+                "renewal_month": s.hr_renewal_month,
+            },
+            "time_varying": {
+                "executive_engagement": "two-state Markov chain per account, starting in "
+                f"exec_engaged; switches off with probability {s.exec_switch_monthly:.4f} a "
+                "month and on at the rate that keeps the tier's exec_engaged_share stationary; "
+                "an engaged account has an executive_meeting with probability 1/3 a month (and "
+                "always in its first month in the window)",
+                "nps": f"latent NPS = nps_latent + AR(1) drift (coefficient {s.nps_drift_ar}, "
+                f"stationary SD {s.nps_drift_sd}), clipped to 0-10; at most one survey a month, "
+                "with probability survey_rate / 12; response = round(N(latent, 1.5)) clipped",
+                "history": f"meetings and responses are simulated from "
+                f"{max(s.exec_lookback_months, s.nps_max_age_months)} months before the "
+                "window; only those inside the window are written, so the first months of the "
+                "window have an incomplete look-back",
+            },
             "covariate_definitions": {
-                "nps_per_point": "mean of surveys.nps over the account's responses, minus 7 "
-                "(responses ~ round(N(nps_latent, 1.5)) clipped to 0-10; accounts without "
-                "responses have no measurement)",
+                "nps_per_point": "latest surveys.nps dated before the month, if within the "
+                f"previous {s.nps_max_age_months} months, minus 7; without one the hazard uses "
+                "the latent NPS of the previous month (not observed: a missing measurement)",
                 "no_executive_contact": "1 if the account has no activities row with kind "
-                "'executive_meeting' in its whole history, else 0 (recovers exec_engaged exactly)",
-                "utilisation_per_10pp": "mean of usage.seats_active / usage.seats_purchased over "
-                "the account's usage months, minus 0.7, times 10; 0 for accounts without usage "
-                "rows (transactional accounts)",
+                f"'executive_meeting' in the {s.exec_lookback_months} calendar months before the "
+                "month (months before the account's since date do not exist), else 0",
+                "utilisation_per_10pp": "(utilisation - 0.7) * 10, a constant latent per account, "
+                "measured by usage.seats_active / usage.seats_purchased (Binomial noise); 0 for "
+                "transactional accounts",
+            },
+            "baseline_definitions": {
+                "tenure_band": "calendar months from the month of accounts.since to the month",
+                "renewal_month": "the calendar month holding the end date of one of the "
+                "account's annual terms (since + round(365.25 * (j + 1)) - 1 days); contractual "
+                "accounts only",
             },
             "event_definition": "churned accounts have status 'churned' and churn_date on their "
             "last contract (contractual) and in ground_truth_accounts; no transaction, activity, "
@@ -1674,6 +2030,7 @@ def _write_truth(
             "cost_above_revenue_share": s.cost_above_revenue_share,
         },
         "opportunities": {"poc_win_rate": s.poc_win_rate},
+        "concentration": _concentration_truth(A, ids, cal, s),
         "accounts_file": "ground_truth_accounts.parquet",
     }
     (folder / "ground_truth.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

@@ -18,14 +18,17 @@ from kam_analysis.report.charts.ltv import (
     forest_plot,
     interval_ranking,
     period_histogram_plot,
+    pit_histogram,
     renewal_bars,
     retention_plot,
     tracking_plot,
 )
 from kam_analysis.report.charts.plan import (
     CARD_STRIPE_COLOURS,
+    OBJECTIVE_COLOURS,
     kpi_cards,
     month_axis,
+    objective_roadmap,
     product_line_bars,
     revenue_history,
 )
@@ -52,11 +55,13 @@ from kam_analysis.report.charts.valuation import (
 
 __all__ = [
     "CARD_STRIPE_COLOURS",
+    "OBJECTIVE_COLOURS",
     "FittedText",
     "STANCE_COLOURS",
     "bar_contributions",
     "break_even_plot",
     "calibration_plot",
+    "pit_histogram",
     "concentration_trend_plot",
     "family_colors",
     "fan_chart",
@@ -71,6 +76,7 @@ __all__ = [
     "pareto_curves",
     "period_histogram_plot",
     "place_legend",
+    "objective_roadmap",
     "product_line_bars",
     "quadrant_scatter",
     "rank_intervals",

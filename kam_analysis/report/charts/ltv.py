@@ -1,4 +1,4 @@
-"""LTV charts: forest plot, interval ranking, calibration, tracking, retention, renewals."""
+"""LTV charts: forest plot, interval ranking, calibration, PIT, tracking, retention, renewals."""
 
 from __future__ import annotations
 
@@ -181,6 +181,57 @@ def calibration_plot(
     ax.set_xlabel(t("ltv.axis.predicted", lang))
     ax.set_ylabel(t("ltv.axis.actual", lang))
     ax.legend(loc="upper left")
+    if title:
+        ax.set_title(_plain(title))
+    return ax
+
+
+def pit_histogram(
+    pit: pd.DataFrame,
+    *,
+    group: str = "group",
+    value: str = "pit",
+    bins: int = 10,
+    ax: Axes | None = None,
+    lang: str = "en",
+    title: str | None = None,
+) -> Axes:
+    """Histogram of PIT values per group, as densities, with the uniform line at 1.
+
+    A calibrated forecast gives flat bars at 1; a U shape (outcomes in the
+    tails) means intervals too narrow, a hump in the middle too wide, a slope
+    a biased forecast.
+
+    Parameters
+    ----------
+    pit : DataFrame
+        ``group`` (label per row) and ``value`` (PIT in [0, 1]), e.g. the
+        live accounts of ``BacktestResult.accounts`` with their model label.
+    group, value : str
+        Column names.
+    bins : int
+        Equal-width bins on [0, 1].
+    ax : Axes, optional
+    lang : str, default "en"
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+        One step line per group, then the uniform reference line.
+    """
+    _require_cols(pit, "pit_histogram", [group, value])
+    ax = _new_ax(ax, width="half", height=FULL_WIDTH_IN / 2)
+    edges = np.linspace(0.0, 1.0, int(bins) + 1)
+    for i, (name, g) in enumerate(pit.groupby(group, sort=True)):
+        dens, _ = np.histogram(g[value].to_numpy(dtype=float), bins=edges, density=True)
+        ax.stairs(dens, edges, color=f"C{i}", lw=2, label=_plain(str(name)))
+    ax.axhline(1.0, color="0.6", ls=":", lw=1, label=t("ltv.uniform", lang))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(t("ltv.axis.pit", lang))
+    ax.set_ylabel(t("ltv.axis.density", lang))
+    ax.legend(loc="upper center", fontsize="small")
     if title:
         ax.set_title(_plain(title))
     return ax

@@ -305,3 +305,116 @@ def product_line_bars(
         ax.set_title(_plain(title))
     place_legend(ax, loc="lower right")  # below the axis when every corner covers a bar
     return ax
+
+
+OBJECTIVE_COLOURS: dict[str, str] = {
+    "achieved": "#1a9641",
+    "on_track": "#a6d96a",
+    "at_risk": "#fdae61",
+    "missed": "#d7191c",
+    "planned": "#9ecae1",
+    "dropped": "#bdbdbd",
+    "no_data": "#e0e0e0",
+}
+"""Bar colour of :func:`objective_roadmap` by assessed status (``objectives.ASSESSED_STATUSES``)."""
+
+
+def _roadmap_span(
+    start: pd.Series, due: pd.Series, as_of: pd.Timestamp, years: tuple[int, int]
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """x range: a year of history, then at least ``years[0]`` and at most ``years[1]`` ahead."""
+    lo = min(start.min(), as_of - pd.DateOffset(years=1))
+    hi = max(due.max(), as_of + pd.DateOffset(years=years[0]))
+    return lo - pd.Timedelta(days=30), min(hi, as_of + pd.DateOffset(years=years[1]))
+
+
+def objective_roadmap(
+    progress: pd.DataFrame,
+    *,
+    as_of,
+    next_review=None,
+    ax: Axes | None = None,
+    lang: str = "en",
+    title: str | None = None,
+    years: tuple[int, int] = (3, 5),
+) -> Axes:
+    """The plan's roadmap: one bar per objective from start to due date, coloured by status.
+
+    Parameters
+    ----------
+    progress : DataFrame
+        :func:`kam_analysis.objectives.objective_progress` rows (``objective``,
+        ``start_date``, ``due_date``, ``assessed``, ``progress``), drawn
+        top-down in row order. The part of a bar up to the measured progress
+        is solid, the rest light.
+    as_of : date-like
+        Drawn as a solid vertical line.
+    next_review : date-like, optional
+        The next review (dashed line).
+    ax : Axes, optional
+    lang : str
+    title : str, optional
+    years : (int, int)
+        The axis shows at least the first and at most the second number of
+        years after ``as_of`` (and one year before it).
+
+    Returns
+    -------
+    Axes
+        One bar per row in ``ax.containers[0]``.
+
+    Raises
+    ------
+    KeyError
+        For a missing column.
+    ValueError
+        For an empty frame.
+    """
+    import matplotlib.dates as mdates
+    from matplotlib.patches import Patch
+
+    need = ("objective", "start_date", "due_date", "assessed", "progress")
+    missing = [c for c in need if c not in progress.columns]
+    if missing:
+        raise KeyError(f"objective_roadmap: column(s) {missing} not in the frame")
+    if progress.empty:
+        raise ValueError("objective_roadmap: no objectives to draw")
+    as_of = pd.Timestamp(as_of)
+    start = pd.to_datetime(progress["start_date"])
+    due = pd.to_datetime(progress["due_date"])
+    lo, hi = _roadmap_span(start, due, as_of, years)
+    ax = _new_ax(ax, height=max(2.4, 0.42 * len(progress) + 1.3))
+    y = np.arange(len(progress))[::-1]
+    x0 = mdates.date2num(start.clip(lower=lo))
+    x1 = mdates.date2num(due.clip(upper=hi))
+    colours = [OBJECTIVE_COLOURS.get(s, _NEUTRAL_STRIPE) for s in progress["assessed"]]
+    ax.barh(y, x1 - x0, left=x0, height=0.55, color=colours, alpha=0.45, edgecolor=colours)
+    done = np.clip(progress["progress"].to_numpy(dtype=float), 0, 1)
+    width = np.where(np.isfinite(done), (mdates.date2num(due) - mdates.date2num(start)) * done, 0)
+    ax.barh(y, np.minimum(width, x1 - x0), left=x0, height=0.55, color=colours)
+    ax.axvline(mdates.date2num(as_of), color="#333333", lw=1.2)
+    ax.text(
+        mdates.date2num(as_of), len(progress) - 0.4, t("plan.roadmap.as_of", lang),
+        ha="center", va="bottom", fontsize="small",
+    )  # fmt: skip
+    handles = [
+        Patch(color=OBJECTIVE_COLOURS[s], label=t(f"plan.objective_status.{s}", lang))
+        for s in OBJECTIVE_COLOURS
+        if s in set(progress["assessed"])
+    ]
+    if next_review is not None:
+        x = mdates.date2num(pd.Timestamp(next_review))
+        ax.axvline(x, color="C0", lw=1.2, ls="--", label=t("plan.roadmap.next_review", lang))
+        handles.append(ax.get_lines()[-1])
+    labels = [wrap_label(_plain(v), 28) for v in progress["objective"]]
+    ax.set_yticks(y, labels)
+    ax.set_ylim(-0.7, len(progress) - 0.1)
+    ax.set_xlim(mdates.date2num(lo), mdates.date2num(hi))
+    ax.xaxis.set_major_locator(mdates.YearLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
+    ax.grid(axis="y", visible=False)
+    if title:
+        ax.set_title(_plain(title))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4,
+              fontsize="small", frameon=False)  # fmt: skip
+    return ax

@@ -1,0 +1,366 @@
+"""Persistent and transient revenue shocks: a local-level model of log quarterly revenue.
+
+Revenue of a key account does not scatter independently around a trend line:
+a won product line or a lost budget moves the level for good. The LTV
+interval (:mod:`~kam_analysis.ltv.value`) therefore simulates each account's
+de-seasonalised log quarterly revenue as a random walk with drift observed
+with noise (the local-level model, Harvey 1989, ch. 2):
+
+``y_t = mu_t + eps_t``, ``mu_t = mu_{t-1} + g / 4 + eta_t``, with
+``eta_t ~ N(0, c_i sigma_eta^2)`` (persistent) and ``eps_t ~ N(0, c_i sigma_eps^2)``
+(transient).
+
+Estimation, from each account's own history (:func:`~kam_analysis.ltv.trajectory.quarterly_revenue`):
+
+1. Log quarterly revenue, less the book's quarter-of-year profile; per
+   account the latest run of consecutive quarters with revenue.
+2. Its first differences ``d_t = g / 4 + eta_t + eps_t - eps_{t-1}``, less
+   their mean (the account's drift), give two quadratic forms: the sum of
+   squares ``Q0`` and the lag-1 cross-product ``Q1``. Their expectations are
+   linear in ``(sigma_eta^2, sigma_eps^2)`` with known coefficients (traces
+   of the demeaning and covariance matrices), so the book's two variances
+   solve a 2x2 system of the summed moments (method of moments, unbiased for
+   any series length). A bootstrap over accounts gives their uncertainty.
+3. Each account's scale ``c_i``: ``s_i^2 = Q0_i / E[Q0_i | c = 1]`` with
+   Satterthwaite degrees of freedom ``d_i``, shrunk towards the book with the
+   empirical-Bayes scaled inverse-chi-square prior of Smyth (2004):
+   ``c_i | s_i^2 ~ (d0 s0^2 + d_i s_i^2) / chi^2_{d0 + d_i}``, ``d0`` and ``s0^2``
+   estimated from the spread of ``log s_i^2`` across accounts.
+
+References
+----------
+Harvey, A. C. (1989). *Forecasting, Structural Time Series Models and the
+Kalman Filter*. Cambridge University Press.
+
+Smyth, G. K. (2004). Linear models and empirical Bayes methods for assessing
+differential expression in microarray experiments. *Statistical Applications
+in Genetics and Molecular Biology* 3(1), article 3 (section 6.2: estimating
+``d0`` and ``s0^2``).
+
+Satterthwaite, F. E. (1946). An approximate distribution of estimates of
+variance components. *Biometrics Bulletin* 2(6), 110-114.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from ._base import NotFittedError
+from .trajectory import TrajectoryInputError, quarterly_revenue
+
+__all__ = [
+    "RevenueShocks",
+    "fit_prior_variance",
+    "local_level_moments",
+    "trigamma_inverse",
+]
+
+_MIN_DIFFS = 3  # differences per account for the lag-1 moment to say anything
+
+
+def local_level_moments(n_diff: int) -> np.ndarray:
+    """Coefficients of ``E[Q0]`` and ``E[Q1]`` in ``(sigma_eta^2, sigma_eps^2)``.
+
+    For ``n_diff`` first differences of a local-level series, demeaned
+    (``M = I - 11'/n``), ``Q0 = d'Md`` and ``Q1 = sum_t (Md)_t (Md)_{t+1}``.
+    ``Cov(d) = sigma_eta^2 I + sigma_eps^2 K`` with ``K`` tridiagonal (2 on the
+    diagonal, -1 beside it), so ``E[Q] = tr(M A M Cov(d))``.
+
+    Parameters
+    ----------
+    n_diff : int
+        Number of differences (>= 2).
+
+    Returns
+    -------
+    ndarray, shape (2, 2)
+        ``[[E Q0 / sigma_eta^2, E Q0 / sigma_eps^2], [E Q1 / sigma_eta^2, E Q1 / sigma_eps^2]]``.
+        For ``n_diff = 2``: ``Q0 = (d_1 - d_2)^2 / 2`` and ``Q1 = -Q0 / 2``, so
+        ``[[1, 3], [-1/2, -3/2]]``.
+    """
+    n = int(n_diff)
+    if n < 2:
+        raise ValueError(f"n_diff must be >= 2, got {n_diff!r}")
+    m = np.eye(n) - 1.0 / n
+    k = 2 * np.eye(n) - np.eye(n, k=1) - np.eye(n, k=-1)
+    lag = (np.eye(n, k=1) + np.eye(n, k=-1)) / 2
+    mam = m @ lag @ m
+    return np.array([[np.trace(m), np.trace(m @ k)], [np.trace(mam), np.trace(mam @ k)]])
+
+
+def trigamma_inverse(x: Any) -> np.ndarray:
+    """Solve ``trigamma(y) = x`` for ``y > 0`` (Newton iteration of Smyth 2004)."""
+    x = np.asarray(x, dtype=float)
+    y = 0.5 + 1.0 / x
+    for _ in range(50):
+        tri = special.polygamma(1, y)
+        step = tri * (1 - tri / x) / special.polygamma(2, y)
+        y = y + step
+        if np.all(np.abs(step / y) < 1e-10):
+            break
+    return y
+
+
+def fit_prior_variance(s2: Any, df: Any) -> tuple[float, float]:
+    """Prior degrees of freedom and scale of sample variances (Smyth 2004, sec. 6.2).
+
+    Model: ``s_i^2 | c_i ~ c_i chi^2_{d_i} / d_i`` and ``c_i ~ d0 s0^2 / chi^2_{d0}``.
+
+    Parameters
+    ----------
+    s2 : array-like
+        Sample variances (> 0).
+    df : array-like
+        Their degrees of freedom (> 0).
+
+    Returns
+    -------
+    (float, float)
+        ``d0`` (``inf`` when the variances vary no more than sampling
+        explains: no heterogeneity) and ``s0^2``.
+    """
+    s2 = np.asarray(s2, dtype=float)
+    d = np.asarray(df, dtype=float)
+    e = np.log(s2) - special.digamma(d / 2) + np.log(d / 2)
+    e_mean = float(e.mean())
+    e_var = float(e.var(ddof=1)) - float(np.mean(special.polygamma(1, d / 2)))
+    if e_var <= 0:
+        return float("inf"), float(np.exp(e_mean))
+    d0 = 2.0 * float(trigamma_inverse(e_var))
+    return d0, float(np.exp(e_mean + special.digamma(d0 / 2) - np.log(d0 / 2)))
+
+
+class RevenueShocks:
+    """Local-level (random walk plus noise) model of each account's log quarterly revenue.
+
+    Parameters
+    ----------
+    value : str
+        Column of the monthly table (``"revenue"``; log gross profit is
+        undefined for a month sold at a loss).
+    max_quarters : int
+        Most recent complete quarters used (12 = three years).
+    bootstrap : int
+        Bootstrap replicates over accounts for the book's two variances.
+    seed : int
+        Seed of that bootstrap.
+
+    Attributes
+    ----------
+    params_ : dict
+        ``sigma_eta`` (persistent shock sd per quarter), ``sigma_eps``
+        (transient sd), ``d0`` and ``s0_sq`` (prior of the account scale),
+        ``n_accounts`` (accounts with ``_MIN_DIFFS`` or more differences),
+        ``n_quarters`` (quarters of those accounts), ``months`` (months
+        spanned by the quarters used).
+    book_draws_ : ndarray, shape (bootstrap, 2)
+        Bootstrap draws of ``(sigma_eta^2, sigma_eps^2)``.
+    accounts_ : DataFrame
+        Index ``account_id``; ``n_diff``, ``s2`` (raw scale), ``df``,
+        ``scale`` (shrunk ``c_i``), ``post_df`` (``d0 + d_i``).
+    seasonal_profile_ : ndarray
+        Log deviation by quarter of the year (as in the trajectory).
+    """
+
+    def __init__(
+        self, *, value: str = "revenue", max_quarters: int = 12, bootstrap: int = 200, seed: int = 0
+    ) -> None:
+        if int(max_quarters) < _MIN_DIFFS + 1:
+            raise ValueError(f"max_quarters must be >= {_MIN_DIFFS + 1}")
+        self.value = value
+        self.max_quarters = int(max_quarters)
+        self.bootstrap = int(bootstrap)
+        self.seed = int(seed)
+
+    def fit(self, monthly: pd.DataFrame, *, as_of: Any) -> RevenueShocks:
+        """Estimate the book's shock variances and each account's scale.
+
+        Parameters
+        ----------
+        monthly : DataFrame
+            ``account_id``, ``month`` and the ``value`` column
+            (:func:`~kam_analysis.data.features.monthly_revenue`).
+        as_of : date-like
+            Analysis date; complete quarters before it are used.
+
+        Returns
+        -------
+        RevenueShocks
+            ``self``, fitted.
+
+        Raises
+        ------
+        TrajectoryInputError
+            Missing columns, no complete quarter, or fewer than 3 accounts
+            with ``_MIN_DIFFS`` + 1 consecutive quarters with revenue.
+        """
+        q = quarterly_revenue(
+            monthly, as_of=as_of, value=self.value, max_quarters=self.max_quarters
+        )
+        runs = _latest_runs(q)
+        self.seasonal_profile_ = _seasonal_profile(runs)
+        runs["y"] = runs["y"] - self.seasonal_profile_[runs["quarter_of_year"].to_numpy()]
+        stats = _difference_moments(runs)
+        use = stats[stats["n_diff"] >= _MIN_DIFFS]
+        if len(use) < 3:
+            raise TrajectoryInputError(
+                f"only {len(use)} account(s) have {_MIN_DIFFS + 1} or more consecutive quarters "
+                "with revenue; at least 3 are needed for the revenue shock model"
+            )
+        coef = {n: local_level_moments(n) for n in use["n_diff"].unique()}
+        c = np.stack([coef[n] for n in use["n_diff"]])  # (accounts, 2, 2)
+        qq = use[["q0", "q1"]].to_numpy()
+        book = _solve_moments(c.sum(axis=0), qq.sum(axis=0))
+        rng = np.random.default_rng(self.seed)
+        idx = rng.integers(0, len(use), size=(self.bootstrap, len(use)))
+        self.book_draws_ = np.array(
+            [_solve_moments(c[i].sum(axis=0), qq[i].sum(axis=0)) for i in idx]
+        )
+        expect = c[:, 0, :] @ book  # E[Q0 | c = 1] per account
+        var_q0 = _q0_variance(use["n_diff"].to_numpy(), book)
+        s2 = np.clip(use["q0"].to_numpy() / np.where(expect > 0, expect, np.nan), 1e-6, None)
+        df = np.where(var_q0 > 0, 2 * expect**2 / np.where(var_q0 > 0, var_q0, 1.0), 1.0)
+        d0, s0_sq = fit_prior_variance(s2, df)
+        if np.isinf(d0):  # no heterogeneity beyond sampling: every account has the book's scale
+            shrunk = np.full_like(s2, s0_sq)
+        else:
+            shrunk = (d0 * s0_sq + df * s2) / (d0 + df)
+        self.accounts_ = pd.DataFrame(
+            {"n_diff": use["n_diff"].to_numpy(), "s2": s2, "df": df, "scale": shrunk},
+            index=pd.Index(use.index.astype(str), name="account_id"),
+        )
+        self.accounts_["post_df"] = d0 + df
+        self.params_ = {
+            "sigma_eta": float(np.sqrt(book[0])),
+            "sigma_eps": float(np.sqrt(book[1])),
+            "d0": float(d0),
+            "s0_sq": float(s0_sq),
+            "n_accounts": int(len(use)),
+            "n_quarters": int((use["n_diff"] + 1).sum()),
+            "months": int(3 * (use["n_diff"].max() + 1)),
+        }
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError("RevenueShocks is not fitted: call .fit(...) first")
+
+    def variance_draws(
+        self, account_ids: Any, draws: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Draws of each account's persistent and transient shock variance per quarter.
+
+        The book's variances come from the bootstrap, the account's scale from
+        its posterior ``(d0 + d_i) c_i / chi^2_{d0 + d_i}`` (an account without
+        enough history from the prior).
+
+        Returns
+        -------
+        (ndarray, ndarray)
+            ``sigma_eta^2`` and ``sigma_eps^2``, each of shape ``(draws, n)``.
+        """
+        self._check_fitted()
+        ids = pd.Index(pd.Series(account_ids).astype(str))
+        p = self.params_
+        a = self.accounts_.reindex(ids)
+        scale = a["scale"].fillna(p["s0_sq"]).to_numpy()
+        post_df = a["post_df"].fillna(p["d0"]).to_numpy()
+        n = len(ids)
+        finite = np.isfinite(post_df)
+        c = np.broadcast_to(scale, (draws, n)).copy()
+        if finite.any():
+            nu = post_df[finite]
+            c[:, finite] = nu * scale[finite] / rng.chisquare(nu, size=(draws, int(finite.sum())))
+        book = self.book_draws_[rng.integers(0, len(self.book_draws_), size=draws)]
+        return c * book[:, :1], c * book[:, 1:]
+
+    def summary(self) -> pd.DataFrame:
+        """``term``, ``estimate``, ``lower``, ``upper`` (bootstrap 90 %) of the book's shocks."""
+        self._check_fitted()
+        sd = np.sqrt(self.book_draws_)
+        lo, hi = np.quantile(sd, [0.05, 0.95], axis=0)
+        p = self.params_
+        share = self.book_draws_[:, 0] / (self.book_draws_[:, 0] + 2 * self.book_draws_[:, 1])
+        eta2, eps2 = p["sigma_eta"] ** 2, p["sigma_eps"] ** 2
+        return pd.DataFrame(
+            {
+                "term": ["sigma_persistent", "sigma_transient", "persistent_share", "prior_df"],
+                "estimate": [
+                    p["sigma_eta"],
+                    p["sigma_eps"],
+                    eta2 / (eta2 + 2 * eps2) if eta2 + eps2 > 0 else np.nan,
+                    p["d0"],
+                ],
+                "lower": [lo[0], lo[1], float(np.quantile(share, 0.05)), np.nan],
+                "upper": [hi[0], hi[1], float(np.quantile(share, 0.95)), np.nan],
+            }
+        )
+
+
+def _latest_runs(q: pd.DataFrame) -> pd.DataFrame:
+    """Per account, the quarters of its latest run of consecutive quarters with revenue."""
+    q = q.sort_values(["account_id", "quarter"])
+    zero_before = (q["value"] <= 0).astype(int).groupby(q["account_id"]).cumsum()
+    keep = (zero_before == 0) & (q["value"] > 0)  # quarter 0 backwards until the first zero
+    out = q.loc[keep, ["account_id", "quarter", "quarter_of_year"]].copy()
+    out["y"] = np.log(q.loc[keep, "value"].to_numpy())
+    return out.reset_index(drop=True)
+
+
+def _seasonal_profile(runs: pd.DataFrame) -> np.ndarray:
+    dev = runs["y"] - runs.groupby("account_id")["y"].transform("mean")
+    prof = dev.groupby(runs["quarter_of_year"]).mean().reindex(range(4), fill_value=0.0)
+    return (prof - prof.mean()).to_numpy()
+
+
+def _difference_moments(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per account: ``n_diff``, ``q0`` and ``q1`` of the demeaned first differences."""
+    r = runs.sort_values(["account_id", "quarter"], ascending=[True, False])
+    d = r.groupby("account_id", sort=False)["y"].diff()
+    r = r.assign(d=d).dropna(subset=["d"])
+    r["dd"] = r["d"] - r.groupby("account_id")["d"].transform("mean")
+    r["lag"] = r.groupby("account_id")["dd"].shift(1)
+    g = r.groupby("account_id")
+    return pd.DataFrame(
+        {
+            "n_diff": g.size(),
+            "q0": g["dd"].apply(lambda s: float(np.sum(s**2))),
+            "q1": (r["dd"] * r["lag"]).groupby(r["account_id"]).sum(),
+        }
+    )
+
+
+def _solve_moments(coef: np.ndarray, moments: np.ndarray) -> np.ndarray:
+    """``(sigma_eta^2, sigma_eps^2) >= 0`` from the summed moments; one set to 0 if negative."""
+    try:
+        sol = np.linalg.solve(coef, moments)
+    except np.linalg.LinAlgError:
+        sol = np.array([-1.0, -1.0])
+    if sol[0] >= 0 and sol[1] >= 0:
+        return sol
+    only_eta = np.array([moments[0] / coef[0, 0], 0.0])
+    only_eps = np.array([0.0, moments[0] / coef[0, 1]])
+    # the boundary fit closer to the lag-1 moment
+    err_eta = abs(coef[1] @ only_eta - moments[1])
+    err_eps = abs(coef[1] @ only_eps - moments[1])
+    return only_eta if err_eta <= err_eps else only_eps
+
+
+def _q0_variance(n_diff: np.ndarray, book: np.ndarray) -> np.ndarray:
+    """``Var(Q0) = 2 tr((M Sigma)^2)`` for a Gaussian series with the book's variances."""
+    out = np.empty(n_diff.size)
+    cache: dict[int, float] = {}
+    for i, n in enumerate(n_diff):
+        if n not in cache:
+            m = np.eye(n) - 1.0 / n
+            sigma = book[0] * np.eye(n) + book[1] * (
+                2 * np.eye(n) - np.eye(n, k=1) - np.eye(n, k=-1)
+            )
+            ms = m @ sigma
+            cache[n] = 2.0 * float(np.trace(ms @ ms))
+        out[i] = cache[n]
+    return out

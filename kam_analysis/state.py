@@ -1,0 +1,242 @@
+"""Run state: the portfolio computed once per report run, read by every notebook.
+
+``kam run`` builds the analysis state of the book before any notebook starts
+(:func:`kam_analysis.context.AnalysisContext.save_state`): the feature table,
+the monthly revenue, the scored book with status and tiers, and the LTV
+models with every account's LTV. Each notebook's context then reads these
+instead of computing them again (:func:`kam_analysis.context.load_context`
+finds the state through :data:`STATE_ENV`).
+
+A state is used only when its key matches the context asking for it
+(:func:`state_key`): the SHA-256 of every input file of the dataset, the
+resolved configuration, the as-of date, the language and the package and
+state-format versions. A changed input file or setting gives another key,
+so a stale state is never read; the context then computes on demand, as it
+does in JupyterLab without a run.
+
+Layout of a state folder::
+
+    state.json          key, tables, objects, build seconds
+    <table>.parquet     pandas tables (features, monthly, scored, ltv)
+    <object>.pickle     fitted models (written and read by the same run only)
+
+The pickles are written by the run into its own working folder and read by
+the notebooks of that run; a state folder from anywhere else is never
+opened, because :func:`open_state` requires the key it recomputes from the
+inputs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kam_analysis import __version__
+from kam_analysis.config import KamConfig
+
+STATE_ENV = "KAM_RUN_STATE"
+"""Environment variable naming the state folder of the running report run."""
+
+STATE_VERSION = 1
+"""Format version of the state folder; part of the key."""
+
+STATE_FILE = "state.json"
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def input_files(data_dir: Path) -> list[dict[str, Any]]:
+    """Every data file of a dataset folder with its size and SHA-256.
+
+    Hidden files and files in folders starting with ``.`` or ``_`` (caches,
+    converted copies) are left out.
+
+    Parameters
+    ----------
+    data_dir : Path
+        The dataset folder.
+
+    Returns
+    -------
+    list of dict
+        ``path`` (relative, POSIX), ``size`` (bytes) and ``sha256``, sorted by path.
+    """
+    files = []
+    for path in sorted(Path(data_dir).rglob("*")):
+        rel = path.relative_to(data_dir)
+        if any(part.startswith((".", "_")) for part in rel.parts) or not path.is_file():
+            continue
+        files.append({"path": rel.as_posix(), "size": path.stat().st_size, "sha256": _sha256(path)})
+    return files
+
+
+def state_key(files: list[dict[str, Any]], config: KamConfig, as_of: dt.date, lang: str) -> str:
+    """The key a state is stored and found under.
+
+    Parameters
+    ----------
+    files : list of dict
+        :func:`input_files` of the dataset.
+    config : KamConfig
+        The resolved configuration (every setting, defaults included).
+    as_of : date
+    lang : str
+
+    Returns
+    -------
+    str
+        SHA-256 (hex) of the inputs' hashes, the configuration, the as-of
+        date, the language, the package version and :data:`STATE_VERSION`.
+    """
+    payload = {
+        "inputs": [(f["path"], f["sha256"]) for f in files],
+        "config": json.loads(config.model_dump_json()),
+        "as_of": as_of.isoformat(),
+        "lang": lang,
+        "package": __version__,
+        "state_version": STATE_VERSION,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class RunState:
+    """An opened state folder whose key matched (see :func:`open_state`)."""
+
+    folder: Path
+    key: str
+    tables: tuple[str, ...]
+    objects: tuple[str, ...]
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        """A stored table (read once), or None when the state does not hold it."""
+        if name not in self.tables:
+            return None
+        if name not in self._cache:
+            self._cache[name] = pd.read_parquet(self.folder / f"{name}.parquet")
+        return self._cache[name]
+
+    def object(self, name: str) -> Any:
+        """A stored object (read once), or None when the state does not hold it."""
+        if name not in self.objects:
+            return None
+        if name not in self._cache:
+            with (self.folder / f"{name}.pickle").open("rb") as fh:
+                self._cache[name] = pickle.load(fh)
+        return self._cache[name]
+
+
+def write_state(
+    folder: Path,
+    key: str,
+    *,
+    tables: Mapping[str, pd.DataFrame],
+    objects: Mapping[str, Any] | None = None,
+    seconds: float | None = None,
+) -> Path:
+    """Write a state folder; ``state.json`` last, so a half-written state is never opened.
+
+    Parameters
+    ----------
+    folder : Path
+        Created when missing.
+    key : str
+        :func:`state_key` of the context that computed the contents.
+    tables : mapping of str to DataFrame
+        Stored as Parquet.
+    objects : mapping of str to object
+        Stored with pickle (fitted models).
+    seconds : float, optional
+        Build time, recorded in ``state.json``.
+
+    Returns
+    -------
+    Path
+        The ``state.json`` written.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    objects = dict(objects or {})
+    for name, obj in objects.items():
+        with (folder / f"{name}.pickle").open("wb") as fh:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    meta = {
+        "key": key,
+        "state_version": STATE_VERSION,
+        "tables": sorted(tables),
+        "objects": sorted(objects),
+        "seconds": None if seconds is None else round(seconds, 2),
+        "written": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    target = folder / STATE_FILE
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def read_state_meta(folder: Path) -> dict[str, Any] | None:
+    """``state.json`` of a state folder, or None when missing or unreadable."""
+    try:
+        meta = json.loads((Path(folder) / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def open_state(folder: Path, key: str) -> tuple[RunState | None, str]:
+    """Open a state folder if it was written for ``key``.
+
+    Parameters
+    ----------
+    folder : Path
+    key : str
+        :func:`state_key` of the context that wants to read it.
+
+    Returns
+    -------
+    (RunState or None, str)
+        The state and ``"used"``, or None and why not: ``"missing"`` (no
+        readable ``state.json``) or ``"stale"`` (written for other inputs,
+        settings, as-of date, language or version).
+    """
+    meta = read_state_meta(folder)
+    if meta is None:
+        return None, "missing"
+    if meta.get("key") != key or meta.get("state_version") != STATE_VERSION:
+        return None, "stale"
+    state = RunState(
+        folder=Path(folder),
+        key=key,
+        tables=tuple(meta.get("tables", ())),
+        objects=tuple(meta.get("objects", ())),
+    )
+    return state, "used"
+
+
+__all__ = [
+    "STATE_ENV",
+    "STATE_VERSION",
+    "RunState",
+    "input_files",
+    "open_state",
+    "read_state_meta",
+    "state_key",
+    "write_state",
+]
