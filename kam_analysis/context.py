@@ -371,22 +371,32 @@ class AnalysisContext:
         Like :meth:`frame` (rows dated after the as-of date dropped) for a
         single account, without loading the other accounts' rows.
         """
-        if not self.has(table):
-            return None
-        return _up_to(self._account_rows(table, account_id).to_pandas(), table, self.as_of)
+        return self._accounts_frame(table, [account_id])
 
     def account_monthly_lines(self, account_id: str) -> pd.DataFrame:
         """:attr:`monthly_lines` of one account, aggregated in the engine from its lines only."""
+        return self._accounts_monthly_lines([account_id])
+
+    def _accounts_frame(self, table: str, account_ids: list[str]) -> pd.DataFrame | None:
+        """Some accounts' rows of a table up to the as-of date (None if the table is absent)."""
+        if not self.has(table):
+            return None
+        return _up_to(self._account_rows(table, account_ids).to_pandas(), table, self.as_of)
+
+    def _accounts_monthly_lines(self, account_ids: list[str]) -> pd.DataFrame:
+        """:attr:`monthly_lines` of some accounts, aggregated in the engine from their lines."""
         return monthly_line_summary(
-            self._account_rows("transactions", account_id),
+            self._account_rows("transactions", account_ids),
             self.as_of,
             fx_rates=self._fx_rates(),
             assumed_gross_margin=self.assumed_gross_margin,
         )
 
-    def _account_rows(self, table: str, account_id: str):
+    def _account_rows(self, table: str, account_ids: list[str]):
         t = self.dataset.table(table)
-        return t.filter(t["account_id"].cast("string") == str(account_id))
+        ids = [str(a) for a in account_ids]
+        column = t["account_id"].cast("string")
+        return t.filter(column == ids[0] if len(ids) == 1 else column.isin(ids))
 
     @cached_property
     def scored(self) -> pd.DataFrame:
@@ -540,23 +550,10 @@ class AnalysisContext:
         change the assessment, not the value).
         """
 
-        def frame(table: str) -> pd.DataFrame | None:
-            if not self.has(table):
-                return None
-            t = self.dataset.table(table)
-            rows = t.filter(t["account_id"].cast("string").isin(account_ids)).to_pandas()
-            return _up_to(rows, table, self.as_of)
-
-        t = self.dataset.table("transactions")
         return compute_kpis(
-            monthly_line_summary(
-                t.filter(t["account_id"].cast("string").isin(account_ids)),
-                self.as_of,
-                fx_rates=self._fx_rates(),
-                assumed_gross_margin=self.assumed_gross_margin,
-            ),
-            frame("accounts"),
-            **{name: frame(name) for name in _KPI_TABLES},
+            self._accounts_monthly_lines(account_ids),
+            self._accounts_frame("accounts", account_ids),
+            **{name: self._accounts_frame(name, account_ids) for name in _KPI_TABLES},
             as_of=self.as_of,
             settings=self.kpi_settings,
             lapse_months=self.config.segmentation.lapse_months,
