@@ -84,6 +84,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     if args.accounts < 1:
         raise UsageError("--accounts must be at least 1")
+    if not 0 <= args.market_volatility < 1:
+        raise UsageError(
+            f"--market-volatility must be at least 0 and below 1 (got {args.market_volatility:g})"
+        )
     density = args.lines_per_account_month
     if density is not None and not 0 < density <= MAX_LINES_PER_ACCOUNT_MONTH:
         raise UsageError(
@@ -102,6 +106,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         settings = SyntheticSettings(  # 0 for both: the lognormal draw, no planted concentration
             top1_revenue_share=args.top1_share or None,
             top10_revenue_share=args.top10_share or None,
+            market_volatility_annual=args.market_volatility,
         )
         summary = generate(
             Path(args.out),
@@ -154,6 +159,7 @@ def _open_validated(
 
 def cmd_features(args: argparse.Namespace) -> int:
     from kam_analysis.context import AnalysisContext
+    from kam_analysis.state import derived_features_path, write_features
 
     folder = Path(args.data)
     config = _config(folder, args.config)
@@ -165,14 +171,16 @@ def cmd_features(args: argparse.Namespace) -> int:
         outcome="nothing was written",
     )
     started = time.perf_counter()
-    features = AnalysisContext(ds, as_of, config).features  # the reports' own feature table
-    out = Path(args.out) if args.out else folder / "_derived" / f"account_features_{as_of}.parquet"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    features.to_parquet(tmp, index=False)
-    tmp.replace(out)
+    ctx = AnalysisContext(ds, as_of, config)
+    features = ctx.features  # the reports' own feature table (reused when up to date)
+    out = Path(args.out) if args.out else derived_features_path(folder, as_of)
     took = time.perf_counter() - started
-    print(f"wrote {out}: {len(features):,} accounts × {features.shape[1]} features ({took:.1f} s)")
+    shape = f"{len(features):,} accounts × {features.shape[1]} features"
+    if ctx.features_source == "kam_features" and out == derived_features_path(folder, as_of):
+        print(f"{out} is up to date: {shape} (same inputs and settings; {took:.1f} s)")
+        return EXIT_OK
+    write_features(out, features, ctx.features_key)
+    print(f"wrote {out}: {shape} ({took:.1f} s)")
     return EXIT_OK
 
 
@@ -425,6 +433,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.35,
         help="planted share of the 10 largest accounts (default 0.35); 0 for both shares keeps "
         "the lognormal draw",
+    )
+    p.add_argument(
+        "--market-volatility",
+        type=float,
+        default=0.10,
+        help="annual volatility of the market factor shared by every customer's wallet "
+        "(default 0.10; 0: none)",
     )
     p.add_argument(
         "--messy",

@@ -60,7 +60,10 @@ class NotebookSpec(BaseModel):
     name: str = Field(
         pattern=_NAME_PATTERN, description="Output file stem, e.g. 01_account_valuation."
     )
-    path: str = Field(description="Notebook path relative to the project root.")
+    path: str = Field(
+        description="Notebook path relative to the project root; notebooks/<name>.ipynb: "
+        "the report notebooks that come with the package (also after pip install)."
+    )
     title_en: str = Field(description="Report title in English.")
     title_ja: str = Field(description="Report title in Japanese.")
     parameters: dict[str, str | int | float | bool | None] = Field(

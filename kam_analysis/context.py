@@ -50,9 +50,26 @@ from kam_analysis.kpi import (
     compute_kpis,
     validate_health,
 )
-from kam_analysis.ltv.analysis import LtvAnalysis, LtvValues, ltv_analysis, value_accounts
+from kam_analysis.ltv.analysis import (
+    LtvAnalysis,
+    LtvValues,
+    ltv_analysis,
+    spread_estimates,
+    value_accounts,
+)
+from kam_analysis.scenarios import ScenarioSpreads, scenario_book, scenario_spreads
 from kam_analysis.segmentation import score_and_tier, tier_rule, win_back_list
-from kam_analysis.state import STATE_ENV, RunState, input_files, open_state, state_key, write_state
+from kam_analysis.state import (
+    STATE_ENV,
+    RunState,
+    derived_features_path,
+    features_key,
+    input_files,
+    open_state,
+    read_features,
+    state_key,
+    write_state,
+)
 from kam_analysis.valuation import account_whitespace, criteria_used
 
 
@@ -106,6 +123,9 @@ class AnalysisContext:
     """``"used"``, ``"stale"`` (a state for other inputs or settings: ignored), ``"missing"``
     or ``"none"`` (no run state offered: everything is computed on demand)."""
     _state_folder: Path | None = field(default=None, repr=False)
+    features_source: str = "none"
+    """Where :attr:`features` came from: ``"run_state"``, ``"kam_features"``, ``"computed"``
+    (``"none"`` until it is read)."""
 
     @property
     def data_dir(self) -> Path:
@@ -160,9 +180,31 @@ class AnalysisContext:
     # ------------------------------------------------------------------ run state
 
     @cached_property
+    def input_files(self) -> list[dict[str, Any]]:
+        """:func:`kam_analysis.state.input_files` of the dataset folder (hashed once)."""
+        return input_files(self.data_dir)
+
+    @cached_property
     def state_key(self) -> str:
         """:func:`kam_analysis.state.state_key` of this context (hashes every input file)."""
-        return state_key(input_files(self.data_dir), self.config, self.as_of, self.lang)
+        return state_key(self.input_files, self.config, self.as_of, self.lang)
+
+    @cached_property
+    def features_key(self) -> str:
+        """:func:`kam_analysis.state.features_key`: the key ``kam features`` output is reused under."""
+        return features_key(self.input_files, self.config, self.as_of)
+
+    def _derived_features(self) -> pd.DataFrame | None:
+        """The ``kam features`` output of this dataset folder when it is up to date, else None.
+
+        Only for file datasets: a database source has no input files to hash.
+        """
+        if not self.config.data.source.is_files:
+            return None
+        path = derived_features_path(self.data_dir, self.as_of)
+        if not path.exists():
+            return None
+        return read_features(path, self.features_key)
 
     def attach_state(self, folder: str | Path) -> str:
         """Read the portfolio from a run state folder when it was computed for this context.
@@ -287,10 +329,23 @@ class AnalysisContext:
 
     @cached_property
     def features(self) -> pd.DataFrame:
-        """Account feature table (:func:`kam_analysis.data.features.build_account_features`)."""
+        """Account feature table (:func:`kam_analysis.data.features.build_account_features`).
+
+        Read from the run state when there is one, else from the ``kam
+        features`` output of the dataset folder when its key still matches
+        (same input files, ``[features]`` and ``[data]`` settings, as-of date
+        and version), else computed. ``features_source`` says which:
+        ``"run_state"``, ``"kam_features"`` or ``"computed"``.
+        """
         stored = self._stored("features")
         if stored is not None:
+            self.features_source = "run_state"
             return stored
+        derived = self._derived_features()
+        if derived is not None:
+            self.features_source = "kam_features"
+            return derived
+        self.features_source = "computed"
         ds = self.dataset
         return build_account_features(
             ds.table("transactions"),
@@ -469,6 +524,43 @@ class AnalysisContext:
         if stored is not None:
             return stored
         return value_accounts(self, self.config.ltv)
+
+    @cached_property
+    def scenario_inputs(self) -> tuple[pd.DataFrame, ScenarioSpreads]:
+        """The scenario report's account book and the numbers behind its spread.
+
+        The book (:func:`kam_analysis.scenarios.scenario_book` on
+        :attr:`scored`): churn and growth from :attr:`ltv_values`, each
+        account's volatility from its own revenue history shrunk toward the
+        book, the book's for accounts with too little history
+        (:func:`kam_analysis.ltv.analysis.spread_estimates`). The spreads
+        (:func:`kam_analysis.scenarios.scenario_spreads`): the market-factor
+        weight and the shared churn shock from ``[scenarios]`` when set, else
+        estimated, else the fallbacks, each with its source.
+        """
+        values = self.ltv_values
+        ltv = values.ltv if values.not_valued is None else None
+        est = spread_estimates(
+            self.monthly,
+            as_of=self.as_of,
+            models=values.models,
+            account_ids=self.scored["account_id"],
+        )
+        book = scenario_book(
+            self.scored,
+            ltv=ltv,
+            volatility=est.volatility if len(est.volatility) else None,
+            book_volatility=est.book_volatility,
+            assumed_gross_margin=self.config.data.assumed_gross_margin,
+        )
+        spreads = scenario_spreads(
+            self.config.scenarios,
+            market=est.market,
+            churn_shock=est.churn_shock,
+            volatility_months=est.months,
+            volatility_accounts=est.accounts,
+        )
+        return book, spreads
 
     @cached_property
     def ltv(self) -> LtvAnalysis:

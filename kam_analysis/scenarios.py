@@ -108,6 +108,17 @@ BOOK_COLUMNS = (
 """Required columns of the account book."""
 
 QUANTILES = (0.10, 0.50, 0.90)
+
+# The fallbacks, in one place: used only where the data cannot give the number
+# (see :func:`scenario_spreads`); the scenario page says which were used.
+FALLBACK_VOLATILITY = 0.15
+"""Annual volatility of an account's revenue growth without a revenue history to estimate it."""
+FALLBACK_MARKET_WEIGHT = 0.3
+"""Share of growth variance common to all accounts when the book cannot estimate it."""
+FALLBACK_CHURN_ANNUAL = 0.10
+"""Annual churn probability of an account that the churn models give no rate for."""
+CHURN_SHOCK_MONTHS = 3
+"""Length of the periods of the shared churn shock (calendar quarters, as estimated)."""
 _CACHE_ROWS = 8192  # account-draw rows of the revenue cube processed at once (~1 MB)
 
 
@@ -206,8 +217,8 @@ def book_from_features(
     features: pd.DataFrame,
     *,
     churn_prob_month: pd.Series | None = None,
-    default_churn_annual: float = 0.10,
-    default_volatility: float = 0.15,
+    default_churn_annual: float = FALLBACK_CHURN_ANNUAL,
+    default_volatility: float = FALLBACK_VOLATILITY,
     growth_shrinkage: float = 0.5,
     growth_bounds: tuple[float, float] = (-0.5, 1.0),
     assumed_gross_margin: float | None = None,
@@ -225,11 +236,11 @@ def book_from_features(
         e.g. from the LTV churn models. Accounts not in it, or all accounts
         when it is not given, get the fallback
         ``1 - (1 - default_churn_annual) ** (1/12)``.
-    default_churn_annual : float, default 0.10
+    default_churn_annual : float, default :data:`FALLBACK_CHURN_ANNUAL`
         Fallback annual churn probability.
-    default_volatility : float, default 0.15
-        Annual volatility of revenue growth used for every account (fallback
-        until per-account revenue models provide one).
+    default_volatility : float, default :data:`FALLBACK_VOLATILITY`
+        Annual volatility of revenue growth used for every account
+        (:func:`scenario_book` replaces it with each account's estimate).
     growth_shrinkage : float, default 0.5
         Weight of the account's own growth; the rest goes to the
         revenue-weighted book mean (shrinkage against one-year noise):
@@ -515,10 +526,12 @@ def default_scenarios() -> dict[str, Scenario]:
 class ScenarioSettings(_Model):
     """Scenario-planning settings (the ``[scenarios]`` section of ``kam.toml``).
 
-    ``market_factor_weight`` defaults to 0.3: without a common factor the
-    growth risk of thousands of accounts diversifies away and the book's P10-P90
-    band is unrealistically narrow. ``target_revenue`` (total over the horizon)
-    defaults to the flat run-rate, ``months x current monthly revenue``.
+    ``market_factor_weight`` (the share of each account's growth variance
+    common to all accounts) and ``churn_shock_variance`` (variance of a
+    quarterly shock on every account's churn hazard) are estimated from the
+    data when left unset (:func:`scenario_spreads`); a value here overrides
+    the estimate. ``target_revenue`` (total over the horizon) defaults to the
+    flat run-rate, ``months x current monthly revenue``.
     """
 
     scenarios: dict[str, Scenario] = Field(default_factory=default_scenarios)
@@ -526,7 +539,25 @@ class ScenarioSettings(_Model):
     draws: int = Field(10_000, ge=1)
     months: int = Field(36, ge=1, le=120)
     seed: int = Field(0, ge=0)
-    market_factor_weight: float = Field(0.3, ge=0, le=1)
+    market_factor_weight: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "Share of each account's growth variance common to all accounts; unset: estimated "
+            "from how the accounts' quarterly revenue moved together, else "
+            f"{FALLBACK_MARKET_WEIGHT}."
+        ),
+    )
+    churn_shock_variance: float | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description=(
+            "Variance of a quarterly shock shared by every account's churn hazard; unset: "
+            "estimated from churn per quarter against the churn model, else 0 (independent)."
+        ),
+    )
     growth_knot_months: int = Field(12, ge=1)
     target_revenue: float | None = None
     concentration: ConcentrationThresholds = Field(default_factory=ConcentrationThresholds)
@@ -887,13 +918,21 @@ def _logo_kernel(months: int, ramp: int) -> np.ndarray:
 
 
 def expected_account_paths(
-    book: pd.DataFrame, resolved: ResolvedScenario, months: int
+    book: pd.DataFrame,
+    resolved: ResolvedScenario,
+    months: int,
+    *,
+    churn_shock_variance: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Closed-form expected revenue and gross profit per account and month.
 
-    ``E[r_it] = R_i (1+g_i)^(t/12) (1-p_i)^t 1[t < loss_i] f_i(t)`` with price
+    ``E[r_it] = R_i (1+g_i)^(t/12) S_i(t) 1[t < loss_i] f_i(t)`` with price
     factor ``f_i(t)``; gross profit uses ``margin_i - (1 - f_i(t))`` per unit of
     pre-cut revenue (a price cut comes straight off the gross profit).
+    ``S_i(t) = (1-p_i)^t``; with a shared churn shock of variance ``theta``
+    per period, ``S_i(t) = prod_k (1 + theta lambda_i m_k(t))^(-1/theta)``
+    (``lambda_i = -ln(1-p_i)``, ``m_k(t)`` the months of period ``k`` up to
+    ``t``: the gamma frailty's Laplace transform).
 
     Returns
     -------
@@ -905,7 +944,19 @@ def expected_account_paths(
     margin = book["margin"].to_numpy(float)[:, None]
     p = resolved.churn_prob_month[:, None]
     g = resolved.growth_annual[:, None]
-    survival = (1 - p) ** t * (t < resolved.loss_month[:, None])
+    if churn_shock_variance > 0:
+        theta = churn_shock_variance
+        with np.errstate(divide="ignore"):
+            lam = -np.log1p(-np.minimum(p, 1.0))  # inf when p = 1
+        tt = np.arange(1, months + 1)
+        starts = np.arange(0, months, CHURN_SHOCK_MONTHS)
+        m_k = np.clip(tt[:, None] - starts[None, :], 0, CHURN_SHOCK_MONTHS)  # (T, periods)
+        with np.errstate(invalid="ignore"):
+            log_s = -np.log1p(theta * lam[:, :, None] * m_k[None, :, :]).sum(axis=2) / theta
+        survival = np.exp(np.nan_to_num(log_s, nan=-np.inf))
+    else:
+        survival = (1 - p) ** t
+    survival = survival * (t < resolved.loss_month[:, None])
     volume = r0 * (1 + g) ** (t / 12) * survival
     price = resolved.price_factor(months)
     return volume * price, volume * (margin - (1 - price)), survival
@@ -917,7 +968,8 @@ def simulate_book(
     months: int = 36,
     draws: int = 10_000,
     seed: int = 0,
-    market_factor_weight: float = 0.0,
+    market_factor_weight: float = FALLBACK_MARKET_WEIGHT,
+    churn_shock_variance: float = 0.0,
     scenario: Scenario | None = None,
     chunk_draws: int | None = None,
     target: float | None = None,
@@ -941,9 +993,16 @@ def simulate_book(
         Monte Carlo draws.
     seed : int, default 0
         Seed; draw ``d`` uses ``SeedSequence(seed, spawn_key=(d,))``.
-    market_factor_weight : float, default 0.0
+    market_factor_weight : float, default :data:`FALLBACK_MARKET_WEIGHT`
         Share (0-1) of each account's growth variance driven by a market
-        factor common to all accounts.
+        factor common to all accounts (0: none).
+    churn_shock_variance : float, default 0.0
+        Variance ``theta`` of a gamma frailty (mean 1) that multiplies every
+        account's churn hazard in each period of :data:`CHURN_SHOCK_MONTHS`
+        months of a draw, so that bad quarters hit many accounts at once
+        (0: accounts churn independently). Each account's marginal churn
+        probability is slightly lower than ``p`` (Jensen), its expectation
+        exact in :func:`expected_account_paths`.
     scenario : Scenario, optional
         Shocks to apply (see :func:`resolve_scenario`); base case when None.
     chunk_draws : int, optional
@@ -979,6 +1038,8 @@ def simulate_book(
         raise ValueError(f"months and draws must be >= 1, got months={months}, draws={draws}")
     if not 0 <= market_factor_weight <= 1:
         raise ValueError(f"market_factor_weight must be in [0, 1], got {market_factor_weight}")
+    if not 0 <= churn_shock_variance < np.inf:
+        raise ValueError(f"churn_shock_variance must be >= 0, got {churn_shock_variance}")
     if growth_knot_months < 1:
         raise ValueError(f"growth_knot_months must be >= 1, got {growth_knot_months}")
     if chunk_draws is not None and chunk_draws < 1:
@@ -998,6 +1059,9 @@ def simulate_book(
     with np.errstate(divide="ignore"):
         log_keep = np.log1p(-resolved.churn_prob_month)  # -inf when p = 1
     loss = resolved.loss_month
+
+    shared_churn = churn_shock_variance > 0
+    n_periods = -(-months // CHURN_SHOCK_MONTHS)
 
     basis_idio = _knot_basis(months, growth_knot_months)
     k = basis_idio.shape[0]
@@ -1055,6 +1119,7 @@ def simulate_book(
         # arrays cost more than the arithmetic on some machines.
         m = chunk_draws
         u = np.empty((m, n))
+        clock = np.empty((m, months)) if shared_churn else None
         ubm = np.empty((m, 2 * h, n), dtype=np.float32)
         market = np.empty((m, months))
         logo_rev = np.empty((m, months))
@@ -1083,12 +1148,20 @@ def simulate_book(
                     ramped = rng.poisson(stream.per_year / 12, size=months) @ kernel
                     logo_rev[j] += stream.monthly_revenue * ramped
                     logo_gp[j] += stream.monthly_revenue * np.nan_to_num(stream.margin) * ramped
-            # Churn month (first month without revenue): ceil(ln U / ln(1-p)), in 1..T+1.
+                if shared_churn:
+                    z = rng.gamma(1 / churn_shock_variance, churn_shock_variance, n_periods)
+                    clock[j] = np.cumsum(np.repeat(z, CHURN_SHOCK_MONTHS)[:months])
+            # Churn month (first month without revenue): ceil(ln U / ln(1-p)), in 1..T+1;
+            # with a shared shock, the first month whose shocked clock reaches ln U / ln(1-p).
             uc = u[:c]
             with np.errstate(divide="ignore", invalid="ignore"):
                 np.log(uc, out=uc)
                 np.multiply(uc, inv_log_keep, out=uc)
-            np.ceil(uc, out=uc)
+            if shared_churn:
+                for j in range(c):
+                    uc[j] = np.searchsorted(clock[j], uc[j]) + 1.0
+            else:
+                np.ceil(uc, out=uc)
             np.fmin(uc, months + 1, out=uc)  # NaN (p = 0 and U = 1) -> never
             np.fmax(uc, 1, out=uc)
             tc = tau[:c]
@@ -1159,7 +1232,9 @@ def simulate_book(
 
     if not margin_known:
         gp_paths[:] = np.nan  # gross profit unknown: never reported as 0
-    exp_rev, exp_gp, survival = expected_account_paths(book, resolved, months)
+    exp_rev, exp_gp, survival = expected_account_paths(
+        book, resolved, months, churn_shock_variance=churn_shock_variance
+    )
     account_expected = book[[c for c in ("account_id", "name", "tier") if c in book]].copy()
     account_expected["expected_revenue"] = exp_rev.sum(axis=1)
     account_expected["expected_gross_profit"] = exp_gp.sum(axis=1)
@@ -1173,6 +1248,7 @@ def simulate_book(
         "draws": draws,
         "seed": seed,
         "market_factor_weight": market_factor_weight,
+        "churn_shock_variance": churn_shock_variance,
         "growth_knot_months": growth_knot_months,
         "chunk_draws": chunk_draws,
         "threads": threads,
@@ -1241,6 +1317,126 @@ def simulate_book_reference(
 # ---------------------------------------------------------------------------
 
 
+SPREAD_SOURCES = ("estimated", "config", "fallback")
+"""Where :func:`scenario_spreads` took a number from."""
+
+
+@dataclass(frozen=True)
+class ScenarioSpreads:
+    """The numbers behind the spread of the simulated book, and where each came from.
+
+    Attributes
+    ----------
+    market_factor_weight : float
+        Share of each account's growth variance common to all accounts.
+    market_source : str
+        One of :data:`SPREAD_SOURCES`.
+    churn_shock_variance : float
+        Variance of the quarterly shock shared by every account's churn hazard.
+    churn_shock_source : str
+        One of :data:`SPREAD_SOURCES`.
+    market : dict
+        The estimate behind the weight (``volatility_annual``, ``lower``,
+        ``upper``, ``weight``, ``weight_lower``, ``weight_upper``,
+        ``quarters``, ``accounts``); empty when there was none.
+    churn_shock : dict
+        The estimate behind the churn shock (``variance``, ``quarters``,
+        ``events``, ``dispersion``, ``p_value``); empty when there was none.
+    volatility_months : int
+        Months spanned by the revenue histories behind the per-account
+        volatilities (0: no revenue history could be used).
+    volatility_accounts : int
+        Accounts with a revenue history of their own.
+    """
+
+    market_factor_weight: float
+    market_source: str
+    churn_shock_variance: float
+    churn_shock_source: str
+    market: dict[str, Any] = field(default_factory=dict)
+    churn_shock: dict[str, Any] = field(default_factory=dict)
+    volatility_months: int = 0
+    volatility_accounts: int = 0
+
+    def record(self) -> dict[str, Any]:
+        """A JSON-ready summary (the scenario page records it in the run manifest)."""
+
+        def clean(d: dict[str, Any]) -> dict[str, Any]:
+            return {
+                k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                for k, v in d.items()
+            }
+
+        return {
+            "market_factor_weight": float(self.market_factor_weight),
+            "market_source": self.market_source,
+            "churn_shock_variance": float(self.churn_shock_variance),
+            "churn_shock_source": self.churn_shock_source,
+            "market": clean(self.market),
+            "churn_shock": clean(self.churn_shock),
+            "volatility_months": int(self.volatility_months),
+            "volatility_accounts": int(self.volatility_accounts),
+        }
+
+
+def _choose(configured: float | None, estimate: Any, fallback: float) -> tuple[float, str]:
+    """The configured value, else a finite estimate, else the fallback; with its source."""
+    if configured is not None:
+        return float(configured), "config"
+    if isinstance(estimate, int | float) and np.isfinite(estimate):
+        return float(estimate), "estimated"
+    return fallback, "fallback"
+
+
+def scenario_spreads(
+    settings: ScenarioSettings | None = None,
+    *,
+    market: dict[str, Any] | None = None,
+    churn_shock: dict[str, Any] | None = None,
+    volatility_months: int = 0,
+    volatility_accounts: int = 0,
+) -> ScenarioSpreads:
+    """Choose the market-factor weight and churn-shock variance: configured, estimated, fallback.
+
+    A value set in the configuration wins; otherwise the estimate from the
+    data (``market["weight"]`` from the revenue histories,
+    :func:`kam_analysis.ltv.shocks.market_factor`; ``churn_shock["variance"]``
+    from churn per calendar quarter against the hazard model,
+    :func:`kam_analysis.ltv.hazard.churn_period_shock`); without one,
+    :data:`FALLBACK_MARKET_WEIGHT` and no churn shock.
+
+    Parameters
+    ----------
+    settings : ScenarioSettings, optional
+    market, churn_shock : dict, optional
+        The estimates (None or NaN values: not estimable).
+    volatility_months, volatility_accounts : int
+        Months and accounts of revenue history behind the per-account
+        volatilities (for the page).
+
+    Returns
+    -------
+    ScenarioSpreads
+    """
+    settings = settings or ScenarioSettings()
+    market = dict(market or {})
+    churn_shock = dict(churn_shock or {})
+    weight, w_src = _choose(
+        settings.market_factor_weight, market.get("weight"), FALLBACK_MARKET_WEIGHT
+    )
+    theta, c_src = _choose(settings.churn_shock_variance, churn_shock.get("variance"), 0.0)
+    return ScenarioSpreads(
+        market_factor_weight=weight,
+        market_source=w_src,
+        churn_shock_variance=theta,
+        churn_shock_source=c_src,
+        market=market,
+        churn_shock=churn_shock,
+        volatility_months=int(volatility_months),
+        volatility_accounts=int(volatility_accounts),
+    )
+
+
 class ScenarioRun(NamedTuple):
     """Result of :func:`run_scenarios`: the comparison table and the full results."""
 
@@ -1254,6 +1450,7 @@ def run_scenarios(
     names: Iterable[str] | None = None,
     *,
     target: float | None = None,
+    spreads: ScenarioSpreads | None = None,
     **engine: Any,
 ) -> ScenarioRun:
     """Simulate named scenarios with common random numbers and compare them.
@@ -1270,6 +1467,10 @@ def run_scenarios(
     target : float, optional
         Revenue target over the horizon; default ``settings.target_revenue``,
         else the flat run-rate ``months x sum(monthly_revenue)``.
+    spreads : ScenarioSpreads, optional
+        The market-factor weight and churn-shock variance to use
+        (:func:`scenario_spreads`); default ``scenario_spreads(settings)``:
+        the configured values, else the fallbacks.
     **engine
         Passed to :func:`simulate_book` (e.g. ``chunk_draws``, ``threads``).
 
@@ -1284,6 +1485,7 @@ def run_scenarios(
         For an unknown scenario name or a shock that does not fit the book.
     """
     settings = settings or ScenarioSettings()
+    spreads = spreads or scenario_spreads(settings)
     book = validate_book(book)
     names = list(settings.scenarios) if names is None else list(names)
     unknown = [nm for nm in names if nm not in settings.scenarios]
@@ -1302,7 +1504,8 @@ def run_scenarios(
             months=settings.months,
             draws=settings.draws,
             seed=settings.seed,
-            market_factor_weight=settings.market_factor_weight,
+            market_factor_weight=spreads.market_factor_weight,
+            churn_shock_variance=spreads.churn_shock_variance,
             growth_knot_months=settings.growth_knot_months,
             scenario=settings.scenarios[nm],
             target=target,
@@ -2125,8 +2328,10 @@ def scenario_book(
     features: pd.DataFrame,
     *,
     ltv: pd.DataFrame | None = None,
-    default_churn_annual: float = 0.10,
-    default_volatility: float = 0.15,
+    volatility: pd.Series | None = None,
+    book_volatility: float | None = None,
+    default_churn_annual: float = FALLBACK_CHURN_ANNUAL,
+    default_volatility: float = FALLBACK_VOLATILITY,
     growth_shrinkage: float = 0.5,
     growth_bounds: tuple[float, float] = (-0.5, 1.0),
     assumed_gross_margin: float | None = None,
@@ -2145,6 +2350,13 @@ def scenario_book(
     ltv : pandas.DataFrame, optional
         :func:`kam_analysis.ltv.value.account_ltv` output; without it every account
         gets the fallbacks.
+    volatility : pandas.Series, optional
+        Annual volatility of each account's revenue growth, indexed by
+        ``account_id`` (e.g. the persistent shocks of its revenue history,
+        :meth:`kam_analysis.ltv.shocks.RevenueShocks.annual_volatility`).
+    book_volatility : float, optional
+        Volatility of accounts not in ``volatility`` (e.g. the book's typical
+        value); when None or NaN they get ``default_volatility``.
     default_churn_annual, default_volatility, growth_shrinkage, growth_bounds
         Passed to :func:`book_from_features`.
     assumed_gross_margin : float, optional
@@ -2154,8 +2366,10 @@ def scenario_book(
     -------
     pandas.DataFrame
         The book (:data:`BOOK_COLUMNS`, ``name``/``tier`` when present) plus
-        ``churn_source`` (one of :data:`CHURN_SOURCES`) and ``growth_source``
-        (``"ltv"`` or ``"features"`` - the shrunk year-on-year revenue growth).
+        ``churn_source`` (one of :data:`CHURN_SOURCES`), ``growth_source``
+        (``"ltv"`` or ``"features"`` - the shrunk year-on-year revenue growth)
+        and ``volatility_source`` (``"estimated"``: the account's own,
+        ``"book"``: ``book_volatility``, or ``"fallback"``).
 
     Raises
     ------
@@ -2172,6 +2386,17 @@ def scenario_book(
     )
     book["churn_source"] = "fallback"
     book["growth_source"] = "features"
+    book["volatility_source"] = "fallback"
+    if book_volatility is not None and np.isfinite(book_volatility) and book_volatility >= 0:
+        book["volatility_annual"] = float(book_volatility)
+        book["volatility_source"] = "book"
+    if volatility is not None:
+        given = pd.Series(volatility, dtype=float)
+        given.index = given.index.astype(str)
+        vol = book["account_id"].map(given).to_numpy(float)
+        known = np.isfinite(vol) & (vol >= 0)
+        book["volatility_annual"] = np.where(known, vol, book["volatility_annual"])
+        book["volatility_source"] = np.where(known, "estimated", book["volatility_source"])
     if ltv is None:
         return book
     inputs = book_inputs_from_ltv(ltv).drop_duplicates("account_id").set_index("account_id")

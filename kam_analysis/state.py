@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from kam_analysis import __version__
 from kam_analysis.config import KamConfig
@@ -110,6 +112,77 @@ def state_key(files: list[dict[str, Any]], config: KamConfig, as_of: dt.date, la
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+FEATURES_KEY = b"kam_features_key"
+"""Parquet schema metadata holding a feature file's :func:`features_key`."""
+
+
+def features_key(files: list[dict[str, Any]], config: KamConfig, as_of: dt.date) -> str:
+    """The key a ``kam features`` output is reused under.
+
+    Like :func:`state_key`, restricted to what the feature table depends on:
+    the inputs' hashes, the ``[features]`` and ``[data]`` settings, the
+    as-of date and the package and state-format versions (not the language
+    or the report settings).
+    """
+    payload = {
+        "inputs": [(f["path"], f["sha256"]) for f in files],
+        "features": json.loads(config.features.model_dump_json()),
+        "data": json.loads(config.data.model_dump_json()),
+        "as_of": as_of.isoformat(),
+        "package": __version__,
+        "state_version": STATE_VERSION,
+        "table": "account_features",
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def derived_features_path(data_dir: Path, as_of: dt.date) -> Path:
+    """Where ``kam features`` writes the feature table of a dataset folder by default."""
+    return Path(data_dir) / "_derived" / f"account_features_{as_of.isoformat()}.parquet"
+
+
+def write_features(path: Path, features: pd.DataFrame, key: str) -> Path:
+    """Write a feature table with its key in the Parquet metadata (atomically).
+
+    Parameters
+    ----------
+    path : Path
+    features : DataFrame
+    key : str
+        :func:`features_key` of the context that computed it.
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(features, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[FEATURES_KEY] = key.encode()
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table.replace_schema_metadata(meta), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_features(path: Path, key: str) -> pd.DataFrame | None:
+    """A feature table written by :func:`write_features` for ``key``, else None.
+
+    A missing or unreadable file, one without a key (written by something
+    else) or with another key (other inputs, settings, as-of date or
+    version) gives None: it is never used.
+    """
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException):
+        return None
+    if meta.get(FEATURES_KEY) != key.encode():
+        return None
+    return pd.read_parquet(path)
 
 
 @dataclass
@@ -231,12 +304,17 @@ def open_state(folder: Path, key: str) -> tuple[RunState | None, str]:
 
 
 __all__ = [
+    "FEATURES_KEY",
     "STATE_ENV",
     "STATE_VERSION",
     "RunState",
+    "derived_features_path",
+    "features_key",
     "input_files",
     "open_state",
+    "read_features",
     "read_state_meta",
     "state_key",
+    "write_features",
     "write_state",
 ]

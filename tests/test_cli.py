@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -98,3 +99,15 @@ def test_synth_density_flag_scales_the_lines(tmp_path, capsys):
     assert 1.7 < dense / base < 2.3  # twice the default density of 7
     assert main([*args, "--out", str(tmp_path / "x"), "--lines-per-account-month", "0"]) == 2
     assert "must be above 0 and at most 1,000" in capsys.readouterr().err
+
+
+def test_synth_market_volatility_flag_reaches_the_ground_truth(tmp_path, capsys):
+    args = ["synth", "--accounts", "30", "--seed", "2"]
+    assert main([*args, "--out", str(tmp_path / "m"), "--market-volatility", "0.3"]) == 0
+    truth = json.loads((tmp_path / "m" / "ground_truth.json").read_text(encoding="utf-8"))
+    assert truth["market"]["volatility_annual"] == 0.3
+    assert main([*args, "--out", str(tmp_path / "flat"), "--market-volatility", "0"]) == 0
+    flat = json.loads((tmp_path / "flat" / "ground_truth.json").read_text(encoding="utf-8"))
+    assert set(flat["market"]["monthly_log_path"]) == {0.0}
+    assert main([*args, "--out", str(tmp_path / "x"), "--market-volatility", "1.5"]) == 2
+    assert "--market-volatility must be at least 0 and below 1" in capsys.readouterr().err

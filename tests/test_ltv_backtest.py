@@ -187,9 +187,7 @@ def demo_backtests(tmp_path_factory):
         (0, "contractual_hazard"),
         (0, "transactional_bgnbd"),
         (1, "contractual_hazard"),
-        # measured 0.852 (n 541): the BG/NBD interval is still a little wide on this seed
-        # (issue 15 stays open on it); strict, so the test says when it is fixed
-        pytest.param(1, "transactional_bgnbd", marks=pytest.mark.xfail(strict=True)),
+        (1, "transactional_bgnbd"),
     ],
 )
 def test_interval_coverage_per_group_is_nominal_on_the_demo(demo_backtests, seed, group):

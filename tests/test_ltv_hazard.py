@@ -15,6 +15,7 @@ from kam_analysis.ltv.hazard import (
     HazardInputError,
     build_churn_covariates,
     build_person_months,
+    churn_period_shock,
     person_period_table,
 )
 
@@ -378,6 +379,10 @@ def test_recovers_planted_time_varying_effects(planted):
     assert base["lower"] < truth["baseline_monthly_hazard"] < base["upper"], base.to_dict()
     # renewal clustering is recovered as an effect, not just covered: interval above 1.3
     assert m.hazard_ratios_.loc["renewal_month", "lower"] > 1.3
+    # no shared churn shock is planted: none is found (seeds 0 and 1: 0.0, p 0.96 / 0.77)
+    shock = m.period_shock_
+    assert shock["quarters"] >= 12 and shock["events"] == m.n_events_
+    assert shock["variance"] < 0.02 and shock["p_value"] > 0.05
 
 
 def test_null_executive_contact_holds_one(planted):
@@ -451,3 +456,30 @@ def test_person_months_at_scale_are_fast():
         < 1.0
         < m.hazard_ratios_.loc["no_executive_contact", "upper"]
     )
+
+
+def _person_months_with_quarter_shock(theta: float, seed: int) -> tuple:
+    """400 accounts x 120 months at hazard 0.01; each calendar quarter's hazard x Z_q."""
+    rng = np.random.default_rng(seed)
+    months = pd.date_range("2015-01-01", periods=120, freq="MS")
+    z = rng.gamma(1 / theta, theta, 40) if theta > 0 else np.ones(40)
+    h = 0.01 * np.repeat(z, 3)
+    events = rng.random((400, 120)) < h[None, :]
+    return np.tile(months, 400), events.ravel().astype(float), np.full(events.size, 0.01)
+
+
+def test_churn_period_shock_recovers_a_planted_quarterly_frailty():
+    month, observed, expected = _person_months_with_quarter_shock(0.15, seed=1)
+    out = churn_period_shock(month, observed, expected)
+    assert out["quarters"] == 40 and out["events"] == int(observed.sum())
+    # 40 quarters: the moment estimator's sd is about theta * sqrt(2 / 40) + Poisson noise
+    assert out["variance"] == pytest.approx(0.15, abs=0.08)
+    assert out["p_value"] < 1e-3
+
+
+def test_churn_period_shock_is_zero_without_a_shared_shock():
+    month, observed, expected = _person_months_with_quarter_shock(0.0, seed=2)
+    out = churn_period_shock(month, observed, expected)
+    assert out["variance"] < 0.02 and out["p_value"] > 0.01
+    few = churn_period_shock(month[:3], observed[:3], expected[:3])
+    assert few["quarters"] == 1 and np.isnan(few["variance"])

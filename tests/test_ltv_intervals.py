@@ -19,6 +19,7 @@ from kam_analysis.ltv.shocks import (
     local_level_moments,
     trigamma_inverse,
 )
+from kam_analysis.ltv.trajectory import quarterly_revenue
 
 
 def test_interval_score_hand_values():
@@ -83,15 +84,30 @@ def test_trigamma_inverse_and_prior_recovered():
     assert s0_hat == pytest.approx(s0, rel=0.05)
 
 
-def _local_level_monthly(n: int, quarters: int, eta: float, eps: float, seed: int) -> pd.DataFrame:
-    """Monthly table whose quarterly log revenue is a random walk with drift plus noise."""
+def _local_level_monthly(
+    n: int,
+    quarters: int,
+    eta: float,
+    eps: float,
+    seed: int,
+    market: float = 0.0,
+    season: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0),
+) -> pd.DataFrame:
+    """Monthly table whose quarterly log revenue is a random walk with drift plus noise.
+
+    ``market``: sd per quarter of a shock shared by every account (added to
+    the persistent one); ``season``: log effect of each calendar quarter.
+    """
     rng = np.random.default_rng(seed)
     scale = np.sqrt(5 * 1.0 / rng.chisquare(5, n))  # account scales, prior d0 = 5, s0^2 = 1
     drift = rng.normal(0.02, 0.03, n)
+    common = market * rng.standard_normal(quarters)
     level = np.log(1e6) + np.cumsum(
-        drift[:, None] + scale[:, None] * eta * rng.standard_normal((n, quarters)), axis=1
+        drift[:, None] + scale[:, None] * eta * rng.standard_normal((n, quarters)) + common,
+        axis=1,
     )
     y = level + scale[:, None] * eps * rng.standard_normal((n, quarters))
+    y = y + np.resize(np.asarray(season), quarters)[None, :]
     months = pd.date_range("2020-01-01", periods=3 * quarters, freq="MS")
     rev = np.repeat(np.exp(y) / 3, 3, axis=1)
     return pd.DataFrame(
@@ -121,3 +137,93 @@ def test_shock_model_is_a_pure_random_walk_when_planted():
     p = RevenueShocks(bootstrap=50).fit(monthly, as_of="2022-12-31").params_
     assert p["sigma_eps"] < 0.04
     assert p["sigma_eta"] == pytest.approx(0.2 * np.sqrt(5 / 3), rel=0.1)
+
+
+def test_market_factor_recovered_with_its_weight():
+    # planted: a shared shock of sd 0.08 a quarter (0.16 a year) on top of account shocks of
+    # sd 0.15 x scale (mean scale^2 = E[5 / chi2_5] = 5/3); ten years give 36 degrees of freedom
+    monthly = _local_level_monthly(1000, 40, eta=0.15, eps=0.25, seed=7, market=0.08)
+    m = RevenueShocks(max_quarters=40, bootstrap=50).fit(monthly, as_of="2029-12-31")
+    mk = m.market_
+    assert mk["quarters"] == 39 and mk["accounts"] == 1000
+    assert mk["lower"] <= 0.16 <= mk["upper"]
+    assert mk["volatility_annual"] == pytest.approx(0.16, rel=0.25)
+    true_weight = 0.08**2 / (0.08**2 + 0.15**2 * 5 / 3)
+    assert mk["weight_lower"] <= true_weight <= mk["weight_upper"]
+    assert mk["weight"] == pytest.approx(true_weight, rel=0.5)
+    row = m.summary().set_index("term").loc["market_weight"]
+    assert row["estimate"] == pytest.approx(mk["weight"])
+
+
+def test_market_factor_interval_covers_over_repeated_books():
+    # three years of quarters (7 degrees of freedom after the seasonal profile): the 90 %
+    # interval covers the planted 0.16 in most of 20 books and the variance is unbiased
+    hits, b2 = 0, []
+    for seed in range(20):
+        monthly = _local_level_monthly(400, 12, eta=0.15, eps=0.25, seed=100 + seed, market=0.08)
+        mk = RevenueShocks(bootstrap=5).fit(monthly, as_of="2022-12-31").market_
+        hits += mk["lower"] <= 0.16 <= mk["upper"]
+        b2.append((mk["volatility_annual"] / 2) ** 2)
+    assert hits >= 16
+    assert np.mean(b2) == pytest.approx(0.08**2, rel=0.3)
+
+
+def test_no_market_factor_when_none_is_planted():
+    monthly = _local_level_monthly(2000, 12, eta=0.15, eps=0.25, seed=8)
+    mk = RevenueShocks(bootstrap=50).fit(monthly, as_of="2022-12-31").market_
+    assert mk["lower"] == 0.0 and mk["volatility_annual"] < 0.06
+    assert mk["weight"] < 0.05
+
+
+def test_account_volatility_follows_the_planted_scale_and_the_prior_fills_gaps():
+    monthly = _local_level_monthly(1500, 12, eta=0.2, eps=0.1, seed=9)
+    m = RevenueShocks(bootstrap=50).fit(monthly, as_of="2022-12-31")
+    rng = np.random.default_rng(9)
+    planted = np.sqrt(5 * 1.0 / rng.chisquare(5, 1500))  # the generator's first draws
+    vol = m.annual_volatility([f"A{i}" for i in range(1500)] + ["new"])
+    assert np.corrcoef(vol.iloc[:-1], planted)[0, 1] > 0.6
+    # unknown account: the book's prior scale
+    assert vol["new"] == pytest.approx(np.sqrt(4 * m.params_["s0_sq"]) * m.params_["sigma_eta"])
+    assert m.book_volatility == pytest.approx(vol["new"])
+    # the median account's annual volatility is about 2 x 0.2 (scale median ~1.1)
+    assert 0.3 < float(np.median(vol)) < 0.6
+
+
+def test_seasonal_profile_is_recovered_despite_growth():
+    season = (0.2, -0.1, 0.05, -0.15)
+    monthly = _local_level_monthly(1500, 10, eta=0.05, eps=0.05, seed=3, season=season)
+    m = RevenueShocks(bootstrap=20).fit(monthly, as_of="2022-06-30")
+    q = quarterly_revenue(monthly, as_of="2022-06-30", max_quarters=12)
+    # the planted effect of each quarter-of-year index used by the model
+    planted = (
+        q.assign(effect=[season[(d.month - 1) // 3] for d in pd.to_datetime(q["quarter_end"])])
+        .groupby("quarter_of_year")["effect"]
+        .first()
+        .reindex(range(4))
+        .to_numpy()
+    )
+    planted = planted - planted.mean()
+    np.testing.assert_allclose(m.seasonal_profile_, planted, atol=0.01)
+
+
+def test_spread_estimates_use_only_histories_long_and_wide_enough():
+    from kam_analysis.ltv.analysis import spread_estimates
+
+    ids = [f"A{i}" for i in range(40)] + ["new"]
+    long = _local_level_monthly(40, 12, eta=0.15, eps=0.2, seed=4)
+    est = spread_estimates(long, as_of="2022-12-31", models=None, account_ids=ids)
+    assert est.months == 36 and est.accounts == 40
+    assert list(est.volatility.index) == ids[:-1]  # the new account is left to the book value
+    assert est.book_volatility > 0 and est.market["quarters"] == 11
+    assert est.churn_shock == {}  # no hazard model
+    # fewer than 30 accounts, or runs shorter than 24 months: nothing is used
+    few = spread_estimates(
+        long[long["account_id"].isin(ids[:20])], as_of="2022-12-31", models=None, account_ids=ids
+    )
+    assert few.volatility.empty and few.accounts == 20 and few.market == {}
+    short = _local_level_monthly(40, 7, eta=0.15, eps=0.2, seed=4)
+    brief = spread_estimates(short, as_of="2021-09-30", models=None, account_ids=ids)
+    assert brief.volatility.empty and brief.months == 21
+    # no revenue at all: empty, no error
+    none = spread_estimates(long.iloc[:0], as_of="2022-12-31", models=None, account_ids=ids)
+    assert none.volatility.empty and none.months == 0

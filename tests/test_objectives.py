@@ -370,17 +370,22 @@ def test_context_measures_objectives_once_with_the_configured_rules(demo_context
     ctx = demo_context(400, 3)
     default = ctx.objective_progress
     assert ctx.objective_progress is default  # cached per context
+    # a tolerance wider than the median shortfall of the objectives at risk: some move
+    at_risk = default["measured"] & (default["assessed"] == "at_risk")
+    shortfall = (default["expected"] - default["progress"])[at_risk]
+    assert at_risk.sum() >= 2
+    tol = float(np.ceil(shortfall.median() * 100) / 100) + 0.01
     loose = ctx.with_settings(
-        objectives={"tolerance": 0.5, "review_kind": "executive_meeting", "exec_window_days": 30}
+        objectives={"tolerance": tol, "review_kind": "executive_meeting", "exec_window_days": 30}
     )
     p = loose.objective_progress
     assert p[["account_id", "objective_id", "progress"]].equals(
         default[["account_id", "objective_id", "progress"]]
     )
-    # hand rule with tolerance 0.5: a started, measured objective below target and not
-    # overdue is at risk when progress < expected - 0.5
+    # hand rule with that tolerance: a started, measured objective below target and not
+    # overdue is at risk when progress < expected - tolerance
     live = p["measured"] & (p["progress"] < 1) & (p["assessed"].isin(["on_track", "at_risk"]))
-    want = np.where(p["progress"] < p["expected"] - 0.5, "at_risk", "on_track")
+    want = np.where(p["progress"] < p["expected"] - tol, "at_risk", "on_track")
     assert live.sum() > 10 and (p.loc[live, "assessed"] == want[live]).all()
     moved = (default["assessed"] == "at_risk") & (p["assessed"] == "on_track")
     assert moved.any()

@@ -123,3 +123,35 @@ def test_package_parts_import_without_cycles_or_private_names(capsys):
     assert "[private:" not in out
     inside = [line for line in out.splitlines() if re.search(r"\[\d+ inside functions\]", line)]
     assert all(line.strip().startswith("cli ") for line in inside), inside
+
+
+def _setuptools_config() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+
+
+def test_wheel_lists_every_subpackage_and_the_notebooks():
+    """``packages`` is listed (find cannot map notebooks/): a new subpackage must be added."""
+    import setuptools
+
+    listed = _setuptools_config()["packages"]
+    found = setuptools.find_packages(where=str(ROOT), include=["kam_analysis*"])
+    assert len(listed) == len(set(listed)), listed
+    assert sorted(listed) == sorted([*found, "kam_analysis.notebooks"])
+
+
+def test_wheel_ships_every_default_notebook_from_the_root_folder():
+    """The root notebooks/ is the one source; a wheel carries it as kam_analysis/notebooks/."""
+    from fnmatch import fnmatch
+
+    from kam_analysis.config import ReportSettings
+
+    config = _setuptools_config()
+    assert config["package-dir"] == {"kam_analysis.notebooks": "notebooks"}
+    patterns = config["package-data"]["kam_analysis.notebooks"]
+    settings = ReportSettings()
+    for spec in [*settings.notebooks, settings.account_plan]:
+        folder, name = Path(spec.path).parent, Path(spec.path).name
+        assert folder == Path("notebooks"), spec.path
+        assert (ROOT / spec.path).is_file(), spec.path
+        assert any(fnmatch(name, p) for p in patterns), (name, patterns)
+    assert {"*.toml", "locale/*.json"} <= set(config["package-data"]["kam_analysis"])

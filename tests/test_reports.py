@@ -848,8 +848,27 @@ def test_kam_run_works_without_a_registered_kernel(tmp_path):
 
 def test_default_project_root_holds_the_report_notebooks():
     from kam_analysis.config import ReportSettings
-    from kam_analysis.pipeline.run import PROJECT_ROOT
+    from kam_analysis.pipeline.run import PROJECT_ROOT, notebook_source, notebooks_dir
 
+    assert notebooks_dir() == PROJECT_ROOT / "notebooks"  # the checkout's own folder
     settings = ReportSettings()
     for spec in [*settings.notebooks, settings.account_plan]:
-        assert (PROJECT_ROOT / spec.path).is_file(), spec.path
+        assert notebook_source(spec.path) == PROJECT_ROOT / spec.path, spec.path
+        assert notebook_source(spec.path).is_file(), spec.path
+
+
+def test_installed_wheel_reads_the_notebooks_it_ships(tmp_path, monkeypatch):
+    """After ``pip install .`` the package folder sits in site-packages, no notebooks/ beside it."""
+    from kam_analysis.pipeline import run
+
+    site = tmp_path / "site-packages"
+    (site / "kam_analysis" / "notebooks").mkdir(parents=True)
+    (site / "notebooks").mkdir()  # some other distribution's top-level folder: not ours
+    monkeypatch.setattr(run, "PACKAGE_DIR", site / "kam_analysis")
+    monkeypatch.setattr(run, "PROJECT_ROOT", site)
+    assert not run.source_checkout()
+    assert run.notebooks_dir() == site / "kam_analysis" / "notebooks"
+    shipped = site / "kam_analysis" / "notebooks" / "01_account_valuation.ipynb"
+    assert run.notebook_source("notebooks/01_account_valuation.ipynb") == shipped
+    assert run.notebook_source("mine/x.ipynb") == site / "mine" / "x.ipynb"  # as before
+    assert run.notebook_source("notebooks/x.ipynb", tmp_path) == tmp_path / "notebooks" / "x.ipynb"

@@ -83,3 +83,57 @@ def test_a_missing_or_half_written_state_is_not_opened(book, tmp_path):
     (half / "state.json").unlink()  # state.json is written last
     assert open_state(half, fresh.state_key)[1] == "missing"
     assert open_state(folder, "0" * 64)[1] == "stale"
+
+
+def _no_build(*args, **kwargs):
+    raise AssertionError("features built again although kam features wrote them")
+
+
+def test_kam_features_output_is_reused_while_inputs_and_settings_match(
+    book, tmp_path, monkeypatch, capsys
+):
+    from kam_analysis.cli import main
+    from kam_analysis.state import FEATURES_KEY, derived_features_path
+
+    data, _, fresh, _ = book
+    copy = tmp_path / "demo"
+    shutil.copytree(data, copy)
+    as_of = fresh.as_of.isoformat()
+    assert main(["features", str(copy), "--as-of", as_of]) == 0
+    assert "wrote" in capsys.readouterr().out
+    path = derived_features_path(copy, fresh.as_of)
+    import pyarrow.parquet as pq
+
+    assert pq.read_schema(path).metadata[FEATURES_KEY] == fresh.features_key.encode()
+    monkeypatch.setattr(context_module, "build_account_features", _no_build)
+    ctx = load_context(copy, as_of=as_of)
+    pd.testing.assert_frame_equal(ctx.features, fresh.features)
+    assert ctx.features_source == "kam_features"
+    # a second kam features finds it up to date and does not write
+    mtime = path.stat().st_mtime_ns
+    assert main(["features", str(copy), "--as-of", as_of]) == 0
+    assert "up to date" in capsys.readouterr().out and path.stat().st_mtime_ns == mtime
+    # the language and report settings do not matter; feature settings and inputs do
+    assert load_context(copy, as_of=as_of, lang="ja").features_source == "none"
+    assert load_context(copy, as_of=as_of, lang="ja").features is not None
+    other_period = ctx.with_settings(features={"period": "month"})
+    with pytest.raises(AssertionError, match="built again"):
+        _ = other_period.features
+    accounts = pd.read_parquet(copy / "accounts.parquet")
+    accounts.loc[0, "name"] = accounts.loc[0, "name"] + " (renamed)"
+    accounts.to_parquet(copy / "accounts.parquet", index=False)
+    with pytest.raises(AssertionError, match="built again"):
+        _ = load_context(copy, as_of=as_of).features
+
+
+def test_a_feature_file_without_our_key_is_never_read(book, tmp_path, monkeypatch):
+    from kam_analysis.state import derived_features_path
+
+    data, _, fresh, _ = book
+    copy = tmp_path / "demo"
+    shutil.copytree(data, copy)
+    path = derived_features_path(copy, fresh.as_of)
+    path.parent.mkdir(parents=True)
+    fresh.features.head(3).to_parquet(path, index=False)  # written by something else
+    ctx = load_context(copy, as_of=fresh.as_of.isoformat())
+    assert len(ctx.features) == len(fresh.features) and ctx.features_source == "computed"

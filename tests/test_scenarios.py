@@ -924,3 +924,93 @@ def test_loss_stress_reasons_list_each_explanation_once():
     assert sc.loss_stress_reasons(one).tolist() == [("no_reference_accounts", "no_other_revenue")]
     plain = sc.account_loss_stress(make_book(revenue=[100.0, 100.0, 100.0]), top_k=1, months=24)
     assert sc.loss_stress_reasons(plain).tolist() == [()]
+
+
+# --- spreads from the data: shared churn shock, per-account volatility, sources ------
+
+
+@pytest.mark.parametrize("n", [40, 5000])  # block path and one-draw-at-a-time path
+def test_shared_churn_shock_keeps_the_frailty_survival_and_clusters_churn(n):
+    p, theta, months = 0.02, 0.5, 24
+    book = make_book(n, revenue=np.ones(n), churn=p)
+    draws = 4000 if n < 100 else 40
+    res = sc.simulate_book(book, months=months, draws=draws, seed=4, churn_shock_variance=theta)
+    lam = -math.log1p(-p)
+    t = np.arange(1, months + 1)
+    m_k = np.clip(t[:, None] - np.arange(0, months, 3)[None, :], 0, 3)
+    truth = np.prod((1 + theta * lam * m_k) ** (-1 / theta), axis=1)
+    alive = res.revenue_paths / n  # share of accounts alive, per draw and month
+    # the mean follows the gamma frailty's Laplace transform ...
+    se = alive.std(axis=0, ddof=1) / math.sqrt(draws)
+    assert np.all(np.abs(alive.mean(axis=0) - truth) < K_SE * se + 1e-12)
+    # ... and closed form agrees: expected_account_paths carries the same survival
+    np.testing.assert_allclose(
+        res.account_expected["survival_at_horizon"].to_numpy(), truth[-1], rtol=1e-12
+    )
+    if n > 100:
+        # bad quarters hit everyone: the alive share at 24 months varies across draws far
+        # more than binomial sampling of independent accounts would allow
+        binomial_sd = math.sqrt(truth[-1] * (1 - truth[-1]) / n)
+        assert alive[:, -1].std(ddof=1) > 4 * binomial_sd
+
+
+def test_no_churn_shock_draws_nothing_extra():
+    book = make_book(30, revenue=np.ones(30), churn=0.03, vol=0.2)
+    a = sc.simulate_book(book, months=12, draws=200, seed=2)
+    b = sc.simulate_book(book, months=12, draws=200, seed=2, churn_shock_variance=0.0)
+    np.testing.assert_array_equal(a.revenue_paths, b.revenue_paths)
+    c = sc.simulate_book(book, months=12, draws=200, seed=2, churn_shock_variance=0.3)
+    assert not np.array_equal(a.revenue_paths, c.revenue_paths)
+    with pytest.raises(ValueError, match="churn_shock_variance"):
+        sc.simulate_book(book, months=12, draws=2, churn_shock_variance=-0.1)
+
+
+def test_scenario_book_takes_each_accounts_estimated_volatility():
+    feats = pd.DataFrame(
+        {
+            "account_id": ["A", "B", "C"],
+            "revenue_12m": [1200.0, 2400.0, 600.0],
+            "gross_profit_12m": [300.0, 600.0, 150.0],
+            "revenue_growth": [0.1, 0.0, -0.1],
+        }
+    )
+    vol = pd.Series({"A": 0.42, "B": np.nan, "X": 0.9})
+    book = sc.scenario_book(feats, volatility=vol)
+    assert book["volatility_annual"].tolist() == [0.42, sc.FALLBACK_VOLATILITY, 0.15]
+    assert book["volatility_source"].tolist() == ["estimated", "fallback", "fallback"]
+    assert (sc.scenario_book(feats)["volatility_source"] == "fallback").all()
+    # accounts without their own estimate take the book's typical value when there is one
+    book = sc.scenario_book(feats, volatility=vol, book_volatility=0.3)
+    assert book["volatility_annual"].tolist() == [0.42, 0.3, 0.3]
+    assert book["volatility_source"].tolist() == ["estimated", "book", "book"]
+    nan_book = sc.scenario_book(feats, volatility=vol, book_volatility=float("nan"))
+    assert nan_book["volatility_source"].tolist() == ["estimated", "fallback", "fallback"]
+
+
+def test_scenario_spreads_config_beats_estimate_beats_fallback():
+    est = {"weight": 0.12, "volatility_annual": 0.08, "quarters": 11}
+    shock = {"variance": 0.05, "quarters": 16}
+    s = sc.scenario_spreads(sc.ScenarioSettings(), market=est, churn_shock=shock)
+    assert (s.market_factor_weight, s.market_source) == (0.12, "estimated")
+    assert (s.churn_shock_variance, s.churn_shock_source) == (0.05, "estimated")
+    cfg = sc.ScenarioSettings(market_factor_weight=0.4, churn_shock_variance=0.0)
+    s = sc.scenario_spreads(cfg, market=est, churn_shock=shock)
+    assert (s.market_factor_weight, s.market_source) == (0.4, "config")
+    assert (s.churn_shock_variance, s.churn_shock_source) == (0.0, "config")
+    s = sc.scenario_spreads(sc.ScenarioSettings(), market={"weight": float("nan")})
+    assert (s.market_factor_weight, s.market_source) == (sc.FALLBACK_MARKET_WEIGHT, "fallback")
+    assert (s.churn_shock_variance, s.churn_shock_source) == (0.0, "fallback")
+    rec = sc.scenario_spreads(market={"weight": float("nan"), "quarters": 2}).record()
+    assert rec["market"] == {"weight": None, "quarters": 2}
+
+
+def test_run_scenarios_uses_the_spreads_it_is_given():
+    book = make_book(50, revenue=np.ones(50), churn=0.02, vol=0.3)
+    settings = sc.ScenarioSettings(draws=400, months=12)
+    calm = sc.scenario_spreads(settings, market={"weight": 0.0}, churn_shock={"variance": 0.0})
+    wild = sc.scenario_spreads(settings, market={"weight": 1.0}, churn_shock={"variance": 1.0})
+    a = sc.run_scenarios(book, settings, ["base"], spreads=calm).results["base"]
+    b = sc.run_scenarios(book, settings, ["base"], spreads=wild).results["base"]
+    assert a.settings["market_factor_weight"] == 0.0 and b.settings["churn_shock_variance"] == 1.0
+    # a common factor and shared churn widen the book's spread
+    assert b.revenue_paths.sum(axis=1).std() > 2 * a.revenue_paths.sum(axis=1).std()

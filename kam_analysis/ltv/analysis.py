@@ -27,6 +27,8 @@ from ._base import ConvergenceError
 from .backtest import BacktestInputError, BacktestResult, backtest_ltv, rolling_cutoffs
 from .fitting import LtvNote
 from .renewal import contracts_due, renewal_forecast, renewal_probabilities
+from .shocks import RevenueShocks
+from .trajectory import TrajectoryInputError
 from .value import (
     LTV_COLUMNS,
     LtvInputError,
@@ -41,6 +43,8 @@ from .value import (
 __all__ = [
     "LtvAnalysis",
     "LtvValues",
+    "SpreadEstimates",
+    "spread_estimates",
     "hazard_profiles",
     "ltv_analysis",
     "unvalued_ltv",
@@ -157,6 +161,99 @@ def hazard_profiles(models: LtvModels, months: int) -> pd.DataFrame:
     long = surv.stack().rename("share").reset_index()
     long.columns = ["curve", "month", "share"]
     return long
+
+
+@dataclass
+class SpreadEstimates:
+    """What the revenue histories and the churn model say about the spread of the book.
+
+    Attributes
+    ----------
+    volatility : pandas.Series
+        Annual persistent volatility of the revenue of each account with
+        enough history of its own (index ``account_id``;
+        :meth:`RevenueShocks.annual_volatility`); empty when the shock model
+        could not be fitted.
+    book_volatility : float
+        The same for an account without enough history (the book's prior
+        scale); NaN without a fit.
+    market : dict
+        :func:`~kam_analysis.ltv.shocks.market_factor` (empty without a fit).
+    churn_shock : dict
+        :func:`~kam_analysis.ltv.hazard.churn_period_shock` of the fitted hazard
+        model (empty without one).
+    months : int
+        Months spanned by the longest run of quarters with revenue (0 without
+        a fit).
+    accounts : int
+        Accounts with enough history for their own volatility.
+    """
+
+    volatility: pd.Series
+    book_volatility: float = float("nan")
+    market: dict[str, Any] = field(default_factory=dict)
+    churn_shock: dict[str, Any] = field(default_factory=dict)
+    months: int = 0
+    accounts: int = 0
+
+
+def spread_estimates(
+    monthly: pd.DataFrame,
+    *,
+    as_of: Any,
+    models: LtvModels | None,
+    account_ids: Any,
+    min_accounts: int = 30,
+    min_months: int = 24,
+) -> SpreadEstimates:
+    """Per-account volatility, the market factor and the shared churn shock, from the data.
+
+    Parameters
+    ----------
+    monthly : DataFrame
+        ``account_id``, ``month``, ``revenue`` (the context's ``monthly``).
+    as_of : date-like
+    models : LtvModels or None
+        The fitted LTV models (their hazard model gives the churn shock).
+    account_ids : array-like
+        Accounts to give a volatility (the book): those with enough history
+        of their own get theirs.
+    min_accounts, min_months : int
+        The volatilities and the market factor are used only when at least
+        ``min_accounts`` accounts have a run of consecutive quarters with
+        revenue and the longest run spans ``min_months`` months: shorter
+        histories cannot tell lasting changes from noise (a transactional
+        book of occasional buyers gives annual volatilities above 100 %).
+        ``months`` and ``accounts`` then say what there was.
+
+    Returns
+    -------
+    SpreadEstimates
+        Never raises because the data are too short: the parts that cannot
+        be estimated are left empty (the scenario report then uses its
+        fallbacks and says so).
+    """
+    hazard = models.hazard if models is not None else None
+    churn_shock = dict(getattr(hazard, "period_shock_", {}) or {})
+    try:
+        shocks = RevenueShocks().fit(monthly, as_of=as_of)
+    except TrajectoryInputError:
+        return SpreadEstimates(pd.Series(dtype=float), churn_shock=churn_shock)
+    months, accounts = int(shocks.params_["months"]), int(shocks.params_["n_accounts"])
+    if accounts < min_accounts or months < min_months:
+        return SpreadEstimates(
+            pd.Series(dtype=float), churn_shock=churn_shock, months=months, accounts=accounts
+        )
+    ids = pd.Index(pd.Series(account_ids).astype(str))
+    own = ids[ids.isin(shocks.accounts_.index)]
+    return SpreadEstimates(
+        volatility=shocks.annual_volatility(own),
+        book_volatility=shocks.book_volatility,
+        market=dict(shocks.market_),
+        churn_shock=churn_shock,
+        months=months,
+        accounts=accounts,
+    )
 
 
 def value_accounts(

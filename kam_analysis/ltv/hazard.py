@@ -82,6 +82,7 @@ __all__ = [
     "MISSING_INDICATORS",
     "ChurnHazardModel",
     "HazardInputError",
+    "churn_period_shock",
     "build_churn_covariates",
     "build_person_months",
     "hazard_design",
@@ -808,6 +809,61 @@ def _separated(indicator: np.ndarray, events: np.ndarray) -> bool:
     return n_events == 0.0 or n_events == float(flagged.sum())
 
 
+def churn_period_shock(month: Any, observed: Any, expected: Any) -> dict[str, Any]:
+    """Churn shared by all accounts in a quarter, beyond what the hazard model explains.
+
+    With a gamma frailty ``Z_q`` (mean 1, variance ``theta``) multiplying
+    every account's hazard in calendar quarter ``q``, the quarter's churn
+    count ``O_q`` has ``E[O_q] = E_q`` (the model's expected count) and
+    ``Var(O_q) = E_q + theta E_q^2``. The moment estimator is
+
+    ``theta = max(0, sum_q ((O_q - E_q)^2 - E_q) / sum_q E_q^2)``.
+
+    Parameters
+    ----------
+    month : array-like of datetime
+        Calendar month of each person-month.
+    observed, expected : array-like
+        Churn (0/1) and the fitted hazard x exposure of each person-month.
+
+    Returns
+    -------
+    dict
+        ``variance`` (``theta``; NaN with fewer than 4 quarters),
+        ``quarters``, ``events``, ``dispersion`` (Pearson ``X^2 / (Q - 1)``)
+        and ``p_value`` (of ``X^2`` against chi-square with ``Q - 1``
+        degrees of freedom: no shared shock).
+    """
+    months = pd.to_datetime(pd.Series(month)).reset_index(drop=True)
+    frame = pd.DataFrame(
+        {
+            "q": months.dt.to_period("Q"),
+            "o": np.asarray(observed, dtype=float),
+            "e": np.asarray(expected, dtype=float),
+        }
+    )
+    by = frame.groupby("q")[["o", "e"]].sum()
+    by = by[by["e"] > 0]
+    n_q = len(by)
+    out: dict[str, Any] = {"quarters": int(n_q), "events": int(by["o"].sum())}
+    if n_q < 4:
+        return {
+            **out,
+            "variance": float("nan"),
+            "dispersion": float("nan"),
+            "p_value": float("nan"),
+        }
+    o, e = by["o"].to_numpy(), by["e"].to_numpy()
+    theta = max(0.0, float(((o - e) ** 2 - e).sum() / (e**2).sum()))
+    x2 = float(((o - e) ** 2 / e).sum())
+    return {
+        **out,
+        "variance": theta,
+        "dispersion": x2 / (n_q - 1),
+        "p_value": float(stats.chi2.sf(x2, n_q - 1)),
+    }
+
+
 class ChurnHazardModel:
     """Discrete-time (monthly) churn hazard with lagged time-varying covariates (statsmodels GLM).
 
@@ -862,6 +918,10 @@ class ChurnHazardModel:
     log_likelihood_ : float
     n_accounts_, n_events_, n_person_months_, n_dropped_ : int
     exposure_months_ : float
+    period_shock_ : dict
+        Churn shared across accounts beyond the model (:func:`churn_period_shock`):
+        the variance of a quarterly gamma frailty, from observed against
+        expected churn per calendar quarter.
     time_unit : str
         Always ``"month"``.
 
@@ -1081,6 +1141,15 @@ class ChurnHazardModel:
             float(pm["exposure"].sum()) if "exposure" in pm.columns else float(len(pm))
         )
         self.result_ = res
+        if "month" in pm.columns:
+            X = np.column_stack([np.ones(len(full)), full[terms].to_numpy(dtype=float)])
+            exposure = pm["exposure"].to_numpy(dtype=float) if "exposure" in pm.columns else 1.0
+            expected = self._inverse_link(X @ params) * exposure
+            self.period_shock_ = churn_period_shock(
+                pm["month"], pm["churned"].to_numpy(dtype=float), expected
+            )
+        else:  # an account table: no calendar months
+            self.period_shock_ = churn_period_shock(pd.Series([], dtype="datetime64[ns]"), [], [])
 
     # ------------------------------------------------------------------ predictions
     def _check_fitted(self) -> None:

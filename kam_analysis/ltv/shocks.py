@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special
+from scipy import special, stats
 
 from ._base import NotFittedError
 from .trajectory import TrajectoryInputError, quarterly_revenue
@@ -56,6 +56,7 @@ __all__ = [
     "RevenueShocks",
     "fit_prior_variance",
     "local_level_moments",
+    "market_factor",
     "trigamma_inverse",
 ]
 
@@ -164,6 +165,10 @@ class RevenueShocks:
         ``scale`` (shrunk ``c_i``), ``post_df`` (``d0 + d_i``).
     seasonal_profile_ : ndarray
         Log deviation by quarter of the year (as in the trajectory).
+    market_ : dict
+        The shared part of the persistent shocks (:func:`market_factor`):
+        its annual volatility and its share ``weight`` of an account's
+        persistent variance, with intervals.
     """
 
     def __init__(
@@ -204,7 +209,8 @@ class RevenueShocks:
         runs = _latest_runs(q)
         self.seasonal_profile_ = _seasonal_profile(runs)
         runs["y"] = runs["y"] - self.seasonal_profile_[runs["quarter_of_year"].to_numpy()]
-        stats = _difference_moments(runs)
+        diffs = _demeaned_differences(runs)
+        stats = _difference_moments(diffs)
         use = stats[stats["n_diff"] >= _MIN_DIFFS]
         if len(use) < 3:
             raise TrajectoryInputError(
@@ -243,7 +249,37 @@ class RevenueShocks:
             "n_quarters": int((use["n_diff"] + 1).sum()),
             "months": int(3 * (use["n_diff"].max() + 1)),
         }
+        used = diffs[diffs["account_id"].astype(str).isin(self.accounts_.index)]
+        self.market_ = market_factor(used, persistent_variance=float(book[0]))
         return self
+
+    def annual_volatility(self, account_ids: Any) -> pd.Series:
+        """Each account's persistent volatility of log revenue per year.
+
+        ``sqrt(4 c_i sigma_eta^2)`` with the account's shrunk scale ``c_i``
+        (the book's prior scale for an account without enough history): the
+        standard deviation of the change in log revenue over a year that
+        does not wash out, market part included.
+
+        Parameters
+        ----------
+        account_ids : array-like
+
+        Returns
+        -------
+        pandas.Series
+            Indexed by ``account_id`` (str).
+        """
+        self._check_fitted()
+        ids = pd.Index(pd.Series(account_ids).astype(str), name="account_id")
+        scale = self.accounts_["scale"].reindex(ids).fillna(self.params_["s0_sq"])
+        return np.sqrt(4.0 * scale * self.params_["sigma_eta"] ** 2).rename("volatility_annual")
+
+    @property
+    def book_volatility(self) -> float:
+        """Annual persistent volatility of an account without history: the prior scale's."""
+        self._check_fitted()
+        return float(np.sqrt(4.0 * self.params_["s0_sq"]) * self.params_["sigma_eta"])
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "params_"):
@@ -279,26 +315,139 @@ class RevenueShocks:
         return c * book[:, :1], c * book[:, 1:]
 
     def summary(self) -> pd.DataFrame:
-        """``term``, ``estimate``, ``lower``, ``upper`` (bootstrap 90 %) of the book's shocks."""
+        """``term``, ``estimate``, ``lower``, ``upper`` (90 %) of the book's shocks.
+
+        Bootstrap intervals for the two variances, chi-square ones for the
+        market factor (:func:`market_factor`).
+        """
         self._check_fitted()
         sd = np.sqrt(self.book_draws_)
         lo, hi = np.quantile(sd, [0.05, 0.95], axis=0)
         p = self.params_
         share = self.book_draws_[:, 0] / (self.book_draws_[:, 0] + 2 * self.book_draws_[:, 1])
         eta2, eps2 = p["sigma_eta"] ** 2, p["sigma_eps"] ** 2
+        m = self.market_
         return pd.DataFrame(
             {
-                "term": ["sigma_persistent", "sigma_transient", "persistent_share", "prior_df"],
+                "term": [
+                    "sigma_persistent",
+                    "sigma_transient",
+                    "persistent_share",
+                    "prior_df",
+                    "market_volatility_annual",
+                    "market_weight",
+                ],
                 "estimate": [
                     p["sigma_eta"],
                     p["sigma_eps"],
                     eta2 / (eta2 + 2 * eps2) if eta2 + eps2 > 0 else np.nan,
                     p["d0"],
+                    m["volatility_annual"],
+                    m["weight"],
                 ],
-                "lower": [lo[0], lo[1], float(np.quantile(share, 0.05)), np.nan],
-                "upper": [hi[0], hi[1], float(np.quantile(share, 0.95)), np.nan],
+                "lower": [
+                    lo[0],
+                    lo[1],
+                    float(np.quantile(share, 0.05)),
+                    np.nan,
+                    m["lower"],
+                    m["weight_lower"],
+                ],
+                "upper": [
+                    hi[0],
+                    hi[1],
+                    float(np.quantile(share, 0.95)),
+                    np.nan,
+                    m["upper"],
+                    m["weight_upper"],
+                ],
             }
         )
+
+
+def market_factor(
+    diffs: pd.DataFrame, *, persistent_variance: float, level: float = 0.90
+) -> dict[str, Any]:
+    """The market factor: the part of the quarterly revenue shocks that all accounts share.
+
+    Model: each account's persistent shock is ``eta_it = b f_t + u_it`` with
+    a common quarterly factor ``f_t ~ N(0, 1)`` (the same loading ``b`` for
+    every account) and idiosyncratic ``u_it``. The cross-sectional mean of
+    the demeaned differences in quarter ``t``, ``a_t = mean_i dd_it``, is
+    ``b f_t`` (less its mean over the window) plus the average of the
+    idiosyncratic terms, whose variance is the quarter's cross-sectional
+    variance over the number of accounts. So (a random-effects ANOVA, one
+    way by quarter)
+
+    ``b^2 = Var_t(a_t) - mean_t(s_t^2 / n_t)``,
+
+    where ``Var_t`` is taken around the quarter-of-year means of ``a_t``
+    (the seasonal profile has already absorbed the market's average in each
+    quarter of the year), with ``T - 4`` degrees of freedom and a chi-square
+    interval from them. The market's share of each account's persistent
+    variance is ``w = b^2 / sigma_eta^2`` (the weight of the one-factor
+    model in :func:`kam_analysis.scenarios.simulate_book`), clipped to
+    [0, 1].
+
+    Parameters
+    ----------
+    diffs : DataFrame
+        ``account_id``, ``quarter``, ``quarter_of_year`` and ``dd``
+        (demeaned first differences of de-seasonalised log quarterly
+        revenue).
+    persistent_variance : float
+        The book's persistent shock variance per quarter (``sigma_eta^2``,
+        market part included).
+    level : float
+        Coverage of the interval.
+
+    Returns
+    -------
+    dict
+        ``volatility_annual`` (``2 b``), ``lower`` and ``upper`` (its
+        interval), ``weight`` (``w``), ``weight_lower``, ``weight_upper``,
+        ``quarters`` (``T``), ``accounts`` (median accounts per quarter).
+        NaN values when fewer than 8 quarters have 3 or more accounts.
+    """
+    g = diffs.groupby("quarter")
+    n = g.size()
+    keep = n >= 3
+    mean, var, n = g["dd"].mean()[keep], g["dd"].var(ddof=1)[keep], n[keep]
+    season = g["quarter_of_year"].first()[keep]
+    t = len(mean)
+    out: dict[str, Any] = {"quarters": int(t), "accounts": int(n.median()) if t else 0}
+    nan = float("nan")
+    if t < 8:
+        return {
+            **out,
+            **dict.fromkeys(
+                ("volatility_annual", "lower", "upper", "weight", "weight_lower", "weight_upper"),
+                nan,
+            ),
+        }
+    # the seasonal profile took out one mean per quarter of the year: T - 4 degrees of freedom
+    resid = mean - mean.groupby(season).transform("mean")
+    dof = t - 4
+    between = float((resid**2).sum() / dof)
+    noise = float((var / n).mean())
+    lo_q, hi_q = stats.chi2.ppf([(1 + level) / 2, (1 - level) / 2], dof)
+    b2 = max(between - noise, 0.0)
+    b2_lo = max(dof * between / lo_q - noise, 0.0)
+    b2_hi = max(dof * between / hi_q - noise, 0.0)
+    pv = float(persistent_variance)
+
+    def weight(x: float) -> float:
+        return float(min(x / pv, 1.0)) if pv > 0 else nan
+
+    return {
+        **out,
+        "volatility_annual": float(2 * np.sqrt(b2)),
+        "lower": float(2 * np.sqrt(b2_lo)),
+        "upper": float(2 * np.sqrt(b2_hi)),
+        "weight": weight(b2),
+        "weight_lower": weight(b2_lo),
+        "weight_upper": weight(b2_hi),
+    }
 
 
 def _latest_runs(q: pd.DataFrame) -> pd.DataFrame:
@@ -312,18 +461,39 @@ def _latest_runs(q: pd.DataFrame) -> pd.DataFrame:
 
 
 def _seasonal_profile(runs: pd.DataFrame) -> np.ndarray:
-    dev = runs["y"] - runs.groupby("account_id")["y"].transform("mean")
-    prof = dev.groupby(runs["quarter_of_year"]).mean().reindex(range(4), fill_value=0.0)
-    return (prof - prof.mean()).to_numpy()
+    """Log deviation of each quarter of the year, from the mean step into it.
+
+    The mean change of log revenue into quarter-of-year ``q`` is
+    ``s_q - s_{q-1}`` plus the book's drift; less the mean over the four
+    quarters (the drift), the steps cumulate to the profile. Unlike
+    deviations from each account's mean level, steps are not biased by
+    growth within a run or by runs that do not cover whole years.
+    """
+    r = runs.sort_values(["account_id", "quarter"])  # quarter 0 is the latest
+    step = r["y"] - r.groupby("account_id")["y"].shift(-1)  # into quarter k from k + 1
+    ok = step.notna()
+    mean = step[ok].groupby(r.loc[ok, "quarter_of_year"]).mean().reindex(range(4))
+    if mean.isna().any():  # a quarter of the year never follows another: no profile
+        return np.zeros(4)
+    mean = mean.to_numpy() - mean.mean()
+    prof = np.zeros(4)
+    for q in range(3):  # step[q] = s[q] - s[q + 1]: quarter q + 1 comes before q
+        prof[q + 1] = prof[q] - mean[q]
+    return prof - prof.mean()
 
 
-def _difference_moments(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per account: ``n_diff``, ``q0`` and ``q1`` of the demeaned first differences."""
+def _demeaned_differences(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per account and quarter: the first difference ``d`` less the account's mean (``dd``)."""
     r = runs.sort_values(["account_id", "quarter"], ascending=[True, False])
     d = r.groupby("account_id", sort=False)["y"].diff()
     r = r.assign(d=d).dropna(subset=["d"])
     r["dd"] = r["d"] - r.groupby("account_id")["d"].transform("mean")
     r["lag"] = r.groupby("account_id")["dd"].shift(1)
+    return r
+
+
+def _difference_moments(r: pd.DataFrame) -> pd.DataFrame:
+    """Per account: ``n_diff``, ``q0`` and ``q1`` of the demeaned first differences."""
     g = r.groupby("account_id")
     return pd.DataFrame(
         {

@@ -59,8 +59,44 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-"""The folder holding ``kam_analysis/`` and ``notebooks/`` (notebook paths are relative to it)."""
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+"""The installed ``kam_analysis/`` folder."""
+PROJECT_ROOT = PACKAGE_DIR.parent
+"""The folder holding ``kam_analysis/``: the repository in a source checkout or an
+editable install (with ``notebooks/`` and ``pyproject.toml``), ``site-packages``
+after a plain ``pip install``. ``NotebookSpec.path`` values are relative to it,
+except those under ``notebooks/`` (see :func:`notebook_source`)."""
+
+
+def source_checkout() -> bool:
+    """Whether the package runs from the repository (a checkout or an editable install)."""
+    return (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "notebooks").is_dir()
+
+
+def notebooks_dir() -> Path:
+    """The folder of the report notebooks that come with the package.
+
+    The repository's ``notebooks/`` in a source checkout or an editable install
+    (the one source, the folder analysts open in JupyterLab); else the copy a
+    wheel ships as package data, ``kam_analysis/notebooks/``.
+    """
+    return PROJECT_ROOT / "notebooks" if source_checkout() else PACKAGE_DIR / "notebooks"
+
+
+def notebook_source(path: str, project_root: Path | None = None) -> Path:
+    """The file a ``NotebookSpec.path`` names.
+
+    With ``project_root``: ``project_root / path``. Without it, a path under
+    ``notebooks/`` (the defaults, ``notebooks/<name>.ipynb``) is in
+    :func:`notebooks_dir`, any other path is relative to :data:`PROJECT_ROOT`;
+    in a source checkout both read ``PROJECT_ROOT / path``.
+    """
+    if project_root is not None:
+        return project_root / path
+    parts = Path(path).parts
+    if len(parts) > 1 and parts[0] == "notebooks":
+        return notebooks_dir().joinpath(*parts[1:])
+    return PROJECT_ROOT / path
 
 
 @dataclass
@@ -270,7 +306,7 @@ def show_run(reports_dir: Path, run_id: str) -> dict[str, Any]:
 
 def _build_tasks(
     *,
-    project_root: Path,
+    project_root: Path | None,
     notebooks: Sequence[NotebookSpec],
     account_plan: NotebookSpec | None,
     account_ids: Sequence[str],
@@ -282,7 +318,7 @@ def _build_tasks(
             key=spec.name,
             spec=spec,
             title=spec.title(lang),
-            source=project_root / spec.path,
+            source=notebook_source(spec.path, project_root),
             account_id=None,
         )
         for spec in notebooks
@@ -299,7 +335,7 @@ def _build_tasks(
                     key=f"{account_plan.name}--{safe_name(account)}",
                     spec=account_plan,
                     title=f"{account_plan.title(lang)}: {name or account}",
-                    source=project_root / account_plan.path,
+                    source=notebook_source(account_plan.path, project_root),
                     account_id=account,
                     account_name=name,
                 )
@@ -597,7 +633,9 @@ def run_reports(
         Default ``sys.stderr``.
     project_root : Path, optional
         Where ``NotebookSpec.path`` is relative to and where ``git`` is asked
-        for the commit; default: the folder above the package.
+        for the commit; default: the folder above the package, with paths under
+        ``notebooks/`` in :func:`notebooks_dir` (:func:`notebook_source`) and
+        ``git`` asked only in a source checkout (a wheel has no commit).
     run_state : bool, default True
         Compute the portfolio once before the notebooks (features, scored
         book, LTV fit; :mod:`kam_analysis.state`) and let every notebook read
@@ -636,7 +674,8 @@ def run_reports(
         raise ReportError(f"unknown language {lang!r}; available: {', '.join(LANGUAGES)}")
     if jobs < 1 or cell_timeout < 1 or run_timeout < 1:
         raise ReportError("jobs, cell_timeout and run_timeout must be at least 1")
-    root = Path(project_root) if project_root is not None else PROJECT_ROOT
+    project_root = Path(project_root) if project_root is not None else None
+    root = project_root if project_root is not None else PROJECT_ROOT
     data_dir = Path(data_dir).resolve()
     reports_dir = Path(reports_dir).resolve()
     config_path = Path(config_path).resolve() if config_path is not None else None
@@ -650,7 +689,7 @@ def run_reports(
                 "or run without screenshots"
             )
     tasks = _build_tasks(
-        project_root=root,
+        project_root=project_root,
         notebooks=notebooks,
         account_plan=account_plan,
         account_ids=account_ids,
@@ -693,7 +732,9 @@ def run_reports(
                 prog.log(f"run {run_id}: {len(tasks)} notebook(s), jobs={jobs}, as of {as_of_text}")
                 files = input_files(data_dir)
                 config_entry = _config_record(config_path)
-                commit, dirty = _git_state(root)
+                # site-packages may sit in some other repository (a project's .venv/)
+                in_repo = project_root is not None or source_checkout()
+                commit, dirty = _git_state(root) if in_repo else (None, None)
                 state_dir = build / ".work" / "state"
                 state = (
                     build_run_state(

@@ -14,6 +14,14 @@ analyses can test themselves by recovering them:
   SoW × fiscal-year seasonality × continuous annual growth × noise, split
   over the product lines the account has adopted (industry-specific
   preferences, so peers buy alike).
+* **Market.** One market factor shared by every account: a Gaussian random
+  walk ``market[m]`` on the log of every customer's wallet (annual SD
+  ``market_volatility_annual``, monthly steps N(0, σ²/12), ``market[0] = 0``
+  in the window's first month, no drift correction), so the revenue of all
+  accounts moves together from month to month on top of each account's own
+  path. Wallet, revenue, contract and opportunity amounts, the wallet
+  estimate and the truths all use ``wallet × exp(market[m])``; shares of
+  wallet are unchanged. Recorded in ``ground_truth.json`` (``"market"``).
 * **Concentration.** A lognormal book of 2,000 accounts has a largest customer
   at under 2 % of revenue; B2B books usually have one at 5-15 % and a top 10
   at 30-50 %. After every random draw the wallets of the largest (key)
@@ -37,7 +45,10 @@ Account-level truths (tiers, wallets, churn, adoption months) are drawn for
 all accounts at once from one generator; everything per event (transactions,
 activities, surveys, usage, opportunities, stakeholders, contracts) is drawn
 per block of :data:`RNG_BLOCK_ACCOUNTS` accounts with a generator spawned
-from ``np.random.SeedSequence(seed)`` for that block index. The content of
+from ``np.random.SeedSequence(seed)`` for that block index. The market path
+has its own stream (``SeedSequence([seed, _MARKET_STREAM])``, like the plan
+tables and the messy export), so ``market_volatility_annual`` moves only the
+wallet-dependent amounts and 0 gives the book without a market. The content of
 every table therefore depends only on ``seed``, ``n_accounts``, the dates
 and ``lines_per_account_month`` — **not** on ``chunk_accounts``, which only
 sets how many accounts are written per Parquet row group (and so bounds the
@@ -55,7 +66,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -340,6 +351,14 @@ class SyntheticSettings(BaseModel):
     default_lines_per_account_month: float = Field(
         7.0, gt=0, description="Mean transaction lines per active account-month."
     )
+    market_volatility_annual: float = Field(
+        0.10,
+        ge=0,
+        lt=1,
+        description="Annual SD of the market factor: a random walk on the log of every "
+        "customer's wallet shared by all accounts (monthly steps N(0, sigma^2 / 12), 0 in the "
+        "window's first month, no drift correction); 0: no market factor.",
+    )
     top1_revenue_share: float | None = Field(
         0.08,
         gt=0,
@@ -384,6 +403,7 @@ class _Calendar:
     fq_start: np.ndarray  # (M,) bool, first month of a fiscal quarter
     yymm: np.ndarray  # (M,) e.g. 2404 for April 2024 (used in order ids)
     years_total: float
+    market: np.ndarray  # (M,) log market factor of each month (see _market_path); 0 = none
 
     @property
     def n_months(self) -> int:
@@ -460,7 +480,7 @@ def generate_dataset(
     dates as ``timestamp[us]``, currency ``JPY``), plus ``ground_truth.json``
     (global truths: churn coefficients and how to measure their covariates,
     tier shares, seasonality, growth, product preferences, the planted
-    revenue concentration) and
+    revenue concentration, the market factor's monthly log path) and
     ``ground_truth_accounts.parquet`` (one row per account: ``account_id,
     true_tier, annual_growth, true_wallet, true_share_of_wallet, nps_latent,
     exec_engaged, utilisation, contractual, churned, churn_date,
@@ -632,7 +652,40 @@ def _calendar(start: int, end: int, fy_start: int, s: SyntheticSettings) -> _Cal
         fq_start=(moy - fy_start) % 3 == 0,
         yymm=(months.astype(np.int64) // 12 + 1970) % 100 * 100 + moy,
         years_total=(end - start + 1) / 365.25,
+        market=np.zeros(len(months)),
     )
+
+
+_MARKET_STREAM = 0x6D61726B  # "mark": second entropy word of the market's own random stream
+
+
+def _market_path(seed: int, n_months: int, s: SyntheticSettings) -> np.ndarray:
+    """The planted log market factor of each window month (a Gaussian random walk).
+
+    ``market[0] = 0``; ``market[m] - market[m - 1] ~ N(0, sigma^2 / 12)`` with
+    sigma = ``market_volatility_annual``, no drift correction (``E[exp(market[m])]
+    = exp(m sigma^2 / 24)``). Drawn from its own stream,
+    ``SeedSequence([seed, _MARKET_STREAM])`` (not a spawn of ``SeedSequence(seed)``,
+    whose children draw the accounts and blocks), so no other draw moves; the
+    standard normal steps do not depend on sigma (the same seed gives the same
+    shape, scaled), and sigma = 0 gives exact zeros.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _MARKET_STREAM]))
+    steps = rng.standard_normal(max(n_months - 1, 0)) * (s.market_volatility_annual / math.sqrt(12))
+    return np.cumsum(np.r_[0.0, steps])  # from +0.0, so sigma = 0 gives +0.0 (not -0.0)
+
+
+def _wallet_at(a: dict, cal: _Calendar, idx, month, t=None) -> np.ndarray:
+    """Annual wallet ``wallet0 * (1 + growth)^t * exp(market[month])`` of accounts ``idx``.
+
+    ``month`` is a window month index (clipped to the window; arrays broadcast
+    against ``a["wallet0"][idx]``); ``t`` (years since the start) defaults to
+    the middle of that month.
+    """
+    month = np.clip(month, 0, cal.n_months - 1)
+    if t is None:
+        t = cal.t_years[month]
+    return a["wallet0"][idx] * (1 + a["growth"][idx]) ** t * np.exp(cal.market[month])
 
 
 MESSY_EXPORT_FILE = "invoice_lines.csv"
@@ -776,9 +829,8 @@ def _draw_accounts(
     adopted_last = adopt_m <= A["last_m"][:, None]
     A["sow_last"] = np.minimum(A["sow0"] * (A["z"] * adopted_last).sum(1) / A["z_init"], _SOW_CAP)
     A["n_lines_last"] = adopted_last.sum(axis=1)
-    A["wallet_end"] = A["wallet0"] * (1 + A["growth"]) ** cal.years_total
-    t_last = cal.t_years[A["last_m"]]
-    A["run_rate_last"] = A["wallet0"] * (1 + A["growth"]) ** t_last * A["sow_last"]
+    A["wallet_end"] = _wallet_at(A, cal, slice(None), cal.n_months - 1, t=cal.years_total)
+    A["run_rate_last"] = _wallet_at(A, cal, slice(None), A["last_m"]) * A["sow_last"]
 
     size = (A["wallet0"] * A["sow0"]) ** 0.3
     A["lines_lambda"] = np.maximum(lines * size / size.mean(), 0.3)
@@ -799,7 +851,7 @@ def _expected_recent_revenue(
 ) -> np.ndarray:
     """Expected revenue of each account over the last ``months`` months (no noise).
 
-    Wallet x growth x share of wallet (with the lines adopted by then) x
+    Wallet x growth x market x share of wallet (with the lines adopted by then) x
     seasonality, summed over the months the account is active; partial first
     and last months count in full. O(accounts x months).
     """
@@ -809,7 +861,7 @@ def _expected_recent_revenue(
         adopted = A["adopt_m"] <= m
         sow = np.minimum(A["sow0"] * (A["z"] * adopted).sum(1) / A["z_init"], _SOW_CAP)
         active = (A["first_m"] <= m) & (A["last_m"] >= m)
-        rate = A["wallet0"] * (1 + A["growth"]) ** cal.t_years[m] * sow * cal.season[m] / 12
+        rate = _wallet_at(A, cal, slice(None), m) * sow * cal.season[m] / 12
         total += np.where(active, rate, 0.0)
     return total
 
@@ -1229,9 +1281,8 @@ class _Ctx:
         return acc, mon, self.cal.month_start[mon] + day
 
     def annual_rate(self, local: np.ndarray, month: np.ndarray) -> np.ndarray:
-        """Annual wallet x initial SoW of account ``local`` at month index ``month``."""
-        t = self.cal.t_years[np.clip(month, 0, self.M - 1)]
-        return self.a["wallet0"][local] * (1 + self.a["growth"][local]) ** t * self.a["sow0"][local]
+        """Annual wallet (market included) x initial SoW of ``local`` at month index ``month``."""
+        return _wallet_at(self.a, self.cal, local, month) * self.a["sow0"][local]
 
 
 def _stakeholders(ctx: _Ctx):
@@ -1344,7 +1395,7 @@ def _transactions(ctx: _Ctx):
     adopted = a["adopt_m"][:, None, :] <= months[None, :, None]  # (B, M, lines)
     zam = a["z"][:, None, :] * adopted
     sow = np.minimum(a["sow0"][:, None] * zam.sum(axis=2) / a["z_init"][:, None], _SOW_CAP)
-    wallet = a["wallet0"][:, None] * (1 + a["growth"][:, None]) ** cal.t_years[None, :]
+    wallet = _wallet_at(a, cal, (slice(None), None), months[None, :])
     noise = np.exp(rng.normal(-0.5 * 0.15**2, 0.15, (B, M)))
     mu = wallet / 12.0 * sow * cal.season[None, :] * noise  # full-month revenue
     lam = a["lines_lambda"]
@@ -1413,9 +1464,7 @@ def _contract_terms(ctx: _Ctx) -> dict[str, np.ndarray]:
     adopted = a["adopt_m"][acc] <= month[:, None]
     sow_f = np.minimum((a["z"][acc] * adopted).sum(1) / a["z_init"][acc], _SOW_CAP / a["sow0"][acc])
     t = (start - cal.start) / 365.25
-    value = (
-        12 * 0.85 * a["wallet0"][acc] * (1 + a["growth"][acc]) ** t * a["sow0"][acc] * sow_f / 12
-    )
+    value = 12 * 0.85 * _wallet_at(a, cal, acc, month, t=t) * a["sow0"][acc] * sow_f / 12
     signed = np.where(j == 0, a["signed0"][acc], start - ctx.rng.integers(14, 57, len(acc)))
     go_live = np.where(j == 0, a["go_live"][acc], -1)
     go_live = np.where(go_live > cal.end, -1, go_live)
@@ -1780,6 +1829,7 @@ def _write_all(
 ) -> dict[str, int]:
     n_blocks = -(-n // RNG_BLOCK_ACCOUNTS)
     seeds = np.random.SeedSequence(seed).spawn(2 + n_blocks)
+    cal = replace(cal, market=_market_path(seed, cal.n_months, s))  # before the wallets
     rng_accounts = np.random.default_rng(seeds[0])
     A = _draw_accounts(rng_accounts, n, cal, s, lines)
     id_width = max(6, len(str(n)))
@@ -2031,6 +2081,20 @@ def _write_truth(
         },
         "opportunities": {"poc_win_rate": s.poc_win_rate},
         "concentration": _concentration_truth(A, ids, cal, s),
+        "market": {
+            "volatility_annual": s.market_volatility_annual,
+            "monthly_log_path": [float(x) for x in cal.market],
+            "months": [
+                str(m) for m in cal.month_start.astype("datetime64[D]").astype("datetime64[M]")
+            ],
+            "definition": "one market factor shared by every account: the wallet of every "
+            "account in window month m (months[m]; its revenue, contract and opportunity "
+            "amounts, true_wallet, true_annual_run_rate and wallet_estimate with it) is "
+            "multiplied by exp(monthly_log_path[m]), a Gaussian random walk in logs with "
+            "monthly_log_path[0] = 0 and independent monthly steps N(0, volatility_annual^2 / 12) "
+            "(no drift correction: the expected multiplier grows as exp(m * "
+            "volatility_annual^2 / 24)); shares of wallet are unchanged",
+        },
         "accounts_file": "ground_truth_accounts.parquet",
     }
     (folder / "ground_truth.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
