@@ -540,11 +540,14 @@ class AnalysisContext:
         """
         values = self.ltv_values
         ltv = values.ltv if values.not_valued is None else None
+        cfg = self.config.scenarios
         est = spread_estimates(
             self.monthly,
             as_of=self.as_of,
             models=values.models,
             account_ids=self.scored["account_id"],
+            min_accounts=cfg.min_history_accounts,
+            min_months=cfg.min_history_months,
         )
         book = scenario_book(
             self.scored,
@@ -554,7 +557,7 @@ class AnalysisContext:
             assumed_gross_margin=self.config.data.assumed_gross_margin,
         )
         spreads = scenario_spreads(
-            self.config.scenarios,
+            cfg,
             market=est.market,
             churn_shock=est.churn_shock,
             volatility_months=est.months,

@@ -559,6 +559,18 @@ class ScenarioSettings(_Model):
         ),
     )
     growth_knot_months: int = Field(12, ge=1)
+    min_history_accounts: int = Field(
+        30,
+        ge=3,
+        description="Accounts with consecutive quarters of revenue needed to estimate the "
+        "volatilities and the market factor from the data (else the fallbacks).",
+    )
+    min_history_months: int = Field(
+        24,
+        ge=12,
+        description="Months the longest run of quarters with revenue must span to estimate the "
+        "volatilities and the market factor from the data (else the fallbacks).",
+    )
     target_revenue: float | None = None
     concentration: ConcentrationThresholds = Field(default_factory=ConcentrationThresholds)
     loss_stress_top_k: int = Field(10, ge=1)

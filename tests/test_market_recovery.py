@@ -62,3 +62,13 @@ def test_the_scenario_book_uses_the_estimated_market_weight(books):
     assert (book["volatility_source"] == "estimated").sum() == spreads.volatility_accounts
     # the contract churn model is there: its quarterly shock estimate is reported
     assert spreads.churn_shock_source == "estimated" and spreads.churn_shock["quarters"] >= 12
+
+
+@pytest.mark.slow
+def test_a_longer_required_history_falls_back_and_says_so(books):
+    strict = books[0.25].with_settings(scenarios={"min_history_months": 48})
+    book, spreads = strict.scenario_inputs
+    assert (book["volatility_source"] == "fallback").all()
+    assert spreads.market_source == "fallback" and spreads.volatility_months == 36
+    # the churn shock does not depend on the revenue history
+    assert spreads.churn_shock_source == "estimated"

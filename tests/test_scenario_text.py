@@ -87,3 +87,14 @@ def test_the_three_sentences_differ_by_source():
     }
     assert "estimated" in texts["estimated"] and "kam" not in texts["estimated"]
     assert "set in [scenarios]" in texts["config"]
+
+
+def test_the_fallback_names_the_history_the_settings_require():
+    book = _book(["fallback"], [0.15])
+    spreads = sc.scenario_spreads(volatility_months=18, volatility_accounts=12)
+    cfg = sc.ScenarioSettings(min_history_accounts=50, min_history_months=36)
+    text = _plain(spread_texts(book, spreads, _page("en"), cfg)["volatility"])
+    assert "12 accounts" in text and "18 months" in text
+    assert "at least 50 accounts and 36 months" in text
+    default = _plain(spread_texts(book, spreads, _page("ja"))["volatility"])
+    assert "30社・24か月以上" in default

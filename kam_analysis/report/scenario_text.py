@@ -6,12 +6,14 @@ from typing import Any
 
 import pandas as pd
 
-from kam_analysis.scenarios import FALLBACK_VOLATILITY, ScenarioSpreads
+from kam_analysis.scenarios import FALLBACK_VOLATILITY, ScenarioSettings, ScenarioSpreads
 
 __all__ = ["spread_texts"]
 
 
-def _volatility_text(book: pd.DataFrame, spreads: ScenarioSpreads, page: Any) -> Any:
+def _volatility_text(
+    book: pd.DataFrame, spreads: ScenarioSpreads, page: Any, settings: ScenarioSettings
+) -> Any:
     vol = book["volatility_annual"]
     source = book.get("volatility_source", pd.Series("fallback", index=book.index))
     own = (source == "estimated").to_numpy()
@@ -23,6 +25,8 @@ def _volatility_text(book: pd.DataFrame, spreads: ScenarioSpreads, page: Any) ->
             value=page.pct(value, 0),
             months=page.int(spreads.volatility_months),
             accounts=page.int(spreads.volatility_accounts),
+            min_accounts=page.int(settings.min_history_accounts),
+            min_months=page.int(settings.min_history_months),
         )
     text = page.text(
         "scenarios.spread.vol.estimated",
@@ -75,7 +79,12 @@ def _churn_text(spreads: ScenarioSpreads, page: Any) -> Any:
     )
 
 
-def spread_texts(book: pd.DataFrame, spreads: ScenarioSpreads, page: Any) -> dict[str, Any]:
+def spread_texts(
+    book: pd.DataFrame,
+    spreads: ScenarioSpreads,
+    page: Any,
+    settings: ScenarioSettings | None = None,
+) -> dict[str, Any]:
     """The values of ``scenarios.spread_note``: volatility, market factor and churn shock.
 
     Parameters
@@ -85,6 +94,9 @@ def spread_texts(book: pd.DataFrame, spreads: ScenarioSpreads, page: Any) -> dic
         ``volatility_source``).
     spreads : ScenarioSpreads
     page : kam_analysis.report.Page
+    settings : ScenarioSettings, optional
+        The ``[scenarios]`` settings (the history the estimates need);
+        defaults when None.
 
     Returns
     -------
@@ -94,7 +106,7 @@ def spread_texts(book: pd.DataFrame, spreads: ScenarioSpreads, page: Any) -> dic
         data), configured or assumed.
     """
     return {
-        "volatility": _volatility_text(book, spreads, page),
+        "volatility": _volatility_text(book, spreads, page, settings or ScenarioSettings()),
         "market": _market_text(spreads, page),
         "churn": _churn_text(spreads, page),
     }
