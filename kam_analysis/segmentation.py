@@ -75,32 +75,42 @@ class _Section(BaseModel):
 class SegmentationSettings(_Section):
     """Business rules of segmentation (composed into ``kam.toml`` as ``[segmentation]``).
 
-    Tiers follow the key-account portfolio matrix. The attractiveness that
-    the thresholds apply to is the customer's own (``attractiveness``,
-    :func:`kam_analysis.valuation.customer_attractiveness`: its size,
-    growth, needs and fit, not what we already sell there) when the scored
-    table has it, else the valuation ``score``. With ``thresholds =
-    "percentile"`` the two score thresholds are percentile ranks (0-100)
-    among the active accounts, which holds for any normalisation (with
-    ``minmax`` a few giant accounts compress the scores of everybody else,
-    and an absolute threshold may then admit nobody).
+    Tiers follow the key-account portfolio matrix: the most attractive
+    customers are key accounts where our position is already strong and
+    growth candidates where it is still weak. The attractiveness that the
+    thresholds apply to is the customer's own (``attractiveness``,
+    :func:`kam_analysis.valuation.customer_attractiveness`: its size, growth
+    and strategic value, not what we already sell there) when the scored
+    table has it, else the valuation ``score``. By default (``thresholds =
+    "percentile"``) the two thresholds are percentile ranks (0-100) among
+    the active accounts: the top fifth of the live book by attractiveness
+    (80) is key or growth, whatever the normalisation (with ``minmax`` a few
+    giant accounts compress the scores of everybody else, and an absolute
+    threshold may then admit nobody). ``thresholds = "absolute"`` reads
+    attractiveness values instead.
 
-    Key accounts are the most attractive accounts (attractiveness at least
-    ``key_min_score``) where our position is strong (share of wallet at
-    least ``key_min_share_of_wallet``), up to the number the account teams
-    can serve: the
+    Key accounts are the attractive accounts (at least ``key_min_score``)
+    where our position is strong (share of wallet at least
+    ``key_min_share_of_wallet``, 50 %: we already hold most of the
+    customer's spend), up to the number the account teams can serve: the
     capacity is the smaller of ``key_capacity`` (an absolute head count of
-    accounts) and ``key_max_share`` of all accounts (rounded, at least 1);
-    either may be switched off with ``None``. McDonald & Woodburn advise a
-    small, servable key-account programme (typically tens of accounts), so a
-    capacity should always be set for real portfolios.
+    accounts) and ``key_max_share`` of the active accounts (rounded, at
+    least 1); either may be switched off with ``None``. Among the eligible,
+    the capacity goes to the highest account value (``score``). McDonald &
+    Woodburn advise a small, servable key-account programme (typically tens
+    of accounts), so a head count (``key_capacity``) should be set for real
+    portfolios; the default share (10 %) is only a ceiling.
 
-    Growth candidates are not key, have a large potential (headroom or
-    whitespace in the top ``1 - growth_min_potential_pct`` of accounts),
-    a low share of wallet (at most ``growth_max_share_of_wallet``: much of
-    the customer's spend still goes elsewhere) and an attractiveness score of
-    at least ``growth_min_score`` (a large wallet alone, with poor strategic
-    fit, is not a growth case).
+    Growth candidates are not key, are as attractive (at least
+    ``growth_min_score``), hold a low share of wallet (below
+    ``growth_max_share_of_wallet``, the key floor: much of the customer's
+    spend still goes elsewhere) and have potential left (headroom or
+    whitespace at least at the ``growth_min_potential_pct`` percentile, the
+    median by default).
+
+    Measured on the generated demo (2,000 and 3,000 accounts, four seeds),
+    these defaults recover the planted tiers of the active accounts with
+    Cohen's kappa 0.79-0.81 (``tests/test_segmentation.py``).
 
     A condition whose data the book does not have (no wallet estimates: no
     share of wallet and no headroom; no product lines: no whitespace; no
@@ -118,10 +128,13 @@ class SegmentationSettings(_Section):
     """
 
     key_min_score: float = Field(
-        50.0, ge=0, le=100, description="Lowest attractiveness of a key account."
+        80.0,
+        ge=0,
+        le=100,
+        description="Lowest attractiveness of a key account (a percentile rank by default).",
     )
     thresholds: Literal["absolute", "percentile"] = Field(
-        "absolute",
+        "percentile",
         description=(
             "How key_min_score and growth_min_score read: attractiveness values (absolute) "
             "or its percentile ranks among the active accounts, 0-100 (percentile)."
@@ -131,10 +144,13 @@ class SegmentationSettings(_Section):
         None, ge=0, description="Most key accounts the teams can serve (None: no head-count cap)."
     )
     key_max_share: float | None = Field(
-        0.05, gt=0, le=1, description="Most key accounts as a share of all accounts (None: no cap)."
+        0.10,
+        gt=0,
+        le=1,
+        description="Most key accounts as a share of the active accounts (None: no cap).",
     )
     key_min_share_of_wallet: float | None = Field(
-        0.4,
+        0.5,
         ge=0,
         description=(
             "Lowest share of wallet of a key account (None: no floor): an attractive account "
@@ -151,10 +167,10 @@ class SegmentationSettings(_Section):
         "gross_profit_12m", description="Current-value measure of key_min_value_pct."
     )
     growth_min_potential_pct: float = Field(
-        0.75, ge=0, le=1, description="Lowest percentile rank of headroom or whitespace."
+        0.5, ge=0, le=1, description="Lowest percentile rank of headroom or whitespace."
     )
     growth_max_share_of_wallet: float = Field(
-        0.4,
+        0.5,
         ge=0,
         description=(
             "Highest share of wallet of a growth candidate (the key floor by default: an "
@@ -162,7 +178,10 @@ class SegmentationSettings(_Section):
         ),
     )
     growth_min_score: float = Field(
-        50.0, ge=0, le=100, description="Lowest attractiveness of a growth candidate."
+        80.0,
+        ge=0,
+        le=100,
+        description="Lowest attractiveness of a growth candidate (a percentile rank by default).",
     )
     potential_columns: tuple[str, ...] = Field(
         ("headroom", "whitespace"), description="Potential measures of the growth rule."
@@ -892,8 +911,11 @@ def tier_rule(
     text = ""
     if reason is not None and lang is not None:
         column = label_for(cfg.key_value_column, lang, prefix="valuation.col.")
+        key = f"tier.none.{reason}"
+        if reason == "score_floor" and cfg.thresholds == "percentile":
+            key += "_pct"  # already percentile ranks: the scores barely differ
         why = t(
-            f"tier.none.{reason}",
+            key,
             lang,
             limit=(
                 f"{_limit_of(reason, cfg) * 100:g}%"
@@ -1682,9 +1704,7 @@ def score_and_tier(
     scored = attractiveness_score(
         table, vcfg.weights, normalisation=vcfg.normalisation, invert=vcfg.invert
     )
-    scored["attractiveness"] = customer_attractiveness(
-        table, vcfg.weights, normalisation=vcfg.normalisation, invert=vcfg.invert
-    ).to_numpy()
+    scored["attractiveness"] = _attractiveness(table, vcfg)
     scored = with_status(scored, as_of=as_of, contracts=contracts, settings=scfg)
     tiers = assign_tiers(scored, scfg, lang=lang)[
         ["account_id", "tier", "tier_reason", "potential_pct"]
@@ -1694,6 +1714,17 @@ def score_and_tier(
         monthly_revenue = monthly_from_transactions(transactions, as_of)
     wins = win_back(scored, monthly_revenue, as_of=as_of, valuation=vcfg, settings=scfg, lang=lang)
     return with_win_back(scored, wins)
+
+
+def _attractiveness(table: pd.DataFrame, vcfg: ValuationSettings) -> np.ndarray:
+    """The customer's attractiveness (:func:`kam_analysis.valuation.customer_attractiveness`)."""
+    return customer_attractiveness(
+        table,
+        vcfg.attractiveness_weights,
+        normalisation=vcfg.normalisation,
+        invert=vcfg.invert,
+        fallback=vcfg.weights,
+    ).to_numpy()
 
 
 def with_status(
@@ -1885,6 +1916,24 @@ def _pct_against(values: np.ndarray, book: np.ndarray) -> np.ndarray:
     return out
 
 
+def _level_against(
+    scored: pd.DataFrame, as_if: pd.DataFrame, active: np.ndarray, cfg: SegmentationSettings
+) -> np.ndarray:
+    """What the tier thresholds read for each ``as_if`` row, on the scale of the live book.
+
+    The column of :func:`tier_score_column` (``attractiveness`` when the book
+    has it, else ``score``) from ``as_if``; with ``thresholds = "percentile"``
+    its percentile rank (0-100) among the active accounts of ``scored``.
+    """
+    column = tier_score_column(scored)
+    if column not in as_if.columns:
+        raise SegmentationInputError(f"as_if needs column {column!r}, as the scored book has it")
+    level = _num(as_if, column)
+    if cfg.thresholds == "percentile":
+        level = 100.0 * _pct_against(level, _num(scored, column)[active])
+    return level
+
+
 def tiers_if_active(
     scored: pd.DataFrame,
     as_if: pd.DataFrame,
@@ -1931,17 +1980,18 @@ def tiers_if_active(
         if "share_of_wallet" in as_if
         else np.full(len(as_if), np.nan)
     )
+    level = _level_against(scored, as_if, inp.active, cfg)
     is_key = (scored["tier"] == "key").to_numpy()
     full = cap is not None and int(is_key.sum()) >= cap
     cutoff = float(np.min(score[is_key])) if full and is_key.any() else -np.inf
-    key = lost & (score >= cfg.key_min_score) & (score >= cutoff) & (cap != 0)
+    key = lost & (level >= cfg.key_min_score) & (score >= cutoff) & (cap != 0)
     if not applied.key_sow:
         key &= np.nan_to_num(sow, nan=-np.inf) >= cfg.key_min_share_of_wallet
     if not applied.key_value:
         col = cfg.key_value_column
         pct = _pct_against(_num(as_if, col), _num(scored, col)[inp.active])
         key &= pct >= cfg.key_min_value_pct
-    growth = lost & ~key & (score >= cfg.growth_min_score)
+    growth = lost & ~key & (level >= cfg.growth_min_score)
     if applied.growth:  # no potential measure with data: no growth candidates in this book
         growth = np.zeros(len(as_if), dtype=bool)
     else:
@@ -2037,12 +2087,12 @@ def win_back(
         return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
     _require(scored, "scored", ["last_purchase", "tier"])
     before = revenue_before_loss(scored, monthly_revenue)
+    as_if = as_if_active(scored, before)
     rescored = attractiveness_score(
-        as_if_active(scored, before),
-        vcfg.weights,
-        normalisation=vcfg.normalisation,
-        invert=vcfg.invert,
+        as_if, vcfg.weights, normalisation=vcfg.normalisation, invert=vcfg.invert
     )
+    if "attractiveness" in scored.columns:
+        rescored["attractiveness"] = _attractiveness(as_if, vcfg)
     tier_if = tiers_if_active(scored, rescored, cfg)
     revenue = before["revenue_before_loss"].to_numpy(dtype=float)
     basis = np.where(np.isin(tier_if, ("key", "growth")), tier_if, "")

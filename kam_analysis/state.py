@@ -102,13 +102,17 @@ def state_key(files: list[dict[str, Any]], config: KamConfig, as_of: dt.date, la
         SHA-256 (hex) of the inputs' hashes, the configuration, the as-of
         date, the language, the package version and :data:`STATE_VERSION`.
     """
+    return _digest(files, as_of, config=json.loads(config.model_dump_json()), lang=lang)
+
+
+def _digest(files: list[dict[str, Any]], as_of: dt.date, **parts: Any) -> str:
+    """SHA-256 (hex) of the inputs' hashes, the as-of date, the versions and ``parts``."""
     payload = {
         "inputs": [(f["path"], f["sha256"]) for f in files],
-        "config": json.loads(config.model_dump_json()),
         "as_of": as_of.isoformat(),
-        "lang": lang,
         "package": __version__,
         "state_version": STATE_VERSION,
+        **parts,
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -126,17 +130,13 @@ def features_key(files: list[dict[str, Any]], config: KamConfig, as_of: dt.date)
     as-of date and the package and state-format versions (not the language
     or the report settings).
     """
-    payload = {
-        "inputs": [(f["path"], f["sha256"]) for f in files],
-        "features": json.loads(config.features.model_dump_json()),
-        "data": json.loads(config.data.model_dump_json()),
-        "as_of": as_of.isoformat(),
-        "package": __version__,
-        "state_version": STATE_VERSION,
-        "table": "account_features",
-    }
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _digest(
+        files,
+        as_of,
+        features=json.loads(config.features.model_dump_json()),
+        data=json.loads(config.data.model_dump_json()),
+        table="account_features",
+    )
 
 
 def derived_features_path(data_dir: Path, as_of: dt.date) -> Path:

@@ -175,6 +175,20 @@ _DEFAULT_WEIGHTS: dict[str, float] = {
     "synergy": 0.06,
 }
 
+_DEFAULT_ATTRACTIVENESS_WEIGHTS: dict[str, float] = {
+    # the customer's size (its whole category spend): 40 %
+    "wallet_estimate": 0.40,
+    # the customer's growth (our revenue growth and trend at the customer stand in): 15 %
+    "revenue_growth": 0.09,
+    "trend": 0.06,
+    # the customer's strategic value to us: 45 %
+    "strategic_fit": 0.13,
+    "co_development": 0.08,
+    "reference_value": 0.07,
+    "barrier_to_entry": 0.07,
+    "synergy": 0.10,
+}
+
 _DEFAULT_STAGE_WEIGHTS: dict[str, float] = {
     "prospecting": 0.1,
     "qualification": 0.2,
@@ -310,13 +324,30 @@ class ValuationSettings(_Section):
     weight 0 by default.
 
     The tier thresholds of :class:`kam_analysis.segmentation.SegmentationSettings`
-    assume the default ``rank`` normalisation: with ``minmax`` a few giant
-    accounts compress everybody else's scores towards 0.
+    read the customer's attractiveness (:func:`customer_attractiveness`),
+    weighted by ``attractiveness_weights``: the customer's size 40 %
+    (``wallet_estimate``; without wallet estimates our revenue stands in),
+    its growth 15 % (our revenue growth and trend at the customer stand in
+    for the customer's own) and its strategic value 45 % (the qualitative
+    criteria, in the proportions of ``weights``). The score ranks accounts
+    by what they are worth to us; attractiveness describes the customer
+    alone, so that our position with it (share of wallet, our revenue) is
+    the other, independent axis of the portfolio matrix. With ``rank``
+    normalisation (the default) percentile thresholds and absolute ones read
+    the same scale; with ``minmax`` a few giant accounts compress everybody
+    else's scores towards 0.
     """
 
     weights: dict[str, float] = Field(
         default_factory=lambda: dict(_DEFAULT_WEIGHTS),
         description="Criterion -> weight (non-negative; normalised to sum 1).",
+    )
+    attractiveness_weights: dict[str, float] = Field(
+        default_factory=lambda: dict(_DEFAULT_ATTRACTIVENESS_WEIGHTS),
+        description=(
+            "Criterion -> weight of the customer's attractiveness, the axis the tier thresholds "
+            "read (customer-side criteria only; normalised to sum 1)."
+        ),
     )
     normalisation: Normalisation = Field("rank", description="rank, minmax or zscore.")
     invert: tuple[str, ...] = Field((), description="Criteria where lower is better.")
@@ -337,6 +368,20 @@ class ValuationSettings(_Section):
     @classmethod
     def _check_weights(cls, value: dict[str, float]) -> dict[str, float]:
         _validated_weights(value, known=None)
+        return value
+
+    @field_validator("attractiveness_weights")
+    @classmethod
+    def _check_attractiveness_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        _validated_weights(value, known=None)
+        ours = sorted(set(value) & set(POSITION_CRITERIA))
+        if ours:
+            raise ValueError(
+                f"attractiveness_weights name {ours}, which measure our position with the "
+                "customer, not the customer: the position axis of the portfolio matrix reads "
+                "them ([segmentation] position_weights); customer-side criteria are "
+                f"{list(CUSTOMER_SIDE_CRITERIA)} or a column of your own"
+            )
         return value
 
     @field_validator("stage_weights")
@@ -1738,41 +1783,65 @@ Exports rarely carry the customer's own growth, so our revenue growth and
 trend at the customer stand in for it.
 """
 
+POSITION_CRITERIA: tuple[str, ...] = (
+    "revenue_12m",
+    "gross_profit_12m",
+    "margin_12m",
+    "gross_profit_growth",
+    "share_of_wallet",
+    "headroom",
+)
+"""Criteria that measure our position with the customer: never part of its attractiveness."""
+
 SIZE_STAND_IN: tuple[str, str] = ("wallet_estimate", "revenue_12m")
 """Without wallet estimates, our revenue (the part of the customer's spend we see, a lower
 bound of its size) takes the wallet's weight in :func:`customer_attractiveness`."""
 
 
 def attractiveness_weights(
-    table: pd.DataFrame, weights: Mapping[str, float] | None = None
+    table: pd.DataFrame,
+    weights: Mapping[str, float] | None = None,
+    *,
+    fallback: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """The stated weights of the customer-side criteria, as used by :func:`customer_attractiveness`.
+    """The stated weights of the customer's attractiveness, as used by :func:`customer_attractiveness`.
 
-    The positively weighted criteria of :data:`CUSTOMER_SIDE_CRITERIA`; when
+    The positively weighted criteria of ``weights`` that describe the
+    customer (criteria of :data:`POSITION_CRITERIA` are dropped); when
     ``wallet_estimate`` has no data, its weight moves to ``revenue_12m``
-    (:data:`SIZE_STAND_IN`). When no customer-side criterion has data, the
-    full stated weights are returned (attractiveness is then the score).
+    (:data:`SIZE_STAND_IN`). When none of them has data, ``fallback`` is
+    returned (attractiveness is then the score).
 
     Parameters
     ----------
     table : pandas.DataFrame
         The valuation table (:func:`valuation_table`).
     weights : mapping, optional
-        Stated weights (default :class:`ValuationSettings` weights).
+        Stated attractiveness weights (default
+        :attr:`ValuationSettings.attractiveness_weights`).
+    fallback : mapping, optional
+        The score's stated weights (default :attr:`ValuationSettings.weights`).
 
     Returns
     -------
     dict
-        Criterion -> stated weight (not renormalised).
+        Criterion -> stated weight (normalised over the criteria the table has
+        columns for, before criteria of :data:`POSITION_CRITERIA` are dropped).
     """
-    stated = _check_weights_for(table, weights if weights is not None else _DEFAULT_WEIGHTS)
-    side = {c: w for c, w in stated.items() if c in CUSTOMER_SIDE_CRITERIA and w > 0}
+    raw = weights if weights is not None else _DEFAULT_ATTRACTIVENESS_WEIGHTS
+    # a criterion the table has no column for has no data (custom names must exist)
+    present = {c: w for c, w in raw.items() if c in table.columns or c not in CRITERIA}
     size, stand_in = SIZE_STAND_IN
+    if size in raw and size not in present and stand_in in table.columns:
+        present[size] = raw[size]
+    stated = _check_weights_for(table, present) if present else {}
+    side = {c: w for c, w in stated.items() if c not in POSITION_CRITERIA and w > 0}
     has_size = size in table.columns and bool(_criterion_values(table, size).notna().any())
     if size in side and not has_size and stand_in in table.columns:
         side[stand_in] = side.pop(size)
-    with_data = [c for c in side if bool(_criterion_values(table, c).notna().any())]
-    return side if with_data else dict(stated)
+    if any(bool(_criterion_values(table, c).notna().any()) for c in side):
+        return side
+    return _check_weights_for(table, fallback if fallback is not None else _DEFAULT_WEIGHTS)
 
 
 def customer_attractiveness(
@@ -1781,35 +1850,39 @@ def customer_attractiveness(
     *,
     normalisation: Normalisation = "rank",
     invert: Sequence[str] = (),
+    fallback: Mapping[str, float] | None = None,
 ) -> pd.Series:
     """Attractiveness of the customer itself, 0-100: the vertical axis of the portfolio matrix.
 
-    :func:`attractiveness_score` over the customer-side criteria only
-    (:func:`attractiveness_weights`): the customer's size, growth, unmet needs
-    and strategic fit, with their stated weights renormalised. Our own
-    revenue and gross profit are left out because they measure our position
-    with the customer, the other axis; scoring them on both axes correlates
-    the axes and fills the diagonal quadrants (McDonald & Woodburn: customer
-    attractiveness against our relative strength). Without wallet estimates
-    our revenue stands in for the customer's size (:data:`SIZE_STAND_IN`).
+    :func:`attractiveness_score` over the customer's own criteria
+    (:func:`attractiveness_weights`): its size, growth and strategic value,
+    weighted by :attr:`ValuationSettings.attractiveness_weights`. Our own
+    revenue, gross profit and share of wallet are left out because they
+    measure our position with the customer, the other axis; scoring them on
+    both axes correlates the axes and fills the diagonal quadrants (McDonald
+    & Woodburn: customer attractiveness against our relative strength).
+    Without wallet estimates our revenue stands in for the customer's size
+    (:data:`SIZE_STAND_IN`).
 
     Parameters
     ----------
     table : pandas.DataFrame
         The valuation table (:func:`valuation_table`), one row per account.
     weights : mapping, optional
-        Stated weights (default :class:`ValuationSettings` weights).
+        Stated attractiveness weights (default
+        :attr:`ValuationSettings.attractiveness_weights`).
     normalisation : {"rank", "minmax", "zscore"}, default "rank"
     invert : sequence of str
-        Criteria where lower is better (those outside the customer side are
-        ignored).
+        Criteria where lower is better (those not weighted here are ignored).
+    fallback : mapping, optional
+        The score's weights, used when no attractiveness criterion has data.
 
     Returns
     -------
     pandas.Series
         ``attractiveness`` (0-100), indexed like ``table``.
     """
-    used = attractiveness_weights(table, weights)
+    used = attractiveness_weights(table, weights, fallback=fallback)
     scored = attractiveness_score(
         table[[c for c in table.columns if not c.startswith("contrib_")]],
         used,
@@ -2151,31 +2224,6 @@ def _on_base_scale(
     return scores, ranks
 
 
-def _side_weights(
-    table: pd.DataFrame, names: list[str], wm: np.ndarray, weights: Mapping[str, float] | None
-) -> tuple[dict[str, float], np.ndarray]:
-    """Customer-side weights (:func:`attractiveness_weights`) of the base and of every draw.
-
-    :func:`attractiveness_weights` keeps or moves stated weights (e.g. the
-    wallet's weight to revenue without wallet data); which stated criterion
-    each customer-side weight comes from is read once, from distinct tag
-    weights, and the drawn weights follow the same map. Should the map not
-    be recognisable, every draw is passed through the function.
-    """
-    base = {c: v for c, v in attractiveness_weights(table, weights).items() if v > 0}
-    tags = np.arange(1.0, len(names) + 1.0)
-    tagged = attractiveness_weights(table, dict(zip(names, tags, strict=True)))
-    for scale in (1.0 / tags.sum(), 1.0):  # the weights come back normalised, or not
-        k = {c: round(tagged.get(c, 0.0) / scale) - 1 for c in base}
-        if all(0 <= k[c] < len(names) and np.isclose(tagged[c], scale * tags[k[c]]) for c in base):
-            return base, wm[[k[c] for c in base]]
-    per_draw = np.empty((len(base), wm.shape[1]))
-    for d in range(wm.shape[1]):
-        drawn = attractiveness_weights(table, dict(zip(names, wm[:, d], strict=True)))
-        per_draw[:, d] = [drawn.get(c, 0.0) for c in base]
-    return base, per_draw
-
-
 def _drawn_tiers(
     table: pd.DataFrame,
     tier_fn: Callable[[pd.DataFrame], pd.Series | np.ndarray],
@@ -2223,6 +2271,7 @@ def weight_robustness(
     normalisation: Normalisation = "rank",
     invert: Sequence[str] = (),
     bands: Sequence[int] = (1, 10),
+    attractiveness: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """How much do an account's rank and tier depend on the weights and the normalisation?
 
@@ -2251,8 +2300,9 @@ def weight_robustness(
     With ``tier_fn`` the tiers are recomputed in every draw from a copy of
     ``table`` with the draw's ``score`` and ``rank``; when ``table`` has an
     ``attractiveness`` column (the customer-side score the tier thresholds
-    read, :func:`customer_attractiveness`) it is recomputed from the same
-    drawn weights (:func:`attractiveness_weights`). Tier thresholds are set on
+    read, :func:`customer_attractiveness`) it is recomputed in every draw
+    from attractiveness weights drawn the same way around the stated ones
+    (``attractiveness``), with the draw's normalisation. Tier thresholds are set on
     the scale of the base ``normalisation`` (with ``minmax`` a few giant
     accounts compress every other score), so in a draw with another
     normalisation the account at rank ``r`` gets the ``r``-th best score of
@@ -2284,6 +2334,10 @@ def weight_robustness(
         :func:`attractiveness_score`.
     bands : sequence of int, default (1, 10)
         Rank bands ``k`` of the rank acceptability columns ``p_top<k>``.
+    attractiveness : mapping, optional
+        Stated attractiveness weights (default
+        :attr:`ValuationSettings.attractiveness_weights`), drawn around when
+        ``table`` has an ``attractiveness`` column.
 
     Returns
     -------
@@ -2358,9 +2412,14 @@ def weight_robustness(
     base = {"score": base_score, "rank": out["base_rank"].to_numpy()}
     columns = {"score": scores, "rank": ranks}
     if "attractiveness" in table.columns:
-        side, side_wm = _side_weights(table, list(positive), wm, weights)
+        side = attractiveness_weights(table, attractiveness, fallback=weights)
+        side = {c: v for c, v in side.items() if v > 0}
+        sw = np.array(list(side.values()))
+        side_wm = _weight_matrix(
+            sw / sw.sum(), draws, rng, method=method, concentration=concentration, spread=spread
+        )
         base["attractiveness"] = customer_attractiveness(
-            table, weights, normalisation=normalisation, invert=invert
+            table, attractiveness, normalisation=normalisation, invert=invert, fallback=weights
         ).to_numpy()
         columns["attractiveness"] = _on_base_scale(
             table, side, side_wm, norm_of_draw, normalisation, invert, id_pos

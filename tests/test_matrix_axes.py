@@ -14,9 +14,11 @@ from kam_analysis.segmentation import (
     portfolio_matrix,
     tier_conditions,
     tier_rule,
+    tiers_if_active,
 )
 from kam_analysis.valuation import (
     CUSTOMER_SIDE_CRITERIA,
+    ValuationSettings,
     attractiveness_score,
     attractiveness_weights,
     customer_attractiveness,
@@ -87,12 +89,16 @@ def test_without_wallet_estimates_our_revenue_stands_in_for_the_customers_size()
     book = _book().drop(columns=["wallet_estimate", "share_of_wallet"])
     w = {"gross_profit_12m": 0.5, "wallet_estimate": 0.3, "strategic_fit": 0.2}
     assert attractiveness_weights(book, w) == {"revenue_12m": 0.3, "strategic_fit": 0.2}
-    # no customer-side criterion has data: attractiveness is the score
+    # no customer-side criterion has data: attractiveness is the score (its fallback weights)
     only_ours = _book()[["account_id", "revenue_12m", "gross_profit_12m"]]
     w2 = {"revenue_12m": 1.0, "gross_profit_12m": 1.0}
     np.testing.assert_allclose(
-        customer_attractiveness(only_ours, w2), attractiveness_score(only_ours, w2)["score"]
+        customer_attractiveness(only_ours, w2, fallback=w2),
+        attractiveness_score(only_ours, w2)["score"],
     )
+    # the default attractiveness weights on that book: size falls to our revenue, the
+    # criteria without a column have no data
+    assert attractiveness_weights(only_ours) == {"revenue_12m": 1.0}
     assert set(CUSTOMER_SIDE_CRITERIA).isdisjoint(
         {"revenue_12m", "gross_profit_12m", "share_of_wallet", "headroom", "margin_12m"}
     )
@@ -135,10 +141,11 @@ def test_minmax_scores_starve_absolute_thresholds_and_the_rule_says_why():
     scored = attractiveness_score(_giant_book(), {"revenue_12m": 1.0}, normalisation="minmax")
     # everybody but the giant scores under 0.1, so only the giant reaches the floor of 50
     assert (scored["score"].iloc[1:] < 0.1).all()
-    assert tier_rule(scored, SegmentationSettings(key_max_share=0.1)).n_key == 1
+    absolute = SegmentationSettings(thresholds="absolute", key_min_score=50, growth_min_score=50)
+    assert tier_rule(scored, absolute).n_key == 1
     # without the giant on the book (it left), nobody is key, and the rule says why
     lost = scored.assign(status=["churned"] + ["active"] * (len(scored) - 1))
-    rule = tier_rule(lost, SegmentationSettings(key_max_share=0.1))
+    rule = tier_rule(lost, absolute)
     assert rule.n_key == 0 and rule.no_key_reason == "score_floor"
     assert 'thresholds = "percentile"' in rule.no_key_text
 
@@ -168,11 +175,70 @@ def test_capacity_goes_to_the_highest_account_value_among_the_eligible():
             "share_of_wallet": [0.5, 0.6, 0.7],
         }
     )
-    cfg = SegmentationSettings(key_capacity=2, key_max_share=None)
+    cfg = SegmentationSettings(
+        key_capacity=2, key_max_share=None, thresholds="absolute", key_min_score=50
+    )
     out = assign_tiers(scored, cfg).set_index("account_id")
     assert out["tier"].to_dict() == {"a": "standard", "b": "key", "c": "key"}
     assert out.loc["a", "tier_reason"].startswith("standard: not key (eligible but rank 3")
     assert "attractiveness 60.0 >= 50" in out.loc["b", "tier_reason"]
+
+
+def test_attractiveness_weights_are_the_customers_own():
+    # the default: size 40 %, growth 15 %, strategic value 45 %, nothing of our position
+    w = ValuationSettings().attractiveness_weights
+    assert sum(w.values()) == pytest.approx(1.0)
+    assert w["wallet_estimate"] == pytest.approx(0.40)
+    assert w["revenue_growth"] + w["trend"] == pytest.approx(0.15)
+    assert set(w).isdisjoint({"revenue_12m", "gross_profit_12m", "share_of_wallet", "headroom"})
+    # our revenue on the attractiveness axis would correlate the two axes: refused, by name
+    with pytest.raises(ValueError, match=r"\['revenue_12m'\].*position"):
+        ValuationSettings(attractiveness_weights={"wallet_estimate": 0.5, "revenue_12m": 0.5})
+    # a column of the user's own (e.g. the customer's own growth from the CRM) is allowed
+    own = ValuationSettings(attractiveness_weights={"wallet_estimate": 1, "customer_growth": 1})
+    book = _book().assign(customer_growth=[0.1, 0.3, 0.0, 0.2])
+    att = customer_attractiveness(book, own.attractiveness_weights)
+    assert att.idxmax() == 1  # b: largest wallet and fastest own growth
+
+
+def test_percentile_thresholds_on_a_flat_book_say_why_nobody_is_key():
+    # every account equally attractive: all share the middle percentile rank (50), below 80
+    flat = pd.DataFrame({"account_id": list("abcd"), "score": 40.0, "attractiveness": 40.0})
+    rule = tier_rule(flat, SegmentationSettings())
+    assert rule.n_key == 0 and rule.no_key_reason == "score_floor"
+    assert rule.no_key_text == (
+        "No key accounts: no active account reaches the attractiveness percentile rank 80 "
+        "(highest 50.0): the accounts' attractiveness barely differs, so the data cannot tell "
+        "the most attractive apart."
+    )
+    assert "thresholds" not in rule.no_key_text  # they are percentile ranks already
+
+
+def test_a_lost_account_is_tiered_as_if_active_on_the_percentile_scale():
+    # the book: 10 active accounts, attractiveness 10 ... 100, one lost account
+    n = 10
+    scored = pd.DataFrame(
+        {
+            "account_id": [f"A{i}" for i in range(n)] + ["L"],
+            "score": [50.0] * n + [10.0],
+            "attractiveness": list(np.linspace(10, 100, n)) + [5.0],
+            "share_of_wallet": [0.9] * n + [np.nan],
+            "status": ["active"] * n + ["churned"],
+        }
+    )
+    cfg = SegmentationSettings(key_max_share=None)  # percentile thresholds at 80
+    scored["tier"] = assign_tiers(scored, cfg, reasons=False)["tier"]
+    assert scored["tier"].tolist()[:n] == ["standard"] * 8 + ["key"] * 2
+    # as if active: the thresholds read its attractiveness against the live book
+    for attractiveness, share, tier in ((95.0, 0.8, "key"), (95.0, 0.1, "growth"), (60.0, 0.8, "")):
+        as_if = scored.assign(score=50.0, headroom=1.0)
+        as_if.loc[n, ["attractiveness", "share_of_wallet"]] = [attractiveness, share]
+        got = tiers_if_active(scored.assign(headroom=1.0), as_if, cfg)
+        assert got[n] == (tier or "standard") and (got[:n] == "").all()
+    # a high valuation score alone does not make it key: the thresholds read attractiveness
+    as_if = scored.assign(score=99.0, headroom=1.0)
+    as_if.loc[n, ["attractiveness", "share_of_wallet"]] = [20.0, 0.8]
+    assert tiers_if_active(scored.assign(headroom=1.0), as_if, cfg)[n] == "standard"
 
 
 # --------------------------------------------------------------------------- planted truth

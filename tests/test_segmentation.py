@@ -44,6 +44,7 @@ def _scored() -> pd.DataFrame:
 
 
 RULES = SegmentationSettings(
+    thresholds="absolute",
     key_min_score=60,
     key_capacity=2,
     key_max_share=None,
@@ -224,11 +225,12 @@ def test_tiers_form_by_score_when_only_scores_are_known():
     t["headroom"] = np.nan
     t["whitespace"] = np.nan
     out = assign_tiers(t, SegmentationSettings())
-    # capacity = 5 % of 40 = 2; the share-of-wallet floor is skipped
-    assert out.loc[out["tier"] == "key", "account_id"].tolist() == ["A00", "A01"]
+    # capacity = 10 % of 40 = 4 (the top fifth, 8, is eligible); the share-of-wallet floor
+    # is skipped
+    assert out.loc[out["tier"] == "key", "account_id"].tolist() == ["A00", "A01", "A02", "A03"]
     assert (out["tier"] != "growth").all()
     rule = tier_rule(t, SegmentationSettings())
-    assert rule.capacity == 2 and rule.n_key == 2
+    assert rule.capacity == 4 and rule.n_key == 4
     skipped = rule.conditions[~rule.conditions["applied"]]
     assert skipped[["tier", "condition", "reason"]].values.tolist() == [
         ["key", "share_of_wallet", "no_wallet"],
@@ -563,24 +565,30 @@ def test_default_rules_recover_planted_tiers(synthetic_scored):
     kappa_all = cohens_kappa(s["true_tier"], s["tier"])
     kappa_active = cohens_kappa(s["true_tier"][active], s["tier"][active])
     accuracy = (s["true_tier"] == s["tier"]).mean()
-    # Measured (seed 0, issue 17 rules: customer-side attractiveness, one share-of-wallet
-    # split at 0.4): kappa 0.616 on all accounts, 0.738 on the accounts active at the as-of
-    # date, accuracy 0.89 (tiers from the valuation score instead: 0.684 on the active ones;
-    # 2,000 accounts, seeds 0 / 1: 0.700 / 0.717). Lost accounts (lapsed or churned, a third
-    # of this book) are standard whatever their planted tier, which is their tier before they
-    # left: that costs the all-accounts kappa. The ceiling on active accounts is below 1: the
-    # capacity (5 % of the active accounts) holds fewer accounts than the planted key tier, and
-    # the generator's fast cross-sell lifts many growth accounts' share of wallet to key levels.
-    assert kappa_all > 0.58
-    assert kappa_active > 0.70
-    assert accuracy > 0.87
+    # Measured (seed 0, the default rules: attractiveness = the customer's size 40 %, growth
+    # 15 %, strategic value 45 %; the top fifth of the active accounts by attractiveness is
+    # key at a share of wallet of 50 % or more, growth below): kappa 0.655 on all accounts,
+    # 0.790 on the accounts active at the as-of date, accuracy 0.90 (before, with the
+    # valuation's customer-side weights, absolute thresholds at 50, split 0.4 and a 5 %
+    # capacity: 0.616 / 0.738 / 0.89; 2,000 and 3,000 accounts, seeds 0, 1, 2, 4: 0.79-0.81
+    # against 0.70-0.76). Lost accounts (lapsed or churned, a third of this book) are
+    # standard whatever their planted tier, which is their tier before they left: that costs
+    # the all-accounts kappa. The ceiling on active accounts is below 1: the generator's fast
+    # cross-sell lifts some growth accounts' share of wallet to key levels.
+    assert kappa_all > 0.62
+    assert kappa_active > 0.75
+    assert accuracy > 0.88
     # lost accounts are never key or growth
     assert (s.loc[s["status"] != "active", "tier"] == "standard").all()
-    # key accounts: the capacity (5 % of the active accounts) is filled and most are truly key
+    # key accounts: the rule, not the capacity (10 % of the active accounts), sets their
+    # number (68 of a capacity of 101); most are truly key, hardly any truly standard
     key = s["tier"] == "key"
-    assert key.sum() == round(0.05 * (s["status"] == "active").sum()) == 51
-    assert (s.loc[key, "true_tier"] == "key").mean() > 0.7
+    n_active = int((s["status"] == "active").sum())
+    assert 0.05 * n_active < key.sum() < round(0.10 * n_active)
+    assert (s.loc[key, "true_tier"] == "key").mean() > 0.65
     assert (s.loc[key, "true_tier"] == "standard").mean() < 0.05
+    growth = s["tier"] == "growth"
+    assert (s.loc[growth, "true_tier"] == "growth").mean() > 0.8
 
 
 @pytest.mark.slow

@@ -171,7 +171,9 @@ def test_customer_attractiveness_is_redrawn_with_the_weights():
         return np.where(s["attractiveness"] == s["attractiveness"].max(), "key", "standard")
 
     weights = {"wallet_estimate": 0.6, "strategic_fit": 0.4, "revenue_12m": 0.0}
-    out = weight_robustness(t, weights, key_by_attractiveness, draws=2000, seed=3)
+    out = weight_robustness(
+        t, weights, key_by_attractiveness, draws=2000, seed=3, attractiveness=weights
+    )
     # x is key when the wallet's weight beats strategic fit's: P = P(Beta(12, 8) > 1/2)
     p = beta.sf(0.5, 12, 8)
     assert out["base_tier"].tolist() == ["key", "standard"]

@@ -128,6 +128,7 @@ def test_a_running_or_later_contract_overrides_churn_and_lapse():
 
 
 RULES = SegmentationSettings(
+    thresholds="absolute",
     key_min_score=60,
     key_capacity=None,
     key_max_share=0.25,
@@ -305,8 +306,8 @@ def test_no_account_lost_in_the_ground_truth_is_key_or_growth(book):
     # the bug of issue 17: the same scores without the status make lost accounts growth
     old = assign_tiers(s.drop(columns="status"), ctx.config.segmentation, reasons=False)
     assert old.loc[shown.to_numpy(), "tier"].eq("growth").sum() >= 5
-    # only active accounts fill the capacity (5 % of the active accounts)
-    assert ctx.tier_rule.capacity == round(0.05 * (s["status"] == "active").sum())
+    # only active accounts count in the capacity (10 % of the active accounts)
+    assert ctx.tier_rule.capacity == round(0.10 * (s["status"] == "active").sum())
     assert ctx.tier_rule.n_churned == (s["status"] == "churned").sum() > 0
 
 
