@@ -1220,21 +1220,15 @@ def _plan_kpis(ctx, account_id: str, settings) -> Any:
         t.basis == "percentile" for kpi_id, t in settings.targets.items() if kpi_id != "ltv"
     )
     if relative:
-        lines, frame = ctx.monthly_lines, ctx.frame
+        lines, accounts, tables = ctx.monthly_lines, ctx.frame("accounts"), ctx.kpi_tables()
     else:
         lines = ctx.account_monthly_lines(account_id)
-
-        def frame(table: str):
-            return ctx.account_frame(table, account_id)
-
+        accounts = ctx.account_frame("accounts", account_id)
+        tables = ctx.kpi_tables([account_id])
     return kpi_mod.compute_kpis(
         lines,  # the lines summed per account, month and product line
-        frame("accounts"),
-        contracts=frame("contracts"),
-        opportunities=frame("opportunities"),
-        activities=frame("activities"),
-        surveys=frame("surveys"),
-        usage=frame("usage"),
+        accounts,
+        **tables,
         as_of=ctx.as_of,
         settings=settings,
         lapse_months=ctx.config.segmentation.lapse_months,

@@ -44,6 +44,7 @@ from kam_analysis.data.features import (
 )
 from kam_analysis.data.validation import AS_OF_GAP_DAYS
 from kam_analysis.kpi import (
+    EXECUTIVE_MEETING,
     HealthValidation,
     KpiSettings,
     assess_kpis,
@@ -426,14 +427,18 @@ class AnalysisContext:
         Like :meth:`frame` (rows dated after the as-of date dropped) for a
         single account, without loading the other accounts' rows.
         """
-        return self._accounts_frame(table, [account_id])
+        return self.accounts_frame(table, [account_id])
 
     def account_monthly_lines(self, account_id: str) -> pd.DataFrame:
         """:attr:`monthly_lines` of one account, aggregated in the engine from its lines only."""
         return self._accounts_monthly_lines([account_id])
 
-    def _accounts_frame(self, table: str, account_ids: list[str]) -> pd.DataFrame | None:
-        """Some accounts' rows of a table up to the as-of date (None if the table is absent)."""
+    def accounts_frame(self, table: str, account_ids: list[str]) -> pd.DataFrame | None:
+        """Some accounts' rows of a table, filtered in the engine (None if the table is absent).
+
+        Like :meth:`frame` (rows dated after the as-of date dropped) for the
+        given accounts, without loading the other accounts' rows.
+        """
         if not self.has(table):
             return None
         return _up_to(self._account_rows(table, account_ids).to_pandas(), table, self.as_of)
@@ -581,10 +586,41 @@ class AnalysisContext:
         fiscal_start = self.config.data.fiscal_year_start_month
         return self.config.kpi.model_copy(update={"fiscal_year_start_month": fiscal_start})
 
-    def kpi_tables(self) -> dict[str, pd.DataFrame | None]:
-        """The optional tables the KPIs read (``contracts``, ``opportunities``, ``activities``,
-        ``surveys``, ``usage``), as pandas or None."""
-        return {name: self.frame(name) for name in _KPI_TABLES}
+    def kpi_tables(self, account_ids: list[str] | None = None) -> dict[str, pd.DataFrame | None]:
+        """The optional tables the KPIs read, as pandas (None for an absent table).
+
+        ``contracts``, ``opportunities``, ``activities``, ``surveys`` and
+        ``usage`` up to the as-of date, of every account or, with
+        ``account_ids``, of those accounts only (filtered in the engine).
+        ``activities`` holds the executive meetings only, the rows the one
+        activity KPI (``exec_contact``) counts, selected in the engine: an
+        activity log of millions of rows is never loaded whole.
+        """
+        return {name: self._kpi_frame(name, account_ids) for name in _KPI_TABLES}
+
+    def _kpi_frame(self, table: str, account_ids: list[str] | None) -> pd.DataFrame | None:
+        if table != "activities":
+            return (
+                self.frame(table)
+                if account_ids is None
+                else self.accounts_frame(table, account_ids)
+            )
+        if not self.has(table):
+            return None
+        cache = account_ids is None and "activities:kpi" in self._frames
+        if cache:
+            return self._frames["activities:kpi"]
+        t = (
+            self.dataset.table(table)
+            if account_ids is None
+            else self._account_rows(table, account_ids)
+        )
+        rows = _up_to(
+            t.filter(t["kind"].cast("string") == EXECUTIVE_MEETING).to_pandas(), table, self.as_of
+        )
+        if account_ids is None:
+            self._frames["activities:kpi"] = rows
+        return rows
 
     @cached_property
     def health_validation(self) -> HealthValidation:
@@ -647,8 +683,8 @@ class AnalysisContext:
 
         return compute_kpis(
             self._accounts_monthly_lines(account_ids),
-            self._accounts_frame("accounts", account_ids),
-            **{name: self._accounts_frame(name, account_ids) for name in _KPI_TABLES},
+            self.accounts_frame("accounts", account_ids),
+            **self.kpi_tables(account_ids),
             as_of=self.as_of,
             settings=self.kpi_settings,
             lapse_months=self.config.segmentation.lapse_months,

@@ -98,3 +98,67 @@ def test_account_lines_are_that_accounts_lines(ctx, lines):
         product_line_view(got, ctx.whitespace, top, as_of=ctx.as_of),
         product_line_view(lines, ctx.whitespace, top, as_of=ctx.as_of),
     )
+
+
+def test_kpi_tables_hold_the_executive_meetings_and_give_the_same_kpis(ctx):
+    full = ctx.frame("activities")
+    tables = ctx.kpi_tables()
+    act = tables["activities"]
+    # only the rows the one activity KPI counts, selected in the engine
+    assert (act["kind"] == kpi.EXECUTIVE_MEETING).all()
+    assert len(act) == (full["kind"] == kpi.EXECUTIVE_MEETING).sum() < len(full) / 3
+    common = dict(as_of=ctx.as_of, settings=ctx.kpi_settings)
+    others = {k: v for k, v in tables.items() if k != "activities"}
+    whole = kpi.compute_kpis(
+        ctx.monthly_lines, ctx.frame("accounts"), **others, activities=full, **common
+    )
+    slim = kpi.compute_kpis(ctx.monthly_lines, ctx.frame("accounts"), **tables, **common)
+    pd.testing.assert_frame_equal(slim.values, whole.values)
+    exec_contact = slim.values[slim.values["kpi_id"] == "exec_contact"]["value"]
+    assert exec_contact.notna().any() and (exec_contact > 0).any()
+    # some accounts: the same rows as the whole table's rows of those accounts
+    ids = sorted(act["account_id"].astype(str).unique())[:3]
+    some = ctx.kpi_tables(ids)
+    assert set(some["activities"]["account_id"].astype(str)) == set(ids)
+    pd.testing.assert_frame_equal(
+        some["activities"].sort_values(["account_id", "date"]).reset_index(drop=True),
+        act[act["account_id"].astype(str).isin(ids)]
+        .sort_values(["account_id", "date"])
+        .reset_index(drop=True),
+    )
+    assert len(some["surveys"]) == ctx.frame("surveys")["account_id"].astype(str).isin(ids).sum()
+
+
+def test_kpis_never_load_the_whole_activity_log(demo_context, monkeypatch):
+    from kam_analysis import actions
+
+    fresh = demo_context(150, seed=5)
+    loaded = type(fresh).frame
+
+    def frame(self, table):
+        assert table != "activities", "the whole activity log was loaded"
+        return loaded(self, table)
+
+    monkeypatch.setattr(type(fresh), "frame", frame)
+    assert fresh.health_validation.weights  # the health weights (state build, every page)
+    assert fresh.objective_progress is not None  # objectives measured on KPIs
+    assert len(fresh.ltv_values.ltv) == len(fresh.scored)  # the churn model reads them too
+    acc = fresh.key_accounts()[0]
+    plan = actions.account_plan_data(fresh, acc)
+    assert plan.account_id == acc
+
+
+def test_ltv_from_the_executive_meetings_equals_the_whole_log(demo_context, monkeypatch):
+    values = demo_context(150, seed=5).ltv_values
+    slim = values.ltv
+    whole_ctx = demo_context(150, seed=5)
+    tables = whole_ctx.kpi_tables
+
+    def with_whole_log(account_ids=None):
+        return {**tables(account_ids), "activities": whole_ctx.frame("activities")}
+
+    monkeypatch.setattr(whole_ctx, "kpi_tables", with_whole_log)
+    whole = whole_ctx.ltv_values.ltv
+    pd.testing.assert_frame_equal(slim, whole)
+    # the contractual churn hazard (the model that reads executive meetings) was fitted
+    assert values.models.hazard is not None and (slim["ltv"] > 0).any()

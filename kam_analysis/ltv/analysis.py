@@ -435,8 +435,13 @@ def _margin_setting(ctx: Any, assumed_gross_margin: float | None) -> float | Non
 
 
 def _ltv_frames(ctx: Any) -> dict[str, pd.DataFrame | None]:
-    """The contract-level tables the LTV models read (None where absent)."""
-    return {t: ctx.frame(t) for t in ("contracts", "surveys", "activities", "usage")}
+    """The contract-level tables the LTV models read (None where absent).
+
+    As the KPIs read them (``ctx.kpi_tables()``): the churn model counts
+    executive meetings only, so the activity log is not loaded whole.
+    """
+    tables = ctx.kpi_tables()
+    return {t: tables[t] for t in ("contracts", "surveys", "activities", "usage")}
 
 
 def unvalued_ltv(features: pd.DataFrame, basis: str) -> pd.DataFrame:
