@@ -963,7 +963,7 @@ def portfolio_matrix(
     The vertical axis is the customer's attractiveness to us, 0-100: the
     customer-side ``attractiveness`` column when ``scored`` has it
     (:func:`kam_analysis.valuation.customer_attractiveness`: the customer's
-    size, growth, needs and fit), else the valuation ``score``. The
+    size, growth and strategic value), else the valuation ``score``. The
     horizontal axis is our position with the customer ("relative business
     strength" in the literature), 0-100: the weighted mean of the
     percentile ranks (:func:`kam_analysis.valuation.normalise`) of

@@ -329,7 +329,7 @@ class ValuationSettings(_Section):
     (``wallet_estimate``; without wallet estimates our revenue stands in),
     its growth 15 % (our revenue growth and trend at the customer stand in
     for the customer's own) and its strategic value 45 % (the qualitative
-    criteria, in the proportions of ``weights``). The score ranks accounts
+    criteria, in about the proportions of ``weights``). The score ranks accounts
     by what they are worth to us; attractiveness describes the customer
     alone, so that our position with it (share of wallet, our revenue) is
     the other, independent axis of the portfolio matrix. With ``rank``

@@ -95,8 +95,9 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
         "attractiveness",
         "number",
         "ctx.scored (valuation.customer_attractiveness)",
-        "The customer's own attractiveness 0-100 (size, growth, needs, fit; our revenue and "
-        "gross profit left out): what the tier thresholds read.",
+        "The customer's own attractiveness 0-100 ([valuation] attractiveness_weights: size, "
+        "growth, strategic value; our revenue, gross profit and share of wallet left out): what "
+        "the tier thresholds read, as percentile ranks among the active accounts by default.",
     ),
     ExportColumn(
         "score",
