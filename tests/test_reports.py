@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import psutil
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
@@ -872,3 +873,37 @@ def test_installed_wheel_reads_the_notebooks_it_ships(tmp_path, monkeypatch):
     assert run.notebook_source("notebooks/01_account_valuation.ipynb") == shipped
     assert run.notebook_source("mine/x.ipynb") == site / "mine" / "x.ipynb"  # as before
     assert run.notebook_source("notebooks/x.ipynb", tmp_path) == tmp_path / "notebooks" / "x.ipynb"
+
+
+def test_find_personal_data_finds_what_a_search_for_every_value_finds(tmp_path):
+    # the index only skips values that cannot occur: compare with a plain search for each value
+    from kam_analysis.pipeline.privacy import _scan_text, _whole_word, normalise_for_scan
+
+    rng = np.random.default_rng(11)
+    syllables = ["an", "na", "ann", "o'", "ri", "ka", "山", "田", "太", "郎", "-", ".", "@x"]
+
+    def word(k: int) -> str:
+        return "".join(rng.choice(syllables, size=k))
+
+    values = [word(int(rng.integers(1, 4))) for _ in range(400)]
+    values += [f"{word(2)} {word(2)}".title() for _ in range(100)]
+    for i in range(6):
+        parts = [word(int(rng.integers(1, 5))) for _ in range(300)]
+        text = " ".join(parts) + " " + "".join(parts[:40])  # words, and words run together
+        (tmp_path / f"p{i}.html").write_text(f"<td>{text}</td>", encoding="utf-8")
+    expected = []
+    for path in sorted(tmp_path.iterdir()):
+        text = _scan_text(path)
+        seen = set()
+        for value in values:
+            form = normalise_for_scan(value.strip()).strip()
+            if len(form) < 2 or value.strip() in seen:
+                continue
+            seen.add(value.strip())
+            is_word = form.isascii() and form[:1].isalnum() and form[-1:].isalnum()
+            if form in text and (not is_word or _whole_word(form).search(text)):
+                expected.append((path.name, value.strip()))
+    hits = find_personal_data(tmp_path, values)
+    assert len(hits) == len(expected) > 100
+    masked = [(f, f"{v[:1]}*** ({len(v)} chars)") for f, v in expected]
+    assert hits == masked  # per file, in the order the values were given
