@@ -311,6 +311,9 @@ def _context(transactions: pd.DataFrame, as_of: pd.Timestamp):
         features=features,
         monthly=monthly,
         frame=lambda t: frames.get(t),
+        kpi_tables=lambda account_ids=None: dict.fromkeys(
+            ("contracts", "opportunities", "activities", "surveys", "usage")
+        ),
         has=lambda t: t in tables,
         dataset=SimpleNamespace(table=lambda t: tables[t]),
         config=SimpleNamespace(
