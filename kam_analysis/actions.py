@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kam_analysis import kpi as kpi_mod
 from kam_analysis import objectives as objectives_mod
-from kam_analysis import scenarios, segmentation, stakeholders
+from kam_analysis import scenarios, stakeholders
 from kam_analysis.core.errors import InputError
 from kam_analysis.core.formatting import fmt_money, fmt_pct
 from kam_analysis.core.i18n import label_for, t, translations
@@ -1330,9 +1330,10 @@ def account_plan_data(
     skipped: dict[str, str] = {}
     as_of = ctx.as_of
     tx = ctx.account_lines(acc_id)  # this account's lines only (filtered in the engine)
-    st = ctx.frame("stakeholders")
-    act = ctx.account_frame("activities", acc_id)  # only this account's (millions at 100k)
-    opp_all = ctx.frame("opportunities")
+    # this account's rows only, filtered in the engine (millions of activities at 100k)
+    people = ctx.account_frame("stakeholders", acc_id)
+    act = ctx.account_frame("activities", acc_id)
+    opps_of_account = ctx.account_frame("opportunities", acc_id)
 
     # value and potential
     ws_all = ctx.whitespace
@@ -1341,8 +1342,7 @@ def account_plan_data(
     ws_pos = ws[ws["whitespace_value"] > 0].sort_values("whitespace_value", ascending=False)
 
     # portfolio position (with stakeholder coverage when known, as the segmentation report)
-    pos = segmentation.position_inputs(scored, st, as_of=as_of)
-    matrix = segmentation.portfolio_matrix(scored, pos, settings=ctx.config.segmentation)
+    matrix = ctx.portfolio_matrix
     portfolio = matrix[matrix["account_id"].astype(str) == acc_id].iloc[0]
 
     # LTV
@@ -1367,7 +1367,7 @@ def account_plan_data(
     survey = None
     if ctx.has("surveys"):
         survey = survey_summary(
-            ctx.frame("surveys"),
+            ctx.account_frame("surveys", acc_id),
             acc_id,
             as_of=as_of,
             months=cfg.survey_months,
@@ -1379,8 +1379,7 @@ def account_plan_data(
     # relationships
     risks = governance = None
     sh = ctx.config.stakeholders
-    if st is not None:
-        people = st[st["account_id"].astype(str) == acc_id]
+    if people is not None:
         one = pd.DataFrame({"account_id": [acc_id]})
         r = stakeholders.relationship_risks(
             people,
@@ -1442,9 +1441,11 @@ def account_plan_data(
 
     # pipeline
     opps = None
-    pocs = poc_summary(opp_all, acc_id, as_of=as_of)
-    if opp_all is not None:
-        opps = open_opportunities(opp_all, acc_id, stage_weights=ctx.config.valuation.stage_weights)
+    pocs = poc_summary(opps_of_account, acc_id, as_of=as_of)
+    if opps_of_account is not None:
+        opps = open_opportunities(
+            opps_of_account, acc_id, stage_weights=ctx.config.valuation.stage_weights
+        )
     else:
         skipped["opportunities"] = "opportunities"
 

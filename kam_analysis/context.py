@@ -59,10 +59,17 @@ from kam_analysis.ltv.analysis import (
     value_accounts,
 )
 from kam_analysis.scenarios import ScenarioSpreads, scenario_book, scenario_spreads
-from kam_analysis.segmentation import score_and_tier, tier_rule, win_back_list
+from kam_analysis.segmentation import (
+    portfolio_matrix,
+    position_inputs,
+    score_and_tier,
+    tier_rule,
+    win_back_list,
+)
 from kam_analysis.state import (
     STATE_ENV,
     RunState,
+    compute_forked,
     derived_features_path,
     features_key,
     input_files,
@@ -232,7 +239,8 @@ class AnalysisContext:
         """Compute the portfolio once and write it as a run state (``kam run`` does this).
 
         Stores :attr:`features`, :attr:`monthly`, :attr:`spend_12m`,
-        :attr:`scored` (Parquet), and :attr:`coverage`, :attr:`ltv_values`
+        :attr:`scored`, :attr:`whitespace`, :attr:`portfolio_matrix`
+        (Parquet), and :attr:`coverage`, :attr:`ltv_values`
         (the fitted LTV models and every account's LTV),
         :attr:`health_validation` (the health score's family weights) and,
         with an objectives table, :attr:`objective_progress`.
@@ -253,13 +261,16 @@ class AnalysisContext:
             "monthly": self.monthly,
             "spend_12m": self.spend_12m,
             "scored": self.scored,
+            "whitespace": self.whitespace,
+            "portfolio_matrix": self.portfolio_matrix,
         }
         if self.objective_progress is not None:
             tables["objective_progress"] = self.objective_progress
+        ltv_values, health_validation = self._fit_ltv_and_health(Path(folder))
         objects = {
             "coverage": self.coverage,
-            "ltv_values": self.ltv_values,
-            "health_validation": self.health_validation,
+            "ltv_values": ltv_values,
+            "health_validation": health_validation,
         }
         seconds = time.perf_counter() - t0
         write_state(Path(folder), self.state_key, tables=tables, objects=objects, seconds=seconds)
@@ -269,6 +280,23 @@ class AnalysisContext:
             "objects": sorted(objects),
             "seconds": round(seconds, 2),
         }
+
+    def _fit_ltv_and_health(self, folder: Path) -> tuple[LtvValues, HealthValidation]:
+        """:attr:`ltv_values` and :attr:`health_validation` at once, the slowest parts of a state.
+
+        The LTV models are fitted in a forked child while this process
+        validates the health weights (:func:`kam_analysis.state.compute_forked`).
+        Every table the LTV fit reads is loaded first, so the child never
+        queries the engine (its connection is not safe across ``fork``).
+        """
+        self.frame("accounts")
+        self.kpi_tables()
+        _ = self.features, self.monthly, self.monthly_lines
+        folder.mkdir(parents=True, exist_ok=True)
+        ltv = compute_forked(lambda: self.ltv_values, folder / ".ltv_values.fork")
+        health = self.health_validation
+        self.__dict__["ltv_values"] = values = ltv.get()  # the cached property, as if computed
+        return values, health
 
     def _stored(self, name: str) -> Any:
         """A table or object of the matched run state (None without one)."""
@@ -437,11 +465,19 @@ class AnalysisContext:
         """Some accounts' rows of a table, filtered in the engine (None if the table is absent).
 
         Like :meth:`frame` (rows dated after the as-of date dropped) for the
-        given accounts, without loading the other accounts' rows.
+        given accounts, without loading the other accounts' rows. One account's
+        rows are kept for the next call (an account plan reads some tables
+        twice: for its own sections and for its KPIs).
         """
         if not self.has(table):
             return None
-        return _up_to(self._account_rows(table, account_ids).to_pandas(), table, self.as_of)
+        one = f"{table}@{account_ids[0]}" if len(account_ids) == 1 else None
+        if one is not None and one in self._frames:
+            return self._frames[one]
+        rows = _up_to(self._account_rows(table, account_ids).to_pandas(), table, self.as_of)
+        if one is not None:
+            self._frames[one] = rows
+        return rows
 
     def _accounts_monthly_lines(self, account_ids: list[str]) -> pd.DataFrame:
         """:attr:`monthly_lines` of some accounts, aggregated in the engine from their lines."""
@@ -607,6 +643,10 @@ class AnalysisContext:
             )
         if not self.has(table):
             return None
+        if account_ids is not None and len(account_ids) == 1:  # the account's rows, kept
+            rows = self.accounts_frame(table, account_ids)
+            assert rows is not None
+            return rows[rows["kind"].astype(str) == EXECUTIVE_MEETING].reset_index(drop=True)
         cache = account_ids is None and "activities:kpi" in self._frames
         if cache:
             return self._frames["activities:kpi"]
@@ -699,6 +739,9 @@ class AnalysisContext:
         ``whitespace``.
         """
 
+        stored = self._stored("whitespace")
+        if stored is not None:
+            return stored
         return account_whitespace(
             self.scored,
             None,
@@ -706,6 +749,24 @@ class AnalysisContext:
             settings=self.config.valuation,
             spend_12m=self.spend_12m,
         )
+
+    @cached_property
+    def portfolio_matrix(self) -> pd.DataFrame:
+        """The key-account portfolio matrix of the scored book, with stakeholder coverage.
+
+        :func:`kam_analysis.segmentation.portfolio_matrix` of :attr:`scored`
+        with ``[segmentation]``, its position axis including
+        :func:`kam_analysis.segmentation.position_inputs` (the share of
+        decision roles we know a contact in) when the dataset has
+        stakeholders: the quadrants the segmentation report and every account
+        plan show.
+        """
+        stored = self._stored("portfolio_matrix")
+        if stored is not None:
+            return stored
+        scored = self.scored
+        position = position_inputs(scored, self.frame("stakeholders"), as_of=self.as_of)
+        return portfolio_matrix(scored, position, settings=self.config.segmentation)
 
     def key_accounts(self, top_n: int | None = None) -> list[str]:
         """Key-account ids by descending score (the first ``top_n`` when given)."""

@@ -33,7 +33,9 @@ import hashlib
 import json
 import os
 import pickle
-from collections.abc import Mapping
+import sys
+import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,6 +215,78 @@ class RunState:
         return self._cache[name]
 
 
+class ForkedResult:
+    """A value computed in a forked child process, while this process goes on.
+
+    Started by :func:`compute_forked`; :meth:`get` waits for the child and
+    returns its value, or computes it here when the child failed (or when
+    forking is not available: not Linux). The child must not use anything
+    that is unsafe after ``fork`` (an open database connection, threads):
+    load what it reads before forking.
+    """
+
+    def __init__(self, fn: Callable[[], Any], path: Path):
+        self._fn, self._path, self._pid = fn, path, None
+        if sys.platform != "linux":
+            return
+        pid = os.fork()
+        if pid == 0:  # the child: compute, pickle, exit without running the parent's cleanup
+            code = 1
+            try:
+                _die_with_parent()
+                with path.open("wb") as fh:
+                    pickle.dump(fn(), fh, protocol=pickle.HIGHEST_PROTOCOL)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        self._pid = pid
+
+    def get(self) -> Any:
+        """The value: the child's when it succeeded, else computed in this process."""
+        if self._pid is not None:
+            _, status = os.waitpid(self._pid, 0)
+            self._pid = None
+            value, ok = None, status == 0 and self._path.is_file()
+            if ok:
+                with self._path.open("rb") as fh:
+                    value = pickle.load(fh)
+            self._path.unlink(missing_ok=True)
+            if ok:
+                return value
+        return self._fn()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies (a killed run leaves nothing)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
+def compute_forked(fn: Callable[[], Any], path: str | Path) -> ForkedResult:
+    """Compute ``fn()`` in a forked child (Linux) while the caller goes on.
+
+    Parameters
+    ----------
+    fn : callable
+        Computes the value (picklable) from what this process holds.
+    path : str or Path
+        Where the child pickles the value (removed once read).
+
+    Returns
+    -------
+    ForkedResult
+        ``.get()`` waits for the value.
+    """
+    return ForkedResult(fn, Path(path))
+
+
 def write_state(
     folder: Path,
     key: str,
@@ -307,7 +381,9 @@ __all__ = [
     "FEATURES_KEY",
     "STATE_ENV",
     "STATE_VERSION",
+    "ForkedResult",
     "RunState",
+    "compute_forked",
     "derived_features_path",
     "features_key",
     "input_files",

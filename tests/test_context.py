@@ -127,6 +127,13 @@ def test_kpi_tables_hold_the_executive_meetings_and_give_the_same_kpis(ctx):
         .reset_index(drop=True),
     )
     assert len(some["surveys"]) == ctx.frame("surveys")["account_id"].astype(str).isin(ids).sum()
+    # one account (a plan): the same rows, read once and kept for the plan's other sections
+    one = ctx.kpi_tables(ids[:1])
+    pd.testing.assert_frame_equal(
+        one["activities"].sort_values("date").reset_index(drop=True),
+        act[act["account_id"].astype(str) == ids[0]].sort_values("date").reset_index(drop=True),
+    )
+    assert one["surveys"] is ctx.account_frame("surveys", ids[0])
 
 
 def test_kpis_never_load_the_whole_activity_log(demo_context, monkeypatch):

@@ -588,6 +588,77 @@ def test_failing_notebooks_fail_the_run_but_keep_the_evidence(tmp_path):
     assert result.run_id in runs_page and good in runs_page
 
 
+PLAN_CELLS = [
+    "import os\n"
+    "from kam_analysis.report.record import record\n"
+    "record('account', account_id)\n"
+    "record('kernel_pid', os.getpid())\n"
+    "record('saw_previous_plan', 'previous' in globals())",
+    "previous = account_id",
+    "if account_id == 'B2':\n    raise ValueError('plan B2 fails')",
+    "import time\nif account_id == 'C3':\n    time.sleep(120)",
+]
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_account_plans_share_a_kernel_but_never_a_namespace(tmp_path):
+    root = tmp_path / "proj"
+    plan = write_notebook(root, "10_plan", PLAN_CELLS, PARAMS + 'account_id: str = "A1"\n')
+    ids = ["A1", "A2", "B2", "A3", "C3", "A4", "A5"]
+    result = run_reports(
+        data_dir=make_data(tmp_path),
+        as_of=AS_OF,
+        notebooks=[],
+        reports_dir=tmp_path / "reports",
+        jobs=1,
+        account_plan=plan,
+        account_ids=ids,
+        kernel_name=KERNEL,
+        cell_timeout=300,
+        run_timeout=20,
+        run_state=False,
+        project_root=root,
+        progress=False,
+    )
+    assert result.code == 1
+    by_id = {nb["account_id"]: nb for nb in result.manifest["notebooks"]}
+    status = {a: by_id[a]["status"] for a in ids}
+    assert status == dict.fromkeys(ids, "ok") | {"B2": "failed", "C3": "timeout"}
+    assert "ValueError: plan B2 fails" in by_id["B2"]["error"]
+    assert "run timeout of 20 s" in by_id["C3"]["error"]
+    rec = {a: by_id[a]["recorded"] for a in ids}
+    assert all(rec[a]["account"] == a for a in ids)  # each plan wrote its own record
+    assert not any(r["saw_previous_plan"] for r in rec.values())  # namespace emptied
+    pid = {a: rec[a]["kernel_pid"] for a in ids}
+    # one kernel for A1-B2; a fresh one after the failure (A3-C3) and after the timeout (A4-A5)
+    assert pid["A1"] == pid["A2"] == pid["B2"] != pid["A3"] == pid["C3"] != pid["A4"] == pid["A5"]
+    assert pid["A1"] != pid["A4"]
+    for a in ("A2", "A5"):  # cells numbered from 1 as in a fresh kernel
+        nb = nbformat.read(result.run_dir / f"10_plan--{a}.ipynb", as_version=4)
+        counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+        assert counts == list(range(1, len(counts) + 1))
+
+
+def test_plans_are_grouped_per_kernel_by_job_slot_and_at_most_ten():
+    spec = NotebookSpec(name="p", path="notebooks/p.ipynb", title_en="p", title_ja="p")
+
+    def task(key: str, account: str | None) -> execute._Task:
+        return execute._Task(
+            key, spec, key, Path(f"{key if account is None else 'plan'}.ipynb"), account
+        )
+
+    reports_ = [task(f"r{i}", None) for i in range(3)]
+    plans = [task(f"p{i}", f"A{i}") for i in range(23)]
+    units = execute._units([*reports_, *plans], jobs=2)
+    sizes = [[t.key for t in u.tasks] for u in units]
+    assert sizes[:3] == [["r0"], ["r1"], ["r2"]]
+    assert [len(k) for k in sizes[3:]] == [8, 8, 7]
+    assert [k for keys in sizes[3:] for k in keys] == [t.key for t in plans]  # in order
+    assert [len(u.tasks) for u in execute._units(plans[:3], jobs=4)] == [1, 1, 1]
+    assert [len(u.tasks) for u in execute._units(plans[:5], jobs=1)] == [5]
+
+
 RUNNER_SCRIPT = """\
 import datetime as dt, faulthandler, signal, sys
 faulthandler.register(signal.SIGUSR1)  # the test asks for a stack dump if the runner hangs

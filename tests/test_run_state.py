@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 
 import pandas as pd
 import pytest
 
 from kam_analysis import context as context_module
 from kam_analysis.context import load_context
-from kam_analysis.state import STATE_ENV, open_state, read_state_meta
+from kam_analysis.state import STATE_ENV, compute_forked, open_state, read_state_meta
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +139,30 @@ def test_a_feature_file_without_our_key_is_never_read(book, tmp_path, monkeypatc
     fresh.features.head(3).to_parquet(path, index=False)  # written by something else
     ctx = load_context(copy, as_of=fresh.as_of.isoformat())
     assert len(ctx.features) == len(fresh.features) and ctx.features_source == "computed"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forks on Linux only")
+def test_a_forked_computation_returns_the_childs_value_or_falls_back(tmp_path):
+    here = os.getpid()
+    value, pid = compute_forked(lambda: ("from", os.getpid()), tmp_path / "v").get()
+    assert value == "from" and pid != here  # computed in the child
+    assert not (tmp_path / "v").exists()  # the hand-over file is removed
+
+    def fails_in_a_child():
+        if os.getpid() != here:
+            raise RuntimeError("the child fails")
+        return "computed here"
+
+    assert compute_forked(fails_in_a_child, tmp_path / "w").get() == "computed here"
+    assert not (tmp_path / "w").exists()
+
+
+def test_the_state_holds_what_a_context_computes_alone(book):
+    data, folder, _, _ = book
+    alone = load_context(data)  # no state: everything computed in this process, in turn
+    state = open_state(folder, alone.state_key)[0]
+    assert state is not None
+    pd.testing.assert_frame_equal(state.object("ltv_values").ltv, alone.ltv_values.ltv)
+    assert state.object("health_validation").weights == alone.health_validation.weights
+    for name in ("portfolio_matrix", "whitespace", "scored"):
+        pd.testing.assert_frame_equal(state.table(name), getattr(alone, name))

@@ -93,10 +93,9 @@ class _Task:
     account_id: str | None
     account_name: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
-    proc: subprocess.Popen | None = None
-    log_handle: Any = None
     started: float | None = None
     ended: float | None = None
+    rc: int | None = None
     status: str = "not_run"
     error: str | None = None
     killed: bool = False
@@ -111,6 +110,47 @@ class _Task:
         if self.started is None:
             return None
         return round((self.ended or time.time()) - self.started, 2)
+
+
+@dataclass
+class _Unit:
+    """Notebooks one child process executes in turn, in one kernel while they succeed."""
+
+    tasks: list[_Task]
+    proc: subprocess.Popen | None = None
+    log_handle: Any = None
+
+    def current(self) -> _Task | None:
+        """The notebook executing now (started, not finished)."""
+        return next((t for t in self.tasks if t.started is not None and t.ended is None), None)
+
+
+PLANS_PER_KERNEL = 10
+"""Most account plans one kernel executes in turn (then a fresh kernel starts)."""
+
+
+def _units(tasks: list[_Task], jobs: int) -> list[_Unit]:
+    """Group the tasks into units: a report alone, account plans several to a kernel.
+
+    A kernel start and the package imports cost seconds, as much as a plan's own
+    work on a small book, so the plans of one notebook share kernels: as many
+    groups as job slots (more when a group would exceed
+    :data:`PLANS_PER_KERNEL`), in order.
+    """
+    units = [_Unit([t]) for t in tasks if t.account_id is None]
+    plans = [t for t in tasks if t.account_id is not None]
+    by_source: dict[Path, list[_Task]] = {}
+    for task in plans:
+        by_source.setdefault(task.source, []).append(task)
+    for group in by_source.values():
+        n = max(min(jobs, len(group)), -(-len(group) // PLANS_PER_KERNEL))
+        size, extra = divmod(len(group), n)
+        at = 0
+        for i in range(n):
+            take = size + (i < extra)
+            units.append(_Unit(group[at : at + take]))
+            at += take
+    return units
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -186,7 +226,7 @@ def write_run_kernel(work: Path) -> Path:
 
 
 def _start(
-    task: _Task,
+    unit: _Unit,
     build: Path,
     *,
     kernel_name: str | None,
@@ -195,27 +235,37 @@ def _start(
     env_extra: Mapping[str, str] | None = None,
 ) -> None:
     work = build / ".work"
+    first = unit.tasks[0]
     spec = {
-        "input": str(task.source),
-        "output": str(build / f"{task.key}.ipynb"),
-        "parameters": task.parameters,
         "kernel_name": run_kernel_name(kernel_name),
-        "cell_timeout": cell_timeout,
-        "cwd": str(task.source.parent),
+        "cwd": str(first.source.parent),
+        "record_env": RECORD_ENV,
+        "tasks": [
+            {
+                "input": str(task.source),
+                "output": str(build / f"{task.key}.ipynb"),
+                "parameters": task.parameters,
+                "cell_timeout": cell_timeout,
+                "record": str(work / f"{task.key}.record.json"),
+                "log": str(build / "logs" / f"{task.key}.log"),
+                "started": str(work / f"{task.key}.started"),
+                "done": str(work / f"{task.key}.done"),
+            }
+            for task in unit.tasks
+        ],
     }
-    spec_file = work / f"{task.key}.json"
+    spec_file = work / f"{first.key}.json"
     spec_file.write_text(json.dumps(spec), encoding="utf-8")
     env = dict(os.environ)
-    env[RECORD_ENV] = str(work / f"{task.key}.record.json")
     env.update(env_extra or {})
     if jupyter_path is not None:
         env["JUPYTER_PATH"] = jupyter_path
-    task.log_handle = (build / "logs" / f"{task.key}.log").open("wb")
-    task.started = time.time()
-    task.proc = subprocess.Popen(
+    # the kernel's own output (one file per unit: the first notebook's log)
+    unit.log_handle = (build / "logs" / f"{first.key}.log").open("ab")
+    unit.proc = subprocess.Popen(
         [sys.executable, "-c", _CHILD_CODE, str(spec_file)],
         stdin=subprocess.DEVNULL,
-        stdout=task.log_handle,
+        stdout=unit.log_handle,
         stderr=subprocess.STDOUT,
         env=env,
         start_new_session=True,  # Ctrl-C reaches the runner only; it stops the children
@@ -223,7 +273,7 @@ def _start(
 
 
 _CHILD_CODE = r"""
-import ctypes, json, logging, os, signal, sys, threading, time
+import contextlib, ctypes, json, logging, os, signal, sys, threading, time
 
 _PARENT = os.getppid()
 
@@ -260,34 +310,99 @@ threading.Thread(target=_watch_parent, daemon=True).start()
 sys.modules.setdefault("rfc3987_syntax", None)
 spec = json.load(open(sys.argv[1], encoding="utf-8"))
 import papermill as pm
+from jupyter_client.blocking import BlockingKernelClient
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from papermill.exceptions import PapermillExecutionError
 
 # the runner checked the parameters itself; papermill's own inspection misses
 # `x: str | None` declarations and would log "Passed unknown parameter"
 logging.getLogger("papermill").setLevel(logging.ERROR)
-try:
-    pm.execute_notebook(
-        spec["input"],
-        spec["output"],
-        parameters=spec["parameters"],
-        kernel_name=spec["kernel_name"],
-        language="python",
-        execution_timeout=spec["cell_timeout"],
-        cwd=spec["cwd"],
-        progress_bar=False,
-        log_output=False,
-    )
-except PapermillExecutionError as err:
-    print(f"kam-runner: cell {err.exec_count}: {err.ename}: {err.evalue}", file=sys.stderr)
-    sys.exit(1)
-except Exception as err:
-    print(f"kam-runner: {type(err).__name__}: {err}", file=sys.stderr)
-    sys.exit(138 if type(err).__name__ == "DeadKernelError" else 1)
+
+# before each notebook: an empty namespace (modules stay imported), no open figure,
+# the notebook's own record file and cell numbers from 1, as in a fresh kernel
+PREPARE = (
+    "get_ipython().run_line_magic('reset', '-f')\n"
+    "import os as _k, sys as _s\n"
+    "_k.environ[{env!r}] = {record!r}\n"
+    "_p = _s.modules.get('matplotlib.pyplot')\n"
+    "_p is not None and _p.close('all')\n"
+    "del _k, _s, _p\n"
+    "get_ipython().execution_count = 1\n"
+)
+
+
+class Kernel:
+    km = kc = None
+
+    def start(self):
+        self.km = AsyncKernelManager(kernel_name=spec["kernel_name"])
+        run_sync(self.km.start_kernel)(cwd=spec["cwd"])
+        self.kc = BlockingKernelClient()
+        self.kc.load_connection_info(self.km.get_connection_info())
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+
+    def prepare(self, record):
+        code = PREPARE.format(env=spec["record_env"], record=record)
+        reply = self.kc.execute_interactive(code, silent=True, store_history=False, timeout=60)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"the kernel could not be prepared: {reply['content']}")
+
+    def stop(self):
+        if self.kc is not None:
+            self.kc.stop_channels()
+        if self.km is not None:
+            with contextlib.suppress(Exception):
+                run_sync(self.km.shutdown_kernel)(now=True)
+        self.km = self.kc = None
+
+
+def _write(path, text):
+    with open(path + ".part", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".part", path)
+
+
+kernel = Kernel()
+for task in spec["tasks"]:
+    _write(task["started"], repr(time.time()))
+    rc, message = 0, None
+    try:
+        if kernel.km is None:
+            kernel.start()
+        kernel.prepare(task["record"])
+        pm.execute_notebook(
+            task["input"],
+            task["output"],
+            parameters=task["parameters"],
+            kernel_name=spec["kernel_name"],
+            language="python",
+            execution_timeout=task["cell_timeout"],
+            cwd=spec["cwd"],
+            progress_bar=False,
+            log_output=False,
+            km=kernel.km,
+        )
+    except PapermillExecutionError as err:
+        rc, message = 1, f"cell {err.exec_count}: {err.ename}: {err.evalue}"
+    except Exception as err:
+        rc = 138 if type(err).__name__ == "DeadKernelError" else 1
+        message = f"{type(err).__name__}: {err}"
+    if rc:  # the next notebook gets a fresh kernel: this one may be dead, busy or dirty
+        with open(task["log"], "a", encoding="utf-8") as log:
+            log.write(f"kam-runner: {message}\n")
+        kernel.stop()
+    _write(task["done"], json.dumps({"rc": rc}))
+kernel.stop()
 """
-"""Child process: execute one notebook with papermill (spec file in ``sys.argv[1]``).
+"""Child process: execute the notebooks of one unit with papermill (spec file in ``sys.argv[1]``).
 
 A separate process so that a kernel crash, ``os._exit`` or a hang cannot take the
-runner down; it imports only papermill (fast start)."""
+runner down; it imports only papermill (fast start). The notebooks run in turn in
+one kernel, its namespace emptied before each; after a failure the next notebook
+gets a fresh kernel. The child marks each notebook's start and end in the run's
+working folder (``KEY.started``, ``KEY.done`` with the exit code) for the runner."""
 
 
 def _first_error(nb: Any) -> str | None:
@@ -318,7 +433,7 @@ def _outcome(
 ) -> tuple[str, str | None]:
     import nbformat
 
-    rc = task.proc.returncode if task.proc else None
+    rc = task.rc
     nb_path = build / f"{task.key}.ipynb"
     log = _log_tail(build / "logs" / f"{task.key}.log")
     if task.killed:
@@ -347,6 +462,13 @@ def _outcome(
     return "failed", f"papermill reported an exception: {log}"  # pragma: no cover
 
 
+def _read_marker(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
 def _execute_all(
     tasks: list[_Task],
     build: Path,
@@ -358,56 +480,94 @@ def _execute_all(
     progress: _Progress,
     env_extra: Mapping[str, str] | None = None,
 ) -> None:
-    pending: deque[_Task] = deque(tasks)
-    running: list[_Task] = []
+    pending: deque[_Unit] = deque(_units(tasks, jobs))
+    running: list[_Unit] = []
     done = 0
+    work = build / ".work"
     jupyter_path = None  # the run's own kernelspec, written once, when no kernel is named
     if not kernel_name:
-        own = str(write_run_kernel(build / ".work"))
+        own = str(write_run_kernel(work))
         jupyter_path = os.pathsep.join(p for p in (own, os.environ.get("JUPYTER_PATH")) if p)
+
+    def finish(task: _Task, rc: int | None) -> None:
+        nonlocal done
+        task.ended, task.rc = time.time(), rc
+        task.status, task.error = _outcome(
+            task, build, cell_timeout=cell_timeout, run_timeout=run_timeout
+        )
+        done += 1
+        word = "ok" if task.status == "ok" else task.status.upper()
+        detail = f": {task.error}" if task.error else ""
+        progress.log(
+            f"{word} {task.key} {task.duration:.1f} s{detail}", important=task.status != "ok"
+        )
+
+    def follow(unit: _Unit) -> None:
+        """Take in the notebooks the unit's child started and finished since the last look."""
+        for task in unit.tasks:
+            if task.started is None:
+                mark = _read_marker(work / f"{task.key}.started")
+                if mark is None:
+                    return
+                task.started = float(mark)
+                progress.log(f"start {task.key}")
+            if task.ended is None:
+                mark = _read_marker(work / f"{task.key}.done")
+                if mark is None:
+                    return
+                finish(task, int(json.loads(mark)["rc"]))
+
     try:
         while pending or running:
             while pending and len(running) < jobs:
-                task = pending.popleft()
+                unit = pending.popleft()
                 _start(
-                    task,
+                    unit,
                     build,
                     kernel_name=kernel_name,
                     cell_timeout=cell_timeout,
                     jupyter_path=jupyter_path,
                     env_extra=env_extra,
                 )
-                progress.log(f"start {task.key}")
-                running.append(task)
-            for task in list(running):
-                assert task.proc is not None
-                if task.proc.poll() is None and time.time() - (task.started or 0) > run_timeout:
-                    task.killed = True
-                    _kill_tree(task.proc)
-                if task.proc.poll() is None:
+                running.append(unit)
+            for unit in list(running):
+                assert unit.proc is not None
+                follow(unit)
+                now = unit.current()
+                if (
+                    now is not None
+                    and unit.proc.poll() is None
+                    and time.time() - (now.started or 0) > run_timeout
+                ):
+                    now.killed = True
+                    _kill_tree(unit.proc)
+                if unit.proc.poll() is None:
                     continue
-                task.ended = time.time()
-                task.log_handle.close()
-                task.status, task.error = _outcome(
-                    task, build, cell_timeout=cell_timeout, run_timeout=run_timeout
-                )
-                running.remove(task)
-                done += 1
-                word = "ok" if task.status == "ok" else task.status.upper()
-                detail = f": {task.error}" if task.error else ""
-                progress.log(
-                    f"{word} {task.key} {task.duration:.1f} s{detail}",
-                    important=task.status != "ok",
-                )
-            progress.update(done, [(t.key, time.time() - (t.started or 0)) for t in running])
+                follow(unit)  # what it finished just before it exited
+                unit.log_handle.close()
+                running.remove(unit)
+                now = unit.current()
+                if now is not None:  # killed, or died with it
+                    finish(now, unit.proc.returncode)
+                rest = [t for t in unit.tasks if t.started is None]
+                if rest and now is not None and now.killed:
+                    pending.appendleft(_Unit(rest))  # a fresh child and kernel for the others
+                else:
+                    for task in rest:  # the child could not run them at all
+                        task.started = time.time()
+                        finish(task, unit.proc.returncode)
+            progress.update(
+                done,
+                [(t.key, time.time() - (t.started or 0)) for u in running if (t := u.current())],
+            )
             time.sleep(0.05)
     except BaseException:
         with _ignore_interrupts():  # a second Ctrl-C must not leave kernels behind
-            for task in running:
-                if task.proc is not None and task.proc.poll() is None:
-                    _kill_tree(task.proc)
-                if task.log_handle:
-                    task.log_handle.close()
+            for unit in running:
+                if unit.proc is not None and unit.proc.poll() is None:
+                    _kill_tree(unit.proc)
+                if unit.log_handle:
+                    unit.log_handle.close()
         raise
 
 
