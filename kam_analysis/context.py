@@ -253,7 +253,9 @@ class AnalysisContext:
         Returns
         -------
         dict
-            ``key``, ``tables``, ``objects`` and ``seconds`` (build time).
+            ``key``, ``tables``, ``objects``, ``seconds`` (build time) and
+            ``ltv_fit_forked`` (whether the LTV fit ran beside the health
+            validation; see :func:`kam_analysis.state.fork_fits_in_memory`).
         """
         t0 = time.perf_counter()
         tables = {
@@ -266,7 +268,7 @@ class AnalysisContext:
         }
         if self.objective_progress is not None:
             tables["objective_progress"] = self.objective_progress
-        ltv_values, health_validation = self._fit_ltv_and_health(Path(folder))
+        ltv_values, health_validation, forked = self._fit_ltv_and_health(Path(folder))
         objects = {
             "coverage": self.coverage,
             "ltv_values": ltv_values,
@@ -279,15 +281,18 @@ class AnalysisContext:
             "tables": sorted(tables),
             "objects": sorted(objects),
             "seconds": round(seconds, 2),
+            "ltv_fit_forked": forked,
         }
 
-    def _fit_ltv_and_health(self, folder: Path) -> tuple[LtvValues, HealthValidation]:
+    def _fit_ltv_and_health(self, folder: Path) -> tuple[LtvValues, HealthValidation, bool]:
         """:attr:`ltv_values` and :attr:`health_validation` at once, the slowest parts of a state.
 
         The LTV models are fitted in a forked child while this process
-        validates the health weights (:func:`kam_analysis.state.compute_forked`).
-        Every table the LTV fit reads is loaded first, so the child never
-        queries the engine (its connection is not safe across ``fork``).
+        validates the health weights (:func:`kam_analysis.state.compute_forked`),
+        when the free memory allows it; else in turn. Every table the LTV fit
+        reads is loaded first, so the child never queries the engine (its
+        connection is not safe across ``fork``). The last item says whether
+        the fit was forked.
         """
         self.frame("accounts")
         self.kpi_tables()
@@ -296,7 +301,7 @@ class AnalysisContext:
         ltv = compute_forked(lambda: self.ltv_values, folder / ".ltv_values.fork")
         health = self.health_validation
         self.__dict__["ltv_values"] = values = ltv.get()  # the cached property, as if computed
-        return values, health
+        return values, health, ltv.forked
 
     def _stored(self, name: str) -> Any:
         """A table or object of the matched run state (None without one)."""

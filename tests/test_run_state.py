@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from kam_analysis import context as context_module
+from kam_analysis import state as state_module
 from kam_analysis.context import load_context
 from kam_analysis.state import STATE_ENV, compute_forked, open_state, read_state_meta
 
@@ -155,6 +156,21 @@ def test_a_forked_computation_returns_the_childs_value_or_falls_back(tmp_path):
 
     assert compute_forked(fails_in_a_child, tmp_path / "w").get() == "computed here"
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forks on Linux only")
+def test_no_child_is_forked_without_the_memory_for_it(tmp_path, monkeypatch):
+    import psutil
+
+    rss = psutil.Process().memory_info().rss
+    free = type("Free", (), {"available": int(1.5 * rss)})
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: free)
+    assert not state_module.fork_fits_in_memory()  # 1.5 x RSS free, 2 x needed
+    result = compute_forked(os.getpid, tmp_path / "v")
+    assert not result.forked and result.get() == os.getpid()  # computed here, in turn
+    free.available = int(2.5 * rss)
+    result = compute_forked(os.getpid, tmp_path / "v")
+    assert result.forked and result.get() != os.getpid()
 
 
 def test_the_state_holds_what_a_context_computes_alone(book):
