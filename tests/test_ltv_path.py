@@ -108,3 +108,81 @@ def test_with_settings_names_an_unknown_setting(month_ctx) -> None:
         month_ctx.with_settings(ltv={"horizon_yeras": 3})
     with pytest.raises(ConfigError, match="lvt"):
         month_ctx.with_settings(lvt={"horizon_years": 3})
+
+
+def test_the_backtest_sample_is_fixed_by_the_seed_ids_and_sizes() -> None:
+    from kam_analysis.ltv.backtest import backtest_sample
+
+    ids = [f"C{i:05d}" for i in range(5000)]
+    size = np.arange(5000.0)[::-1]  # C00000 is the largest
+    assert backtest_sample(ids, 5000, size=size) is None  # a book this size is backtested whole
+    w = backtest_sample(ids, 1000, size=size, seed=3)
+    assert len(w) == 1000 and set(w.index) <= set(ids)
+    assert list(w.index) == [a for a in ids if a in set(w.index)]  # in the book's order
+    # the 100 largest for certain, 900 of the other 4,900 drawn, each standing for 4900 / 900
+    assert set(ids[:100]) <= set(w.index) and (w[ids[:100]] == 1).all()
+    drawn = w.drop(ids[:100])
+    assert len(drawn) == 900 and np.allclose(drawn, 4900 / 900)
+    assert w.sum() == pytest.approx(5000)  # the weights stand for the whole book
+    again = backtest_sample(ids[::-1], 1000, size=size[::-1], seed=3)
+    assert list(again.index) == list(w.index)[::-1]  # whatever the row order
+    other = backtest_sample(ids, 1000, size=size, seed=4).drop(ids[:100])
+    assert 100 < len(set(drawn.index) & set(other.index)) < 300  # another seed, another draw
+    # a random draw: about a fifth of each block of the other ids
+    per_block = np.bincount([int(a[1:]) // 1000 for a in drawn.index], minlength=5)
+    assert per_block[1:].min() > 130 and per_block[1:].max() < 230
+    assert len(backtest_sample(ids, 1000)) == 1000  # without sizes: all drawn at random
+
+
+def test_weighted_metrics_estimate_the_totals_they_stand_for() -> None:
+    from kam_analysis.ltv.backtest import error_metrics, interval_metrics
+
+    predicted, actual = np.array([10.0, 2.0, 4.0]), np.array([8.0, 3.0, 4.0])
+    weighted = error_metrics(predicted, actual, weight=[1.0, 3.0, 2.0])
+    expanded = error_metrics([10.0, 2, 2, 2, 4, 4], [8.0, 3, 3, 3, 4, 4])
+    assert weighted.pop("n") == 3 and expanded.pop("n") == 6
+    assert weighted == pytest.approx(expanded, nan_ok=True)
+    acc = pd.DataFrame(
+        {
+            "actual": [1.0, 5.0, 9.0],
+            "lower": [0.0, 6.0, 0.0],
+            "upper": [2.0, 7.0, 8.0],
+            "inside": [1.0, 0.0, 0.0],
+            "interval_score": [2.0, 11.0, 13.0],
+        }
+    )
+    m = interval_metrics(acc.assign(weight=[2.0, 1.0, 1.0]), 0.8)
+    assert m["coverage"] == pytest.approx(0.5) and m["below"] == pytest.approx(0.25)
+    assert m["above"] == pytest.approx(0.25) and m["interval_score"] == pytest.approx(7.0)
+    assert interval_metrics(acc, 0.8)["coverage"] == pytest.approx(1 / 3)  # unweighted
+
+
+@pytest.mark.slow
+def test_a_large_book_is_backtested_on_its_sample(demo_context) -> None:
+    from kam_analysis.ltv.backtest import backtest_sample
+
+    ctx = demo_context(1500, 0)
+    full = analysis.ltv_analysis(ctx, n_origins=1, long_holdout_months=None)
+    small = ctx.with_settings(ltv={"backtest_max_accounts": 1000})
+    sampled = analysis.ltv_analysis(small, n_origins=1, long_holdout_months=None)
+    book = ctx.features
+    weights = backtest_sample(
+        book["account_id"], 1000, size=book["revenue_12m"], seed=small.config.ltv.seed
+    )
+
+    notes = [m for m in sampled.messages if m.key == "backtest_sampled"]
+    assert [m.values for m in notes] == [{"n": 1000, "total": 1500}]
+    assert not any(m.key == "backtest_sampled" for m in full.messages)
+    full_acc = full.backtest.accounts.set_index("account_id")
+    got = sampled.backtest.accounts.set_index("account_id")
+    assert set(got.index) == set(weights.index) & set(full_acc.index)  # the sample, all of it
+    np.testing.assert_allclose(got["weight"], weights[got.index])
+    assert (full_acc["weight"] == 1).all()
+    # the same accounts' holdout, measured from the sampled lines
+    np.testing.assert_allclose(got["actual"], full_acc.loc[got.index, "actual"])
+    # the weighted sample estimates what the whole book's backtest measures
+    f = full.backtest.metrics.set_index("group").loc["all"]
+    s = sampled.backtest.metrics.set_index("group").loc["all"]
+    assert s["total_actual"] == pytest.approx(f["total_actual"], rel=0.05)
+    assert abs(f["total_error_pct"] - s["total_error_pct"]) < 0.03
+    assert abs(f["coverage"] - s["coverage"]) < 0.04

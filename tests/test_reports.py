@@ -640,23 +640,48 @@ def test_account_plans_share_a_kernel_but_never_a_namespace(tmp_path):
         assert counts == list(range(1, len(counts) + 1))
 
 
-def test_plans_are_grouped_per_kernel_by_job_slot_and_at_most_ten():
-    spec = NotebookSpec(name="p", path="notebooks/p.ipynb", title_en="p", title_ja="p")
+POOL_CELLS = [
+    "import os, sys\n"
+    "from kam_analysis.report.record import record\n"
+    "record('kernel_pid', os.getpid())\n"
+    "record('warm', 'kam_analysis.context' in sys.modules)\n"
+    "record('state_env', os.environ.get('KAM_RUN_STATE', 'unset'))",
+]
 
-    def task(key: str, account: str | None) -> execute._Task:
-        return execute._Task(
-            key, spec, key, Path(f"{key if account is None else 'plan'}.ipynb"), account
-        )
 
-    reports_ = [task(f"r{i}", None) for i in range(3)]
-    plans = [task(f"p{i}", f"A{i}") for i in range(23)]
-    units = execute._units([*reports_, *plans], jobs=2)
-    sizes = [[t.key for t in u.tasks] for u in units]
-    assert sizes[:3] == [["r0"], ["r1"], ["r2"]]
-    assert [len(k) for k in sizes[3:]] == [8, 8, 7]
-    assert [k for keys in sizes[3:] for k in keys] == [t.key for t in plans]  # in order
-    assert [len(u.tasks) for u in execute._units(plans[:3], jobs=4)] == [1, 1, 1]
-    assert [len(u.tasks) for u in execute._units(plans[:5], jobs=1)] == [5]
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_reports_and_plans_share_the_job_slots_kernels(tmp_path, monkeypatch):
+    monkeypatch.setattr(execute, "NOTEBOOKS_PER_KERNEL", 3)
+    monkeypatch.setenv("KAM_RUN_STATE", "/left/over/by/the/shell")
+    root = tmp_path / "proj"
+    report = write_notebook(root, "01_report", POOL_CELLS)
+    plan = write_notebook(root, "10_plan", POOL_CELLS, PARAMS + 'account_id: str = "A1"\n')
+    ids = [f"A{i}" for i in range(1, 8)]
+    result = run_reports(
+        data_dir=make_data(tmp_path),
+        as_of=AS_OF,
+        notebooks=[report],
+        reports_dir=tmp_path / "reports",
+        jobs=2,
+        account_plan=plan,
+        account_ids=ids,
+        kernel_name=KERNEL,
+        run_state=False,
+        project_root=root,
+        progress=False,
+    )
+    assert result.code == 0, result.manifest["notebooks"]
+    rec = [nb["recorded"] for nb in result.manifest["notebooks"]]
+    assert len(rec) == 8
+    pids = [r["kernel_pid"] for r in rec]
+    # two job slots, a fresh kernel after three notebooks: 8 notebooks in 3 or 4 kernels
+    assert 3 <= len(set(pids)) <= 4
+    assert max(pids.count(p) for p in pids) == 3
+    assert all(r["warm"] for r in rec)  # the package was imported before each notebook
+    assert {r["state_env"] for r in rec} == {"unset"}  # no state: the shell's value is gone
+    logs = sorted(p.name for p in (result.run_dir / "logs").iterdir())
+    assert "_worker-1.log" in logs and "_worker-2.log" in logs
 
 
 RUNNER_SCRIPT = """\

@@ -24,7 +24,14 @@ import numpy as np
 import pandas as pd
 
 from ._base import ConvergenceError
-from .backtest import BacktestInputError, BacktestResult, backtest_ltv, rolling_cutoffs
+from .backtest import (
+    BacktestInputError,
+    BacktestResult,
+    backtest_ltv,
+    backtest_sample,
+    only_accounts,
+    rolling_cutoffs,
+)
 from .fitting import LtvNote
 from .renewal import contracts_due, renewal_forecast, renewal_probabilities
 from .shocks import RevenueShocks
@@ -271,6 +278,7 @@ def value_accounts(
         ``ctx.frame(...)``, ``ctx.config.features.period``: the unit of the
         features' purchase summary, passed to the models as ``purchase_period``).
     settings : LtvSettings, optional
+        Default ``ctx.config.ltv`` (the ``[ltv]`` section of ``kam.toml``).
     assumed_gross_margin : float, optional
         Without cost data, value revenue x this margin; default
         ``ctx.config.data.assumed_gross_margin`` when the configuration has it.
@@ -282,7 +290,7 @@ def value_accounts(
         unvalued (:func:`unvalued_ltv`), with the reason in ``not_valued`` and
         a ``nothing_valued`` note.
     """
-    settings = settings or LtvSettings()
+    settings = settings or ctx.config.ltv
     margin_setting = _margin_setting(ctx, assumed_gross_margin)
     period = ctx.config.features.period
     frames = _ltv_frames(ctx)
@@ -345,7 +353,7 @@ def ltv_analysis(
         Dataset, as-of date, configuration (``ctx.features``,
         ``ctx.monthly``, ``ctx.frame(...)``, ``ctx.dataset.table(...)``).
     settings : LtvSettings, optional
-        Default ``values.settings`` when ``values`` is given.
+        Default ``values.settings`` when ``values`` is given, else ``ctx.config.ltv``.
     values : LtvValues, optional
         The valuation step already done (:func:`value_accounts` on ``ctx``
         with the same settings and margin); computed here when omitted.
@@ -381,9 +389,10 @@ def ltv_analysis(
     frames = _ltv_frames(ctx)
     observed, fitted_df = _retention_curves(models, ctx.as_of)
     renewal = _renewal(ctx, frames["contracts"], models, values.ltv, settings, renewal_months)
-    results, bt_notes = _backtests(
+    data, bt_notes = _backtest_data(ctx, frames, settings)
+    results, cut_notes = _backtests(
         ctx,
-        frames,
+        data,
         settings,
         period=ctx.config.features.period,
         holdout_months=holdout_months,
@@ -391,11 +400,12 @@ def ltv_analysis(
         step_months=step_months,
         assumed_gross_margin=_margin_setting(ctx, assumed_gross_margin),
     )
+    bt_notes = [*bt_notes, *cut_notes]
     long_results: list[BacktestResult] = []
     if long_holdout_months and long_holdout_months != holdout_months:
         long_results, long_notes = _backtests(
             ctx,
-            frames,
+            data,
             settings,
             period=ctx.config.features.period,
             holdout_months=long_holdout_months,
@@ -557,9 +567,59 @@ def _renewal(
     )
 
 
+@dataclass(frozen=True)
+class _BacktestData:
+    """What every backtest cut-off reads: the tables, sampled on a large book."""
+
+    transactions: Any
+    accounts: Any
+    fx_rates: Any
+    frames: dict[str, pd.DataFrame | None]
+    weights: pd.Series | None = None
+
+
+def _backtest_data(
+    ctx: Any, frames: dict[str, pd.DataFrame | None], settings: LtvSettings
+) -> tuple[_BacktestData, list[LtvNote]]:
+    """The backtests' tables: the whole book, or ``[ltv] backtest_max_accounts`` of it.
+
+    A sample (:func:`~kam_analysis.ltv.backtest.backtest_sample`: the largest
+    accounts by revenue in the last 12 months, and a random draw of the others
+    weighted to stand for them all) has its lines copied once into a table of
+    the engine (``Table.cache``), which every cut-off then reads instead of the
+    whole line table. The note says how many accounts were sampled.
+    """
+    tx, acc_t = ctx.dataset.table("transactions"), ctx.dataset.table("accounts")
+    fx = ctx.dataset.table("fx_rates") if ctx.has("fx_rates") else None
+    book = ctx.features
+    weights = backtest_sample(
+        book["account_id"],
+        settings.backtest_max_accounts,
+        size=book["revenue_12m"] if "revenue_12m" in book else None,
+        seed=settings.seed,
+    )
+    if weights is None:
+        return _BacktestData(tx, acc_t, fx, frames), []
+    sample = list(weights.index)
+    data = _BacktestData(
+        only_accounts(tx, sample).cache(),
+        only_accounts(acc_t, sample).cache(),
+        fx,
+        {name: only_accounts(frame, sample) for name, frame in frames.items()},
+        weights,
+    )
+    note = LtvNote(
+        "backtest_sampled",
+        {"n": len(sample), "total": len(book)},
+        f"the backtests refit the models on a fixed sample of {len(sample):,} of the "
+        f"{len(book):,} accounts, weighted to stand for the book ([ltv] backtest_max_accounts)",
+    )
+    return data, [note]
+
+
 def _backtests(
     ctx: Any,
-    frames: dict[str, pd.DataFrame | None],
+    data: _BacktestData,
     settings: LtvSettings,
     *,
     period: str,
@@ -576,8 +636,6 @@ def _backtests(
             "bootstrap_max_seconds": min(settings.bootstrap_max_seconds, 30.0),
         }
     )
-    tx, acc_t = ctx.dataset.table("transactions"), ctx.dataset.table("accounts")
-    fx = ctx.dataset.table("fx_rates") if ctx.has("fx_rates") else None
     start = pd.to_datetime(ctx.features["first_purchase"]).min()
     results: list[BacktestResult] = []
     notes: list[LtvNote] = []
@@ -597,16 +655,17 @@ def _backtests(
         try:
             results.append(
                 backtest_ltv(
-                    tx,
-                    acc_t,
+                    data.transactions,
+                    data.accounts,
                     cutoff=cut,
                     holdout_months=holdout_months,
                     settings=bt_settings,
                     period=period,
-                    fx_rates=fx,
+                    fx_rates=data.fx_rates,
                     data_end=ctx.as_of,
                     assumed_gross_margin=assumed_gross_margin,
-                    **frames,
+                    weights=data.weights,
+                    **data.frames,
                 )
             )
         except (BacktestInputError, ValueError, ArithmeticError, ConvergenceError) as err:

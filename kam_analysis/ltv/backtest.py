@@ -37,6 +37,7 @@ analysis and review. *International Journal of Forecasting* 16(4), 437-450
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,12 +63,14 @@ __all__ = [
     "BacktestInputError",
     "BacktestResult",
     "backtest_ltv",
+    "backtest_sample",
     "calibration_table",
     "coverage_table",
     "error_metrics",
     "interval_coverage",
     "interval_metrics",
     "interval_score",
+    "only_accounts",
     "pit_values",
     "period_transactions_histogram",
     "rolling_backtest",
@@ -147,7 +150,7 @@ class BacktestResult:
 
 
 def error_metrics(
-    predicted: Any, actual: Any, lower: Any = None, upper: Any = None
+    predicted: Any, actual: Any, lower: Any = None, upper: Any = None, weight: Any = None
 ) -> dict[str, float]:
     """Account-level and aggregate error of a forecast.
 
@@ -157,6 +160,10 @@ def error_metrics(
         Same length, finite.
     lower, upper : array-like, optional
         Interval bounds; gives ``coverage``.
+    weight : array-like, optional
+        How many accounts each one stands for (a sample's weights,
+        :func:`backtest_sample`): means, totals and shares are weighted, so
+        they estimate the whole book's; ``n`` stays the count. Default 1.
 
     Returns
     -------
@@ -183,22 +190,23 @@ def error_metrics(
         raise BacktestInputError("no accounts to evaluate")
     if not (np.all(np.isfinite(p)) and np.all(np.isfinite(a))):
         raise BacktestInputError("predicted and actual must be finite (drop unvalued accounts)")
+    w = np.ones(p.size) if weight is None else np.asarray(weight, dtype=float)
     err = p - a
-    tot_a = a.sum()
+    tot_p, tot_a = float(w @ p), float(w @ a)
     cov = float("nan")
     if lower is not None and upper is not None:
         lo, hi = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
-        cov = float(np.mean((a >= lo) & (a <= hi)))
+        cov = float(np.average((a >= lo) & (a <= hi), weights=w))
     return {
         "n": int(p.size),
-        "mae": float(np.mean(np.abs(err))),
-        "bias": float(np.mean(err)),
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "mean_actual": float(a.mean()),
-        "total_predicted": float(p.sum()),
-        "total_actual": float(tot_a),
-        "total_error_pct": float(p.sum() / tot_a - 1) if tot_a != 0 else float("nan"),
-        "wape": float(np.abs(err).sum() / abs(tot_a)) if tot_a != 0 else float("nan"),
+        "mae": float(np.average(np.abs(err), weights=w)),
+        "bias": float(np.average(err, weights=w)),
+        "rmse": float(np.sqrt(np.average(err**2, weights=w))),
+        "mean_actual": float(np.average(a, weights=w)),
+        "total_predicted": tot_p,
+        "total_actual": tot_a,
+        "total_error_pct": tot_p / tot_a - 1 if tot_a != 0 else float("nan"),
+        "wape": float(w @ np.abs(err)) / abs(tot_a) if tot_a != 0 else float("nan"),
         "coverage": cov,
     }
 
@@ -317,7 +325,8 @@ def interval_metrics(accounts: pd.DataFrame, level: float) -> dict[str, float]:
     ----------
     accounts : DataFrame
         ``inside`` (:func:`interval_coverage`), ``lower``, ``upper``,
-        ``actual``, ``interval_score``.
+        ``actual``, ``interval_score``; ``weight`` (optional, see
+        :func:`error_metrics`) weights every share and mean.
     level : float
 
     Returns
@@ -343,14 +352,19 @@ def interval_metrics(accounts: pd.DataFrame, level: float) -> dict[str, float]:
             nan,
         ) | {"n_alive": 0}
     y, lo, hi = (accounts[c].to_numpy(dtype=float) for c in ("actual", "lower", "upper"))
-    score = float(accounts["interval_score"].mean())
-    mean_y = float(np.mean(y))
+    w = accounts["weight"].to_numpy(dtype=float) if "weight" in accounts else np.ones(n)
+
+    def mean(values: Any) -> float:
+        return float(np.average(np.asarray(values, dtype=float), weights=w))
+
+    score = mean(accounts["interval_score"])
+    mean_y = mean(y)
     return {
         "n_alive": int(n),
-        "coverage": float(accounts["inside"].mean()),
-        "coverage_closed": float(np.mean((y >= lo) & (y <= hi))),
-        "below": float(np.mean(y < lo)),
-        "above": float(np.mean(y > hi)),
+        "coverage": mean(accounts["inside"]),
+        "coverage_closed": mean((y >= lo) & (y <= hi)),
+        "below": mean(y < lo),
+        "above": mean(y > hi),
         "interval_score": score,
         "interval_score_rel": score / mean_y if mean_y > 0 else float("nan"),
     }
@@ -469,6 +483,73 @@ def _holdout_actuals(
     return acc.to_pandas(), by_period.to_pandas()
 
 
+def backtest_sample(
+    account_ids: Sequence[Any], max_accounts: int, *, size: Any = None, seed: int = 0
+) -> pd.Series | None:
+    """A fixed sample of the accounts to backtest, with weights; None to backtest them all.
+
+    A stratified sample: the ``max_accounts // 10`` largest accounts by
+    ``size`` are always in it (weight 1), because a few large accounts make
+    most of a book's value and a random draw would leave the total error to
+    chance. The rest of the sample is drawn from the other accounts: each
+    gets a SHA-256 digest of ``seed`` and its id, and the smallest digests
+    are drawn. Each drawn account stands for ``(N - k) / (max_accounts - k)``
+    accounts (its weight; ``k`` large accounts of ``N``), so weighted sums
+    estimate the book's totals without bias (Horvitz-Thompson). The draw
+    depends on nothing but the seed, the ids and their sizes: the same accounts
+    at every cut-off and in every run, whatever the order of the rows.
+
+    Parameters
+    ----------
+    account_ids : sequence
+        The book's account ids (distinct).
+    max_accounts : int
+        The sample size; a book this size or smaller is not sampled.
+    size : array-like, optional
+        Each account's size (e.g. revenue in the last 12 months), aligned with
+        ``account_ids``; without it the whole sample is drawn at random.
+    seed : int
+        Seed of the draw (``[ltv] seed``).
+
+    Returns
+    -------
+    pandas.Series or None
+        Weight by sampled account id (str), in the order of ``account_ids``.
+    """
+    ids = np.array([str(a) for a in account_ids], dtype=object)
+    n = len(ids)
+    if n <= max_accounts:
+        return None
+    certain = np.zeros(n, dtype=bool)
+    if size is not None:
+        values = np.nan_to_num(np.asarray(size, dtype=float), nan=-np.inf)
+        certain[np.argsort(-values, kind="stable")[: max_accounts // 10]] = True
+    k = int(certain.sum())
+    prefix = f"{seed}:".encode()
+    digest = np.array([hashlib.sha256(prefix + a.encode()).digest()[:8] for a in ids], dtype="S8")
+    rest = np.flatnonzero(~certain)
+    drawn = rest[np.argsort(digest[rest], kind="stable")[: max_accounts - k]]
+    weight = np.zeros(n)
+    weight[certain] = 1.0
+    weight[drawn] = (n - k) / (max_accounts - k)
+    keep = weight > 0
+    return pd.Series(weight[keep], index=pd.Index(ids[keep], name="account_id"), name="weight")
+
+
+def only_accounts(table: Any, account_ids: Sequence[str]) -> Any:
+    """The rows of ``table`` (an Ibis table or a DataFrame, or None) of the given accounts.
+
+    An Ibis table is filtered in its engine by a semi-join with the ids (a
+    literal ``IN`` list of thousands of ids compiles slowly).
+    """
+    if table is None:
+        return None
+    if isinstance(table, pd.DataFrame):
+        return table[table["account_id"].astype(str).isin(set(account_ids))]
+    ids = ibis.memtable({"_kept_account": list(account_ids)})
+    return table.semi_join(ids, table["account_id"].cast("string") == ids["_kept_account"])
+
+
 def rolling_cutoffs(
     as_of: Any, *, holdout_months: int = 12, n_origins: int = 3, step_months: int = 6
 ) -> list[pd.Timestamp]:
@@ -502,6 +583,7 @@ def backtest_ltv(
     n_bins: int = 10,
     data_end: Any = None,
     assumed_gross_margin: float | None = None,
+    weights: pd.Series | None = None,
 ) -> BacktestResult:
     """Fit on data up to ``cutoff``, predict the value in the next ``holdout_months``.
 
@@ -529,6 +611,11 @@ def backtest_ltv(
         Last day of data; the holdout must end on or before it.
     assumed_gross_margin : float, optional
         As for :func:`~kam_analysis.ltv.value.account_ltv` (without cost data).
+    weights : pandas.Series, optional
+        When the tables hold a sample of the book: each account's weight by
+        account id (:func:`backtest_sample`); the metrics then estimate the
+        whole book's. ``accounts`` of the result has a ``weight`` column (1
+        without a sample).
 
     Returns
     -------
@@ -599,6 +686,11 @@ def backtest_ltv(
     res, draws = res[keep].reset_index(drop=True), draws[:, keep]
     if res.empty:
         raise BacktestInputError(f"no account could be valued at the cut-off {cut.date()}")
+    res["weight"] = (
+        1.0
+        if weights is None
+        else res["account_id"].astype(str).map(weights).fillna(1.0).to_numpy(dtype=float)
+    )
     res = _score_intervals(res, draws, settings)
     metrics = _group_metrics(res, settings.interval_level)
     metrics.insert(0, "cutoff", cut)
@@ -645,7 +737,7 @@ def _group_metrics(res: pd.DataFrame, level: float) -> pd.DataFrame:
     def row(name: str, g: pd.DataFrame) -> dict[str, Any]:
         return {
             "group": name,
-            **error_metrics(g["predicted"], g["actual"]),
+            **error_metrics(g["predicted"], g["actual"], weight=g["weight"]),
             **interval_metrics(g[g["model"] != "churned"], level),
         }
 
@@ -656,7 +748,9 @@ def _group_metrics(res: pd.DataFrame, level: float) -> pd.DataFrame:
         rows.append(
             {
                 "group": "transactional_purchases",
-                **error_metrics(tx["predicted_purchases"], tx["actual_purchases"]),
+                **error_metrics(
+                    tx["predicted_purchases"], tx["actual_purchases"], weight=tx["weight"]
+                ),
             }
         )
     return pd.DataFrame(rows)

@@ -63,6 +63,11 @@ class LtvSettings(BaseModel):
         estimate is on the boundary of its parameter space.
     bootstrap_max_seconds
         Wall-clock limit of that bootstrap.
+    backtest_max_accounts
+        The backtests refit every model at each cut-off; a larger book is
+        backtested on a fixed random sample of this many accounts (the same
+        for every cut-off, drawn with ``seed``). 20,000 accounts measure a
+        coverage of 80 % to about ±0.3 points (one standard error).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -94,6 +99,9 @@ class LtvSettings(BaseModel):
     )
     bootstrap_max_seconds: float = Field(
         120.0, gt=0, description="wall-clock limit of that bootstrap"
+    )
+    backtest_max_accounts: int = Field(
+        20_000, ge=1_000, description="accounts a backtest refits at most (a random sample)"
     )
 
     @property

@@ -498,7 +498,7 @@ def _difference_moments(r: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "n_diff": g.size(),
-            "q0": g["dd"].apply(lambda s: float(np.sum(s**2))),
+            "q0": (r["dd"] ** 2).groupby(r["account_id"]).sum(),
             "q1": (r["dd"] * r["lag"]).groupby(r["account_id"]).sum(),
         }
     )

@@ -50,8 +50,9 @@ checks the first two.
 Run folder
 ----------
 ``reports/<run_id>/`` holds ``<name>.ipynb`` (executed), ``<name>.html``,
-optional ``<name>.png`` screenshots, ``logs/<name>.log`` (papermill's stderr),
-``index.html`` and ``manifest.json``. Per-account plans are named
+optional ``<name>.png`` screenshots, ``logs/<name>.log`` (why a notebook failed),
+``logs/_worker-N.log`` (the output of worker N and its kernels),
+``logs/_state.log`` (the run-state builder), ``index.html`` and ``manifest.json``. Per-account plans are named
 ``<plan>--<account>`` with the account id reduced to ``[A-Za-z0-9_-]`` (plus a
 short hash when that changed it). The run id is a UTC timestamp
 ``YYYYMMDDTHHMMSSZ`` plus the sanitised label, plus a random suffix when needed,

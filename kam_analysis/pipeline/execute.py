@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
@@ -113,44 +113,32 @@ class _Task:
 
 
 @dataclass
-class _Unit:
-    """Notebooks one child process executes in turn, in one kernel while they succeed."""
+class _Worker:
+    """A child process with one kernel that executes the notebooks it is handed, in turn."""
 
-    tasks: list[_Task]
-    proc: subprocess.Popen | None = None
-    log_handle: Any = None
+    index: int
+    proc: subprocess.Popen
+    log_handle: Any
+    task: _Task | None = None  # handed over, not finished
 
-    def current(self) -> _Task | None:
-        """The notebook executing now (started, not finished)."""
-        return next((t for t in self.tasks if t.started is not None and t.ended is None), None)
-
-
-PLANS_PER_KERNEL = 10
-"""Most account plans one kernel executes in turn (then a fresh kernel starts)."""
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
 
-def _units(tasks: list[_Task], jobs: int) -> list[_Unit]:
-    """Group the tasks into units: a report alone, account plans several to a kernel.
+NOTEBOOKS_PER_KERNEL = 10
+"""Most notebooks one kernel executes in turn (then a fresh kernel starts)."""
 
-    A kernel start and the package imports cost seconds, as much as a plan's own
-    work on a small book, so the plans of one notebook share kernels: as many
-    groups as job slots (more when a group would exceed
-    :data:`PLANS_PER_KERNEL`), in order.
-    """
-    units = [_Unit([t]) for t in tasks if t.account_id is None]
-    plans = [t for t in tasks if t.account_id is not None]
-    by_source: dict[Path, list[_Task]] = {}
-    for task in plans:
-        by_source.setdefault(task.source, []).append(task)
-    for group in by_source.values():
-        n = max(min(jobs, len(group)), -(-len(group) // PLANS_PER_KERNEL))
-        size, extra = divmod(len(group), n)
-        at = 0
-        for i in range(n):
-            take = size + (i < extra)
-            units.append(_Unit(group[at : at + take]))
-            at += take
-    return units
+WARM_UP = (
+    "try:\n"
+    "    import matplotlib.pyplot, pandas, kam_analysis.context, kam_analysis.plots\n"
+    "    import kam_analysis.report\n"
+    "except Exception:\n"
+    "    pass\n"
+)
+"""Run in each new kernel before its first notebook: the imports every report makes.
+
+A worker starts its kernel and runs this while the runner builds the run state,
+so the first notebook of each kernel does not pay for them."""
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -225,51 +213,89 @@ def write_run_kernel(work: Path) -> Path:
     return work
 
 
-def _start(
-    unit: _Unit,
+def _start_worker(
+    index: int,
     build: Path,
     *,
     kernel_name: str | None,
-    cell_timeout: int,
+    cwd: Path,
     jupyter_path: str | None = None,
-    env_extra: Mapping[str, str] | None = None,
-) -> None:
+) -> _Worker:
+    """Start a worker child; it starts its kernel at once and waits for notebooks on stdin."""
     work = build / ".work"
-    first = unit.tasks[0]
     spec = {
         "kernel_name": run_kernel_name(kernel_name),
-        "cwd": str(first.source.parent),
+        "cwd": str(cwd),
         "record_env": RECORD_ENV,
-        "tasks": [
-            {
-                "input": str(task.source),
-                "output": str(build / f"{task.key}.ipynb"),
-                "parameters": task.parameters,
-                "cell_timeout": cell_timeout,
-                "record": str(work / f"{task.key}.record.json"),
-                "log": str(build / "logs" / f"{task.key}.log"),
-                "started": str(work / f"{task.key}.started"),
-                "done": str(work / f"{task.key}.done"),
-            }
-            for task in unit.tasks
-        ],
+        "warm_up": WARM_UP,
+        "per_kernel": NOTEBOOKS_PER_KERNEL,
     }
-    spec_file = work / f"{first.key}.json"
+    spec_file = work / f"_worker-{index}.json"
     spec_file.write_text(json.dumps(spec), encoding="utf-8")
     env = dict(os.environ)
-    env.update(env_extra or {})
     if jupyter_path is not None:
         env["JUPYTER_PATH"] = jupyter_path
-    # the kernel's own output (one file per unit: the first notebook's log)
-    unit.log_handle = (build / "logs" / f"{first.key}.log").open("ab")
-    unit.proc = subprocess.Popen(
+    # the kernels' own output: one log per worker
+    log_handle = (build / "logs" / f"_worker-{index}.log").open("ab")
+    proc = subprocess.Popen(
         [sys.executable, "-c", _CHILD_CODE, str(spec_file)],
-        stdin=subprocess.DEVNULL,
-        stdout=unit.log_handle,
+        stdin=subprocess.PIPE,
+        stdout=log_handle,
         stderr=subprocess.STDOUT,
         env=env,
         start_new_session=True,  # Ctrl-C reaches the runner only; it stops the children
     )
+    return _Worker(index, proc, log_handle)
+
+
+def _hand_over(
+    worker: _Worker,
+    task: _Task,
+    build: Path,
+    *,
+    cell_timeout: int,
+    env: Mapping[str, str | None],
+) -> bool:
+    """Send a notebook to an idle worker (one JSON line); False when the worker is gone."""
+    work = build / ".work"
+    line = {
+        "input": str(task.source),
+        "output": str(build / f"{task.key}.ipynb"),
+        "cwd": str(task.source.parent),
+        "parameters": task.parameters,
+        "cell_timeout": cell_timeout,
+        "env": dict(env),
+        "record": str(work / f"{task.key}.record.json"),
+        "log": str(build / "logs" / f"{task.key}.log"),
+        "started": str(work / f"{task.key}.started"),
+        "done": str(work / f"{task.key}.done"),
+    }
+    assert worker.proc.stdin is not None
+    try:
+        worker.proc.stdin.write((json.dumps(line) + "\n").encode("utf-8"))
+        worker.proc.stdin.flush()
+    except (BrokenPipeError, OSError):
+        return False
+    worker.task = task
+    return True
+
+
+def _close_worker(worker: _Worker, *, kill: bool = False) -> None:
+    """End a worker: close its input (it stops its kernel and exits) or kill it."""
+    if kill:
+        _kill_tree(worker.proc)
+    else:
+        with contextlib.suppress(OSError):
+            assert worker.proc.stdin is not None
+            worker.proc.stdin.close()
+        try:
+            worker.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            _kill_tree(worker.proc)
+    with contextlib.suppress(OSError):
+        if worker.proc.stdin is not None:
+            worker.proc.stdin.close()
+    worker.log_handle.close()
 
 
 _CHILD_CODE = r"""
@@ -319,35 +345,47 @@ from papermill.exceptions import PapermillExecutionError
 # `x: str | None` declarations and would log "Passed unknown parameter"
 logging.getLogger("papermill").setLevel(logging.ERROR)
 
-# before each notebook: an empty namespace (modules stay imported), no open figure,
-# the notebook's own record file and cell numbers from 1, as in a fresh kernel
+# before each notebook: an empty namespace (modules stay imported), garbage collected,
+# no open figure, the notebook's own record file and environment, cell numbers from 1,
+# as in a fresh kernel
 PREPARE = (
     "get_ipython().run_line_magic('reset', '-f')\n"
-    "import os as _k, sys as _s\n"
-    "_k.environ[{env!r}] = {record!r}\n"
+    "import gc as _g, os as _k, sys as _s\n"
+    "_g.collect()\n"
+    "for _n, _v in {env!r}.items():\n"
+    "    _k.environ.pop(_n, None) if _v is None else _k.environ.__setitem__(_n, _v)\n"
     "_p = _s.modules.get('matplotlib.pyplot')\n"
     "_p is not None and _p.close('all')\n"
-    "del _k, _s, _p\n"
+    "del _g, _k, _s, _p, _n, _v\n"
     "get_ipython().execution_count = 1\n"
 )
 
 
 class Kernel:
-    km = kc = None
+    km = kc = cwd = None
+    runs = 0
 
-    def start(self):
+    def start(self, cwd):
         self.km = AsyncKernelManager(kernel_name=spec["kernel_name"])
-        run_sync(self.km.start_kernel)(cwd=spec["cwd"])
+        self.cwd, self.runs = cwd, 0
+        run_sync(self.km.start_kernel)(cwd=cwd)
         self.kc = BlockingKernelClient()
         self.kc.load_connection_info(self.km.get_connection_info())
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
+        self.run(spec["warm_up"], "warm up")
 
-    def prepare(self, record):
-        code = PREPARE.format(env=spec["record_env"], record=record)
-        reply = self.kc.execute_interactive(code, silent=True, store_history=False, timeout=60)
+    def ready(self, cwd):
+        # a fresh kernel after too many notebooks, or for a notebook in another folder
+        if self.km is not None and (self.cwd != cwd or self.runs >= spec["per_kernel"]):
+            self.stop()
+        if self.km is None:
+            self.start(cwd)
+
+    def run(self, code, what):
+        reply = self.kc.execute_interactive(code, silent=True, store_history=False, timeout=120)
         if reply["content"]["status"] != "ok":
-            raise RuntimeError(f"the kernel could not be prepared: {reply['content']}")
+            raise RuntimeError(f"the kernel could not {what}: {reply['content']}")
 
     def stop(self):
         if self.kc is not None:
@@ -365,13 +403,23 @@ def _write(path, text):
 
 
 kernel = Kernel()
-for task in spec["tasks"]:
+try:  # start the kernel while the runner prepares the run; a failure is retried per notebook
+    kernel.start(spec["cwd"])
+except Exception as err:
+    print(f"kam-runner: the kernel did not start: {type(err).__name__}: {err}", flush=True)
+    kernel.stop()
+while True:
+    line = sys.stdin.readline()
+    if not line:  # the runner has no more notebooks
+        break
+    task = json.loads(line)
     _write(task["started"], repr(time.time()))
     rc, message = 0, None
+    env = {**task["env"], spec["record_env"]: task["record"]}
     try:
-        if kernel.km is None:
-            kernel.start()
-        kernel.prepare(task["record"])
+        kernel.ready(task["cwd"])
+        kernel.runs += 1
+        kernel.run(PREPARE.format(env=env), "be prepared")
         pm.execute_notebook(
             task["input"],
             task["output"],
@@ -379,7 +427,7 @@ for task in spec["tasks"]:
             kernel_name=spec["kernel_name"],
             language="python",
             execution_timeout=task["cell_timeout"],
-            cwd=spec["cwd"],
+            cwd=task["cwd"],
             progress_bar=False,
             log_output=False,
             km=kernel.km,
@@ -396,13 +444,17 @@ for task in spec["tasks"]:
     _write(task["done"], json.dumps({"rc": rc}))
 kernel.stop()
 """
-"""Child process: execute the notebooks of one unit with papermill (spec file in ``sys.argv[1]``).
+"""Worker process: execute the notebooks the runner hands over, with papermill.
 
-A separate process so that a kernel crash, ``os._exit`` or a hang cannot take the
-runner down; it imports only papermill (fast start). The notebooks run in turn in
-one kernel, its namespace emptied before each; after a failure the next notebook
-gets a fresh kernel. The child marks each notebook's start and end in the run's
-working folder (``KEY.started``, ``KEY.done`` with the exit code) for the runner."""
+The spec file (``sys.argv[1]``) names the kernel; each line on stdin is one
+notebook, and the end of stdin ends the worker. A separate process so that a
+kernel crash, ``os._exit`` or a hang cannot take the runner down; it imports only
+papermill (fast start). It starts its kernel at once and runs :data:`WARM_UP` in
+it. The notebooks run in turn in that kernel, its namespace emptied before each;
+after a failure, after :data:`NOTEBOOKS_PER_KERNEL` notebooks or for a notebook in
+another folder the next notebook gets a fresh kernel. The worker marks each
+notebook's start and end in the run's working folder (``KEY.started``, ``KEY.done``
+with the exit code) for the runner."""
 
 
 def _first_error(nb: Any) -> str | None:
@@ -478,16 +530,33 @@ def _execute_all(
     cell_timeout: int,
     run_timeout: int,
     progress: _Progress,
-    env_extra: Mapping[str, str] | None = None,
+    prepare: Callable[[], Mapping[str, str | None]] | None = None,
 ) -> None:
-    pending: deque[_Unit] = deque(_units(tasks, jobs))
-    running: list[_Unit] = []
+    """Execute the notebooks on a pool of ``jobs`` workers, each with one kernel.
+
+    The workers start first and warm their kernels up while ``prepare`` runs
+    (the run state is built then); ``prepare`` returns the environment every
+    notebook runs with (a None value unsets a variable). The notebooks are
+    handed out in order, each to the next idle worker. A notebook that runs
+    longer than ``run_timeout`` seconds is stopped with its worker; a worker
+    that is gone is replaced while notebooks are waiting.
+    """
+    pending: deque[_Task] = deque(tasks)
     done = 0
     work = build / ".work"
     jupyter_path = None  # the run's own kernelspec, written once, when no kernel is named
     if not kernel_name:
         own = str(write_run_kernel(work))
         jupyter_path = os.pathsep.join(p for p in (own, os.environ.get("JUPYTER_PATH")) if p)
+    cwd = tasks[0].source.parent if tasks else build
+    started = 0
+
+    def new_worker() -> _Worker:
+        nonlocal started
+        started += 1
+        return _start_worker(
+            started, build, kernel_name=kernel_name, cwd=cwd, jupyter_path=jupyter_path
+        )
 
     def finish(task: _Task, rc: int | None) -> None:
         nonlocal done
@@ -502,72 +571,69 @@ def _execute_all(
             f"{word} {task.key} {task.duration:.1f} s{detail}", important=task.status != "ok"
         )
 
-    def follow(unit: _Unit) -> None:
-        """Take in the notebooks the unit's child started and finished since the last look."""
-        for task in unit.tasks:
-            if task.started is None:
-                mark = _read_marker(work / f"{task.key}.started")
-                if mark is None:
-                    return
-                task.started = float(mark)
-                progress.log(f"start {task.key}")
-            if task.ended is None:
-                mark = _read_marker(work / f"{task.key}.done")
-                if mark is None:
-                    return
-                finish(task, int(json.loads(mark)["rc"]))
+    def follow(worker: _Worker) -> None:
+        """Take in the start and end of the worker's notebook, when they happened."""
+        task = worker.task
+        if task is None:
+            return
+        if task.started is None:
+            mark = _read_marker(work / f"{task.key}.started")
+            if mark is None:
+                return
+            task.started = float(mark)
+            progress.log(f"start {task.key}")
+        mark = _read_marker(work / f"{task.key}.done")
+        if mark is not None:
+            finish(task, int(json.loads(mark)["rc"]))
+            worker.task = None
 
+    workers: list[_Worker] = []
     try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                unit = pending.popleft()
-                _start(
-                    unit,
-                    build,
-                    kernel_name=kernel_name,
-                    cell_timeout=cell_timeout,
-                    jupyter_path=jupyter_path,
-                    env_extra=env_extra,
-                )
-                running.append(unit)
-            for unit in list(running):
-                assert unit.proc is not None
-                follow(unit)
-                now = unit.current()
+        workers = [new_worker() for _ in range(min(jobs, len(tasks)))]
+        env = dict(prepare()) if prepare is not None else {}
+        while pending or any(w.task is not None for w in workers):
+            for i, worker in enumerate(workers):
+                follow(worker)
+                task = worker.task
                 if (
-                    now is not None
-                    and unit.proc.poll() is None
-                    and time.time() - (now.started or 0) > run_timeout
+                    task is not None
+                    and task.started is not None
+                    and worker.alive()
+                    and time.time() - task.started > run_timeout
                 ):
-                    now.killed = True
-                    _kill_tree(unit.proc)
-                if unit.proc.poll() is None:
-                    continue
-                follow(unit)  # what it finished just before it exited
-                unit.log_handle.close()
-                running.remove(unit)
-                now = unit.current()
-                if now is not None:  # killed, or died with it
-                    finish(now, unit.proc.returncode)
-                rest = [t for t in unit.tasks if t.started is None]
-                if rest and now is not None and now.killed:
-                    pending.appendleft(_Unit(rest))  # a fresh child and kernel for the others
-                else:
-                    for task in rest:  # the child could not run them at all
-                        task.started = time.time()
-                        finish(task, unit.proc.returncode)
+                    task.killed = True
+                    _kill_tree(worker.proc)
+                if not worker.alive():
+                    follow(worker)  # what it finished just before it exited
+                    if worker.task is not None:  # killed, or died with it
+                        worker.task.started = worker.task.started or time.time()
+                        finish(worker.task, worker.proc.returncode)
+                        worker.task = None
+                    if not pending:
+                        continue
+                    _close_worker(worker, kill=True)
+                    workers[i] = worker = new_worker()  # a fresh worker for the rest
+                if worker.task is None and pending:
+                    task = pending.popleft()
+                    if not _hand_over(worker, task, build, cell_timeout=cell_timeout, env=env):
+                        task.started = time.time()  # the worker died as it started
+                        _kill_tree(worker.proc)
+                        finish(task, worker.proc.returncode)
             progress.update(
                 done,
-                [(t.key, time.time() - (t.started or 0)) for u in running if (t := u.current())],
+                [
+                    (t.key, time.time() - (t.started or 0))
+                    for w in workers
+                    if (t := w.task) and t.started
+                ],
             )
             time.sleep(0.05)
+        for worker in workers:
+            _close_worker(worker)
     except BaseException:
         with _ignore_interrupts():  # a second Ctrl-C must not leave kernels behind
-            for unit in running:
-                if unit.proc is not None and unit.proc.poll() is None:
-                    _kill_tree(unit.proc)
-                if unit.log_handle:
-                    unit.log_handle.close()
+            for worker in workers:
+                _close_worker(worker, kill=True)
         raise
 
 

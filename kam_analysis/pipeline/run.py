@@ -736,25 +736,31 @@ def run_reports(
                 in_repo = project_root is not None or source_checkout()
                 commit, dirty = _git_state(root) if in_repo else (None, None)
                 state_dir = build / ".work" / "state"
-                state = (
-                    build_run_state(
-                        data_dir=data_dir,
-                        as_of=as_of,
-                        config_path=config_path,
-                        lang=lang,
-                        folder=state_dir,
-                        log_path=build / "logs" / "_state.log",
-                        timeout=run_timeout,
-                    )
-                    if run_state
-                    else {"status": "off"}
-                )
-                if state["status"] == "ok":
-                    prog.log(
-                        f"run state built in {state['seconds']} s: {', '.join(state['tables'])}"
-                    )
-                elif state["status"] == "failed":
-                    prog.log(f"run state not built ({state['error']}): notebooks compute on demand")
+                state: dict[str, Any] = {"status": "off"}
+
+                def prepare() -> dict[str, str | None]:
+                    """Build the run state while the workers start their kernels."""
+                    nonlocal state
+                    if run_state:
+                        state = build_run_state(
+                            data_dir=data_dir,
+                            as_of=as_of,
+                            config_path=config_path,
+                            lang=lang,
+                            folder=state_dir,
+                            log_path=build / "logs" / "_state.log",
+                            timeout=run_timeout,
+                        )
+                    if state["status"] == "ok":
+                        prog.log(
+                            f"run state built in {state['seconds']} s: {', '.join(state['tables'])}"
+                        )
+                    elif state["status"] == "failed":
+                        prog.log(
+                            f"run state not built ({state['error']}): notebooks compute on demand"
+                        )
+                    return {STATE_ENV: str(state_dir) if state["status"] == "ok" else None}
+
                 _execute_all(
                     tasks,
                     build,
@@ -763,7 +769,7 @@ def run_reports(
                     cell_timeout=cell_timeout,
                     run_timeout=run_timeout,
                     progress=prog,
-                    env_extra={STATE_ENV: str(state_dir)} if state["status"] == "ok" else None,
+                    prepare=prepare,
                 )
                 _collect_records(tasks, build)
                 _export(
