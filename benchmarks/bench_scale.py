@@ -16,10 +16,10 @@ For every step the script prints the wall time, the CPU time of the step's
 processes, the peak RSS of its largest process (``ru_maxrss`` of the
 children) and the peak RSS of the whole process tree (sampled every 0.2 s
 with psutil: ``kam run`` executes notebooks in parallel kernels, whose
-memory adds up). After ``run`` it prints the duration of each notebook from
-the run's ``manifest.json``. Generated data goes to ``benchmarks/.work/``
-(git-ignored) unless ``--data`` says otherwise; the reports go to a
-temporary folder that is removed afterwards.
+memory adds up). After ``run`` it prints the run state's build time and the
+duration of each notebook from the run's ``manifest.json``. Generated data goes
+to ``benchmarks/.work/`` (git-ignored) unless ``--data`` says otherwise; the
+reports go to a temporary folder that is removed afterwards.
 
 Default density (7 lines per account-month) gives about 24M transaction
 lines at 100k accounts; ``--lines-per-account-month 14`` about 49M (the
@@ -151,6 +151,8 @@ def main() -> int:
             f"{r['tree_peak_mib']:>9.0f}  {ok}"
         )
     if manifest:
+        state = manifest.get("state") or {}
+        print(f"\nrun state: {state.get('status')}, built in {state.get('seconds')} s")
         print("\nnotebook                          seconds  status")
         for nb in manifest.get("notebooks", []):
             secs = nb.get("duration_s", nb.get("seconds", float("nan")))
