@@ -139,6 +139,9 @@ def test_every_report_and_plan_published_and_checked(english_run):
     assert m["personal_data_check"] == "passed"
     plans = [nb for nb in m["notebooks"] if nb["account_id"]]
     assert all(nb["account_name"].startswith(PAYLOAD) for nb in plans)
+    for entry in m["notebooks"]:  # the header shows the title; the notebook's own is dropped
+        page = (english_run / f"{entry['name']}.html").read_text(encoding="utf-8")
+        assert page.count("<h1") == 1, entry["name"]
 
 
 def test_the_portfolio_is_computed_once_per_run_and_read_by_every_page(english_run):

@@ -682,6 +682,12 @@ def test_reports_and_plans_share_the_job_slots_kernels(tmp_path, monkeypatch):
     assert {r["state_env"] for r in rec} == {"unset"}  # no state: the shell's value is gone
     logs = sorted(p.name for p in (result.run_dir / "logs").iterdir())
     assert "_worker-1.log" in logs and "_worker-2.log" in logs
+    # a reused kernel says nothing a fresh one would not (IPython's history database
+    # complained on stdout when cell numbers restarted within one history session)
+    for executed in sorted(result.run_dir.glob("*.ipynb")):
+        nb = nbformat.read(executed, as_version=4)
+        streams = [o for c in nb.cells for o in c.get("outputs", []) if "name" in o]
+        assert streams == [], (executed.name, streams)
 
 
 RUNNER_SCRIPT = """\

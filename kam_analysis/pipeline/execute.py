@@ -345,11 +345,13 @@ from papermill.exceptions import PapermillExecutionError
 # `x: str | None` declarations and would log "Passed unknown parameter"
 logging.getLogger("papermill").setLevel(logging.ERROR)
 
-# before each notebook: an empty namespace (modules stay imported), garbage collected,
-# no open figure, the notebook's own record file and environment, cell numbers from 1,
-# as in a fresh kernel
+# before each notebook: an empty namespace (modules stay imported), a new history
+# session with cell numbers from 1 (restarting the numbers in the same session makes
+# IPython's history database print an error into the next cell's output), garbage
+# collected, no open figure, the notebook's own record file and environment, as in a
+# fresh kernel
 PREPARE = (
-    "get_ipython().run_line_magic('reset', '-f')\n"
+    "get_ipython().reset(new_session=True)\n"
     "import gc as _g, os as _k, sys as _s\n"
     "_g.collect()\n"
     "for _n, _v in {env!r}.items():\n"
@@ -357,7 +359,6 @@ PREPARE = (
     "_p = _s.modules.get('matplotlib.pyplot')\n"
     "_p is not None and _p.close('all')\n"
     "del _g, _k, _s, _p, _n, _v\n"
-    "get_ipython().execution_count = 1\n"
 )
 
 
