@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from kam_analysis import __version__
 from kam_analysis.config import KamConfig, find_config, load_config
@@ -261,13 +262,22 @@ def _personal_data_values(ds) -> list[str]:
     return values
 
 
-def _key_accounts(ds, as_of: dt.date, config: KamConfig, lang: str, top_n: int):
-    """The top key accounts and their names (the scored book is dropped afterwards)."""
+def _key_accounts_chooser(ds, as_of: dt.date, config: KamConfig, lang: str, top_n: int):
+    """``choose_accounts`` for :func:`run_reports`: the top key accounts and their names.
+
+    They are read from the run state when the run built one (the book is then
+    scored once per run), else computed here.
+    """
     from kam_analysis.context import AnalysisContext
 
-    ctx = AnalysisContext(ds, as_of, config, lang)
-    ids = ctx.key_accounts(top_n)
-    return ids, ctx.account_names(ids)
+    def choose(state_folder: Path | None) -> tuple[list[str], dict[str, str]]:
+        ctx = AnalysisContext(ds, as_of, config, lang)
+        if state_folder is not None:
+            ctx.attach_state(state_folder)
+        ids = ctx.key_accounts(top_n)
+        return ids, ctx.account_names(ids)
+
+    return choose
 
 
 def _reports_dir(path: Path, data_dir: Path) -> Path:
@@ -322,14 +332,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     except DatasetError as err:
         print(err.report.render_text(), file=sys.stderr)
         return EXIT_BAD_INPUT
-    report = validate_open_dataset(ds, as_of)
-    if not report.ok:
-        print(report.render_text(), file=sys.stderr)
-        print("kam: invalid data, no report was run", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    account_ids, account_names = (
-        _key_accounts(ds, as_of, config, args.lang, top_n) if with_plans and top_n > 0 else ([], {})
-    )
+    checked = []
+
+    def validate(data_dir: Path, as_of: dt.date) -> tuple[bool, str]:
+        """Run by :func:`run_reports` while its workers and the run state start."""
+        report = validate_open_dataset(ds, as_of)
+        checked.append(report)
+        text = report.render_text()
+        return report.ok, text if report.ok else f"{text}\nkam: invalid data, no report was run"
+
+    def data_summary() -> dict[str, Any]:
+        report = checked[-1]
+        return {"summary": report.summary, "warnings": [i.render() for i in report.warnings]}
+
+    plans = with_plans and top_n > 0
     show_pd = bool(args.show_personal_data or config.show_personal_data)
     run_kwargs = dict(
         data_dir=folder,
@@ -340,21 +356,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         label=args.label,
         params=params,
         jobs=args.jobs or settings.jobs,
-        account_plan=settings.account_plan if account_ids else None,
-        account_ids=account_ids,
-        account_names=account_names,
+        account_plan=settings.account_plan if plans else None,
+        choose_accounts=(
+            _key_accounts_chooser(ds, as_of, config, args.lang, top_n) if plans else None
+        ),
         config_path=config.source_path.resolve() if config.source_path else None,
-        validate=None,  # done above, before the key accounts are computed
-        data_summary={
-            "summary": report.summary,
-            "warnings": [i.render() for i in report.warnings],
-        },
+        validate=validate,
+        data_summary=data_summary,
         kernel_name=settings.kernel_name,
         run_state=not args.no_run_state,
         cell_timeout=settings.cell_timeout,
         run_timeout=settings.run_timeout,
         show_personal_data=show_pd,
-        personal_data_values=[] if show_pd else _personal_data_values(ds),
+        personal_data_values=[] if show_pd else (lambda: _personal_data_values(ds)),
         screenshots=args.screenshots or settings.screenshots,
     )
     try:

@@ -111,3 +111,21 @@ def test_synth_market_volatility_flag_reaches_the_ground_truth(tmp_path, capsys)
     assert set(flat["market"]["monthly_log_path"]) == {0.0}
     assert main([*args, "--out", str(tmp_path / "x"), "--market-volatility", "1.5"]) == 2
     assert "--market-volatility must be at least 0 and below 1" in capsys.readouterr().err
+
+
+def test_run_on_invalid_data_stops_what_it_started_and_publishes_nothing(tmp_path, capsys):
+    import psutil
+
+    folder = _valid(tmp_path)
+    with (folder / "transactions.csv").open("a", encoding="utf-8") as fh:
+        fh.write("A1,2025-04-02,Core,10.0,5.0,yen\n")
+    reports = tmp_path / "reports"
+    argv = ["run", "--data", str(folder), "--reports-dir", str(reports), "--as-of", "2026-03-31"]
+    # the data are validated while the workers and the run-state builder start
+    assert main([*argv, "--jobs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert 'transactions.csv, column "currency": value has the wrong form' in err
+    assert "line 7: currency=yen" in err
+    assert err.rstrip().endswith("kam: invalid data, no report was run")
+    assert list(reports.iterdir()) == []  # no run, no working folder, no index
+    assert psutil.Process().children(recursive=True) == []  # kernels and builder stopped

@@ -1009,3 +1009,82 @@ def test_find_personal_data_finds_what_a_search_for_every_value_finds(tmp_path):
     assert len(hits) == len(expected) > 100
     masked = [(f, f"{v[:1]}*** ({len(v)} chars)") for f, v in expected]
     assert hits == masked  # per file, in the order the values were given
+
+
+@pytest.mark.notebook
+def test_plans_chosen_once_the_state_is_built_run_after_the_reports(tmp_path):
+    root = tmp_path / "proj"
+    report = write_notebook(root, "01_report", POOL_CELLS)
+    plan_params = PARAMS + 'account_id: str = "A1"\ntop: int = 3\n'
+    plan = write_notebook(root, "10_plan", [*POOL_CELLS, "record('top', top)"], plan_params)
+    asked: list[Path | None] = []
+
+    def choose(state_folder):
+        asked.append(state_folder)
+        return ["A2", "A1", "A2"], {"A2": "Kita <b>Co</b>"}
+
+    result = run_reports(
+        data_dir=make_data(tmp_path),
+        as_of=AS_OF,
+        notebooks=[report],
+        reports_dir=tmp_path / "reports",
+        jobs=2,
+        account_plan=plan,
+        choose_accounts=choose,
+        params={"top": "7"},
+        kernel_name=KERNEL,
+        run_state=False,
+        project_root=root,
+        progress=False,
+    )
+    assert result.code == 0, result.manifest["notebooks"]
+    assert asked == [None]  # once, after the (here absent) run state
+    entries = result.manifest["notebooks"]
+    assert [e["name"] for e in entries] == ["01_report", "10_plan--A2", "10_plan--A1"]
+    assert [e["account_id"] for e in entries] == [None, "A2", "A1"]
+    assert entries[1]["title"].endswith(": Kita <b>Co</b>") and entries[2]["title"].endswith(": A1")
+    assert entries[1]["parameters"]["account_id"] == "A2"
+    assert [e["recorded"].get("top") for e in entries] == [None, 7, 7]  # -p reached the plans
+
+
+def test_a_bad_plan_parameter_is_refused_before_the_plans_are_chosen(tmp_path):
+    root = tmp_path / "proj"
+    report = write_notebook(root, "01_report", ["x = 1"])
+    plan = write_notebook(
+        root, "10_plan", ["x = 1"], PARAMS + 'account_id: str = "A1"\ntop: int = 3\n'
+    )
+    chosen = []
+    with pytest.raises(ParameterError, match="top"):
+        run_reports(
+            data_dir=make_data(tmp_path),
+            as_of=AS_OF,
+            notebooks=[report],
+            reports_dir=tmp_path / "reports",
+            account_plan=plan,
+            choose_accounts=lambda folder: chosen.append(folder) or (["A1"], {}),
+            params={"top": "many"},
+            project_root=root,
+            progress=False,
+        )
+    assert chosen == [] and not (tmp_path / "reports").exists()
+
+
+@pytest.mark.notebook
+def test_no_notebook_and_no_chosen_account_is_refused_and_leaves_nothing(tmp_path):
+    root = tmp_path / "proj"
+    plan = write_notebook(root, "10_plan", ["x = 1"], PARAMS + 'account_id: str = "A1"\n')
+    reports = tmp_path / "reports"
+    with pytest.raises(ReportError, match="no account was chosen"):
+        run_reports(
+            data_dir=make_data(tmp_path),
+            as_of=AS_OF,
+            notebooks=[],
+            reports_dir=reports,
+            account_plan=plan,
+            choose_accounts=lambda folder: ([], {}),
+            kernel_name=KERNEL,
+            run_state=False,
+            project_root=root,
+            progress=False,
+        )
+    assert sorted(p.name for p in reports.iterdir()) == []

@@ -182,3 +182,26 @@ def test_the_state_holds_what_a_context_computes_alone(book):
     assert state.object("health_validation").weights == alone.health_validation.weights
     for name in ("portfolio_matrix", "whitespace", "scored"):
         pd.testing.assert_frame_equal(state.table(name), getattr(alone, name))
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_kam_run_scores_the_book_once_in_the_state_and_picks_the_plans_from_it(
+    book, tmp_path, monkeypatch
+):
+    import json
+
+    from kam_analysis.cli import main
+
+    data, _, fresh, _ = book
+    monkeypatch.delenv(STATE_ENV, raising=False)
+    # the runner process must not score the book: the state builder (a child) does it once
+    monkeypatch.setattr(context_module, "score_and_tier", _no_fit)
+    reports = tmp_path / "reports"
+    argv = ["run", "--data", str(data), "--reports-dir", str(reports), "--jobs", "1"]
+    assert main([*argv, "--only", "account_plan", "--account-plans", "2"]) == 0
+    manifest = json.loads((reports / "latest" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["state"]["status"] == "ok"
+    plans = manifest["notebooks"]
+    assert [p["account_id"] for p in plans] == fresh.key_accounts(2)
+    assert {p["recorded"]["run_state"] for p in plans} == {"used"}

@@ -531,13 +531,16 @@ def _execute_all(
     cell_timeout: int,
     run_timeout: int,
     progress: _Progress,
-    prepare: Callable[[], Mapping[str, str | None]] | None = None,
+    cwd: Path | None = None,
+    prepare: Callable[[], tuple[Mapping[str, str | None], list[_Task]]] | None = None,
 ) -> None:
     """Execute the notebooks on a pool of ``jobs`` workers, each with one kernel.
 
     The workers start first and warm their kernels up while ``prepare`` runs
     (the run state is built then); ``prepare`` returns the environment every
-    notebook runs with (a None value unsets a variable). The notebooks are
+    notebook runs with (a None value unsets a variable) and more notebooks to
+    run after ``tasks`` (appended to ``tasks``; ``cwd`` is their folder when
+    ``tasks`` is empty until then). The notebooks are
     handed out in order, each to the next idle worker. A notebook that runs
     longer than ``run_timeout`` seconds is stopped with its worker; a worker
     that is gone is replaced while notebooks are waiting.
@@ -549,7 +552,7 @@ def _execute_all(
     if not kernel_name:
         own = str(write_run_kernel(work))
         jupyter_path = os.pathsep.join(p for p in (own, os.environ.get("JUPYTER_PATH")) if p)
-    cwd = tasks[0].source.parent if tasks else build
+    cwd = tasks[0].source.parent if tasks else cwd or build
     started = 0
 
     def new_worker() -> _Worker:
@@ -590,8 +593,13 @@ def _execute_all(
 
     workers: list[_Worker] = []
     try:
-        workers = [new_worker() for _ in range(min(jobs, len(tasks)))]
-        env = dict(prepare()) if prepare is not None else {}
+        workers = [new_worker() for _ in range(jobs if prepare else min(jobs, len(tasks)))]
+        env: dict[str, str | None] = {}
+        if prepare is not None:
+            prepared, more = prepare()
+            env = dict(prepared)
+            tasks.extend(more)
+            pending.extend(more)
         while pending or any(w.task is not None for w in workers):
             for i, worker in enumerate(workers):
                 follow(worker)

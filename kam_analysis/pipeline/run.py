@@ -45,7 +45,7 @@ from kam_analysis.pipeline.parameters import (
     notebook_parameters,
 )
 from kam_analysis.pipeline.privacy import find_personal_data
-from kam_analysis.pipeline.state import build_run_state
+from kam_analysis.pipeline.state import start_run_state
 from kam_analysis.report.html import (
     export_notebook_html,
     report_header,
@@ -312,6 +312,7 @@ def _build_tasks(
     account_ids: Sequence[str],
     lang: str,
     account_names: Mapping[str, str] | None = None,
+    plans_later: bool = False,
 ) -> list[_Task]:
     tasks = [
         _Task(
@@ -328,20 +329,75 @@ def _build_tasks(
         if account_plan is None:
             raise ReportError("account ids were given but no account plan notebook is configured")
         names = account_names or {}
-        for account in ids:
-            name = names.get(account) or None
-            tasks.append(
-                _Task(
-                    key=f"{account_plan.name}--{safe_name(account)}",
-                    spec=account_plan,
-                    title=f"{account_plan.title(lang)}: {name or account}",
-                    source=notebook_source(account_plan.path, project_root),
-                    account_id=account,
-                    account_name=name,
-                )
-            )
-    if not tasks:
+        tasks.extend(
+            _plan_task(account_plan, account, names.get(account), lang, project_root)
+            for account in ids
+        )
+    if not tasks and not plans_later:
         raise ReportError("nothing to run: no notebooks and no account plans selected")
+    _check_tasks(tasks)
+    return tasks
+
+
+def _plan_task(
+    account_plan: NotebookSpec,
+    account: str,
+    name: str | None,
+    lang: str,
+    project_root: Path | None,
+) -> _Task:
+    """The account plan of one account."""
+    return _Task(
+        key=f"{account_plan.name}--{safe_name(account)}",
+        spec=account_plan,
+        title=f"{account_plan.title(lang)}: {name or account}",
+        source=notebook_source(account_plan.path, project_root),
+        account_id=account,
+        account_name=name or None,
+    )
+
+
+def _data_summary(
+    summary: Mapping[str, Any] | Callable[[], Mapping[str, Any] | None] | None,
+) -> dict[str, Any] | None:
+    value = summary() if callable(summary) else summary
+    return dict(value) if value else None
+
+
+class _InvalidData(Exception):
+    """The data failed validation: the run stops, nothing is published."""
+
+
+def _validate(
+    validate: Callable[[Path, dt.date], tuple[bool, str]] | None, data_dir: Path, as_of: dt.date
+) -> None:
+    """Raise :class:`_InvalidData` with the validation's text when the data are invalid."""
+    if validate is None:
+        return
+    ok, text = validate(data_dir, as_of)
+    if not ok:
+        raise _InvalidData(text)
+
+
+def _chosen_plans(
+    template: _Task,
+    chosen: tuple[Sequence[str], Mapping[str, str]],
+    *,
+    lang: str,
+    project_root: Path | None,
+) -> list[_Task]:
+    """The plans of the chosen accounts, with the stand-in plan's checked parameters."""
+    ids, names = chosen
+    plans = []
+    for account in dict.fromkeys(str(a) for a in ids):
+        task = _plan_task(template.spec, account, names.get(account), lang, project_root)
+        task.parameters = {**template.parameters, "account_id": account}
+        plans.append(task)
+    return plans
+
+
+def _check_tasks(tasks: list[_Task]) -> None:
+    """Raise when two tasks would write the same report or a notebook is missing."""
     keys = [task.key for task in tasks]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
@@ -349,7 +405,6 @@ def _build_tasks(
     missing = sorted({str(task.source) for task in tasks if not task.source.is_file()})
     if missing:
         raise ReportError(f"notebook(s) not found: {', '.join(missing)}")
-    return tasks
 
 
 def _resolve_parameters(
@@ -553,9 +608,10 @@ def run_reports(
     account_plan: NotebookSpec | None = None,
     account_ids: Sequence[str] = (),
     account_names: Mapping[str, str] | None = None,
+    choose_accounts: Callable[[Path | None], tuple[Sequence[str], Mapping[str, str]]] | None = None,
     config_path: Path | None = None,
     validate: Callable[[Path, dt.date], tuple[bool, str]] | None = None,
-    data_summary: Mapping[str, Any] | None = None,
+    data_summary: Mapping[str, Any] | Callable[[], Mapping[str, Any] | None] | None = None,
     kernel_name: str | None = None,
     cell_timeout: int = 600,
     run_timeout: int = 3600,
@@ -569,10 +625,12 @@ def run_reports(
 ) -> RunResult:
     """Run the report notebooks for one dataset and as-of date and publish the run.
 
-    Steps: check parameters (before anything runs) → validate the data (invalid:
-    nothing runs, nothing is published, code 2) → hash the inputs → execute the
-    notebooks in child processes (``jobs`` at a time, account plans fanned out
-    over ``account_ids``) → export HTML → personal-data scan → optional
+    Steps: check parameters (before anything runs) → hash the inputs → start
+    ``jobs`` workers, which start and warm up their kernels, and the run-state
+    builder → validate the data meanwhile (invalid: the children are stopped,
+    no notebook runs, nothing is published, code 2) → choose the account plans
+    (``choose_accounts``) → execute the notebooks on the workers (account plans
+    fanned out over the accounts) → export HTML → personal-data scan → optional
     screenshots → ``manifest.json`` and ``index.html`` → atomic publish →
     ``latest`` (successful runs only) → ``reports/index.html``.
 
@@ -600,15 +658,23 @@ def run_reports(
         One account plan per id (duplicates dropped).
     account_names : mapping of str to str, optional
         Display names (account id → company name) for the plans' titles and the index.
+    choose_accounts : callable, optional
+        Instead of ``account_ids``: ``choose_accounts(state_folder)`` picks the
+        accounts that get a plan once the run state is built (its folder, or
+        None when the run has no state) and returns their ids and display
+        names; their plans run after the reports. ``kam run`` passes one that
+        reads the key accounts from the state, so the book is scored once per run.
     config_path : Path, optional
         ``kam.toml``; its content and hash go into the manifest.
     validate : callable, optional
         ``validate(data_dir, as_of) -> (ok, text)``, e.g. wrapping
-        :func:`kam_analysis.data.validate_dataset`.
-    data_summary : mapping, optional
+        :func:`kam_analysis.data.validate_dataset`; called while the run state
+        is built, before any notebook runs.
+    data_summary : mapping or callable, optional
         The validation summary and warnings of the data (what was read and
         how: encodings, credit notes, lines without an account, the as-of
-        gap); written into the manifest as ``data``.
+        gap); written into the manifest as ``data``. A callable is called
+        after the notebooks ran (so it can return what ``validate`` found).
     kernel_name : str, optional
         A registered Jupyter kernel; by default the Python running this function
         (a kernelspec written into the run's working folder, so the run needs no
@@ -688,6 +754,8 @@ def run_reports(
                 "screenshots need Chromium; install it (apt-get install -y chromium) "
                 "or run without screenshots"
             )
+    if choose_accounts is not None and (account_plan is None or account_ids):
+        raise ReportError("choose_accounts needs an account plan notebook and no account_ids")
     tasks = _build_tasks(
         project_root=project_root,
         notebooks=notebooks,
@@ -695,7 +763,13 @@ def run_reports(
         account_ids=account_ids,
         lang=lang,
         account_names=account_names,
+        plans_later=choose_accounts is not None,
     )
+    # the plans chosen later are checked now, through one stand-in plan
+    plan_template = None
+    if choose_accounts is not None and account_plan is not None:
+        plan_template = _plan_task(account_plan, "?", None, lang, project_root)
+        _check_tasks([plan_template])
     common = {
         "data_dir": str(data_dir),
         "as_of": as_of_text,
@@ -704,15 +778,14 @@ def run_reports(
         "show_personal_data": show_personal_data,
         "account_id": None,
     }
-    _resolve_parameters(tasks, common=common, params=dict(params or {}))
+    _resolve_parameters(
+        tasks + ([plan_template] if plan_template else []),
+        common=common,
+        params=dict(params or {}),
+    )
     mode = _progress_mode(progress, stream)
     prog = _Progress(mode, stream, len(tasks))
 
-    if validate is not None:
-        ok, text = validate(data_dir, as_of)
-        if not ok:
-            prog.log("data invalid: nothing run, nothing published", important=True)
-            return RunResult(None, "invalid", EXIT_INVALID, None, message=text)
     if not data_dir.is_dir():
         return RunResult(None, "invalid", EXIT_INVALID, None, message=f"{data_dir}: not a folder")
 
@@ -729,7 +802,10 @@ def run_reports(
                 build.mkdir()
                 (build / ".work").mkdir()
                 (build / "logs").mkdir()
-                prog.log(f"run {run_id}: {len(tasks)} notebook(s), jobs={jobs}, as of {as_of_text}")
+                later = ", account plans once the run state is built" if plan_template else ""
+                prog.log(
+                    f"run {run_id}: {len(tasks)} notebook(s){later}, jobs={jobs}, as of {as_of_text}"
+                )
                 files = input_files(data_dir)
                 config_entry = _config_record(config_path)
                 # site-packages may sit in some other repository (a project's .venv/)
@@ -738,11 +814,12 @@ def run_reports(
                 state_dir = build / ".work" / "state"
                 state: dict[str, Any] = {"status": "off"}
 
-                def prepare() -> dict[str, str | None]:
-                    """Build the run state while the workers start their kernels."""
+                def prepare() -> tuple[dict[str, str | None], list[_Task]]:
+                    """Build the run state while the workers start their kernels; choose the plans."""
                     nonlocal state
+                    builder = None
                     if run_state:
-                        state = build_run_state(
+                        builder = start_run_state(
                             data_dir=data_dir,
                             as_of=as_of,
                             config_path=config_path,
@@ -751,6 +828,13 @@ def run_reports(
                             log_path=build / "logs" / "_state.log",
                             timeout=run_timeout,
                         )
+                    try:  # the data are validated while the state is built
+                        _validate(validate, data_dir, as_of)
+                        if builder is not None:
+                            state = builder.result()
+                    finally:
+                        if builder is not None:
+                            builder.stop()
                     if state["status"] == "ok":
                         prog.log(
                             f"run state built in {state['seconds']} s: {', '.join(state['tables'])}"
@@ -759,16 +843,35 @@ def run_reports(
                         prog.log(
                             f"run state not built ({state['error']}): notebooks compute on demand"
                         )
-                    return {STATE_ENV: str(state_dir) if state["status"] == "ok" else None}
+                    built = state["status"] == "ok"
+                    env = {STATE_ENV: str(state_dir) if built else None}
+                    if plan_template is None:
+                        return env, []
+                    plans = _chosen_plans(
+                        plan_template,
+                        choose_accounts(state_dir if built else None),
+                        lang=lang,
+                        project_root=project_root,
+                    )
+                    if not tasks and not plans:
+                        raise ReportError(
+                            "nothing to run: no notebooks selected and no account was chosen "
+                            "for an account plan"
+                        )
+                    _check_tasks(tasks + plans)
+                    prog.total += len(plans)
+                    prog.log(f"{len(plans)} account plan(s) chosen")
+                    return env, plans
 
                 _execute_all(
                     tasks,
                     build,
-                    jobs=jobs,
+                    jobs=jobs if plan_template is not None else min(jobs, len(tasks)),
                     kernel_name=kernel_name,
                     cell_timeout=cell_timeout,
                     run_timeout=run_timeout,
                     progress=prog,
+                    cwd=plan_template.source.parent if plan_template else None,
                     prepare=prepare,
                 )
                 _collect_records(tasks, build)
@@ -811,7 +914,7 @@ def run_reports(
                     "dataset": data_dir.name,
                     "input_files": files,
                     "config": config_entry,
-                    "data": dict(data_summary) if data_summary else None,
+                    "data": _data_summary(data_summary),
                     "parameters": {k: v for k, v in common.items() if k != "account_id"},
                     "user_parameters": dict(params or {}),
                     "settings": {
@@ -840,6 +943,12 @@ def run_reports(
                 final = reports_dir / run_id
                 os.rename(build, final)
                 published = True
+            except _InvalidData as invalid:
+                with _ignore_interrupts():
+                    shutil.rmtree(build, ignore_errors=True)
+                    prog.log("data invalid: nothing run, nothing published", important=True)
+                    prog.close()
+                return RunResult(None, "invalid", EXIT_INVALID, None, message=str(invalid))
             except KeyboardInterrupt:
                 with _ignore_interrupts():
                     if not published:

@@ -11,10 +11,14 @@ on demand and report their own errors.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +56,53 @@ def build_in_child(spec: dict[str, Any]) -> None:
     ctx.save_state(spec["folder"])
 
 
-def build_run_state(
+class RunStateBuild:
+    """The run state being built in a child process (see :func:`start_run_state`)."""
+
+    def __init__(self, proc: subprocess.Popen, *, folder: Path, log_path: Path, timeout: float):
+        self._proc, self._folder, self._log_path = proc, folder, log_path
+        self._deadline = time.monotonic() + timeout
+        self._timeout = timeout
+
+    def result(self) -> dict[str, Any]:
+        """Wait for the child (at most until the timeout) and say what it built.
+
+        Returns
+        -------
+        dict
+            For the manifest: ``status`` (``"ok"`` or ``"failed"``), ``seconds``
+            (build time inside the child), ``key``, ``tables``, ``objects`` and,
+            when it failed, ``error`` (the last line of the child's output).
+        """
+        try:
+            code: int | None = self._proc.wait(max(0.0, self._deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.stop()
+            code = None
+        meta = read_state_meta(self._folder)
+        if code == 0 and meta is not None:
+            return {
+                "status": "ok",
+                "seconds": meta.get("seconds"),
+                "key": meta.get("key"),
+                "tables": meta.get("tables", []),
+                "objects": meta.get("objects", []),
+            }
+        tail = self._log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        error = (
+            f"timed out after {self._timeout:.0f} s" if code is None else (tail[-1] if tail else "")
+        )
+        return {"status": "failed", "error": error}
+
+    def stop(self) -> None:
+        """Stop the child (and its forked LTV fit) when it is still running."""
+        if self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+
+
+def start_run_state(
     *,
     data_dir: Path,
     as_of: dt.date,
@@ -61,8 +111,8 @@ def build_run_state(
     folder: Path,
     log_path: Path,
     timeout: float,
-) -> dict[str, Any]:
-    """Build the run state in a child process.
+) -> RunStateBuild:
+    """Start building the run state in a child process; the caller goes on meanwhile.
 
     Parameters
     ----------
@@ -79,10 +129,9 @@ def build_run_state(
 
     Returns
     -------
-    dict
-        For the manifest: ``status`` (``"ok"`` or ``"failed"``), ``seconds``
-        (build time inside the child), ``key``, ``tables``, ``objects`` and,
-        when it failed, ``error`` (the last line of the child's output).
+    RunStateBuild
+        :meth:`RunStateBuild.result` waits for it; :meth:`RunStateBuild.stop`
+        stops it (the run was interrupted or its data are invalid).
     """
     spec = {
         "data_dir": str(data_dir),
@@ -92,30 +141,14 @@ def build_run_state(
         "folder": str(folder),
     }
     with log_path.open("wb") as log:
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-c", _CHILD_CODE, json.dumps(spec)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-                check=False,
-            )
-            code: int | None = proc.returncode
-        except subprocess.TimeoutExpired:
-            code = None
-    meta = read_state_meta(folder)
-    if code == 0 and meta is not None:
-        return {
-            "status": "ok",
-            "seconds": meta.get("seconds"),
-            "key": meta.get("key"),
-            "tables": meta.get("tables", []),
-            "objects": meta.get("objects", []),
-        }
-    tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    error = f"timed out after {timeout:.0f} s" if code is None else (tail[-1] if tail else "")
-    return {"status": "failed", "error": error}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD_CODE, json.dumps(spec)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopped with its forked child as one group
+        )
+    return RunStateBuild(proc, folder=folder, log_path=log_path, timeout=timeout)
 
 
-__all__ = ["build_in_child", "build_run_state"]
+__all__ = ["RunStateBuild", "build_in_child", "start_run_state"]
