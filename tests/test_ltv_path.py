@@ -186,3 +186,23 @@ def test_a_large_book_is_backtested_on_its_sample(demo_context) -> None:
     assert s["total_actual"] == pytest.approx(f["total_actual"], rel=0.05)
     assert abs(f["total_error_pct"] - s["total_error_pct"]) < 0.03
     assert abs(f["coverage"] - s["coverage"]) < 0.04
+
+
+@pytest.mark.parametrize("horizon", [1, 2, 3, 36, 60, 61])
+def test_quarterly_path_sums_equal_the_month_by_month_sum(horizon):
+    from kam_analysis.ltv.value import _quarterly_path_sums
+
+    rng = np.random.default_rng(horizon)
+    c, n, n_q = 4, 50, -(-horizon // 3)
+    g = rng.normal(0.05, 0.4, (c, n))
+    log_mult = rng.normal(0.0, 0.3, (c, n, n_q))
+    months = rng.integers(0, horizon + 1, (c, n))
+    months[0, :3] = (0, horizon, 1)  # the ends
+    v = 0.992
+    k = np.arange(1, horizon + 1)
+    monthly = np.exp(g[:, :, None] / 12 * k + log_mult[:, :, (k - 1) // 3]) * v**k
+    cum = np.concatenate([np.zeros((c, n, 1)), np.cumsum(monthly, axis=2)], axis=2)
+    expected = np.take_along_axis(cum, months[:, :, None], axis=2)[:, :, 0]
+    got = _quarterly_path_sums(g, v, log_mult, months)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+    assert (got[months == 0] == 0).all()

@@ -456,12 +456,9 @@ def _shock_path_values(
     """
     draws, n = g_draws.shape
     n_q = -(-horizon // 3)
-    k = np.arange(1, horizon + 1)
-    quarter = (k - 1) // 3
-    disc = v**k
     v0 = eps2 / 4 + 14 / 16 * eta2
     out = np.empty((draws, n))
-    step = max(1, 2_000_000 // max(n * horizon, 1))
+    step = max(1, 2_000_000 // max(n * horizon, 1))  # draws per chunk (fixes the random stream)
     for lo in range(0, draws, step):
         sl = slice(lo, min(lo + step, draws))
         c = sl.stop - sl.start
@@ -470,10 +467,48 @@ def _shock_path_values(
         eps = np.sqrt(eps2[sl])[:, :, None] * rng.standard_normal((c, n, n_q))
         var_q = (v0[sl] + eps2[sl])[:, :, None] + eta2[sl][:, :, None] * np.arange(1, n_q + 1)
         log_mult = e0[:, :, None] + walk + eps - var_q / 2  # (c, n, quarters)
-        monthly = np.exp(g_draws[sl][:, :, None] / 12 * k + log_mult[:, :, quarter]) * disc
-        cum = np.concatenate([np.zeros((c, n, 1)), np.cumsum(monthly, axis=2)], axis=2)
-        out[sl] = m0[None, :] * np.take_along_axis(cum, months[sl][:, :, None], axis=2)[:, :, 0]
+        out[sl] = m0[None, :] * _quarterly_path_sums(g_draws[sl], v, log_mult, months[sl])
     return out
+
+
+def _quarterly_path_sums(
+    g: np.ndarray, v: float, log_mult: np.ndarray, months: np.ndarray
+) -> np.ndarray:
+    """``sum_{k <= months} r^k exp(L_q(k))`` with ``r = exp(g / 12) v``, a quarter at a time.
+
+    The multiplier is constant within a quarter, so month ``k = 3q + o`` adds
+    ``r^(3q+1) exp(L_q) r^(o-1)``: one exponential per quarter instead of one
+    per month, and the months of the quarter the account leaves in are summed
+    from the quarter's first month.
+
+    Parameters
+    ----------
+    g : ndarray, shape (c, n)
+        Annual log growth per draw and account.
+    v : float
+        Monthly discount factor.
+    log_mult : ndarray, shape (c, n, quarters)
+    months : ndarray of int, shape (c, n)
+        Months summed, 0..horizon (at most 3 x quarters).
+
+    Returns
+    -------
+    ndarray, shape (c, n)
+    """
+    n_q = log_mult.shape[2]
+    log_r = g / 12 + np.log(v)
+    r = np.exp(log_r)
+    first = np.exp(log_r[:, :, None] * (3 * np.arange(n_q) + 1) + log_mult)  # month 3q+1
+    whole = first * (1 + r + r * r)[:, :, None]  # the quarter's three months
+    before = np.concatenate([np.zeros(whole.shape[:2] + (1,)), np.cumsum(whole, axis=2)], axis=2)
+    m = np.asarray(months, dtype=np.int64)
+    q = np.clip((m - 1) // 3, 0, n_q - 1)  # the quarter of the last month summed
+    o = m - 3 * q  # months summed in it: 1..3 (0 when m = 0)
+    within = np.where(o >= 1, 1.0, 0.0) + np.where(o >= 2, r, 0.0) + np.where(o >= 3, r * r, 0.0)
+    at = q[:, :, None]
+    sums = np.take_along_axis(before, at, axis=2)[:, :, 0]
+    sums += np.take_along_axis(first, at, axis=2)[:, :, 0] * within
+    return sums
 
 
 def _sbg_conditional_survival(a: float, b: float, tenure: np.ndarray, k: np.ndarray) -> np.ndarray:
