@@ -1390,66 +1390,68 @@ def compute_kpis(
     )
 
 
-def _quality(v: np.ndarray, n: np.ndarray, survey: bool, min_responses: int) -> np.ndarray:
-    q = np.where(np.isnan(v), "no_data", "ok").astype(object)
+_QUALITY = np.array(["ok", "no_data", "insufficient"], dtype=object)
+_LONG_COLUMNS = ["period", "period_start", "period_end", "complete", "kpi_id"]
+_VALUE_COLUMNS = ["value", "n", "ci_low", "ci_high", "quality"]
+
+
+def _quality_codes(v: np.ndarray, n: np.ndarray, survey: bool, min_responses: int) -> np.ndarray:
+    """Data quality as positions in :data:`_QUALITY`: no value, too few survey answers, ok."""
+    q = np.isnan(v).astype(np.int8)
     if survey:
-        q = np.where(~np.isnan(v) & (n < min_responses), "insufficient", q)
+        q[~np.isnan(v) & (n < min_responses)] = 2
     return q
 
 
 def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int):
-    per = g.periods
-    acc_rows, port_rows = [], []
-    acc_col = np.repeat(g.accounts.to_numpy(dtype=object), g.P)
-    per_pos = np.tile(np.arange(g.P), g.A)
+    """The account and portfolio long tables, built column by column.
+
+    Rows run KPI by KPI, then account by account, then period by period. Text
+    columns are taken from their few distinct values (one ``take`` each), not
+    built row by row.
+    """
+    pinfo = g.periods[["period", "period_start", "period_end", "complete"]].reset_index(drop=True)
+    text = "str"  # pandas' default text dtype
+    computed = list(computed)
+
+    def frame(lead: dict[str, Any], lead_pos, per_pos, parts) -> pd.DataFrame:
+        k = len(parts)
+        if not k:
+            cols = [*lead, *_LONG_COLUMNS, *_VALUE_COLUMNS]
+            return pd.DataFrame(columns=cols)
+        rows_per_kpi = len(per_pos)
+        pos = np.tile(per_pos, k)
+        cols: dict[str, Any] = {name: col.take(np.tile(lead_pos, k)) for name, col in lead.items()}
+        for name in ("period", "period_start", "period_end", "complete"):
+            col = pinfo[name]
+            cols[name] = pd.Series(col.to_numpy().take(pos), dtype=col.dtype, copy=False)
+        kpi_names = pd.array(computed, dtype=text)
+        cols["kpi_id"] = kpi_names.take(np.repeat(np.arange(k), rows_per_kpi))
+        for i, name in enumerate(("value", "n", "ci_low", "ci_high")):
+            cols[name] = np.concatenate([p[i] for p in parts])
+        codes = np.concatenate([p[4] for p in parts])
+        cols["quality"] = pd.array(_QUALITY, dtype=text).take(codes)
+        return pd.DataFrame(cols)
+
+    acc_parts, port_parts = [], []
     for k in computed:
         m = kpis[k]
-        v = m.value.ravel()
-        n = m.n.ravel()
+        v = m.value.ravel().astype(float)
+        n = m.n.ravel().astype(float)
         lo, hi = (m.ci[0].ravel(), m.ci[1].ravel()) if m.ci else (np.full(v.size, np.nan),) * 2
-        acc_rows.append(
-            pd.DataFrame(
-                {
-                    "account_id": acc_col,
-                    "_p": per_pos,
-                    "kpi_id": k,
-                    "value": v,
-                    "n": n,
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "quality": _quality(v, n, m.survey, min_responses),
-                }
-            )
-        )
+        acc_parts.append((v, n, lo, hi, _quality_codes(v, n, m.survey, min_responses)))
+        pv, pn = m.portfolio.astype(float), m.portfolio_n.astype(float)
         plo, phi = m.portfolio_ci if m.portfolio_ci else (np.full(g.P, np.nan),) * 2
-        port_rows.append(
-            pd.DataFrame(
-                {
-                    "_p": np.arange(g.P),
-                    "kpi_id": k,
-                    "value": m.portfolio.astype(float),
-                    "n": m.portfolio_n.astype(float),
-                    "ci_low": plo,
-                    "ci_high": phi,
-                    "quality": _quality(
-                        m.portfolio.astype(float), m.portfolio_n, m.survey, min_responses
-                    ),
-                }
-            )
-        )
-    pcols = ["period", "period_start", "period_end", "complete"]
-    pinfo = per[pcols].reset_index(drop=True)
-
-    def finish(frames, lead):
-        if not frames:
-            cols = [*lead, *pcols, "kpi_id", "value", "n", "ci_low", "ci_high", "quality"]
-            return pd.DataFrame(columns=cols)
-        df = pd.concat(frames, ignore_index=True)
-        df = pd.concat([df, pinfo.iloc[df["_p"].to_numpy()].reset_index(drop=True)], axis=1)
-        df = df.drop(columns="_p")
-        return df[[*lead, *pcols, "kpi_id", "value", "n", "ci_low", "ci_high", "quality"]]
-
-    return finish(acc_rows, ["account_id"]), finish(port_rows, [])
+        port_parts.append((pv, pn, plo, phi, _quality_codes(pv, pn, m.survey, min_responses)))
+    accounts = pd.array(g.accounts.astype(str), dtype=text)
+    values = frame(
+        {"account_id": accounts},
+        np.repeat(np.arange(g.A), g.P),
+        np.tile(np.arange(g.P), g.A),
+        acc_parts,
+    )
+    portfolio = frame({}, np.zeros(g.P, dtype=np.int64), np.arange(g.P), port_parts)
+    return values, portfolio
 
 
 # --------------------------------------------------------------------------- status & trend
