@@ -1122,19 +1122,24 @@ def _poc_kpis(
     else:
         notes.append(KpiNote("kpi.note.poc_no_contracts", {}))
     ev = pd.DataFrame({"a": np.concatenate(ev_a), "d": np.concatenate(ev_d)}).dropna()
-    ev_by_acc = {int(k): v["d"].to_numpy() for k, v in ev.groupby("a")}
     wp = pd.DataFrame({"a": a_all, "p": p_all, "d": close})[sel & won]
     wp = wp[wp["p"] >= 0].groupby(["a", "p"], as_index=False)["d"].min()
+    acc, per = wp["a"].to_numpy(dtype=np.int64), wp["p"].to_numpy(dtype=np.int64)
+    d0 = wp["d"].to_numpy(dtype=float)
+    # the window of each won PoC: to the same day `months` calendar months later
+    start = pd.DatetimeIndex(_EPOCH + pd.to_timedelta(d0, unit="D"))
+    d1 = ((start + pd.DateOffset(months=months)) - _EPOCH).days.to_numpy(dtype=float)
+    # a conversion event of the same account in (d0, min(d1, as_of)]: accounts and days
+    # as one sorted key, so that each window is two binary searches
+    scale = 2.0**24  # more days than any date has
+    keys = np.sort(ev["a"].to_numpy(dtype=float) * scale + ev["d"].to_numpy(dtype=float))
+    after = np.searchsorted(keys, acc * scale + d0, side="right")
+    upto = np.searchsorted(keys, acc * scale + np.minimum(d1, g.as_of_day), side="right")
+    hit = upto > after
     V = np.full((g.A, g.P), np.nan)
-    for acc, per, d0 in wp.itertuples(index=False):
-        t0 = pd.Timestamp(_EPOCH + pd.Timedelta(days=float(d0)))
-        d1 = float(((t0 + pd.DateOffset(months=months)) - _EPOCH).days)
-        evd = ev_by_acc.get(int(acc), np.array([]))
-        hit = ((evd > d0) & (evd <= min(d1, g.as_of_day))).any()
-        if hit:
-            V[acc, per] = 1.0
-        elif d1 <= g.as_of_day:
-            V[acc, per] = 0.0
+    V[acc[hit], per[hit]] = 1.0
+    lost_window = ~hit & (d1 <= g.as_of_day)
+    V[acc[lost_window], per[lost_window]] = 0.0
     n = (~np.isnan(V)).sum(0).astype(float)
     conv = _Kpi(V, (~np.isnan(V)).astype(float), _ratio(np.nansum(V, 0), n), n)
     return {"poc_success_rate": success, "poc_conversion": conv}

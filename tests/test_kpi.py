@@ -1286,3 +1286,41 @@ def test_validate_health_windows_and_fallback(demo_dir):
     assert off.reason == "kpi.health_reason.off" and off.weights == off.configured
     early = kpi.validate_health(t["transactions"], t["accounts"], as_of="2000-01-01")
     assert early.reason == "kpi.health_reason.no_history" and early.summary.empty
+
+
+def test_poc_conversion_window_bounds_and_no_won_poc():
+    tx = _tx([("A", "2024-04-10", "x", 1.0)])
+
+    def opp(rows):
+        ids, stages, pocs, closes = zip(*rows, strict=True)
+        return pd.DataFrame(
+            {
+                "opportunity_id": [f"o{i}" for i in range(len(rows))],
+                "account_id": list(ids),
+                "created_date": pd.to_datetime(["2024-01-01"] * len(rows)),
+                "close_date": pd.to_datetime(list(closes)),
+                "stage": list(stages),
+                "amount": [1.0] * len(rows),
+                "type": ["new"] * len(rows),
+                "is_poc": list(pocs),
+            }
+        )
+
+    won, lost = "closed_won", "closed_lost"
+    rows = [
+        ("A", won, True, "2024-05-31"),  # window to 2025-05-31, the last day included
+        ("A", won, False, "2025-05-31"),
+        ("B", won, True, "2024-05-31"),  # a conversion the same day does not count,
+        ("B", won, False, "2024-05-31"),  # nor one a day after the window,
+        ("B", won, False, "2025-06-01"),
+        ("C", won, False, "2024-06-01"),  # nor another account's
+        ("C", lost, True, "2024-05-01"),
+    ]
+    r = compute_kpis(tx, _acc("ABC"), opportunities=opp(rows), as_of="2025-09-30", settings=FY)
+    assert _val(r, "A", "FY2024", "poc_conversion") == 1
+    assert _val(r, "B", "FY2024", "poc_conversion") == 0
+    assert math.isnan(_val(r, "C", "FY2024", "poc_conversion"))  # no won PoC
+    no_won = opp([("A", lost, True, "2024-05-01"), ("B", won, False, "2024-06-01")])
+    r = compute_kpis(tx, _acc("AB"), opportunities=no_won, as_of="2025-09-30", settings=FY)
+    conv = r.values[r.values["kpi_id"] == "poc_conversion"]
+    assert conv["value"].isna().all() and len(conv) > 0
