@@ -33,7 +33,7 @@ import pandas as pd
 from kam_analysis import objectives as objectives_mod
 from kam_analysis.config import KamConfig, find_config, load_config, with_overrides
 from kam_analysis.core.schemas import CANONICAL_TABLES, REQUIRED_TABLES
-from kam_analysis.data import Dataset, as_date, open_dataset
+from kam_analysis.data import Dataset, as_date, open_dataset, rows_of_accounts
 from kam_analysis.data.features import (
     HistoryCoverage,
     build_account_features,
@@ -494,10 +494,7 @@ class AnalysisContext:
         )
 
     def _account_rows(self, table: str, account_ids: list[str]):
-        t = self.dataset.table(table)
-        ids = [str(a) for a in account_ids]
-        column = t["account_id"].cast("string")
-        return t.filter(column == ids[0] if len(ids) == 1 else column.isin(ids))
+        return rows_of_accounts(self.dataset.table(table), account_ids)
 
     @cached_property
     def scored(self) -> pd.DataFrame:

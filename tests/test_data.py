@@ -377,3 +377,16 @@ def test_report_text_names_file_column_rule_and_lines(tmp_path, valid_tables):
     assert "(rule: >= 0) — 1 row(s)" in text
     assert "line 3: revenue=-3.0, account_id=A1, date=2025-05-10" in text
     assert report.to_dict()["ok"] is False
+
+
+def test_rows_of_accounts_keep_exactly_the_given_accounts():
+    import ibis
+
+    from kam_analysis.data import rows_of_accounts
+
+    frame = pd.DataFrame({"account_id": [f"A{i % 50}" for i in range(500)], "x": range(500)})
+    table = ibis.duckdb.connect().create_table("t", frame)
+    for ids in (["A7"], [f"A{i}" for i in range(0, 50, 3)] + ["nobody"]):
+        got = rows_of_accounts(table, ids).to_pandas().sort_values("x", ignore_index=True)
+        want = frame[frame["account_id"].isin(ids)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)

@@ -29,6 +29,7 @@ from kam_analysis.data.dataset import (
     normalise_name,
     open_dataset,
     open_engine_dataset,
+    rows_of_accounts,
 )
 from kam_analysis.data.files import FORMATS, SourceFile, detect_delimiter, detect_encoding
 from kam_analysis.data.report import DatasetError, Issue, ValidationReport
@@ -51,6 +52,7 @@ __all__ = [
     "normalise_name",
     "open_dataset",
     "open_engine_dataset",
+    "rows_of_accounts",
     "validate_dataset",
     "validate_open_dataset",
 ]

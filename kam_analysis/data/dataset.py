@@ -61,6 +61,7 @@ __all__ = [
     "normalise_name",
     "open_dataset",
     "open_engine_dataset",
+    "rows_of_accounts",
 ]
 
 DERIVED = "derived"
@@ -176,6 +177,30 @@ class Dataset:
             raise KeyError(f"unknown table {table!r}; known: {', '.join(TABLE_MODELS)}")
         if not self.has(table):
             raise KeyError(f"dataset {self.label} has no usable {table} table")
+
+
+def rows_of_accounts(table: ir.Table, account_ids: list[str]) -> ir.Table:
+    """The rows of an engine table whose ``account_id`` is one of ``account_ids``.
+
+    One id is an equality; more are a semi-join with an in-memory table of the
+    ids (a literal ``IN`` list of thousands of ids takes Ibis seconds to compile).
+
+    Parameters
+    ----------
+    table : ibis.expr.types.Table
+        With an ``account_id`` column (compared as text).
+    account_ids : list of str
+
+    Returns
+    -------
+    ibis.expr.types.Table
+    """
+    ids = [str(a) for a in account_ids]
+    column = table["account_id"].cast("string")
+    if len(ids) == 1:
+        return table.filter(column == ids[0])
+    kept = ibis.memtable({"_kept_account": ids})
+    return table.semi_join(kept, column == kept["_kept_account"])
 
 
 def connect(config: ReadConfig | None = None) -> ibis.BaseBackend:

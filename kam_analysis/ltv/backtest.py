@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from kam_analysis.core.errors import InputError
+from kam_analysis.data import rows_of_accounts
 from kam_analysis.data.features import (
     build_account_features,
     monthly_revenue,
@@ -546,8 +547,7 @@ def only_accounts(table: Any, account_ids: Sequence[str]) -> Any:
         return None
     if isinstance(table, pd.DataFrame):
         return table[table["account_id"].astype(str).isin(set(account_ids))]
-    ids = ibis.memtable({"_kept_account": list(account_ids)})
-    return table.semi_join(ids, table["account_id"].cast("string") == ids["_kept_account"])
+    return rows_of_accounts(table, list(account_ids))
 
 
 def rolling_cutoffs(
