@@ -1829,10 +1829,11 @@ def revenue_before_loss(
     )
     m = m[inside]
     gp = m["gross_profit"] if "gross_profit" in m.columns else pd.Series(np.nan, index=m.index)
-    sums = pd.DataFrame({"account_id": m["account_id"], "r": m["revenue"], "g": gp})
-    agg = sums.groupby("account_id").agg(
-        r=("r", "sum"), g=("g", lambda x: x.sum() if x.notna().all() else np.nan)
+    sums = pd.DataFrame(
+        {"account_id": m["account_id"], "r": m["revenue"], "g": gp, "unknown": gp.isna()}
     )
+    agg = sums.groupby("account_id").agg(r=("r", "sum"), g=("g", "sum"), unknown=("unknown", "any"))
+    agg["g"] = agg["g"].mask(agg["unknown"])  # a month without gross profit: unknown
     ids = scored["account_id"].astype(str)
     return pd.DataFrame(
         {

@@ -303,11 +303,18 @@ def _stance_score(stance: pd.Series) -> pd.Series:
     return stance.map(STANCE_SCORE).astype(float)
 
 
+_STANCE_OF_SCORE = {float(v): k for k, v in STANCE_SCORE.items()}
+
+
 def _best_stance(scores: pd.Series) -> str | float:
-    if scores.isna().all():
-        return np.nan
-    inv = {v: k for k, v in STANCE_SCORE.items()}
-    return inv[int(scores.max())]
+    """The most favourable stance of some contacts' scores (NaN when none is known)."""
+    best = scores.max()
+    return np.nan if pd.isna(best) else _STANCE_OF_SCORE[float(best)]
+
+
+def _best_stances(scores: pd.core.groupby.SeriesGroupBy) -> pd.Series:
+    """:func:`_best_stance` of each group."""
+    return scores.max().map(_STANCE_OF_SCORE)
 
 
 # --------------------------------------------------------------------------- tables
@@ -368,16 +375,16 @@ def coverage(
         r = st[st["role"] == role].groupby("account_id")
         out[f"{role}_contacts"] = r.size().reindex(ids).fillna(0).astype(int)
         out[f"{role}_max_influence"] = r["influence"].max().reindex(ids).astype(float)
-        out[f"{role}_best_stance"] = r["_score"].agg(_best_stance).reindex(ids)
+        out[f"{role}_best_stance"] = _best_stances(r["_score"]).reindex(ids)
         out[f"{role}_days_since_contact"] = r["_days"].min().reindex(ids)
         covered.append(out[f"{role}_contacts"] > 0)
     cov = pd.concat(covered, axis=1)
     cov.columns = list(ROLES)
     out.insert(1, "roles_covered", cov.sum(axis=1).astype(int))
     out.insert(2, "role_coverage", cov.sum(axis=1) / len(ROLES))
-    out.insert(
-        3, "roles_missing", cov.apply(lambda row: ", ".join(r for r in ROLES if not row[r]), axis=1)
-    )
+    gaps = zip(*(np.where(cov[r].to_numpy(), "", r) for r in ROLES), strict=True)
+    missing = pd.Series([", ".join(r for r in row if r) for row in gaps], index=out.index)
+    out.insert(3, "roles_missing", missing)
     return out.reset_index()
 
 

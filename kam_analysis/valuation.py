@@ -1337,9 +1337,10 @@ def potential_value(
             max_scale=ws_cfg.max_scale,
             spend_12m=spend_12m,
         )
-        ws_total = ws.groupby("account_id").agg(
-            whitespace=("whitespace_value", "sum"),
-            whitespace_lines=("whitespace_value", lambda s: int((s > 0).sum())),
+        ws_total = (
+            ws.assign(_open=ws["whitespace_value"] > 0)
+            .groupby("account_id")
+            .agg(whitespace=("whitespace_value", "sum"), whitespace_lines=("_open", "sum"))
         )
         out = out.merge(ws_total, left_on="account_id", right_index=True, how="left")
         out["whitespace"] = out["whitespace"].fillna(0.0)
