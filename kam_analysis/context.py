@@ -239,8 +239,8 @@ class AnalysisContext:
         """Compute the portfolio once and write it as a run state (``kam run`` does this).
 
         Stores :attr:`features`, :attr:`monthly`, :attr:`spend_12m`,
-        :attr:`scored`, :attr:`whitespace`, :attr:`portfolio_matrix`
-        (Parquet), and :attr:`coverage`, :attr:`ltv_values`
+        :attr:`scored`, :attr:`whitespace`, :attr:`portfolio_matrix`,
+        :attr:`monthly_lines` (Parquet), and :attr:`coverage`, :attr:`ltv_values`
         (the fitted LTV models and every account's LTV),
         :attr:`health_validation` (the health score's family weights) and,
         with an objectives table, :attr:`objective_progress`.
@@ -265,6 +265,7 @@ class AnalysisContext:
             "scored": self.scored,
             "whitespace": self.whitespace,
             "portfolio_matrix": self.portfolio_matrix,
+            "monthly_lines": self.monthly_lines,
         }
         if self.objective_progress is not None:
             tables["objective_progress"] = self.objective_progress
@@ -430,6 +431,9 @@ class AnalysisContext:
         :func:`kam_analysis.data.features.monthly_line_summary`; a stand-in for the
         line table in :func:`kam_analysis.kpi.compute_kpis`.
         """
+        stored = self._stored("monthly_lines")
+        if stored is not None:
+            return stored
         return monthly_line_summary(
             self.dataset.table("transactions"),
             self.as_of,

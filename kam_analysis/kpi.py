@@ -1436,7 +1436,7 @@ def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int):
             cols[name] = np.concatenate([p[i] for p in parts])
         codes = np.concatenate([p[4] for p in parts])
         cols["quality"] = pd.array(_QUALITY, dtype=text).take(codes)
-        return pd.DataFrame(cols)
+        return pd.DataFrame(cols, copy=False)  # one block per column: no consolidating copy
 
     acc_parts, port_parts = [], []
     for k in computed:

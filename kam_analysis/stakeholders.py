@@ -487,9 +487,11 @@ def relationship_risks(
             cnt = win.groupby([win["account_id"].astype(str), win["contact_id"].astype(str)]).size()
             share = (cnt.groupby(level=0).max() / cnt.groupby(level=0).sum()).reindex(ids)
     sponsor_min = STANCE_SCORE[rules.sponsor_min_stance]
+    by_account = dict(iter(st.groupby("account_id", sort=False)))
+    nobody = st.iloc[:0]
     rows = []
     for acc_id in ids:
-        s = st[st["account_id"] == acc_id]
+        s = by_account.get(acc_id, nobody)
         n = len(s)
         top = share.get(acc_id, np.nan)
         reasons = []

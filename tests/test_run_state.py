@@ -39,9 +39,10 @@ def test_a_context_reads_the_state_instead_of_computing(book, monkeypatch):
     monkeypatch.setattr(context_module, "value_accounts", _no_fit)
     monkeypatch.setattr(context_module, "score_and_tier", _no_fit)
     monkeypatch.setattr(context_module, "validate_health", _no_fit)
+    monkeypatch.setattr(context_module, "monthly_line_summary", _no_fit)
     ctx = load_context(data)
     assert ctx.state_status == "used"
-    for name in ("features", "monthly", "spend_12m", "scored"):
+    for name in ("features", "monthly", "spend_12m", "scored", "monthly_lines"):
         pd.testing.assert_frame_equal(getattr(ctx, name), getattr(fresh, name))
     pd.testing.assert_frame_equal(ctx.ltv_values.ltv, fresh.ltv_values.ltv)
     assert ctx.coverage == fresh.coverage
@@ -180,7 +181,7 @@ def test_the_state_holds_what_a_context_computes_alone(book):
     assert state is not None
     pd.testing.assert_frame_equal(state.object("ltv_values").ltv, alone.ltv_values.ltv)
     assert state.object("health_validation").weights == alone.health_validation.weights
-    for name in ("portfolio_matrix", "whitespace", "scored"):
+    for name in ("portfolio_matrix", "whitespace", "scored", "monthly_lines"):
         pd.testing.assert_frame_equal(state.table(name), getattr(alone, name))
 
 
