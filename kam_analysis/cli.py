@@ -338,8 +338,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         """Run by :func:`run_reports` while its workers and the run state start."""
         report = validate_open_dataset(ds, as_of)
         checked.append(report)
-        text = report.render_text()
-        return report.ok, text if report.ok else f"{text}\nkam: invalid data, no report was run"
+        if report.ok:
+            return True, ""
+        return False, f"{report.render_text()}\nkam: invalid data, no report was run"
 
     def data_summary() -> dict[str, Any]:
         report = checked[-1]

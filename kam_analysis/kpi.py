@@ -1396,8 +1396,8 @@ def compute_kpis(
 
 
 _QUALITY = np.array(["ok", "no_data", "insufficient"], dtype=object)
-_LONG_COLUMNS = ["period", "period_start", "period_end", "complete", "kpi_id"]
-_VALUE_COLUMNS = ["value", "n", "ci_low", "ci_high", "quality"]
+_PERIOD_COLUMNS = ["period", "period_start", "period_end", "complete"]
+_NUMBER_COLUMNS = ["value", "n", "ci_low", "ci_high"]
 
 
 def _quality_codes(v: np.ndarray, n: np.ndarray, survey: bool, min_responses: int) -> np.ndarray:
@@ -1415,24 +1415,25 @@ def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int):
     columns are taken from their few distinct values (one ``take`` each), not
     built row by row.
     """
-    pinfo = g.periods[["period", "period_start", "period_end", "complete"]].reset_index(drop=True)
+    pinfo = g.periods[_PERIOD_COLUMNS].reset_index(drop=True)
     text = "str"  # pandas' default text dtype
     computed = list(computed)
 
     def frame(lead: dict[str, Any], lead_pos, per_pos, parts) -> pd.DataFrame:
         k = len(parts)
         if not k:
-            cols = [*lead, *_LONG_COLUMNS, *_VALUE_COLUMNS]
-            return pd.DataFrame(columns=cols)
+            return pd.DataFrame(
+                columns=[*lead, *_PERIOD_COLUMNS, "kpi_id", *_NUMBER_COLUMNS, "quality"]
+            )
         rows_per_kpi = len(per_pos)
         pos = np.tile(per_pos, k)
         cols: dict[str, Any] = {name: col.take(np.tile(lead_pos, k)) for name, col in lead.items()}
-        for name in ("period", "period_start", "period_end", "complete"):
+        for name in _PERIOD_COLUMNS:
             col = pinfo[name]
             cols[name] = pd.Series(col.to_numpy().take(pos), dtype=col.dtype, copy=False)
         kpi_names = pd.array(computed, dtype=text)
         cols["kpi_id"] = kpi_names.take(np.repeat(np.arange(k), rows_per_kpi))
-        for i, name in enumerate(("value", "n", "ci_low", "ci_high")):
+        for i, name in enumerate(_NUMBER_COLUMNS):
             cols[name] = np.concatenate([p[i] for p in parts])
         codes = np.concatenate([p[4] for p in parts])
         cols["quality"] = pd.array(_QUALITY, dtype=text).take(codes)

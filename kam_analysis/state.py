@@ -50,7 +50,7 @@ from kam_analysis.config import KamConfig
 STATE_ENV = "KAM_RUN_STATE"
 """Environment variable naming the state folder of the running report run."""
 
-STATE_VERSION = 2
+STATE_VERSION = 1
 """Format version of the state folder; part of the key."""
 
 STATE_FILE = "state.json"
