@@ -14,9 +14,11 @@ Steps, each a fresh process of the ``kam`` command line (as a user runs it):
 
 For every step the script prints the wall time, the CPU time of the step's
 processes, the peak RSS of its largest process (``ru_maxrss`` of the
-children) and the peak RSS of the whole process tree (sampled every 0.2 s
-with psutil: ``kam run`` executes notebooks in parallel kernels, whose
-memory adds up). After ``run`` it prints the run state's build time and the
+children), and the peak of the whole process tree sampled every 0.2 s as
+two sums over its processes: RSS (psutil), and PSS (``/proc/<pid>/smaps_rollup``,
+Linux), which counts a page shared by the state builder and its forked
+LTV child once instead of twice. ``kam run`` executes notebooks in parallel
+kernels, whose memory adds up. After ``run`` it prints the run state's build time and the
 duration of each notebook from the run's ``manifest.json``. Generated data goes
 to ``benchmarks/.work/`` (git-ignored) unless ``--data`` says otherwise; the
 reports go to a temporary folder that is removed afterwards.
@@ -56,14 +58,32 @@ print(json.dumps({"code": code, "wall": wall, "cpu": ru.ru_utime + ru.ru_stime,
 """
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
+def _pss(pid: int) -> int:
+    """Proportional set size (bytes) of a process: shared pages split among their users."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _tree_memory(proc: psutil.Process) -> tuple[int, int]:
+    """Sum of RSS and sum of PSS over ``proc`` and its descendants (bytes).
+
+    The RSS sum counts a page shared by a parent and its forked child twice;
+    the PSS sum counts every page once (Linux; 0 where smaps_rollup is missing).
+    """
+    rss = pss = 0
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
+            rss += p.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total
+            continue
+        pss += _pss(p.pid)
+    return rss, pss
 
 
 def run_step(name: str, argv: list[str], log: Path) -> dict:
@@ -71,17 +91,18 @@ def run_step(name: str, argv: list[str], log: Path) -> dict:
     proc = subprocess.Popen(
         [PYTHON, "-c", WRAPPER, str(log), *argv], stdout=subprocess.PIPE, text=True, cwd=ROOT
     )
-    peak = 0
+    peak = peak_pss = 0
     stop = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_pss
         ps = psutil.Process(proc.pid)
         while not stop.is_set():
             try:
-                peak = max(peak, _tree_rss(ps))
+                rss, pss = _tree_memory(ps)
             except psutil.NoSuchProcess:
                 return
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             stop.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -91,6 +112,7 @@ def run_step(name: str, argv: list[str], log: Path) -> dict:
     sampler.join()
     result = json.loads(out.strip().splitlines()[-1])
     result["tree_peak_mib"] = peak / 2**20
+    result["tree_pss_mib"] = peak_pss / 2**20
     result["step"] = name
     if result["code"] != 0:
         print(f"step {name} failed (exit {result['code']}); log: {log}", file=sys.stderr)
@@ -143,12 +165,15 @@ def main() -> int:
 
     load = os.getloadavg()
     print(f"\n{lines:,} lines; load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
-    print(f"{'step':<10} {'wall s':>8} {'cpu s':>8} {'max proc MiB':>13} {'tree MiB':>9}  ok")
+    print(
+        f"{'step':<10} {'wall s':>8} {'cpu s':>8} {'max proc MiB':>13} {'tree MiB':>9} "
+        f"{'tree PSS MiB':>13}  ok"
+    )
     for r in results:
         ok = "yes" if r["code"] == 0 else f"exit {r['code']}"
         print(
             f"{r['step']:<10} {r['wall']:>8.1f} {r['cpu']:>8.1f} {r['maxrss_mib']:>13.0f} "
-            f"{r['tree_peak_mib']:>9.0f}  {ok}"
+            f"{r['tree_peak_mib']:>9.0f} {r['tree_pss_mib']:>13.0f}  {ok}"
         )
     if manifest:
         state = manifest.get("state") or {}

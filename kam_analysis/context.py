@@ -298,6 +298,7 @@ class AnalysisContext:
         self.frame("accounts")
         self.kpi_tables()
         _ = self.features, self.monthly, self.monthly_lines
+        self.dataset.release_memory()  # not carried into the child
         folder.mkdir(parents=True, exist_ok=True)
         ltv = compute_forked(lambda: self.ltv_values, folder / ".ltv_values.fork")
         health = self.health_validation

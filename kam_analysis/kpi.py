@@ -1191,6 +1191,7 @@ def compute_kpis(
     start=None,
     settings: KpiSettings | None = None,
     lapse_months: int = 12,
+    recent_periods: int | None = None,
 ) -> KpiResult:
     """Compute every KPI the available tables allow, per account and for the portfolio.
 
@@ -1241,6 +1242,13 @@ def compute_kpis(
     lapse_months : int, default 12
         Months without a purchase after which an account is lapsed (as in
         ``[segmentation] lapse_months``).
+    recent_periods : int, optional
+        Keep the account values of the last ``recent_periods`` complete
+        periods only (and of the incomplete period after them). Every value
+        kept is the one computed without it: trailing windows still read all
+        the data. :func:`assessed_periods` is what :func:`assess_kpis` reads
+        for the latest complete period. Default: every period. The portfolio
+        table always holds every period.
 
     Returns
     -------
@@ -1374,10 +1382,11 @@ def compute_kpis(
         kpis["utilisation"] = _utilisation(g, usage)
 
     computed = tuple(k for k in KPI_IDS if k in kpis)
-    values, portfolio = _to_long(g, kpis, computed, settings.min_responses)
+    kept = _recent_positions(periods["complete"].to_numpy(), recent_periods)
+    values, portfolio = _to_long(g, kpis, computed, settings.min_responses, kept)
     nps_pooled = None
     if "nps" in kpis:
-        _, pooled = _to_long(g, {"nps": nps_pooled_kpi}, ("nps",), settings.min_responses)
+        _, pooled = _to_long(g, {"nps": nps_pooled_kpi}, ("nps",), settings.min_responses, kept)
         nps_pooled = pooled
     return KpiResult(
         values=values,
@@ -1395,6 +1404,29 @@ def compute_kpis(
     )
 
 
+def _recent_positions(complete: np.ndarray, recent: int | None) -> np.ndarray:
+    """Positions of the periods whose account values are kept (see ``recent_periods``)."""
+    every = np.arange(complete.size)
+    if recent is None:
+        return every
+    if recent < 1:
+        raise ValueError(f"recent_periods must be at least 1, got {recent}")
+    done = np.flatnonzero(complete)
+    first = done[-1] - recent + 1 if done.size else complete.size - 1
+    return every[every >= first]
+
+
+def assessed_periods(settings: KpiSettings) -> int:
+    """Complete periods :func:`assess_kpis` reads up to the period it assesses.
+
+    The period itself, the one a year earlier (growth targets) and the trend
+    window (``settings.trend_periods``): ``compute_kpis(recent_periods=...)``
+    with this number gives the same assessment of the latest complete period
+    as the full history.
+    """
+    return max(12 // _MONTHS_PER_PERIOD[settings.period], settings.trend_periods) + 1
+
+
 _QUALITY = np.array(["ok", "no_data", "insufficient"], dtype=object)
 _PERIOD_COLUMNS = ["period", "period_start", "period_end", "complete"]
 _NUMBER_COLUMNS = ["value", "n", "ci_low", "ci_high"]
@@ -1408,12 +1440,13 @@ def _quality_codes(v: np.ndarray, n: np.ndarray, survey: bool, min_responses: in
     return q
 
 
-def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int):
+def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int, kept: np.ndarray):
     """The account and portfolio long tables, built column by column.
 
     Rows run KPI by KPI, then account by account, then period by period. Text
     columns are taken from their few distinct values (one ``take`` each), not
-    built row by row.
+    built row by row. Account rows are kept for the period positions ``kept``
+    only; the portfolio has every period.
     """
     pinfo = g.periods[_PERIOD_COLUMNS].reset_index(drop=True)
     text = "str"  # pandas' default text dtype
@@ -1440,11 +1473,19 @@ def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int):
         return pd.DataFrame(cols, copy=False)  # one block per column: no consolidating copy
 
     acc_parts, port_parts = [], []
+
+    def account_cells(x: np.ndarray) -> np.ndarray:
+        return (x if len(kept) == g.P else x[:, kept]).ravel().astype(float)
+
     for k in computed:
         m = kpis[k]
-        v = m.value.ravel().astype(float)
-        n = m.n.ravel().astype(float)
-        lo, hi = (m.ci[0].ravel(), m.ci[1].ravel()) if m.ci else (np.full(v.size, np.nan),) * 2
+        v = account_cells(m.value)
+        n = account_cells(m.n)
+        lo, hi = (
+            (account_cells(m.ci[0]), account_cells(m.ci[1]))
+            if m.ci
+            else (np.full(v.size, np.nan),) * 2
+        )
         acc_parts.append((v, n, lo, hi, _quality_codes(v, n, m.survey, min_responses)))
         pv, pn = m.portfolio.astype(float), m.portfolio_n.astype(float)
         plo, phi = m.portfolio_ci if m.portfolio_ci else (np.full(g.P, np.nan),) * 2
@@ -1452,8 +1493,8 @@ def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int):
     accounts = pd.array(g.accounts.astype(str), dtype=text)
     values = frame(
         {"account_id": accounts},
-        np.repeat(np.arange(g.A), g.P),
-        np.tile(np.arange(g.P), g.A),
+        np.repeat(np.arange(g.A), len(kept)),
+        np.tile(kept, g.A),
         acc_parts,
     )
     portfolio = frame({}, np.zeros(g.P, dtype=np.int64), np.arange(g.P), port_parts)
@@ -1650,7 +1691,7 @@ def assess_kpis(
     labels = result.periods["period"].tolist()
     pos = pd.Series(range(len(labels)), index=labels)
     src = src.assign(_p=pos.reindex(src["period"]).to_numpy())
-    first = i - max(lag, settings.trend_periods)
+    first = i - assessed_periods(settings) + 1
     last = len(labels) - 1
     src = src[((src["_p"] >= first) & (src["_p"] <= i)) | (src["_p"] == last)]
     by_kpi = dict(iter(src.groupby("kpi_id", sort=False)))
@@ -2039,6 +2080,7 @@ def _health_window(
         as_of=cutoff,
         settings=settings,
         lapse_months=lapse_months,
+        recent_periods=assessed_periods(settings),  # the scorecard's periods, not the history
     )
     card = balanced_scorecard(res)
     status = {
@@ -2085,9 +2127,9 @@ def _weights_reason(settings: KpiSettings, fit, fitted) -> str | None:
         return None
     if not settings.health_fit:
         return "kpi.health_reason.off"
-    if fit is None or fit[1].empty:
+    if fit is None or fit.empty:
         return "kpi.health_reason.no_history"
-    events = fit[1]["event"].to_numpy(dtype=bool)
+    events = fit["event"].to_numpy(dtype=bool)
     if min(events.sum(), (~events).sum()) < settings.health_min_events:
         return "kpi.health_reason.few_events"
     return "kpi.health_reason.no_signal"
@@ -2148,12 +2190,14 @@ def validate_health(
     val_win = (as_of - h, as_of)
     fit_win = (as_of - h - h, as_of - h)
     configured = dict(settings.family_weights)
-    fit = _health_window(tables, accounts, *fit_win, settings, lapse_months)
+    fit_window = _health_window(tables, accounts, *fit_win, settings, lapse_months)
+    fit = None if fit_window is None else fit_window[1]  # the card; its KPIs are freed now
+    del fit_window
     val = _health_window(tables, accounts, *val_win, settings, lapse_months)
     fitted = None
     if settings.health_fit and fit is not None:
         fitted = fit_family_weights(
-            _families(fit[1]), fit[1]["event"], min_events=settings.health_min_events
+            _families(fit), fit["event"], min_events=settings.health_min_events
         )
     reason = _weights_reason(settings, fit, fitted)
     rows = []
@@ -2171,8 +2215,8 @@ def validate_health(
         fitted_weights=fitted,
         fit_window=fit_win if fit is not None else None,
         validation_window=val_win if val is not None else None,
-        fit_n=0 if fit is None else len(fit[1]),
-        fit_events=0 if fit is None else int(fit[1]["event"].sum()),
+        fit_n=0 if fit is None else len(fit),
+        fit_events=0 if fit is None else int(fit["event"].sum()),
         summary=pd.DataFrame(rows, columns=cols),
     )
 

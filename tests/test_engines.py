@@ -446,3 +446,22 @@ def test_connection_errors_never_show_the_password(monkeypatch, tmp_path):
         message = err.value.report.render_text()
         assert "cannot connect" in message
         assert SECRET not in message and "p%2F" not in message and "ss#" not in message
+
+
+def test_release_memory_keeps_the_engine_settings(folders, duckdb_file, tmp_path):
+    def limit(ds) -> str:
+        return ds.con.raw_sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+    files = open_dataset(
+        folders[0], config=config_from_dict({"data": {"duckdb_memory_limit": "1GB"}})
+    )
+    files.to_pandas("transactions")
+    before = limit(files)
+    files.release_memory()
+    assert limit(files) == before and before.endswith("MiB")  # 1 GB, shown as 953.6 MiB
+    assert len(files.to_pandas("accounts")) > 0  # the engine still answers
+    # another source's engine is left as its owner set it
+    remote = open_dataset(tmp_path, config=engine_config("duckdb-url", folders, duckdb_file))
+    remote.con.raw_sql("SET memory_limit = '300MB'")
+    remote.release_memory()
+    assert limit(remote) == "286.1 MiB"

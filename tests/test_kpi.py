@@ -1324,3 +1324,29 @@ def test_poc_conversion_window_bounds_and_no_won_poc():
     r = compute_kpis(tx, _acc("AB"), opportunities=no_won, as_of="2025-09-30", settings=FY)
     conv = r.values[r.values["kpi_id"] == "poc_conversion"]
     assert conv["value"].isna().all() and len(conv) > 0
+
+
+@pytest.mark.parametrize(
+    ("period", "as_of"),
+    [("quarter", None), ("month", "2025-11-17"), ("quarter", "2025-02-10")],
+)
+def test_recent_periods_keep_the_full_history_values_and_scorecard(demo_context, period, as_of):
+    ctx = demo_context()
+    settings = KpiSettings(period=period)
+    kw = dict(**ctx.kpi_tables(), as_of=as_of or ctx.as_of, settings=settings)
+    full = kpi.compute_kpis(ctx.monthly_lines, ctx.frame("accounts"), **kw)
+    n = kpi.assessed_periods(settings)
+    part = kpi.compute_kpis(ctx.monthly_lines, ctx.frame("accounts"), **kw, recent_periods=n)
+    done = full.periods.loc[full.periods["complete"], "period"].tolist()
+    kept = set(done[-n:]) | set(full.periods.loc[~full.periods["complete"], "period"])
+    assert set(part.values["period"]) == kept and len(kept) < len(full.periods)
+    expected = full.values[full.values["period"].isin(kept)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(part.values.reset_index(drop=True), expected)
+    pd.testing.assert_frame_equal(part.portfolio, full.portfolio)
+    pd.testing.assert_frame_equal(kpi.balanced_scorecard(part), kpi.balanced_scorecard(full))
+    pd.testing.assert_frame_equal(kpi.assess_kpis(part), kpi.assess_kpis(full))
+    # one period fewer loses a growth target's year-earlier value or a trend point
+    short = kpi.compute_kpis(ctx.monthly_lines, ctx.frame("accounts"), **kw, recent_periods=n - 1)
+    assert not kpi.assess_kpis(short).equals(kpi.assess_kpis(full))
+    with pytest.raises(ValueError, match="recent_periods"):
+        kpi.compute_kpis(ctx.monthly_lines, ctx.frame("accounts"), **kw, recent_periods=0)

@@ -206,3 +206,27 @@ def test_quarterly_path_sums_equal_the_month_by_month_sum(horizon):
     got = _quarterly_path_sums(g, v, log_mult, months)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
     assert (got[months == 0] == 0).all()
+
+
+def test_ltv_without_kept_draws_equals_the_simulation(month_ctx, monkeypatch):
+    from kam_analysis.ltv import value
+
+    ctx = month_ctx.with_settings(ltv=FAST)
+    kw = dict(
+        as_of=ctx.as_of,
+        contracts=ctx.frame("contracts"),
+        monthly=ctx.monthly,
+        settings=ctx.config.ltv,
+        purchase_period="month",
+    )
+    full = value.simulate_ltv(ctx.features, **kw)
+    # quantiles a few accounts at a time, and no draws x accounts array kept
+    monkeypatch.setattr(value, "_QUANTILE_CHUNK", 7)
+    lean = value.simulate_ltv(ctx.features, **kw, keep_draws=False)
+    assert lean.draws is None and full.draws.shape == (100, len(ctx.features))
+    pd.testing.assert_frame_equal(lean.ltv, full.ltv, check_exact=True)
+    valued = full.ltv["model"].str.startswith(("contractual", "transactional")).to_numpy()
+    assert valued.sum() > 20
+    lo, hi = np.quantile(full.draws[:, valued], ctx.config.ltv.quantiles, axis=0)
+    np.testing.assert_array_equal(full.ltv.loc[valued, "ltv_lower"], lo)
+    np.testing.assert_array_equal(full.ltv.loc[valued, "ltv_upper"], hi)

@@ -164,6 +164,21 @@ class Dataset:
             return None
         return self.table(table).to_pandas()
 
+    def release_memory(self) -> None:
+        """Give the memory the engine freed back to the operating system.
+
+        DuckDB keeps freed blocks in its allocator after a query; applying
+        its memory limit again flushes them (0.6 GiB at 100,000 accounts
+        after the run state's queries). Done before forking a child, which
+        would otherwise carry them too. Only for the in-process engine
+        :func:`connect` opens on a dataset folder; another source's engine
+        keeps its own settings.
+        """
+        if self.con.name != "duckdb" or not self.config.data.source.is_files:
+            return
+        limit = self.config.data.duckdb_memory_limit
+        self.con.raw_sql(f"SET memory_limit = '{limit}'")
+
     def last_transaction_date(self) -> dt.date | None:
         """The date of the latest transaction line with an account (None without lines)."""
         if not self.has("transactions"):
