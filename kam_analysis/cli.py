@@ -263,21 +263,29 @@ def _personal_data_values(ds) -> list[str]:
 
 
 def _key_accounts_chooser(ds, as_of: dt.date, config: KamConfig, lang: str, top_n: int):
-    """``choose_accounts`` for :func:`run_reports`: the top key accounts and their names.
+    """``choose_accounts`` and ``prefetch_accounts`` for :func:`run_reports`.
 
-    They are read from the run state when the run built one (the book is then
-    scored once per run), else computed here.
+    The first picks the top key accounts and their names, read from the run
+    state when the run built one (the book is then scored once per run), else
+    computed here. The second stores those accounts' rows beside the state
+    (:meth:`~kam_analysis.context.AnalysisContext.save_account_rows`).
     """
     from kam_analysis.context import AnalysisContext
+
+    contexts: list[AnalysisContext] = []
 
     def choose(state_folder: Path | None) -> tuple[list[str], dict[str, str]]:
         ctx = AnalysisContext(ds, as_of, config, lang)
         if state_folder is not None:
             ctx.attach_state(state_folder)
+        contexts.append(ctx)
         ids = ctx.key_accounts(top_n)
         return ids, ctx.account_names(ids)
 
-    return choose
+    def prefetch(state_folder: Path, ids) -> None:
+        contexts[-1].save_account_rows(list(ids))
+
+    return choose, prefetch
 
 
 def _reports_dir(path: Path, data_dir: Path) -> Path:
@@ -348,6 +356,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     plans = with_plans and top_n > 0
     show_pd = bool(args.show_personal_data or config.show_personal_data)
+    choose, prefetch = (
+        _key_accounts_chooser(ds, as_of, config, args.lang, top_n) if plans else (None, None)
+    )
     run_kwargs = dict(
         data_dir=folder,
         as_of=as_of,
@@ -358,9 +369,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         params=params,
         jobs=args.jobs or settings.jobs,
         account_plan=settings.account_plan if plans else None,
-        choose_accounts=(
-            _key_accounts_chooser(ds, as_of, config, args.lang, top_n) if plans else None
-        ),
+        choose_accounts=choose,
+        prefetch_accounts=prefetch,
         config_path=config.source_path.resolve() if config.source_path else None,
         validate=validate,
         data_summary=data_summary,

@@ -76,6 +76,7 @@ from kam_analysis.state import (
     open_state,
     read_features,
     state_key,
+    write_account_rows,
     write_state,
 )
 from kam_analysis.valuation import account_whitespace, criteria_used
@@ -484,13 +485,19 @@ class AnalysisContext:
         one = f"{table}@{account_ids[0]}" if len(account_ids) == 1 else None
         if one is not None and one in self._frames:
             return self._frames[one]
-        rows = _up_to(self._account_rows(table, account_ids).to_pandas(), table, self.as_of)
+        rows = self._stored_account_rows(table, account_ids)
+        if rows is None:
+            rows = self._account_rows(table, account_ids).to_pandas()
+        rows = _up_to(rows, table, self.as_of)
         if one is not None:
             self._frames[one] = rows
         return rows
 
     def _accounts_monthly_lines(self, account_ids: list[str]) -> pd.DataFrame:
         """:attr:`monthly_lines` of some accounts, aggregated in the engine from their lines."""
+        stored = self._stored_account_rows("monthly_lines", account_ids)
+        if stored is not None:
+            return stored
         return monthly_line_summary(
             self._account_rows("transactions", account_ids),
             self.as_of,
@@ -500,6 +507,50 @@ class AnalysisContext:
 
     def _account_rows(self, table: str, account_ids: list[str]):
         return rows_of_accounts(self.dataset.table(table), account_ids)
+
+    def _stored_account_rows(self, table: str, account_ids: list[str]) -> pd.DataFrame | None:
+        """One account's rows as the engine gives them, from the run state (see :meth:`save_account_rows`)."""
+        if self.state is None or len(account_ids) != 1:
+            return None
+        return self.state.account_rows(table, str(account_ids[0]))
+
+    def save_account_rows(self, account_ids: list[str]) -> list[str]:
+        """Store the rows of the accounts a run makes plans for beside its run state.
+
+        One engine query per table for all the accounts (an ``IN`` list,
+        which keeps the table's row order) and one for their
+        :attr:`monthly_lines`. The account plans' contexts then take their
+        account's rows from the state (:meth:`accounts_frame`,
+        :meth:`account_monthly_lines`): the same frames as their own queries,
+        without a query and its compilation per table and plan. ``kam run``
+        calls it while the first reports run; a plan that starts before the
+        rows are written queries the engine.
+
+        Parameters
+        ----------
+        account_ids : list of str
+
+        Returns
+        -------
+        list of str
+            The tables stored; none without a matched run state (see :meth:`attach_state`).
+        """
+        if self.state is None or not account_ids:
+            return []
+        ids = [str(a) for a in account_ids]
+        frames = {
+            table: self._account_rows(table, ids).to_pandas()
+            for table in _ACCOUNT_TABLES
+            if self.has(table)
+        }
+        frames["monthly_lines"] = monthly_line_summary(
+            self._account_rows("transactions", ids),
+            self.as_of,
+            fx_rates=self._fx_rates(),
+            assumed_gross_margin=self.assumed_gross_margin,
+        )
+        write_account_rows(self.state.folder, self.state_key, ids, frames)
+        return sorted(frames)
 
     @cached_property
     def scored(self) -> pd.DataFrame:
@@ -800,6 +851,20 @@ class AnalysisContext:
 
 _KPI_TABLES = ("contracts", "opportunities", "activities", "surveys", "usage")
 """The optional tables :func:`kam_analysis.kpi.compute_kpis` reads."""
+
+_ACCOUNT_TABLES = (
+    "accounts",
+    "transactions",
+    "contracts",
+    "opportunities",
+    "stakeholders",
+    "activities",
+    "surveys",
+    "usage",
+    "account_team",
+    "account_objectives",
+)
+"""The tables with one row set per account (:meth:`AnalysisContext.save_account_rows`)."""
 
 _DATE_COLUMN = {
     "transactions": "date",

@@ -214,6 +214,75 @@ class RunState:
                 self._cache[name] = pickle.load(fh)
         return self._cache[name]
 
+    def account_rows(self, table: str, account_id: str) -> pd.DataFrame | None:
+        """One account's rows of ``table`` stored by :func:`write_account_rows`, else None.
+
+        None when no rows were stored (yet: they are written while the first
+        notebooks run), for another key, or without this account or table.
+        The rows keep their stored order, with a new index.
+        """
+        meta = self._cache.get(ACCOUNT_ROWS_FILE)
+        if meta is None:  # read again until found: written while the run goes on
+            meta = read_state_meta(self.folder / ACCOUNT_ROWS, ACCOUNT_ROWS_FILE)
+            if meta is None or meta.get("key") != self.key:
+                return None
+            self._cache[ACCOUNT_ROWS_FILE] = meta
+        if account_id not in meta.get("accounts", ()) or table not in meta.get("tables", ()):
+            return None
+        name = f"{ACCOUNT_ROWS}/{table}"
+        if name not in self._cache:
+            with (self.folder / ACCOUNT_ROWS / f"{table}.pickle").open("rb") as fh:
+                self._cache[name] = pickle.load(fh)
+        rows = self._cache[name]
+        return rows[rows["account_id"].astype(str) == account_id].reset_index(drop=True)
+
+
+ACCOUNT_ROWS = "account_rows"
+"""Subfolder of a state folder holding the rows of the accounts the run makes plans for."""
+
+ACCOUNT_ROWS_FILE = "account_rows.json"
+
+
+def write_account_rows(
+    folder: Path, key: str, account_ids: list[str], frames: Mapping[str, pd.DataFrame]
+) -> Path:
+    """Store some accounts' rows of each table beside a run state.
+
+    Written with pickle (the exact frames, read by the same run only), and
+    ``account_rows.json`` last, so that a reader finds them whole or not at all.
+
+    Parameters
+    ----------
+    folder : Path
+        The state folder.
+    key : str
+        The state's key (:func:`state_key`).
+    account_ids : list of str
+    frames : mapping of str to DataFrame
+        Per table, the rows of those accounts, with an ``account_id`` column.
+
+    Returns
+    -------
+    Path
+        The ``account_rows.json`` written.
+    """
+    sub = Path(folder) / ACCOUNT_ROWS
+    sub.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        with (sub / f"{name}.pickle").open("wb") as fh:
+            pickle.dump(frame, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    meta = {
+        "key": key,
+        "state_version": STATE_VERSION,
+        "accounts": sorted(str(a) for a in account_ids),
+        "tables": sorted(frames),
+    }
+    target = sub / ACCOUNT_ROWS_FILE
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
 
 class ForkedResult:
     """A value computed in a forked child process, while this process goes on.
@@ -369,10 +438,10 @@ def write_state(
     return target
 
 
-def read_state_meta(folder: Path) -> dict[str, Any] | None:
-    """``state.json`` of a state folder, or None when missing or unreadable."""
+def read_state_meta(folder: Path, name: str = STATE_FILE) -> dict[str, Any] | None:
+    """``state.json`` (or another JSON file ``name``) of a state folder, or None when missing or unreadable."""
     try:
-        meta = json.loads((Path(folder) / STATE_FILE).read_text(encoding="utf-8"))
+        meta = json.loads((Path(folder) / name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return meta if isinstance(meta, dict) else None
@@ -409,6 +478,7 @@ def open_state(folder: Path, key: str) -> tuple[RunState | None, str]:
 
 
 __all__ = [
+    "ACCOUNT_ROWS",
     "FEATURES_KEY",
     "STATE_ENV",
     "STATE_VERSION",
@@ -423,6 +493,7 @@ __all__ = [
     "read_features",
     "read_state_meta",
     "state_key",
+    "write_account_rows",
     "write_features",
     "write_state",
 ]

@@ -174,6 +174,46 @@ def test_no_child_is_forked_without_the_memory_for_it(tmp_path, monkeypatch):
     assert result.forked and result.get() != os.getpid()
 
 
+def test_the_plans_rows_come_from_the_state_as_the_engine_gives_them(book, tmp_path, monkeypatch):
+    data, folder, fresh, _ = book
+    monkeypatch.delenv(STATE_ENV, raising=False)
+    copy = tmp_path / "state"
+    shutil.copytree(folder, copy)
+    writer = load_context(data)
+    assert writer.attach_state(copy) == "used"
+    ids = fresh.key_accounts(3)
+    stored = set(writer.save_account_rows(ids))
+    assert {"accounts", "transactions", "stakeholders", "activities", "monthly_lines"} <= stored
+    reader = load_context(data)
+    reader.attach_state(copy)
+    monkeypatch.setattr(reader, "_account_rows", _no_fit)  # no engine query for these accounts
+    for account in ids:
+        engine = load_context(data)  # no state: every frame from its own query
+        for table in sorted(stored - {"monthly_lines"}):
+            got, expected = (
+                reader.account_frame(table, account),
+                engine.account_frame(table, account),
+            )
+            pd.testing.assert_frame_equal(got, expected, obj=f"{table} of {account}")
+        assert len(reader.account_frame("transactions", account)) > 0
+        lines = reader.account_monthly_lines(account)
+        pd.testing.assert_frame_equal(lines, engine.account_monthly_lines(account))
+        for name, frame in reader.kpi_tables([account]).items():
+            expected = engine.kpi_tables([account])[name]
+            pd.testing.assert_frame_equal(frame, expected, obj=name)
+    # another account, or rows written for another key, are asked from the engine
+    other = next(a for a in fresh.scored["account_id"] if a not in ids)
+    with pytest.raises(AssertionError, match="computed again"):
+        reader.account_frame("stakeholders", other)
+    meta = copy / state_module.ACCOUNT_ROWS / "account_rows.json"
+    meta.write_text(meta.read_text().replace(fresh.state_key, "0" * 64))
+    later = load_context(data)
+    later.attach_state(copy)
+    monkeypatch.setattr(later, "_account_rows", _no_fit)
+    with pytest.raises(AssertionError, match="computed again"):
+        later.account_frame("stakeholders", ids[0])
+
+
 def test_the_state_holds_what_a_context_computes_alone(book):
     data, folder, _, _ = book
     alone = load_context(data)  # no state: everything computed in this process, in turn
@@ -188,7 +228,7 @@ def test_the_state_holds_what_a_context_computes_alone(book):
 @pytest.mark.notebook
 @pytest.mark.slow
 def test_kam_run_scores_the_book_once_in_the_state_and_picks_the_plans_from_it(
-    book, tmp_path, monkeypatch
+    book, tmp_path, monkeypatch, capsys
 ):
     import json
 
@@ -206,3 +246,5 @@ def test_kam_run_scores_the_book_once_in_the_state_and_picks_the_plans_from_it(
     plans = manifest["notebooks"]
     assert [p["account_id"] for p in plans] == fresh.key_accounts(2)
     assert {p["recorded"]["run_state"] for p in plans} == {"used"}
+    # the plans' rows were queried once for both, beside the state
+    assert "rows of 2 account(s) stored for their plans" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import os
 import secrets
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -379,6 +380,24 @@ def _validate(
         raise _InvalidData(text)
 
 
+def _start_prefetch(
+    fn: Callable[[Path, Sequence[str]], object], folder: Path, ids: list[str], prog: Any
+) -> threading.Thread:
+    """Run ``fn(folder, ids)`` in a thread; an error is logged, never raised."""
+
+    def work() -> None:
+        try:
+            fn(folder, ids)
+        except Exception as err:  # the plans then query the engine themselves
+            prog.log(f"account rows not stored ({type(err).__name__}: {err})")
+        else:
+            prog.log(f"rows of {len(ids)} account(s) stored for their plans")
+
+    thread = threading.Thread(target=work, name="kam-prefetch", daemon=True)
+    thread.start()
+    return thread
+
+
 def _chosen_plans(
     template: _Task,
     chosen: tuple[Sequence[str], Mapping[str, str]],
@@ -609,6 +628,7 @@ def run_reports(
     account_ids: Sequence[str] = (),
     account_names: Mapping[str, str] | None = None,
     choose_accounts: Callable[[Path | None], tuple[Sequence[str], Mapping[str, str]]] | None = None,
+    prefetch_accounts: Callable[[Path, Sequence[str]], object] | None = None,
     config_path: Path | None = None,
     validate: Callable[[Path, dt.date], tuple[bool, str]] | None = None,
     data_summary: Mapping[str, Any] | Callable[[], Mapping[str, Any] | None] | None = None,
@@ -664,6 +684,13 @@ def run_reports(
         None when the run has no state) and returns their ids and display
         names; their plans run after the reports. ``kam run`` passes one that
         reads the key accounts from the state, so the book is scored once per run.
+    prefetch_accounts : callable, optional
+        ``prefetch_accounts(state_folder, ids)``, called in a thread of this
+        process once ``choose_accounts`` chose (with a run state), while the
+        reports run: ``kam run`` stores the chosen accounts' rows in the state
+        (:meth:`kam_analysis.context.AnalysisContext.save_account_rows`). The
+        run waits for it before it ends; an error is logged and changes nothing
+        else (the plans then query the engine).
     config_path : Path, optional
         ``kam.toml``; its content and hash go into the manifest.
     validate : callable, optional
@@ -813,6 +840,7 @@ def run_reports(
                 commit, dirty = _git_state(root) if in_repo else (None, None)
                 state_dir = build / ".work" / "state"
                 state: dict[str, Any] = {"status": "off"}
+                prefetch: list[threading.Thread] = []
 
                 def prepare() -> tuple[dict[str, str | None], list[_Task]]:
                     """Build the run state while the workers start their kernels; choose the plans."""
@@ -847,12 +875,19 @@ def run_reports(
                     env = {STATE_ENV: str(state_dir) if built else None}
                     if plan_template is None:
                         return env, []
+                    chosen = choose_accounts(state_dir if built else None)
                     plans = _chosen_plans(
-                        plan_template,
-                        choose_accounts(state_dir if built else None),
-                        lang=lang,
-                        project_root=project_root,
+                        plan_template, chosen, lang=lang, project_root=project_root
                     )
+                    if prefetch_accounts is not None and built and plans:
+                        prefetch.append(
+                            _start_prefetch(
+                                prefetch_accounts,
+                                state_dir,
+                                [str(task.parameters["account_id"]) for task in plans],
+                                prog,
+                            )
+                        )
                     if not tasks and not plans:
                         raise ReportError(
                             "nothing to run: no notebooks selected and no account was chosen "
@@ -863,17 +898,21 @@ def run_reports(
                     prog.log(f"{len(plans)} account plan(s) chosen")
                     return env, plans
 
-                _execute_all(
-                    tasks,
-                    build,
-                    jobs=jobs if plan_template is not None else min(jobs, len(tasks)),
-                    kernel_name=kernel_name,
-                    cell_timeout=cell_timeout,
-                    run_timeout=run_timeout,
-                    progress=prog,
-                    cwd=plan_template.source.parent if plan_template else None,
-                    prepare=prepare,
-                )
+                try:
+                    _execute_all(
+                        tasks,
+                        build,
+                        jobs=jobs if plan_template is not None else min(jobs, len(tasks)),
+                        kernel_name=kernel_name,
+                        cell_timeout=cell_timeout,
+                        run_timeout=run_timeout,
+                        progress=prog,
+                        cwd=plan_template.source.parent if plan_template else None,
+                        prepare=prepare,
+                    )
+                finally:  # the state folder outlives the thread writing into it
+                    for thread in prefetch:
+                        thread.join()
                 _collect_records(tasks, build)
                 _export(
                     tasks,
