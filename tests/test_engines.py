@@ -465,3 +465,25 @@ def test_release_memory_keeps_the_engine_settings(folders, duckdb_file, tmp_path
     remote.con.raw_sql("SET memory_limit = '300MB'")
     remote.release_memory()
     assert limit(remote) == "286.1 MiB"
+
+
+def test_a_folder_dataset_reads_its_typed_tables_through_views(folders, duckdb_file, tmp_path):
+    ds = open_dataset(folders[0])
+    for table in ("transactions", "accounts"):
+        typed = ds.checked_table(table)
+        typed = typed.select([c for c in typed.columns if not c.startswith("__")])
+        view = ds.table(table)
+        assert view.get_name() == f"kam_typed_{table}" and ds.table(table) is view
+        assert view.columns == typed.columns  # DuckDB states timestamps' scale, Ibis leaves it open
+        pd.testing.assert_frame_equal(view.to_pandas(), typed.to_pandas())  # values and dtypes
+    # a database of the user's is never written to
+    remote = open_dataset(tmp_path, config=engine_config("duckdb-url", folders, duckdb_file))
+
+    def names() -> set[str]:
+        query = "SELECT table_name FROM information_schema.tables"
+        return {row[0] for row in remote.con.raw_sql(query).fetchall()}
+
+    before = names()
+    assert remote.table("transactions").count().execute() > 0
+    assert names() == before and "transactions" in before
+    assert not any(name.startswith("kam_typed_") for name in before)
