@@ -470,10 +470,11 @@ def test_release_memory_keeps_the_engine_settings(folders, duckdb_file, tmp_path
 def test_a_folder_dataset_reads_its_typed_tables_through_views(folders, duckdb_file, tmp_path):
     ds = open_dataset(folders[0])
     for table in ("transactions", "accounts"):
-        typed = ds.checked_table(table)
+        typed = ds.typed[table]
         typed = typed.select([c for c in typed.columns if not c.startswith("__")])
+        checked = ds.checked_table(table)
+        assert checked.get_name() == f"kam_typed_{table}" and ds.checked_table(table) is checked
         view = ds.table(table)
-        assert view.get_name() == f"kam_typed_{table}" and ds.table(table) is view
         assert view.columns == typed.columns  # DuckDB states timestamps' scale, Ibis leaves it open
         pd.testing.assert_frame_equal(view.to_pandas(), typed.to_pandas())  # values and dtypes
     # a database of the user's is never written to

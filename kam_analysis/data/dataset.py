@@ -121,7 +121,7 @@ class Dataset:
     numbered: dict[str, ir.Table] = field(default_factory=dict)
     """Typed tables of delimited files with ``__row`` line numbers, for example rows only."""
     views: dict[str, ir.Table] = field(default_factory=dict)
-    """:meth:`table` results, as engine views where the engine is this process's DuckDB."""
+    """:meth:`checked_table` results: engine views where the engine is this process's DuckDB."""
 
     @property
     def label(self) -> str:
@@ -141,29 +141,30 @@ class Dataset:
         return table in self.sources and not self.missing_columns.get(table)
 
     def table(self, table: str) -> ir.Table:
-        """The typed table (contract columns present in the source, no helper columns).
+        """The typed table (contract columns present in the source, no helper columns)."""
+        t = self.checked_table(table)
+        return t.select([c for c in t.columns if not c.startswith("__")])
+
+    def checked_table(self, table: str) -> ir.Table:
+        """The typed table with row numbers (files) and parse flags, for validation.
 
         On a dataset folder (the in-process DuckDB of :func:`connect`) the
         typed expression becomes a view of the connection on first use, and
-        the table returned reads the view: every later query compiles
-        against one table instead of the whole typing expression (casts,
-        parse rules, derived columns), which took Ibis most of a small
-        query's time. The rows and types are the same.
+        the table returned reads the view: every later query, a validation
+        rule or an analysis, compiles against one table instead of the whole
+        typing expression (casts, parse rules, derived columns), which took
+        Ibis most of a small query's time. The engine computes only the
+        columns a query reads; the rows and values are the same.
         """
+        self._require(table)
         if table not in self.views:
-            t = self.checked_table(table)
-            t = t.select([c for c in t.columns if not c.startswith("__")])
+            t = self.typed[table]
             if self.con.name == "duckdb" and self.config.data.source.is_files:
                 name = f"kam_typed_{table}"  # not a name _engine_table registers
                 self.con.create_view(name, t, overwrite=True)
                 t = self.con.table(name)
             self.views[table] = t
         return self.views[table]
-
-    def checked_table(self, table: str) -> ir.Table:
-        """The typed table with row numbers (files) and parse flags, for validation."""
-        self._require(table)
-        return self.typed[table]
 
     def example_table(self, table: str) -> ir.Table:
         """:meth:`checked_table` with line numbers (``__row``) where the source has them.

@@ -533,6 +533,7 @@ def _execute_all(
     progress: _Progress,
     cwd: Path | None = None,
     prepare: Callable[[], tuple[Mapping[str, str | None], list[_Task]]] | None = None,
+    on_finished: Callable[[_Task], None] | None = None,
 ) -> None:
     """Execute the notebooks on a pool of ``jobs`` workers, each with one kernel.
 
@@ -543,7 +544,8 @@ def _execute_all(
     ``tasks`` is empty until then). The notebooks are
     handed out in order, each to the next idle worker. A notebook that runs
     longer than ``run_timeout`` seconds is stopped with its worker; a worker
-    that is gone is replaced while notebooks are waiting.
+    that is gone is replaced while notebooks are waiting. ``on_finished(task)``
+    is called as each notebook ends (its status set), failed or not.
     """
     pending: deque[_Task] = deque(tasks)
     done = 0
@@ -574,6 +576,8 @@ def _execute_all(
         progress.log(
             f"{word} {task.key} {task.duration:.1f} s{detail}", important=task.status != "ok"
         )
+        if on_finished is not None:
+            on_finished(task)
 
     def follow(worker: _Worker) -> None:
         """Take in the start and end of the worker's notebook, when they happened."""
