@@ -31,11 +31,12 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from kam_analysis.core.i18n import t
+
+if TYPE_CHECKING:  # nbformat takes a second to import (jsonschema): only the runner needs it
+    import nbformat
 
 __all__ = [
     "drop_unsafe_urls",
