@@ -509,7 +509,7 @@ class AnalysisContext:
         return rows_of_accounts(self.dataset.table(table), account_ids)
 
     def _stored_account_rows(self, table: str, account_ids: list[str]) -> pd.DataFrame | None:
-        """One account's rows as the engine gives them, from the run state (see :meth:`save_account_rows`)."""
+        """One account's rows as the engine gives them, from the state (:meth:`save_account_rows`)."""
         if self.state is None or len(account_ids) != 1:
             return None
         return self.state.account_rows(table, str(account_ids[0]))
@@ -543,12 +543,7 @@ class AnalysisContext:
             for table in _ACCOUNT_TABLES
             if self.has(table)
         }
-        frames["monthly_lines"] = monthly_line_summary(
-            self._account_rows("transactions", ids),
-            self.as_of,
-            fx_rates=self._fx_rates(),
-            assumed_gross_margin=self.assumed_gross_margin,
-        )
+        frames["monthly_lines"] = self._accounts_monthly_lines(ids)
         write_account_rows(self.state.folder, self.state_key, ids, frames)
         return sorted(frames)
 

@@ -210,8 +210,7 @@ class RunState:
         if name not in self.objects:
             return None
         if name not in self._cache:
-            with (self.folder / f"{name}.pickle").open("rb") as fh:
-                self._cache[name] = pickle.load(fh)
+            self._cache[name] = _read_pickle(self.folder / f"{name}.pickle")
         return self._cache[name]
 
     def account_rows(self, table: str, account_id: str) -> pd.DataFrame | None:
@@ -231,8 +230,7 @@ class RunState:
             return None
         name = f"{ACCOUNT_ROWS}/{table}"
         if name not in self._cache:
-            with (self.folder / ACCOUNT_ROWS / f"{table}.pickle").open("rb") as fh:
-                self._cache[name] = pickle.load(fh)
+            self._cache[name] = _read_pickle(self.folder / ACCOUNT_ROWS / f"{table}.pickle")
         rows = self._cache[name]
         return rows[rows["account_id"].astype(str) == account_id].reset_index(drop=True)
 
@@ -268,16 +266,30 @@ def write_account_rows(
     """
     sub = Path(folder) / ACCOUNT_ROWS
     sub.mkdir(parents=True, exist_ok=True)
-    for name, frame in frames.items():
-        with (sub / f"{name}.pickle").open("wb") as fh:
-            pickle.dump(frame, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    _write_pickles(sub, frames)
     meta = {
         "key": key,
         "state_version": STATE_VERSION,
         "accounts": sorted(str(a) for a in account_ids),
         "tables": sorted(frames),
     }
-    target = sub / ACCOUNT_ROWS_FILE
+    return _write_json_atomic(sub / ACCOUNT_ROWS_FILE, meta)
+
+
+def _write_pickles(folder: Path, objects: Mapping[str, Any]) -> None:
+    """``<name>.pickle`` in ``folder`` for every object."""
+    for name, obj in objects.items():
+        with (folder / f"{name}.pickle").open("wb") as fh:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _read_pickle(path: Path) -> Any:
+    with path.open("rb") as fh:
+        return pickle.load(fh)
+
+
+def _write_json_atomic(target: Path, meta: Mapping[str, Any]) -> Path:
+    """Write ``meta`` as JSON through a temporary file, so a reader never sees half of it."""
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, target)
@@ -420,9 +432,7 @@ def write_state(
     for name, frame in tables.items():
         frame.to_parquet(folder / f"{name}.parquet", index=False)
     objects = dict(objects or {})
-    for name, obj in objects.items():
-        with (folder / f"{name}.pickle").open("wb") as fh:
-            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    _write_pickles(folder, objects)
     meta = {
         "key": key,
         "state_version": STATE_VERSION,
@@ -431,15 +441,11 @@ def write_state(
         "seconds": None if seconds is None else round(seconds, 2),
         "written": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    target = folder / STATE_FILE
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    return _write_json_atomic(folder / STATE_FILE, meta)
 
 
 def read_state_meta(folder: Path, name: str = STATE_FILE) -> dict[str, Any] | None:
-    """``state.json`` (or another JSON file ``name``) of a state folder, or None when missing or unreadable."""
+    """``state.json`` (or the JSON file ``name``) of a folder, or None when missing or unreadable."""
     try:
         meta = json.loads((Path(folder) / name).read_text(encoding="utf-8"))
     except (OSError, ValueError):

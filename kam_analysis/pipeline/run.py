@@ -382,7 +382,7 @@ def _validate(
 
 
 def _start_prefetch(
-    fn: Callable[[Path, Sequence[str]], object], folder: Path, ids: list[str], prog: Any
+    fn: Callable[[Path, Sequence[str]], object], folder: Path, ids: list[str], prog: _Progress
 ) -> threading.Thread:
     """Run ``fn(folder, ids)`` in a thread; an error is logged, never raised."""
 
