@@ -219,9 +219,9 @@ def test_ltv_without_kept_draws_equals_the_simulation(month_ctx, monkeypatch):
         settings=ctx.config.ltv,
         purchase_period="month",
     )
+    # simulated a few accounts at a time: the blocks' draws land in the kept matrix
+    monkeypatch.setattr(value, "_SIM_BLOCK", 7)
     full = value.simulate_ltv(ctx.features, **kw)
-    # quantiles a few accounts at a time, and no draws x accounts array kept
-    monkeypatch.setattr(value, "_QUANTILE_CHUNK", 7)
     lean = value.simulate_ltv(ctx.features, **kw, keep_draws=False)
     assert lean.draws is None and full.draws.shape == (100, len(ctx.features))
     pd.testing.assert_frame_equal(lean.ltv, full.ltv, check_exact=True)
@@ -230,3 +230,43 @@ def test_ltv_without_kept_draws_equals_the_simulation(month_ctx, monkeypatch):
     lo, hi = np.quantile(full.draws[:, valued], ctx.config.ltv.quantiles, axis=0)
     np.testing.assert_array_equal(full.ltv.loc[valued, "ltv_lower"], lo)
     np.testing.assert_array_equal(full.ltv.loc[valued, "ltv_upper"], hi)
+
+
+def test_the_simulation_blocks_change_the_draws_not_the_intervals(month_ctx, monkeypatch):
+    """Accounts simulated 7 at a time get the intervals of one block, up to Monte Carlo error.
+
+    Each block has its own random stream, but the inputs of its accounts, the
+    parameter draws and the book's shock variances are the same: a block that
+    read another block's accounts, or drew its own parameters, would move
+    its accounts' intervals by more than another seed does.
+    """
+    from kam_analysis.ltv import value
+
+    ctx = month_ctx.with_settings(ltv={"draws": 400, "bootstrap_replicates": 20})
+    kw = dict(
+        as_of=ctx.as_of,
+        **{t: ctx.frame(t) for t in ("contracts", "surveys", "activities", "usage")},
+        monthly=ctx.monthly,
+        purchase_period="month",
+        keep_draws=False,
+    )
+    one = value.simulate_ltv(ctx.features, settings=ctx.config.ltv, **kw).ltv
+    other_seed = ctx.with_settings(ltv={"seed": 1}).config.ltv
+    reseeded = value.simulate_ltv(ctx.features, settings=other_seed, **kw).ltv
+    monkeypatch.setattr(value, "_SIM_BLOCK", 7)
+    many = value.simulate_ltv(ctx.features, settings=ctx.config.ltv, **kw).ltv
+    pd.testing.assert_series_equal(many["ltv"], one["ltv"])  # the point value is closed-form
+
+    def log_ratio(t: pd.DataFrame, rows: pd.Series, col: str) -> np.ndarray:
+        a, b = one.loc[rows, col].to_numpy(), t.loc[rows, col].to_numpy()
+        return np.log(np.maximum(b, 1e-9) / np.maximum(a, 1e-9))
+
+    for model in ("contractual_hazard", "transactional_bgnbd"):
+        valued = (one["model"] == model) & (one["ltv"] > 0)
+        assert valued.sum() > 30, model
+        for col in ("ltv_lower", "ltv_upper"):
+            blocks, seed = log_ratio(many, valued, col), log_ratio(reseeded, valued, col)
+            assert np.abs(blocks).max() > 0  # other random streams
+            assert abs(np.median(blocks)) < 0.05, (model, col)  # no shift
+            # the blocks move each account's bound no more than another seed does
+            assert np.std(blocks) < 1.5 * np.std(seed), (model, col)

@@ -1334,12 +1334,21 @@ class ChurnHazardModel:
         return rng.multivariate_normal(mean, cov, size=int(draws))
 
     def monthly_hazard_draws(
-        self, covariates: pd.DataFrame, draws: int, seed: int | np.random.Generator = 0
+        self,
+        covariates: pd.DataFrame,
+        draws: int,
+        seed: int | np.random.Generator = 0,
+        *,
+        params: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Next-month hazards under parameter draws, shape ``(draws, n)``."""
-        return self._inverse_link(
-            self.linear_predictor(covariates, self.sample_params(draws, seed))
-        )
+        """Next-month hazards under parameter draws, shape ``(draws, n)``.
+
+        ``params`` (a :meth:`sample_params` matrix) gives the draws instead of
+        drawing new ones, to share them between calls for parts of a book.
+        """
+        if params is None:
+            params = self.sample_params(draws, seed)
+        return self._inverse_link(self.linear_predictor(covariates, params))
 
     def summary(self) -> pd.DataFrame:
         """HR table plus the baseline: one row per term, with the missing measurements.

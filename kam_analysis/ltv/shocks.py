@@ -285,14 +285,39 @@ class RevenueShocks:
         if not hasattr(self, "params_"):
             raise NotFittedError("RevenueShocks is not fitted: call .fit(...) first")
 
+    def book_variance_draws(self, draws: int, rng: np.random.Generator) -> np.ndarray:
+        """The book's persistent and transient variances, one bootstrap replicate per draw.
+
+        Returns
+        -------
+        ndarray, shape (draws, 2)
+            Replicates drawn with replacement from the bootstrap.
+        """
+        self._check_fitted()
+        return self.book_draws_[rng.integers(0, len(self.book_draws_), size=draws)]
+
     def variance_draws(
-        self, account_ids: Any, draws: int, rng: np.random.Generator
+        self,
+        account_ids: Any,
+        draws: int,
+        rng: np.random.Generator,
+        *,
+        book: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Draws of each account's persistent and transient shock variance per quarter.
 
         The book's variances come from the bootstrap, the account's scale from
         its posterior ``(d0 + d_i) c_i / chi^2_{d0 + d_i}`` (an account without
         enough history from the prior).
+
+        Parameters
+        ----------
+        account_ids : sequence
+        draws : int
+        rng : Generator
+        book : ndarray, shape (draws, 2), optional
+            The book's variances per draw (:meth:`book_variance_draws`), to
+            share them between calls for parts of a book; drawn when None.
 
         Returns
         -------
@@ -311,7 +336,8 @@ class RevenueShocks:
         if finite.any():
             nu = post_df[finite]
             c[:, finite] = nu * scale[finite] / rng.chisquare(nu, size=(draws, int(finite.sum())))
-        book = self.book_draws_[rng.integers(0, len(self.book_draws_), size=draws)]
+        if book is None:
+            book = self.book_variance_draws(draws, rng)
         return c * book[:, :1], c * book[:, 1:]
 
     def summary(self) -> pd.DataFrame:

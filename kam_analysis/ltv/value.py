@@ -240,18 +240,100 @@ def _contract_status(contracts: pd.DataFrame | None, day: pd.Timestamp) -> pd.Da
     return out
 
 
-_QUANTILE_CHUNK = 4096
-"""Accounts per ``np.quantile`` call: the partition copies one chunk of draws, not all."""
+_SIM_BLOCK = 4096
+"""Accounts simulated together: a draws x accounts array holds this many accounts at most."""
 
 
-def _quantiles(draws: np.ndarray, q: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-account quantiles of ``draws`` (draws x accounts), a chunk of accounts at a time."""
-    n = draws.shape[1]
+def _account_blocks(n: int, rng: np.random.Generator) -> list[tuple[slice, np.random.Generator]]:
+    """Consecutive blocks of ``n`` accounts, each with a random stream spawned from ``rng``.
+
+    The block size is fixed (:data:`_SIM_BLOCK`), so the same book gets the
+    same draws whatever the machine's memory.
+    """
+    starts = range(0, n, _SIM_BLOCK)
+    streams = rng.spawn(len(starts))
+    return [(slice(s, min(s + _SIM_BLOCK, n)), r) for s, r in zip(starts, streams, strict=True)]
+
+
+def _simulate_in_blocks(
+    simulate: Any, n: int, settings: LtvSettings, rng: np.random.Generator, keep_draws: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Interval bounds of ``n`` accounts from ``simulate(block, rng)``, a block at a time.
+
+    Returns the lower and upper quantiles (``settings.quantiles``) and, with
+    ``keep_draws``, the simulated values (``settings.draws`` x ``n``; else None).
+    """
     lo, hi = np.empty(n), np.empty(n)
-    for start in range(0, n, _QUANTILE_CHUNK):
-        cols = slice(start, start + _QUANTILE_CHUNK)
-        lo[cols], hi[cols] = np.quantile(draws[:, cols], q, axis=0)
-    return lo, hi
+    kept = np.empty((settings.draws, n)) if keep_draws else None
+    for sl, block_rng in _account_blocks(n, rng):
+        sims = simulate(sl, block_rng)
+        lo[sl], hi[sl] = np.quantile(sims, settings.quantiles, axis=0)
+        if kept is not None:
+            kept[:, sl] = sims
+    return lo, hi, kept
+
+
+@dataclass(frozen=True)
+class _ContractDraws:
+    """The inputs of contractual accounts' simulated values, simulated a block at a time.
+
+    The per-account arrays cover every contractual account; the parameter
+    draws (hazard coefficients ``params``, or the sBG's ``a_d``, ``b_d``, and
+    the shock book's variances ``book``) are drawn once and shared by every
+    block, so that parameter uncertainty stays common to the book.
+    """
+
+    m0: np.ndarray
+    g: np.ndarray
+    g_se: np.ndarray
+    resid_sd: np.ndarray
+    ids: np.ndarray
+    v: float
+    horizon: int
+    draws: int
+    interval: str
+    hazard: Any = None
+    cov: pd.DataFrame | None = None
+    h: np.ndarray | None = None
+    cum_hazard: np.ndarray | None = None
+    params: np.ndarray | None = None
+    a_d: np.ndarray | None = None
+    b_d: np.ndarray | None = None
+    tenure: np.ndarray | None = None
+    shocks: RevenueShocks | None = None
+    book: np.ndarray | None = None
+
+    def simulate(self, sl: slice, rng: np.random.Generator) -> np.ndarray:
+        """Simulated discounted values of the accounts ``sl``, shape ``(draws, accounts)``."""
+        m0 = self.m0[sl]
+        g_draws = self.g[sl][None, :] + self.g_se[sl][None, :] * rng.standard_normal(
+            (self.draws, m0.size)
+        )
+        if self.hazard is not None:
+            # parameter uncertainty as a factor on each account's hazard, from the next month's
+            with np.errstate(divide="ignore", invalid="ignore"):
+                hazards = self.hazard.monthly_hazard_draws(
+                    self.cov.iloc[sl], self.draws, params=self.params
+                )
+                scale = np.nan_to_num(hazards / self.h[sl][None, :], nan=1.0, posinf=1.0)
+            del hazards
+            if self.interval == "parameter":
+                return _path_expected_values(m0, g_draws, self.v, self.cum_hazard[sl], scale)
+            months = _path_survival_months(self.cum_hazard[sl], scale, rng)
+            del scale
+        elif self.interval == "parameter":
+            return _sbg_expected_values(
+                m0, g_draws, self.v, self.a_d, self.b_d, self.tenure[sl], self.horizon
+            )
+        else:  # each account's churn rate per draw: its posterior Beta(a, b + tenure)
+            theta = rng.beta(self.a_d, self.b_d + self.tenure[sl][None, :])
+            months = _geometric_survival_months(theta, self.horizon, rng)
+            del theta
+        if self.shocks is not None:
+            eta2, eps2 = self.shocks.variance_draws(self.ids[sl], self.draws, rng, book=self.book)
+            return _shock_path_values(m0, g_draws, self.v, months, eta2, eps2, self.horizon, rng)
+        sims = _geometric_pv(m0[None, :], np.exp(g_draws / 12) * self.v, months)
+        return sims * _iid_level_noise(self.resid_sd[sl], self.horizon, rng, self.draws)
 
 
 def _contractual_values(
@@ -263,95 +345,63 @@ def _contractual_values(
     settings: LtvSettings,
     rng: np.random.Generator,
     shocks: RevenueShocks | None = None,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Point value, interval and simulated values of contractual accounts.
+    keep_draws: bool = True,
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Point value, interval and (``keep_draws``) simulated values of contractual accounts.
 
     The point value is a closed-form geometric sum. The predictive draws
     follow each account's revenue path with persistent and transient shocks
     when ``shocks`` is given (:func:`_shock_path_values`), else with
-    independent level noise (:func:`_iid_level_noise`).
+    independent level noise (:func:`_iid_level_noise`). They are simulated
+    a block of accounts at a time (:func:`_account_blocks`), so that memory
+    stays at ``draws`` x :data:`_SIM_BLOCK` per array whatever the book's size.
     """
     n = len(acc)
     g = acc["log_growth"].to_numpy()
     # the trailing-12-month profit is centred 6 months before the as-of date
     m0 = acc["gp_annual"].to_numpy() / MONTHS_PER_YEAR * np.exp(g / 2)
-    g_se = acc["log_growth_se"].to_numpy()
     v = 1.0 / (1.0 + d_month)
     draws = settings.draws
+    k = np.arange(1, horizon + 1)
+    growth_disc = np.exp(np.outer(g / 12, k)) * v ** k[None, :]
+    common = dict(
+        m0=m0,
+        g=g,
+        g_se=acc["log_growth_se"].to_numpy(),
+        resid_sd=acc["resid_sd"].to_numpy(),
+        ids=acc["account_id"].to_numpy(),
+        v=v,
+        horizon=horizon,
+        draws=draws,
+        interval=settings.interval,
+    )
     path = None
     if models.hazard is not None:
         cov = models.covariates.set_index("account_id").reindex(acc["account_id"])
         # the hazard along the horizon: tenure bands advance, renewal months recur
         path = models.hazard.hazard_path(cov, max(horizon, MONTHS_PER_YEAR)).to_numpy()
         h = path[:, 0]
-        # parameter uncertainty as a factor on each account's hazard, from the next month's
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = models.hazard.monthly_hazard_draws(cov, draws, rng) / h[None, :]
-        scale = np.nan_to_num(scale, nan=1.0, posinf=1.0)
         model = "contractual_hazard"
         cum_hazard = -np.cumsum(np.log1p(-np.clip(path[:, :horizon], 0.0, 1 - 1e-12)), axis=1)
-        k = np.arange(1, horizon + 1)
-        growth_disc = np.exp(np.outer(g / 12, k)) * v ** k[None, :]
         point = m0 * (growth_disc * np.exp(-cum_hazard)).sum(axis=1)
-        surv_draw = None
+        params = models.hazard.sample_params(draws, rng)
+        survival = dict(hazard=models.hazard, cov=cov, h=h, cum_hazard=cum_hazard, params=params)
     else:
         sbg = models.sbg
         a, b = sbg.params_["alpha"], sbg.params_["beta"]
         # tenure in months since the customer started (true age, for conditional retention)
         tenure = np.floor(np.nan_to_num(acc["tenure_months"].to_numpy(), nan=0.0))
-        k = np.arange(1, horizon + 1)
-        growth_disc = np.exp(np.outer(g / 12, k)) * v ** k[None, :]
-        cond = _sbg_conditional_survival(a, b, tenure, k)
-        point = m0 * (growth_disc * cond).sum(axis=1)
+        point = m0 * (growth_disc * _sbg_conditional_survival(a, b, tenure, k)).sum(axis=1)
         h = 1 - (b + tenure) / (a + b + tenure)  # next-month churn probability
         model = "contractual_sbg"
-        # parameter draws (log scale) and, per draw, each account's own theta
+        # parameter draws on the log scale
         cov_log = sbg.variance_matrix_.to_numpy() / np.outer([a, b], [a, b])
         log_ab = rng.multivariate_normal(np.log([a, b]), cov_log, size=draws)
-        a_d, b_d = np.exp(log_ab[:, :1]), np.exp(log_ab[:, 1:])
-        surv_draw = (a_d, b_d, tenure)
-        h_draws = None
-    g_draws = g[None, :] + g_se[None, :] * rng.standard_normal((draws, n))
-    if surv_draw is not None:
-        a_d, b_d, tenure = surv_draw
-        theta = rng.beta(a_d, b_d + tenure[None, :])  # posterior of the account's churn rate
-        h_draws = theta
-    if settings.interval == "parameter":
-        if surv_draw is None:
-            sims = _path_expected_values(m0, g_draws, v, cum_hazard, scale)
-        else:  # expected value over theta ~ Beta(a, b + tenure) per draw: average the Beta draws
-            k = np.arange(1, horizon + 1, dtype=float)
-            t = tenure[None, :, None]
-            sims = np.empty((draws, n))
-            for lo_j in range(0, draws, 25):  # chunks of 25 draws x accounts x months
-                sl = slice(lo_j, min(lo_j + 25, draws))
-                a_c, b_c = a_d[sl, :, None], b_d[sl, :, None]
-                # S(t + k) / S(t) = prod_{j<k} (b + t + j) / (a + b + t + j)
-                cond = np.cumprod((b_c + t + k - 1) / (a_c + b_c + t + k - 1), axis=2)
-                gd = np.exp(g_draws[sl, :, None] / 12 * k) * v**k
-                sims[sl] = m0[None, :] * (gd * cond).sum(axis=2)
-    else:
-        if path is not None:
-            months = _path_survival_months(cum_hazard, scale, rng)
-            scale = None  # draws x accounts, not needed any more
-        else:
-            u = rng.random((draws, n))
-            with np.errstate(divide="ignore"):
-                survived = np.floor(np.log(u) / np.log1p(-np.clip(h_draws, 1e-12, 1 - 1e-12)))
-            months = np.minimum(survived, horizon).astype(np.int64)
-            del u, survived
-        if shocks is not None:
-            eta2, eps2 = shocks.variance_draws(acc["account_id"], draws, rng)
-            sims = _shock_path_values(m0, g_draws, v, months, eta2, eps2, horizon, rng)
-            del eta2, eps2  # draws x accounts each: freed before the quantiles
-        else:
-            sims = _geometric_pv(m0[None, :], np.exp(g_draws / 12) * v, months)
-            sims = sims * _iid_level_noise(acc["resid_sd"].to_numpy(), horizon, rng, draws)
-        del months
-    # the draws x accounts inputs go before the quantiles (0.8 GB each at 100,000 accounts)
-    del g_draws
-    scale = h_draws = theta = None
-    lo, hi = _quantiles(sims, settings.quantiles)
+        survival = dict(a_d=np.exp(log_ab[:, :1]), b_d=np.exp(log_ab[:, 1:]), tenure=tenure)
+    if shocks is not None and settings.interval == "predictive":
+        survival.update(shocks=shocks, book=shocks.book_variance_draws(draws, rng))
+    simulation = _ContractDraws(**common, **survival)
+    lo, hi, kept = _simulate_in_blocks(simulation.simulate, n, settings, rng, keep_draws)
     frame = pd.DataFrame(
         {
             "model": model,
@@ -368,7 +418,45 @@ def _contractual_values(
         },
         index=acc.index,
     )
-    return frame, sims
+    return frame, kept
+
+
+def _geometric_survival_months(
+    theta: np.ndarray, horizon: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Months survived (0..horizon) with a constant monthly churn rate ``theta`` per draw."""
+    u = rng.random(theta.shape)
+    with np.errstate(divide="ignore"):
+        survived = np.floor(np.log(u) / np.log1p(-np.clip(theta, 1e-12, 1 - 1e-12)))
+    return np.minimum(survived, horizon).astype(np.int64)
+
+
+def _sbg_expected_values(
+    m0: np.ndarray,
+    g_draws: np.ndarray,
+    v: float,
+    a_d: np.ndarray,
+    b_d: np.ndarray,
+    tenure: np.ndarray,
+    horizon: int,
+) -> np.ndarray:
+    """Expected discounted value per sBG parameter draw (chunks of draws).
+
+    The expectation over each account's churn rate ``theta ~ Beta(a, b + t)``
+    is the sBG's conditional survival
+    ``S(t + k) / S(t) = prod_{j<k} (b + t + j) / (a + b + t + j)``.
+    """
+    draws, n = g_draws.shape
+    k = np.arange(1, horizon + 1, dtype=float)
+    t = tenure[None, :, None]
+    sims = np.empty((draws, n))
+    for lo in range(0, draws, 25):  # chunks of 25 draws x accounts x months
+        sl = slice(lo, min(lo + 25, draws))
+        a_c, b_c = a_d[sl, :, None], b_d[sl, :, None]
+        cond = np.cumprod((b_c + t + k - 1) / (a_c + b_c + t + k - 1), axis=2)
+        gd = np.exp(g_draws[sl, :, None] / 12 * k) * v**k
+        sims[sl] = m0[None, :] * (gd * cond).sum(axis=2)
+    return sims
 
 
 def _path_survival_months(
@@ -546,8 +634,13 @@ def _transactional_values(
     d_month: float,
     settings: LtvSettings,
     rng: np.random.Generator,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Repeat purchases x Gamma-Gamma spend x margin on a monthly grid: point, interval, draws."""
+    keep_draws: bool = True,
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Repeat purchases x Gamma-Gamma spend x margin on a monthly grid: point, interval, draws.
+
+    The draws are simulated a block of accounts at a time (:func:`_account_blocks`)
+    and kept only with ``keep_draws``.
+    """
     pm, gg = models.purchase, models.gamma_gamma
     x = acc["frequency"].to_numpy(dtype=float)
     tx = acc["recency"].to_numpy(dtype=float)
@@ -580,39 +673,31 @@ def _transactional_values(
 
     draws = settings.draws
     theta_pm = pm.parameter_draws(draws, rng)
-    horizon_units = horizon * per_month
     theta_gg = _log_normal_draws(gg, draws, rng) if gg is not None else None
-    simulate = _simulate_counts_bgnbd if isinstance(pm, BetaGeo) else _simulate_counts_pnbd
-    sims = np.empty((draws, n))
-    for j in range(draws):  # one vector over accounts per draw
-        if settings.interval == "parameter":
-            model_j = type(pm).from_params(
-                dict(zip(pm.param_names, theta_pm[j], strict=True)), time_unit=pm.time_unit
-            )
-            e_h = np.asarray(
-                model_j.conditional_expected_number_of_purchases_up_to_time(
-                    horizon_units, x, tx, big_t
+    simulation = _PurchaseDraws(
+        pm=pm,
+        theta_pm=theta_pm,
+        theta_gg=theta_gg,
+        per_draw_models=(
+            [
+                type(pm).from_params(
+                    dict(zip(pm.param_names, t, strict=True)), time_unit=pm.time_unit
                 )
-            )
-            if theta_gg is not None:
-                pj, qj, vj = theta_gg[j]
-                s_j = pj * (vj + x_gg * m_ok) / (pj * x_gg + qj - 1.0) if qj > 1 else spend
-            else:
-                s_j = spend
-            sims[j] = ratio * e_h * s_j * margin
-        else:
-            alive = rng.random(n) < pm.p_alive_unchecked(theta_pm[j], x, tx, big_t)
-            count = np.where(alive, simulate(theta_pm[j], x, big_t, horizon_units, rng), 0)
-            if theta_gg is not None:
-                pj, qj, vj = theta_gg[j]
-                nu = rng.gamma(pj * x_gg + qj, 1.0 / (vj + x_gg * m_ok))
-                total_spend = np.where(
-                    count > 0, rng.gamma(np.maximum(count * pj, 1e-12), 1.0 / nu), 0.0
-                )
-            else:
-                total_spend = count * spend
-            sims[j] = total_spend * margin * ratio
-    lo, hi = _quantiles(sims, settings.quantiles)
+                for t in theta_pm
+            ]
+            if settings.interval == "parameter"
+            else None
+        ),
+        horizon_units=horizon * per_month,
+        x=x,
+        tx=tx,
+        big_t=big_t,
+        x_gg=x_gg,
+        m_ok=m_ok,
+        spend=spend,
+        value=margin * ratio,
+    )
+    lo, hi, kept = _simulate_in_blocks(simulation.simulate, n, settings, rng, keep_draws)
     frame = pd.DataFrame(
         {
             "model": models.purchase_label,
@@ -626,7 +711,66 @@ def _transactional_values(
         },
         index=acc.index,
     )
-    return frame, sims
+    return frame, kept
+
+
+@dataclass(frozen=True)
+class _PurchaseDraws:
+    """The inputs of transactional accounts' simulated values, simulated a block at a time.
+
+    ``theta_pm`` and ``theta_gg`` are the repeat-purchase and spend models'
+    parameter draws (one row per draw, shared by every block);
+    ``per_draw_models`` the purchase model of each draw for parameter
+    intervals (None: predictive). ``value`` is the margin times the
+    discounted, grown value per expected purchase.
+    """
+
+    pm: Any
+    theta_pm: np.ndarray
+    theta_gg: np.ndarray | None
+    per_draw_models: list[Any] | None
+    horizon_units: float
+    x: np.ndarray
+    tx: np.ndarray
+    big_t: np.ndarray
+    x_gg: np.ndarray
+    m_ok: np.ndarray
+    spend: np.ndarray
+    value: np.ndarray
+
+    def simulate(self, sl: slice, rng: np.random.Generator) -> np.ndarray:
+        """Simulated discounted values of the accounts ``sl``, shape ``(draws, accounts)``."""
+        x, tx, big_t = self.x[sl], self.tx[sl], self.big_t[sl]
+        x_gg, m_ok, spend, value = self.x_gg[sl], self.m_ok[sl], self.spend[sl], self.value[sl]
+        pm, theta_gg = self.pm, self.theta_gg
+        simulate = _simulate_counts_bgnbd if isinstance(pm, BetaGeo) else _simulate_counts_pnbd
+        sims = np.empty((len(self.theta_pm), x.size))
+        for j, theta in enumerate(self.theta_pm):  # one vector over accounts per draw
+            if self.per_draw_models is not None:
+                e_h = np.asarray(
+                    self.per_draw_models[j].conditional_expected_number_of_purchases_up_to_time(
+                        self.horizon_units, x, tx, big_t
+                    )
+                )
+                if theta_gg is not None:
+                    pj, qj, vj = theta_gg[j]
+                    s_j = pj * (vj + x_gg * m_ok) / (pj * x_gg + qj - 1.0) if qj > 1 else spend
+                else:
+                    s_j = spend
+                sims[j] = e_h * s_j * value
+                continue
+            alive = rng.random(x.size) < pm.p_alive_unchecked(theta, x, tx, big_t)
+            count = np.where(alive, simulate(theta, x, big_t, self.horizon_units, rng), 0)
+            if theta_gg is not None:
+                pj, qj, vj = theta_gg[j]
+                nu = rng.gamma(pj * x_gg + qj, 1.0 / (vj + x_gg * m_ok))
+                total_spend = np.where(
+                    count > 0, rng.gamma(np.maximum(count * pj, 1e-12), 1.0 / nu), 0.0
+                )
+            else:
+                total_spend = count * spend
+            sims[j] = total_spend * value
+        return sims
 
 
 def _mean_positive(values: np.ndarray) -> float:
@@ -937,6 +1081,7 @@ def simulate_ltv(
             settings=settings,
             rng=rng,
             shocks=shocks,
+            keep_draws=keep_draws,
         )
         out.loc[use_ct, res.columns] = res
         if draws is not None:
@@ -945,7 +1090,13 @@ def simulate_ltv(
         out.loc[use_ct, "growth_annual"] = np.expm1(sub["log_growth"].to_numpy())
     if use_tx.any():
         res, sims = _transactional_values(
-            acc[use_tx], models, horizon=horizon, d_month=d_month, settings=settings, rng=rng
+            acc[use_tx],
+            models,
+            horizon=horizon,
+            d_month=d_month,
+            settings=settings,
+            rng=rng,
+            keep_draws=keep_draws,
         )
         out.loc[use_tx, res.columns] = res
         if draws is not None:
