@@ -873,7 +873,15 @@ def _months_before(days: np.ndarray, months: int) -> np.ndarray:
 class _Lines:
     """Purchase rows inside the grid, sorted by day, for sums over trailing windows."""
 
-    def __init__(self, g: _Grid, a: np.ndarray, days: np.ndarray, rev: np.ndarray, line=None):
+    def __init__(
+        self,
+        g: _Grid,
+        a: np.ndarray,
+        days: np.ndarray,
+        rev: np.ndarray,
+        line: np.ndarray | None = None,
+    ):
+        """``line``: the product line of each row as integer codes (None: not needed)."""
         keep = ~np.isnan(days) & (days >= g.start_days[0]) & (days <= g.as_of_day)
         order = np.argsort(days[keep], kind="stable")
         self.a = a[keep][order]
@@ -969,21 +977,23 @@ def _upsell(
     in both windows (``seats``: mean seats purchased per usage row) is judged by
     its seats instead.
     """
-    codes, uniq = pd.factorize(pd.Series(lines.line, dtype=object), use_na_sentinel=False)
-    L = max(len(uniq), 1)
-    keys = lines.a * L + codes
+    # the (account, product line) pairs that occur: sums per pair, not per account x every line
+    n_lines = int(lines.line.max(initial=0)) + 1
+    pairs, pair_of_row = np.unique(
+        lines.a.astype(np.int64) * n_lines + lines.line, return_inverse=True
+    )
+    pair_account = pairs // n_lines
     hi = g.eval_days
     mid, lo = _months_before(hi, 12), _months_before(hi, 24)
     U = np.full((g.A, g.P), np.nan)
     for i in np.flatnonzero(lo + 1 >= g.start_days[0]):
-        sums = []
-        for a_, b_ in ((lo[i], mid[i]), (mid[i], hi[i])):
-            w = lines.window(a_, b_)
-            sums.append(np.bincount(keys[w], weights=lines.rev[w], minlength=g.A * L))
-        before, now = (x.reshape(g.A, L) for x in sums)
+        before, now = (
+            np.bincount(pair_of_row[w], weights=lines.rev[w], minlength=pairs.size)
+            for w in (lines.window(lo[i], mid[i]), lines.window(mid[i], hi[i]))
+        )
         existing = before > 0
-        base = np.where(existing, before, 0.0).sum(1)
-        grown = np.where(existing, now, 0.0).sum(1)
+        base = np.bincount(pair_account, weights=np.where(existing, before, 0.0), minlength=g.A)
+        grown = np.bincount(pair_account, weights=np.where(existing, now, 0.0), minlength=g.A)
         if seats is not None:
             s0, s1 = (_mean_in(g, seats, a_, b_) for a_, b_ in ((lo[i], mid[i]), (mid[i], hi[i])))
             has = (s0 > 0) & ~np.isnan(s1)
@@ -1311,7 +1321,7 @@ def compute_kpis(
         a,
         _days(transactions["date"]),
         transactions["revenue"].to_numpy(dtype=float),
-        transactions["product_line"].to_numpy(dtype=object),
+        pd.factorize(transactions["product_line"], use_na_sentinel=False)[0],
     )
     active = _active_matrix(g, lines, contracts, lapse_months)
     if "gross_profit" not in kpis:
@@ -1383,9 +1393,9 @@ def compute_kpis(
 
     computed = tuple(k for k in KPI_IDS if k in kpis)
     kept = _recent_positions(periods["complete"].to_numpy(), recent_periods)
-    values, portfolio = _to_long(g, kpis, computed, settings.min_responses, kept)
+    values, portfolio = _to_long(g, kpis, computed, settings.min_responses, kept)  # empties kpis
     nps_pooled = None
-    if "nps" in kpis:
+    if "nps" in computed:
         _, pooled = _to_long(g, {"nps": nps_pooled_kpi}, ("nps",), settings.min_responses, kept)
         nps_pooled = pooled
     return KpiResult(
@@ -1446,7 +1456,9 @@ def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int, kept
     Rows run KPI by KPI, then account by account, then period by period. Text
     columns are taken from their few distinct values (one ``take`` each), not
     built row by row. Account rows are kept for the period positions ``kept``
-    only; the portfolio has every period.
+    only; the portfolio has every period. Each KPI is taken out of ``kpis``
+    once its cells are read, so that its account x period matrices are freed
+    before the tables are built.
     """
     pinfo = g.periods[_PERIOD_COLUMNS].reset_index(drop=True)
     text = "str"  # pandas' default text dtype
@@ -1478,7 +1490,7 @@ def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int, kept
         return (x if len(kept) == g.P else x[:, kept]).ravel().astype(float)
 
     for k in computed:
-        m = kpis[k]
+        m = kpis.pop(k)
         v = account_cells(m.value)
         n = account_cells(m.n)
         lo, hi = (
@@ -1690,15 +1702,17 @@ def assess_kpis(
     src = result.values if level == "account" else result.portfolio.assign(account_id=PORTFOLIO_ID)
     labels = result.periods["period"].tolist()
     pos = pd.Series(range(len(labels)), index=labels)
-    src = src.assign(_p=pos.reindex(src["period"]).to_numpy())
+    p_all = pos.reindex(src["period"]).to_numpy()
     first = i - assessed_periods(settings) + 1
     last = len(labels) - 1
-    src = src[((src["_p"] >= first) & (src["_p"] <= i)) | (src["_p"] == last)]
-    by_kpi = dict(iter(src.groupby("kpi_id", sort=False)))
+    read = ((p_all >= first) & (p_all <= i)) | (p_all == last)
+    # one KPI's rows at a time: the account table is not copied whole
+    rows_of = src.groupby("kpi_id", sort=False).indices
     rows = []
     for k in result.computed:
         d = _DEF[k]
-        sk = by_kpi[k]
+        at = rows_of[k][read[rows_of[k]]]
+        sk = src.take(at).assign(_p=p_all[at])
         if d.grain == "snapshot":
             cur = sk[sk["_p"] == sk["_p"].max()]
         else:
@@ -2067,8 +2081,14 @@ def _health_window(
     end: pd.Timestamp,
     settings: KpiSettings,
     lapse_months: int,
-) -> tuple[KpiResult, pd.DataFrame] | None:
-    """KPIs at ``cutoff``; family scores of the customers then, and whether they left by ``end``."""
+) -> pd.DataFrame | None:
+    """The scorecard at ``cutoff`` of the customers then, and whether they left by ``end``.
+
+    The scorecard (:func:`balanced_scorecard` with the configured weights)
+    indexed by account, with a boolean ``event`` column; None when no line
+    precedes ``cutoff``. Only the scorecard is kept: the KPI tables behind it
+    are freed before the churn status is read.
+    """
     tx = tables["transactions"]
     assert tx is not None
     if not (pd.to_datetime(tx["date"]) <= cutoff).any():
@@ -2083,6 +2103,7 @@ def _health_window(
         recent_periods=assessed_periods(settings),  # the scorecard's periods, not the history
     )
     card = balanced_scorecard(res)
+    del res
     status = {
         when: churn_status(
             accounts,
@@ -2098,7 +2119,7 @@ def _health_window(
     out = card.set_index(card["account_id"].astype(str))
     out = out[out.index.isin(at_risk.index[at_risk])]
     event = status[end]["churned"].reindex(out.index).to_numpy(dtype=bool)
-    return res, out.assign(event=event)
+    return out.assign(event=event)
 
 
 def _families(card: pd.DataFrame) -> pd.DataFrame:
@@ -2106,9 +2127,23 @@ def _families(card: pd.DataFrame) -> pd.DataFrame:
     return card[list(cols)].rename(columns=cols)
 
 
-def _validation_row(name: str, window, res: KpiResult, val: pd.DataFrame, weights) -> dict:
-    card = balanced_scorecard(res, family_weights=weights).set_index("account_id")
-    health = card["health_score"].reindex(val.index).to_numpy(dtype=float)
+def _weighted_health(card: pd.DataFrame, weights: Mapping[str, float]) -> np.ndarray:
+    """The health score of a scorecard's accounts under other family weights.
+
+    As :func:`balanced_scorecard` scores it: the weighted mean of the
+    families with data (a family's score is NaN without), NaN when none has.
+    """
+    scores = _families(card)
+    values = scores.to_numpy(dtype=float)
+    w = np.array([weights.get(f, 0.0) for f in scores.columns]) * ~np.isnan(values)
+    total = w.sum(axis=1)
+    weighted = (np.nan_to_num(values) * w).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, weighted / np.where(total > 0, total, 1.0), np.nan)
+
+
+def _validation_row(name: str, window, val: pd.DataFrame, weights) -> dict:
+    health = _weighted_health(val, weights)
     ok = ~np.isnan(health)
     event = val["event"].to_numpy(dtype=bool)
     return {
@@ -2190,9 +2225,7 @@ def validate_health(
     val_win = (as_of - h, as_of)
     fit_win = (as_of - h - h, as_of - h)
     configured = dict(settings.family_weights)
-    fit_window = _health_window(tables, accounts, *fit_win, settings, lapse_months)
-    fit = None if fit_window is None else fit_window[1]  # the card; its KPIs are freed now
-    del fit_window
+    fit = _health_window(tables, accounts, *fit_win, settings, lapse_months)
     val = _health_window(tables, accounts, *val_win, settings, lapse_months)
     fitted = None
     if settings.health_fit and fit is not None:
@@ -2204,7 +2237,7 @@ def validate_health(
     if val is not None:
         for name, w in (("configured", configured), ("fitted", fitted)):
             if w is not None:
-                rows.append(_validation_row(name, val_win, *val, w))
+                rows.append(_validation_row(name, val_win, val, w))
     rows = [r for r in rows if r["n"] > 0]  # no health score at the cut-off: no check
     cols = ["weights", "cutoff", "end", "n", "events", "auc"]
     return HealthValidation(
@@ -2880,17 +2913,14 @@ def churn_status(
 def _last_purchase(transactions: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
     """Last purchase day per account up to ``as_of`` (days with positive net revenue)."""
     _check_columns(transactions, "transactions", ("account_id", "date"))
+    day = pd.to_datetime(transactions["date"]).dt.normalize()
+    keep = (day <= as_of).to_numpy()
     tx = pd.DataFrame(
-        {
-            "account_id": transactions["account_id"].astype(str).to_numpy(),
-            "day": pd.to_datetime(transactions["date"]).dt.normalize().to_numpy(),
-        }
+        {"account_id": transactions["account_id"].astype(str)[keep], "day": day[keep]}
     )
-    tx = tx[tx["day"] <= as_of]
     if "revenue" in transactions.columns:
-        rev = pd.to_numeric(transactions["revenue"]).to_numpy(dtype=float)
-        net = pd.Series(rev[tx.index], index=pd.MultiIndex.from_frame(tx)).groupby(level=[0, 1])
-        net = net.sum()
+        tx["revenue"] = pd.to_numeric(transactions["revenue"])[keep].to_numpy(dtype=float)
+        net = tx.groupby(["account_id", "day"], sort=False)["revenue"].sum()
         tx = net[net > 0].index.to_frame(index=False)
     return tx.groupby("account_id")["day"].max().astype("datetime64[ns]")
 

@@ -1254,6 +1254,27 @@ def test_fitted_family_weights_recover_the_planted_driver_out_of_sample():
     assert kpi.fit_family_weights(fit_scores[:40], fit_event[:40], min_events=20) is None
 
 
+def test_health_under_other_weights_is_the_scorecards(demo_dir):
+    """The validation scores other family weights from one scorecard, as the scorecard would."""
+    d = demo_dir()
+    t = {n: pd.read_parquet(d / f"{n}.parquet") for n in ("accounts", "transactions", "surveys")}
+    res = kpi.compute_kpis(
+        t["transactions"], t["accounts"], surveys=t["surveys"], as_of="2025-12-31"
+    )
+    card = kpi.balanced_scorecard(res)
+    families = [c.removeprefix("family_score_") for c in card if c.startswith("family_score_")]
+    assert len(families) >= 3 and card["health_score"].isna().any()  # accounts without data
+    rng = np.random.default_rng(3)
+    cases = [dict(zip(families, rng.uniform(0, 1, len(families)), strict=True)) for _ in range(3)]
+    cases.append({families[0]: 1.0})  # one family: NaN where it has no data
+    for weights in cases:
+        expected = kpi.balanced_scorecard(res, family_weights=weights)["health_score"]
+        got = kpi._weighted_health(card, weights)
+        np.testing.assert_allclose(got, expected.to_numpy(), rtol=1e-12, atol=1e-9)
+    only_first = kpi._weighted_health(card, {families[0]: 1.0})
+    np.testing.assert_array_equal(np.isnan(only_first), card[f"family_score_{families[0]}"].isna())
+
+
 def test_validate_health_windows_and_fallback(demo_dir):
     d = demo_dir()
     t = {n: pd.read_parquet(d / f"{n}.parquet") for n in ("accounts", "transactions", "contracts")}
