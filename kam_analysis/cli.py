@@ -345,6 +345,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     def validate(data_dir: Path, as_of: dt.date) -> tuple[bool, str]:
         """Run by :func:`run_reports` while its workers and the run state start."""
         report = validate_open_dataset(ds, as_of)
+        ds.release_memory()  # the checks' working memory, beside the run state's build
         checked.append(report)
         if report.ok:
             return True, ""

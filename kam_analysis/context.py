@@ -68,6 +68,7 @@ from kam_analysis.segmentation import (
 )
 from kam_analysis.state import (
     STATE_ENV,
+    ForkedResult,
     RunState,
     compute_forked,
     derived_features_path,
@@ -255,10 +256,15 @@ class AnalysisContext:
         -------
         dict
             ``key``, ``tables``, ``objects``, ``seconds`` (build time) and
-            ``ltv_fit_forked`` (whether the LTV fit ran beside the health
-            validation; see :func:`kam_analysis.state.fork_fits_in_memory`).
+            ``ltv_fit_forked`` (whether the LTV fit ran beside the rest of
+            the state; see :func:`kam_analysis.state.fork_fits_in_memory`).
         """
         t0 = time.perf_counter()
+        ltv = self._start_ltv_fit(Path(folder))
+        # beside the fit: the health validation, then the tables
+        _ = self.monthly_lines
+        self.dataset.release_memory()  # the engine's working memory of the monthly lines
+        health_validation = self.health_validation
         tables = {
             "features": self.features,
             "monthly": self.monthly,
@@ -270,7 +276,7 @@ class AnalysisContext:
         }
         if self.objective_progress is not None:
             tables["objective_progress"] = self.objective_progress
-        ltv_values, health_validation, forked = self._fit_ltv_and_health(Path(folder))
+        self.__dict__["ltv_values"] = ltv_values = ltv.get()  # the cached property, as if computed
         objects = {
             "coverage": self.coverage,
             "ltv_values": ltv_values,
@@ -283,28 +289,27 @@ class AnalysisContext:
             "tables": sorted(tables),
             "objects": sorted(objects),
             "seconds": round(seconds, 2),
-            "ltv_fit_forked": forked,
+            "ltv_fit_forked": ltv.forked,
         }
 
-    def _fit_ltv_and_health(self, folder: Path) -> tuple[LtvValues, HealthValidation, bool]:
-        """:attr:`ltv_values` and :attr:`health_validation` at once, the slowest parts of a state.
+    def _start_ltv_fit(self, folder: Path) -> ForkedResult:
+        """Start :attr:`ltv_values`, the slowest part of a state, in a forked child.
 
-        The LTV models are fitted in a forked child while this process
-        validates the health weights (:func:`kam_analysis.state.compute_forked`),
-        when the free memory allows it; else in turn. Every table the LTV fit
-        reads is loaded first, so the child never queries the engine (its
-        connection is not safe across ``fork``). The last item says whether
-        the fit was forked.
+        The child (:func:`kam_analysis.state.compute_forked`) fits the LTV
+        models while this process computes the rest of the state, when the
+        free memory allows it; else ``get()`` computes it here, in turn.
+        Every table the LTV fit reads is loaded first, so the child never
+        queries the engine (its connection is not safe across ``fork``);
+        the rest (the monthly lines, the scored book) is computed here after
+        the fork, so the child does not carry it. Nothing computed here in
+        the meantime may read :attr:`ltv_values`.
         """
         self.frame("accounts")
         self.kpi_tables()
-        _ = self.features, self.monthly, self.monthly_lines
+        _ = self.features, self.monthly
         self.dataset.release_memory()  # not carried into the child
         folder.mkdir(parents=True, exist_ok=True)
-        ltv = compute_forked(lambda: self.ltv_values, folder / ".ltv_values.fork")
-        health = self.health_validation
-        self.__dict__["ltv_values"] = values = ltv.get()  # the cached property, as if computed
-        return values, health, ltv.forked
+        return compute_forked(lambda: self.ltv_values, folder / ".ltv_values.fork")
 
     def _stored(self, name: str) -> Any:
         """A table or object of the matched run state (None without one)."""

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import duckdb
 import ibis
 import ibis.expr.types as ir
+import pyarrow
 
 from kam_analysis.core.schemas import REQUIRED_TABLES, TABLE_MODELS, ColumnSpec, column_specs
 from kam_analysis.data.files import (
@@ -190,8 +191,10 @@ class Dataset:
         after the run state's queries). Done before forking a child, which
         would otherwise carry them too. Only for the in-process engine
         :func:`connect` opens on a dataset folder; another source's engine
-        keeps its own settings.
+        keeps its own settings. Arrow's memory pool (pandas' text columns)
+        gives back its unused pages in any case.
         """
+        pyarrow.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages too
         if self.con.name != "duckdb" or not self.config.data.source.is_files:
             return
         limit = self.config.data.duckdb_memory_limit

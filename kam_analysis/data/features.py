@@ -1092,10 +1092,8 @@ def monthly_line_summary(
         gross_profit=lines.gross_profit.sum(),
         n_lines=lines.count(),
     )
-    df = agg.to_pandas()
-    df = df.sort_values(
-        ["account_id", "month", "product_line", "_no_cost"], kind="stable", ignore_index=True
-    )
+    # sorted in the engine (binary string order, nulls last: as pandas would sort them)
+    df = agg.order_by(["account_id", "month", "product_line", "_no_cost"]).to_pandas()
     revenue = pd.to_numeric(df["revenue"]).astype("float64").fillna(0.0)
     gross_profit = pd.to_numeric(df["gross_profit"]).astype("float64")
     return pd.DataFrame(
