@@ -1464,8 +1464,8 @@ def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int, kept
     text = "str"  # pandas' default text dtype
     computed = list(computed)
 
-    def frame(lead: dict[str, Any], lead_pos, per_pos, parts) -> pd.DataFrame:
-        k = len(parts)
+    def frame(lead: dict[str, Any], lead_pos, per_pos, numbers, codes) -> pd.DataFrame:
+        k = len(computed)
         if not k:
             return pd.DataFrame(
                 columns=[*lead, *_PERIOD_COLUMNS, "kpi_id", *_NUMBER_COLUMNS, "quality"]
@@ -1478,27 +1478,27 @@ def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int, kept
             cols[name] = pd.Series(col.to_numpy().take(pos), dtype=col.dtype, copy=False)
         kpi_names = pd.array(computed, dtype=text)
         cols["kpi_id"] = kpi_names.take(np.repeat(np.arange(k), rows_per_kpi))
-        for i, name in enumerate(_NUMBER_COLUMNS):
-            cols[name] = np.concatenate([p[i] for p in parts])
-        codes = np.concatenate([p[4] for p in parts])
+        cols.update(zip(_NUMBER_COLUMNS, numbers, strict=True))
         cols["quality"] = pd.array(_QUALITY, dtype=text).take(codes)
         return pd.DataFrame(cols, copy=False)  # one block per column: no consolidating copy
-
-    acc_parts, port_parts = [], []
 
     def account_cells(x: np.ndarray) -> np.ndarray:
         return (x if len(kept) == g.P else x[:, kept]).ravel().astype(float)
 
-    for k in computed:
+    # the account table's number columns are filled KPI by KPI, not concatenated from parts
+    cells = g.A * len(kept)
+    numbers = [np.empty(len(computed) * cells) for _ in _NUMBER_COLUMNS]
+    codes = np.empty(len(computed) * cells, dtype=np.int8)
+    port_parts = []
+    for j, k in enumerate(computed):
         m = kpis.pop(k)
-        v = account_cells(m.value)
-        n = account_cells(m.n)
-        lo, hi = (
-            (account_cells(m.ci[0]), account_cells(m.ci[1]))
-            if m.ci
-            else (np.full(v.size, np.nan),) * 2
+        at = slice(j * cells, (j + 1) * cells)
+        v, n = account_cells(m.value), account_cells(m.n)
+        numbers[0][at], numbers[1][at] = v, n
+        numbers[2][at], numbers[3][at] = (
+            (account_cells(m.ci[0]), account_cells(m.ci[1])) if m.ci else (np.nan, np.nan)
         )
-        acc_parts.append((v, n, lo, hi, _quality_codes(v, n, m.survey, min_responses)))
+        codes[at] = _quality_codes(v, n, m.survey, min_responses)
         pv, pn = m.portfolio.astype(float), m.portfolio_n.astype(float)
         plo, phi = m.portfolio_ci if m.portfolio_ci else (np.full(g.P, np.nan),) * 2
         port_parts.append((pv, pn, plo, phi, _quality_codes(pv, pn, m.survey, min_responses)))
@@ -1507,9 +1507,18 @@ def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int, kept
         {"account_id": accounts},
         np.repeat(np.arange(g.A), len(kept)),
         np.tile(kept, g.A),
-        acc_parts,
+        numbers,
+        codes,
     )
-    portfolio = frame({}, np.zeros(g.P, dtype=np.int64), np.arange(g.P), port_parts)
+    portfolio = frame(
+        {},
+        np.zeros(g.P, dtype=np.int64),
+        np.arange(g.P),
+        [np.concatenate([p[i] for p in port_parts]) for i in range(len(_NUMBER_COLUMNS))]
+        if port_parts
+        else [],
+        np.concatenate([p[4] for p in port_parts]) if port_parts else np.empty(0, np.int8),
+    )
     return values, portfolio
 
 
