@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -445,6 +446,21 @@ def test_carried_value_is_the_most_frequent_with_a_stable_tie_break(tmp_path):
     accounts = open_dataset(folder, config=config).to_pandas("accounts").set_index("account_id")
     assert accounts.loc["A", "region"] == "Japan"
     assert accounts.loc["B", "region"] == "Italy"  # tie: the smallest value
+
+
+def test_derived_accounts_come_in_account_order(tmp_path):
+    """The accounts table derived from the lines has one row per account, sorted by id."""
+    rng = np.random.default_rng(7)
+    ids = [f"K{i:04d}" for i in rng.permutation(600)]
+    rows = [
+        f"{a},2024-0{1 + i % 9}-1{i % 10},{1 + i % 5},Land{i % 3}" for i, a in enumerate(ids * 2)
+    ]
+    folder = _tx_folder(tmp_path, "account_id,date,revenue,Country\n" + "\n".join(rows) + "\n")
+    config = config_from_dict({"columns": {"accounts": {"region": "Country"}}})
+    first = open_dataset(folder, config=config).to_pandas("accounts")
+    assert first["account_id"].tolist() == sorted(ids)
+    again = open_dataset(folder, config=config).to_pandas("accounts")
+    pd.testing.assert_frame_equal(again, first)
 
 
 def test_no_product_line_is_valid(tmp_path):

@@ -456,7 +456,7 @@ def derived_accounts(lines: ir.Table, carried: list[str]) -> ir.Table:
 
     Each carried column takes the account's most frequent non-missing value
     (ties: the smallest value, so the result is deterministic). ``name`` is
-    the account id unless a name column is carried.
+    the account id unless a name column is carried. Rows are in account order.
 
     Parameters
     ----------
@@ -485,7 +485,7 @@ def derived_accounts(lines: ir.Table, carried: list[str]) -> ir.Table:
         out = out.mutate(name=out.account_id.cast("string"))
     else:
         out = out.mutate(name=ibis.coalesce(out["name"], out.account_id.cast("string")))
-    return out
+    return out.order_by("account_id")  # the engine's grouping has no order of its own
 
 
 def _carry_sources(
