@@ -350,7 +350,8 @@ def fork_fits_in_memory(factor: float = FORK_MEMORY_FACTOR) -> bool:
 
     A child shares its parent's pages until it writes them, then allocates as
     much as the parent would for the same work: at 100,000 accounts the LTV
-    fit's child added about 3.6 GiB beside an 8 GiB parent. The fork is safe
+    fit's child peaks near 2.2 GiB (about 1 GiB of it shared) beside a state
+    builder of up to 3.5 GiB. The fork is safe
     when the memory available now is at least ``factor`` times this
     process's resident size; otherwise the work runs in this process, in turn
     (slower, the same result).
