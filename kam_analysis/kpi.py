@@ -1485,40 +1485,33 @@ def _to_long(g: _Grid, kpis: dict[str, _Kpi], computed, min_responses: int, kept
     def account_cells(x: np.ndarray) -> np.ndarray:
         return (x if len(kept) == g.P else x[:, kept]).ravel().astype(float)
 
-    # the account table's number columns are filled KPI by KPI, not concatenated from parts
+    def columns(size: int) -> tuple[list[np.ndarray], np.ndarray]:
+        return [np.empty(size) for _ in _NUMBER_COLUMNS], np.empty(size, dtype=np.int8)
+
+    def put(store, at: slice, v, n, ci, survey: bool) -> None:
+        numbers, codes = store
+        numbers[0][at], numbers[1][at] = v, n
+        numbers[2][at], numbers[3][at] = ci if ci else (np.nan, np.nan)
+        codes[at] = _quality_codes(v, n, survey, min_responses)
+
+    # the number columns are filled KPI by KPI, not concatenated from parts
     cells = g.A * len(kept)
-    numbers = [np.empty(len(computed) * cells) for _ in _NUMBER_COLUMNS]
-    codes = np.empty(len(computed) * cells, dtype=np.int8)
-    port_parts = []
+    acc, port = columns(len(computed) * cells), columns(len(computed) * g.P)
     for j, k in enumerate(computed):
         m = kpis.pop(k)
-        at = slice(j * cells, (j + 1) * cells)
+        ci = (account_cells(m.ci[0]), account_cells(m.ci[1])) if m.ci else None
         v, n = account_cells(m.value), account_cells(m.n)
-        numbers[0][at], numbers[1][at] = v, n
-        numbers[2][at], numbers[3][at] = (
-            (account_cells(m.ci[0]), account_cells(m.ci[1])) if m.ci else (np.nan, np.nan)
-        )
-        codes[at] = _quality_codes(v, n, m.survey, min_responses)
+        put(acc, slice(j * cells, (j + 1) * cells), v, n, ci, m.survey)
         pv, pn = m.portfolio.astype(float), m.portfolio_n.astype(float)
-        plo, phi = m.portfolio_ci if m.portfolio_ci else (np.full(g.P, np.nan),) * 2
-        port_parts.append((pv, pn, plo, phi, _quality_codes(pv, pn, m.survey, min_responses)))
+        put(port, slice(j * g.P, (j + 1) * g.P), pv, pn, m.portfolio_ci, m.survey)
     accounts = pd.array(g.accounts.astype(str), dtype=text)
     values = frame(
         {"account_id": accounts},
         np.repeat(np.arange(g.A), len(kept)),
         np.tile(kept, g.A),
-        numbers,
-        codes,
+        *acc,
     )
-    portfolio = frame(
-        {},
-        np.zeros(g.P, dtype=np.int64),
-        np.arange(g.P),
-        [np.concatenate([p[i] for p in port_parts]) for i in range(len(_NUMBER_COLUMNS))]
-        if port_parts
-        else [],
-        np.concatenate([p[4] for p in port_parts]) if port_parts else np.empty(0, np.int8),
-    )
+    portfolio = frame({}, np.zeros(g.P, dtype=np.int64), np.arange(g.P), *port)
     return values, portfolio
 
 

@@ -65,6 +65,7 @@ Intervals (``LtvSettings.interval``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,7 +257,11 @@ def _account_blocks(n: int, rng: np.random.Generator) -> list[tuple[slice, np.ra
 
 
 def _simulate_in_blocks(
-    simulate: Any, n: int, settings: LtvSettings, rng: np.random.Generator, keep_draws: bool
+    simulate: Callable[[slice, np.random.Generator], np.ndarray],
+    n: int,
+    settings: LtvSettings,
+    rng: np.random.Generator,
+    keep_draws: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Interval bounds of ``n`` accounts from ``simulate(block, rng)``, a block at a time.
 
